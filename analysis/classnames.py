@@ -1,0 +1,123 @@
+"""Class ids and names for a head of C classes.
+
+Order of precedence (first that applies wins):
+
+1. an explicit ``--classes`` file (one name per line; ``id<TAB>name`` also accepted) —
+   the user said so, so it beats any guess;
+2. names stored in the checkpoint itself (``class_names`` in a safetensors header or
+   a checkpoint dict, as ``classmap train`` writes);
+3. ImageNet subsets recognised by class count through timm's offline metadata
+   (1,000 → ImageNet-1k; 11,221 / 11,821 / 21,841 / 21,842 / 21,843 → the 21k variants);
+4. ``class_0 … class_{C-1}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from analysis.checkpoints import check_readable_file
+from analysis.errors import ClassmapError
+
+
+@dataclass(frozen=True)
+class ClassNames:
+    """Ids and human names of C classes, plus where they came from.
+
+    Attributes
+    ----------
+    ids : tuple of C str — stable identifiers (WordNet ids for ImageNet, else names)
+    names : tuple of C str — human-readable names
+    source : str — ``"classes-file"``, ``"checkpoint"``, ``"imagenet-1k"`` …, ``"generic"``
+    """
+
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    source: str
+
+
+def resolve_class_names(
+    num_classes: int,
+    classes_file: str | Path | None = None,
+    checkpoint_names: Sequence[str] | None = None,
+) -> ClassNames:
+    """Pick class ids and names for a head with ``num_classes`` rows (see module doc)."""
+    if classes_file is not None:
+        ids, names = read_classes_file(classes_file)
+        if len(names) != num_classes:
+            raise ClassmapError(
+                f"--classes file {classes_file} lists {len(names)} classes but the head has "
+                f"{num_classes} rows; give one line per class, in the head's row order"
+            )
+        return ClassNames(tuple(ids), tuple(names), "classes-file")
+    if checkpoint_names is not None and len(checkpoint_names) == num_classes:
+        names = tuple(str(n) for n in checkpoint_names)
+        return ClassNames(names, names, "checkpoint")
+    imagenet = _imagenet_names(num_classes)
+    if imagenet is not None:
+        return imagenet
+    names = tuple(f"class_{i}" for i in range(num_classes))
+    return ClassNames(names, names, "generic")
+
+
+def read_classes_file(path: str | Path) -> tuple[list[str], list[str]]:
+    """Read a class list: one name per line, or ``id<TAB>name`` per line.
+
+    Blank lines are an error (they would shift every class after them); duplicate
+    names are an error (neighbour lists and trees would be ambiguous).
+    """
+    resolved = check_readable_file(path, "--classes")
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ClassmapError(
+            f"--classes file {resolved} is not UTF-8 text; save it as UTF-8, one name per line"
+        ) from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    ids: list[str] = []
+    names: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ClassmapError(
+                f"--classes file {resolved} has a blank line {number}; one class per line, no gaps"
+            )
+        if "\t" in line:
+            class_id, name = (part.strip() for part in line.split("\t", 1))
+        else:
+            class_id = name = line.strip()
+        ids.append(class_id)
+        names.append(name)
+    seen: dict[str, int] = {}
+    for number, name in enumerate(names, start=1):
+        if name in seen:
+            raise ClassmapError(
+                f"--classes file {resolved} names {name!r} twice (lines {seen[name]} and "
+                f"{number}); class names must be unique"
+            )
+        seen[name] = number
+    return ids, names
+
+
+def checkpoint_class_names(metadata: dict[str, Any]) -> list[str] | None:
+    """Class names stored in checkpoint metadata under ``class_names``/``classes``, if any."""
+    for key in ("class_names", "classes"):
+        value = metadata.get(key)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+    return None
+
+
+def _imagenet_names(num_classes: int) -> ClassNames | None:
+    from timm.data import ImageNetInfo
+    from timm.data.imagenet_info import _NUM_CLASSES_TO_SUBSET
+
+    subset = _NUM_CLASSES_TO_SUBSET.get(num_classes)
+    if subset is None:
+        return None
+    info = ImageNetInfo(subset)
+    ids = tuple(info.label_names())
+    names = tuple(info.label_descriptions())
+    return ClassNames(ids, names, subset)

@@ -1,0 +1,171 @@
+"""The headless command line: ``classmap export`` (and the shared model flags).
+
+``app/cli.py`` adds ``classmap serve`` on top of this parser, so the console script
+lives in ``app`` while everything here stays importable without Dash.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the
+fix), 1 an unexpected error (a bug: the traceback is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from analysis.errors import ClassmapError
+
+log = logging.getLogger("classmap")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"classmap: error: {message}; see '{self.prog} --help'\n")
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The model vocabulary every command shares."""
+    group = parser.add_argument_group("model (default: the embedded ImageNet EfficientNet-Lite0)")
+    group.add_argument(
+        "--model", metavar="NAME",
+        help="lite0-imagenet (default), lenet-digits, or any timm model name "
+             "(e.g. resnet50.a1_in1k; pretrained weights need the hub unless --weights)",
+    )
+    group.add_argument("--weights", metavar="FILE",
+                       help="local checkpoint for --model (.safetensors, or .pth/.pt loaded "
+                            "with weights_only=True)")
+    group.add_argument("--head", metavar="FILE",
+                       help="a bare head matrix [C, D] (.npy, .pt, .safetensors; optional bias)")
+    group.add_argument("--classes", metavar="FILE",
+                       help="class names, one per line (or id<TAB>name), in the head's row order")
+    group.add_argument("--cache-dir", metavar="DIR",
+                       help="result cache folder (default $CLASSMAP_CACHE_DIR or ~/.cache/classmap)")
+    group.add_argument("--device", metavar="DEV", help="torch device (default: cuda if present)")
+
+
+def spec_from_args(args: argparse.Namespace):
+    """A ModelSpec from the shared model flags."""
+    from analysis.models import ModelSpec
+
+    return ModelSpec(model=args.model, weights=args.weights, head=args.head, classes=args.classes)
+
+
+def cache_from_args(args: argparse.Namespace):
+    """The ResultCache named by ``--cache-dir`` (or the default)."""
+    from analysis.cache import ResultCache
+
+    try:
+        return ResultCache(args.cache_dir)
+    except OSError as error:
+        raise ClassmapError(
+            f"cache folder {args.cache_dir or 'default'} cannot be used ({error.strerror}); "
+            "pass --cache-dir DIR with a writable folder"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``classmap`` parser with every headless subcommand."""
+    parser = OneLineParser(
+        prog="classmap",
+        description="See how a trained image classifier relates its classes.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+    export = commands.add_parser(
+        "export", help="compute the weight-space analyses and write them as files",
+        description="Write classes.csv, neighbours.csv, similarity.npy, linkage.npy, tree.nwk "
+                    "and manifest.json for a model's classifier head.",
+    )
+    add_model_flags(export)
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"],
+                        help="of standardised head rows (cosine = Pearson correlation)")
+    export.add_argument("--linkage", default="ward",
+                        choices=["ward", "average", "complete", "single"])
+    export.add_argument("--top-k", type=int, default=25, metavar="K",
+                        help="nearest classes per class (default 25)")
+    export.add_argument("--quiet", action="store_true", help="no progress bars")
+    for module in _modules(EXPORT_EXTENSIONS):
+        module.add_export_flags(export)
+    export.set_defaults(handler=run_export)
+    for module in _modules(COMMAND_MODULES):
+        module.register(commands)
+    return parser
+
+
+# Analyses that add files to ``export``: each module has
+# ``add_export_flags(parser)`` and ``export_writers(args, head, cache, progress) -> [Writer]``.
+EXPORT_EXTENSIONS: tuple[str, ...] = ()
+# Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
+# ``handler=function(args) -> exit code``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _modules(names: Sequence[str]) -> list:
+    import importlib
+
+    return [importlib.import_module(name) for name in names]
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``classmap export``: load, analyse (cached), write atomically."""
+    from analysis.export import check_output_dir, versions, weight_writer, write_export
+    from analysis.pipeline import WeightParams, analyse_weights
+    from analysis.models import load_head
+    from analysis.progress import TqdmProgress
+
+    check_output_dir(args.out)
+    progress = TqdmProgress(quiet=args.quiet)
+    cache = cache_from_args(args)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    with progress.step("load model", total=1) as advance:
+        head = load_head(spec_from_args(args), cache)
+        advance(1)
+    seconds["load_head"] = time.perf_counter() - started
+    params = WeightParams(metric=args.metric, linkage=args.linkage, top_k=args.top_k)
+    result = analyse_weights(head, params, cache=cache, progress=progress, device=args.device)
+    seconds.update(result.seconds)
+    writers = [weight_writer(result)]
+    for module in _modules(EXPORT_EXTENSIONS):
+        writers.extend(module.export_writers(args, head, cache, progress))
+    started = time.perf_counter()
+    manifest = {"versions": versions(), "seconds": seconds}
+    out = write_export(args.out, writers, manifest)
+    log.info("wrote %s in %.2f s", out, time.perf_counter() - started)
+    if not args.quiet:
+        source = "cache" if result.from_cache else "computed"
+        print(f"classmap: wrote {out} ({head.num_classes} classes, {source})", file=sys.stderr)
+    return 0
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen command, map errors to exit codes."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except ClassmapError as error:
+        print(f"classmap: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("classmap: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the headless commands (no ``serve``)."""
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The one place results are asked for: cache lookup first, computation on a miss.
+
+Both front ends call these functions: the CLI (``classmap export``) and the web app's
+services. Every result is keyed by the head's digest, the parameters and the code
+version of the analysis (:data:`WEIGHT_ANALYSIS_VERSION`; bump it when the algorithm
+changes so stale entries are never served).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.cache import ResultCache, make_key
+from analysis.errors import ClassmapError
+from analysis.hierarchy import check_linkage, leaf_order, linkage_matrix
+from analysis.models import ClassifierHead, ModelSpec, default_device, load_head
+from analysis.progress import NullProgress
+from analysis.similarity import (
+    METRIC_KIND,
+    Neighbours,
+    check_metric,
+    nearest_classes,
+    similarity_matrix,
+    standardise_rows,
+)
+
+log = logging.getLogger(__name__)
+
+WEIGHT_ANALYSIS_VERSION = "1"
+# Above this many classes the dense C × C matrix is neither stored nor exported.
+MAX_DENSE_CLASSES = 5000
+DEFAULT_TOP_K = 25
+
+
+@dataclass(frozen=True)
+class WeightParams:
+    """Parameters of the weight-space analysis.
+
+    metric : ``cosine`` (similarity) or ``euclidean`` (distance), of standardised rows
+    linkage : ``ward``, ``average``, ``complete`` or ``single``
+    top_k : neighbours kept per class, 1 ≤ k < C
+    """
+
+    metric: str = "cosine"
+    linkage: str = "ward"
+    top_k: int = DEFAULT_TOP_K
+
+    def validate(self, num_classes: int) -> "WeightParams":
+        check_metric(self.metric)
+        check_linkage(self.linkage)
+        if not isinstance(self.top_k, int) or not 1 <= self.top_k < num_classes:
+            raise ClassmapError(
+                f"--top-k {self.top_k} is out of range for {num_classes} classes; "
+                f"choose 1 ≤ k ≤ {num_classes - 1}"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class WeightAnalysis:
+    """Everything seed 000 derives from a head, for one set of parameters.
+
+    Attributes
+    ----------
+    head : the ClassifierHead analysed
+    params : the WeightParams used
+    neighbours : Neighbours — ``index``/``score`` of shape (C, top_k)
+    linkage : ndarray of shape (C − 1, 4), float64 — scipy linkage format
+    leaf_order : ndarray of shape (C,), int64 — classes in dendrogram order
+    similarity : ndarray of shape (C, C), float32 (the metric's values), or None when
+        C > MAX_DENSE_CLASSES
+    seconds : wall time per step; empty when served from the cache
+    from_cache : whether the arrays came from the cache
+    """
+
+    head: ClassifierHead
+    params: WeightParams
+    neighbours: Neighbours
+    linkage: np.ndarray
+    leaf_order: np.ndarray
+    similarity: np.ndarray | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    from_cache: bool = False
+
+    @property
+    def score_kind(self) -> str:
+        """``similarity`` (larger = closer) or ``distance`` (smaller = closer)."""
+        return METRIC_KIND[self.params.metric]
+
+
+def weight_analysis_key(head: ClassifierHead, params: WeightParams) -> str:
+    """Cache key of a weight analysis: head digest + parameters + code version."""
+    return make_key(
+        "weights", WEIGHT_ANALYSIS_VERSION, head=head.digest, metric=params.metric,
+        linkage=params.linkage, top_k=params.top_k, dense=head.num_classes <= MAX_DENSE_CLASSES,
+    )
+
+
+def analyse_weights(
+    head: ClassifierHead,
+    params: WeightParams = WeightParams(),
+    *,
+    cache: ResultCache | None = None,
+    progress: Any = None,
+    device: str | torch.device | None = None,
+) -> WeightAnalysis:
+    """Standardise, score, find neighbours and cluster the classes of ``head``.
+
+    Served from ``cache`` when the same head and parameters were analysed before.
+    """
+    progress = progress or NullProgress()
+    params.validate(head.num_classes)
+    key = weight_analysis_key(head, params)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            arrays, _meta = hit
+            return WeightAnalysis(
+                head, params,
+                Neighbours(arrays["neighbour_index"], arrays["neighbour_score"], params.metric),
+                arrays["linkage"], arrays["leaf_order"], arrays.get("similarity"),
+                from_cache=True,
+            )
+    seconds: dict[str, float] = {}
+    target = torch.device(device) if device is not None else default_device()
+
+    started = time.perf_counter()
+    with progress.step("standardise rows", total=1) as advance:
+        standardised = standardise_rows(
+            torch.from_numpy(head.weight).to(target), head.classes.names
+        )
+        advance(1)
+    seconds["standardise"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with progress.step("nearest classes", total=head.num_classes) as advance:
+        neighbours = nearest_classes(standardised, params.metric, params.top_k, on_chunk=advance)
+    seconds["neighbours"] = time.perf_counter() - started
+
+    similarity = None
+    if head.num_classes <= MAX_DENSE_CLASSES:
+        started = time.perf_counter()
+        with progress.step("similarity matrix", total=1) as advance:
+            similarity = similarity_matrix(standardised, params.metric)
+            advance(1)
+        seconds["similarity"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with progress.step(f"{params.linkage} linkage", total=1) as advance:
+        linkage = linkage_matrix(standardised.cpu(), params.metric, params.linkage)
+        order = leaf_order(linkage)
+        advance(1)
+    seconds["linkage"] = time.perf_counter() - started
+
+    result = WeightAnalysis(
+        head, params, neighbours, linkage, order, similarity, seconds, from_cache=False
+    )
+    if cache is not None:
+        arrays = {
+            "neighbour_index": neighbours.index,
+            "neighbour_score": neighbours.score,
+            "linkage": linkage,
+            "leaf_order": order,
+        }
+        if similarity is not None:
+            arrays["similarity"] = similarity
+        cache.put(key, arrays, {"seconds": seconds, "model": head.spec.to_json()})
+    return result
+
+
+def load_and_analyse(
+    spec: ModelSpec,
+    params: WeightParams = WeightParams(),
+    *,
+    cache: ResultCache | None = None,
+    progress: Any = None,
+    device: str | torch.device | None = None,
+) -> WeightAnalysis:
+    """:func:`~analysis.models.load_head` then :func:`analyse_weights`."""
+    started = time.perf_counter()
+    head = load_head(spec, cache)
+    load_seconds = time.perf_counter() - started
+    result = analyse_weights(head, params, cache=cache, progress=progress, device=device)
+    result.seconds["load_head"] = load_seconds
+    return result
