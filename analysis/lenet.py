@@ -188,7 +188,7 @@ def train_lenet(
             loss = nn.functional.cross_entropy(logits, y[batch])
             loss.backward()
             optimiser.step()
-            total_loss += float(loss) * len(batch)
+            total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == y[batch]).sum())
         history.append((total_loss / len(y), correct / len(y)))
         if on_epoch is not None:

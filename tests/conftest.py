@@ -1,0 +1,59 @@
+"""Shared test set-up: offline hub, a private cache per session, the embedded heads.
+
+``HF_HUB_OFFLINE`` must be set before timm (huggingface_hub) is first imported,
+which is why it is set here at import time rather than in a fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="classmap-test-cache-"))
+os.environ["CLASSMAP_CACHE_DIR"] = str(_SESSION_CACHE)
+
+import pytest  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def session_cache():
+    """A ResultCache shared by the whole session (so lenet-digits trains once)."""
+    from analysis.cache import ResultCache
+
+    return ResultCache(_SESSION_CACHE)
+
+
+@pytest.fixture(scope="session")
+def lite0_head(session_cache):
+    """The embedded ImageNet EfficientNet-Lite0 head: weight [1000, 1280]."""
+    from analysis.models import ModelSpec, load_head
+
+    return load_head(ModelSpec(), session_cache)
+
+
+@pytest.fixture(scope="session")
+def lite0_classifier(session_cache):
+    """The whole embedded EfficientNet-Lite0 network on the CPU."""
+    from analysis.models import ModelSpec, load_classifier
+
+    return load_classifier(ModelSpec(), session_cache, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lenet_digits(session_cache):
+    """LeNet-5 trained on scikit-learn's digits (trained once per session, then cached)."""
+    from analysis.models import LENET_DIGITS, ModelSpec, load_classifier
+
+    return load_classifier(ModelSpec(model=LENET_DIGITS), session_cache, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """``test-artifacts/`` at the repo root (git-ignored): screenshots and logs."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
