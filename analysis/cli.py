@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="of standardised head rows (cosine = Pearson correlation)")
     export.add_argument("--linkage", default="ward",
                         choices=["ward", "average", "complete", "single"])
-    export.add_argument("--top-k", type=int, default=25, metavar="K",
-                        help="nearest classes per class (default 25)")
+    export.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="nearest classes per class (default 25, or C − 1 if fewer classes)")
     export.add_argument("--quiet", action="store_true", help="no progress bars")
     for module in _modules(EXPORT_EXTENSIONS):
         module.add_export_flags(export)
@@ -116,7 +116,7 @@ def _modules(names: Sequence[str]) -> list:
 def run_export(args: argparse.Namespace) -> int:
     """``classmap export``: load, analyse (cached), write atomically."""
     from analysis.export import check_output_dir, versions, weight_writer, write_export
-    from analysis.pipeline import WeightParams, analyse_weights
+    from analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
     from analysis.models import load_head
     from analysis.progress import TqdmProgress
 
@@ -129,7 +129,8 @@ def run_export(args: argparse.Namespace) -> int:
         head = load_head(spec_from_args(args), cache)
         advance(1)
     seconds["load_head"] = time.perf_counter() - started
-    params = WeightParams(metric=args.metric, linkage=args.linkage, top_k=args.top_k)
+    top_k = args.top_k if args.top_k is not None else min(DEFAULT_TOP_K, head.num_classes - 1)
+    params = WeightParams(metric=args.metric, linkage=args.linkage, top_k=top_k)
     result = analyse_weights(head, params, cache=cache, progress=progress, device=args.device)
     seconds.update(result.seconds)
     writers = [weight_writer(result)]

@@ -33,8 +33,8 @@ MANIFEST = "manifest.json"
 
 
 def check_output_dir(out: str | Path) -> Path:
-    """Validate ``--out`` before any work: its parent must be writable, and an existing
-    folder must be empty or a previous Classmap export."""
+    """Validate ``--out`` before any work: its nearest existing ancestor must be a
+    writable folder, and an existing ``out`` must be empty or a previous Classmap export."""
     target = Path(out).expanduser().absolute()
     if target.exists() and not target.is_dir():
         raise ClassmapError(f"--out {target} exists and is a file; give a folder path")
@@ -43,11 +43,15 @@ def check_output_dir(out: str | Path) -> Path:
             f"--out {target} is a non-empty folder that is not a Classmap export; "
             "give a new or empty folder"
         )
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ClassmapError(f"--out {target} is not writable (no permission on {parent}); "
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ClassmapError(
+            f"--out {target} cannot be created because {ancestor} is a file; choose another path"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ClassmapError(f"--out {target} is not writable (no permission on {ancestor}); "
                             "choose a folder you can write to")
     return target
 
@@ -59,13 +63,18 @@ def write_export(out: str | Path, writers: Iterable[Writer], manifest: dict[str,
     ``out`` is left exactly as it was.
     """
     target = check_output_dir(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except OSError as error:
+        raise ClassmapError(f"--out {target} could not be created ({error.strerror}); "
+                            "choose a folder you can write to") from None
     try:
         full_manifest = dict(manifest)
         for writer in writers:
             full_manifest.update(writer(staging))
         (staging / MANIFEST).write_text(json.dumps(full_manifest, indent=2, default=str) + "\n")
+        os.chmod(staging, 0o755)
         if target.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, backup / "old")
@@ -73,14 +82,13 @@ def write_export(out: str | Path, writers: Iterable[Writer], manifest: dict[str,
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(staging, target)
-    except PermissionError as error:
+    except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ClassmapError(f"--out {target} could not be written ({error.strerror}); "
-                            "choose a folder you can write to") from None
+        raise ClassmapError(f"--out {target} could not be written ({error.strerror or error}); "
+                            "check free space and permissions") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    os.chmod(target, 0o755)
     return target
 
 

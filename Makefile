@@ -1,0 +1,52 @@
+# Classmap — set-up, serve, test, benchmark.  Everything installs into .venv.
+#   make serve   create .venv, install, start the dashboard on the embedded default
+#   make test    create .venv, install with test extras, run the whole suite
+#   make bench   run every benchmark script (prints markdown tables)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8050
+# pytest workers: 2 matches the 2-core machines this is built for.
+WORKERS ?= 2
+PIP_LOG := $(VENV)/pip.log
+
+.PHONY: install install-test serve test test-fast bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when pyproject.toml changes (the stamp files record it).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing classmap into $(VENV) (torch 2.14.1 + torchvision 0.29.1; a few minutes the first time)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@$(BIN)/python -m pip install --quiet -e . >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	@$(BIN)/python -m pip install --quiet -e '.[test]' >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+serve: install
+	$(BIN)/classmap serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -q
+
+test-fast: install-test
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not e2e and not slow"
+
+bench: install-test
+	@for script in benchmarks/bench_*.py; do \
+		echo "== $$script"; HF_HUB_OFFLINE=1 $(BIN)/python $$script || exit 1; done
+
+lint: install-test
+	$(BIN)/ruff check analysis app tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,710 @@
+"""Asymmetric Laplace fits of each class's final-layer weights (seed 001, METHODS.md §2).
+
+Two fits, both computed for every class, named so they are never confused:
+
+**Seed regression** (``slope_*``, ``intercept_*``, ``r2_*``) — the seed notebook's own
+fit, which regresses rather than maximises a likelihood. Positive side of class k:
+``y = sort(W_kj for W_kj > 0)`` ascending (exact zeros are excluded because of
+``log 0``, and counted), ``n = len(y)``, ``q_i = i / n`` for ``i = 1..n``, ordinary least
+squares ``log y_i ≈ a q_i + b``; the negative side is the same on ``−W_kj`` for
+``W_kj < 0``. The R² of that line is the number the seed prints on its figures. The
+seed then maps the line to ``κ = sqrt(e^b / (a − e^b))``, ``λ = a κ`` and mean
+``(1 − κ²) / (λ κ)``; that mapping has no real value when ``a ≤ e^b`` and explodes as
+``a → e^b``, so it is reported as *undefined* (NaN with a reason) whenever
+``a − e^b ≤ rel_tol · e^b`` (i.e. κ would exceed ``1 / sqrt(rel_tol)``).
+
+**Maximum likelihood** (``*_mle``) in scipy's ``laplace_asymmetric(kappa, loc, scale)``
+parameterisation. For a fixed location m with ``A = mean((x − m)⁺)`` and
+``B = mean((m − x)⁺)`` the optimum is closed-form, ``κ = (B/A)^(1/4)``,
+``s = κA + B/κ``, and the profile log-likelihood is
+``−n [log s + log(κ + 1/κ) + 1] = −n [2 log(√A + √B) + 1]``. Between two sample points
+``√A + √B`` is concave in m, so the maximum over m lies at a sample point; the
+smallest and largest are excluded (one side would be empty, κ ∈ {0, ∞}). Each row is
+sorted once and every candidate is scored with cumulative sums — all classes at once,
+in torch (float64), on any device. Goodness of fit is the Kolmogorov–Smirnov
+statistic of the fitted distribution against the row's weights.
+
+Rows where a number cannot be computed (too few weights on a side, a constant or
+all-zero row, no location with weights strictly on both sides) get NaN in that cell
+and a plain-language reason in their ``status``; nothing raises for such rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.cache import ResultCache, make_key
+from analysis.errors import ClassmapError
+from analysis.progress import NullProgress
+
+log = logging.getLogger(__name__)
+
+# Bump when any number in an AldAnalysis changes for the same head and parameters.
+ALD_VERSION = "1"
+# A regression line needs at least this many points to have a meaningful R².
+MIN_SIDE_WEIGHTS = 3
+# The seed's κ mapping is reported only when a − e^b > rel_tol · e^b (κ < 1 / sqrt(rel_tol)).
+DEFAULT_DERIVED_REL_TOL = 1e-6
+# Elements per chunk of rows: bounds the working memory to a few × 32 MB in float64.
+CHUNK_ELEMENTS = 1 << 22
+OK = "ok"
+
+
+# --------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True, eq=False)
+class SideRegression:
+    """The seed's log-linear regression on one side of R rows.
+
+    Attributes (each ndarray of shape (R,))
+    ----------
+    slope, intercept : float64 — ``a`` and ``b`` of ``log y ≈ a q + b``; NaN when count < 3
+    r2 : float64 — R² of that line; NaN when count < 3 or all ``log y`` are equal
+    count : int64 — weights on that side (exact zeros excluded)
+    """
+
+    slope: np.ndarray
+    intercept: np.ndarray
+    r2: np.ndarray
+    count: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SeedDerived:
+    """The seed's mapping of a regression line to ALD parameters, guarded.
+
+    Attributes (each ndarray of shape (R,), float64; NaN where ``defined`` is False)
+    ----------
+    kappa : ``sqrt(e^b / (a − e^b))``
+    lam : ``a κ``
+    mean : ``(1 − κ²) / (λ κ)``
+    defined : bool — False when ``a − e^b ≤ rel_tol · e^b`` or the line itself is NaN
+    """
+
+    kappa: np.ndarray
+    lam: np.ndarray
+    mean: np.ndarray
+    defined: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class MleFit:
+    """Maximum-likelihood ALD fits of R rows (scipy's ``laplace_asymmetric`` parameters).
+
+    Attributes (each ndarray of shape (R,), float64; NaN where ``status`` is not "ok")
+    ----------
+    kappa, loc, scale : the fitted ``laplace_asymmetric(kappa, loc, scale)``
+    loglik : total log-likelihood of the row's D weights under that fit
+    ks : Kolmogorov–Smirnov statistic ``sup |F_n − F|`` of the fit against the row
+    status : tuple of R str — ``"ok"`` or why the row has no fit
+    """
+
+    kappa: np.ndarray
+    loc: np.ndarray
+    scale: np.ndarray
+    loglik: np.ndarray
+    ks: np.ndarray
+    status: tuple[str, ...]
+
+
+# Columns of AldTable, in order (status comes last and is a tuple of str).
+TABLE_COLUMNS: tuple[str, ...] = (
+    "class_index",
+    "r2_pos", "r2_neg", "slope_pos", "intercept_pos", "slope_neg", "intercept_neg",
+    "kappa_mle", "loc_mle", "scale_mle", "loglik_mle", "ks_mle",
+    "n_pos", "n_neg", "n_zero",
+    "kappa_seed_pos", "lambda_seed_pos", "mean_seed_pos",
+    "kappa_seed_neg", "lambda_seed_neg", "mean_seed_neg",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class AldTable:
+    """Both fits for every class of a head: one entry per class in every column.
+
+    Attributes (each ndarray of shape (C,))
+    ----------
+    class_index : int64
+    r2_pos, r2_neg, slope_pos, intercept_pos, slope_neg, intercept_neg : float64 — seed
+        regression per side (positive: ``W > 0``; negative: ``−W`` for ``W < 0``)
+    kappa_mle, loc_mle, scale_mle, loglik_mle, ks_mle : float64 — maximum likelihood
+    n_pos, n_neg, n_zero : int64 — positive, negative and exactly-zero weights
+    kappa_seed_pos, lambda_seed_pos, mean_seed_pos (and ``_neg``) : float64 — the seed's
+        derived parameters, NaN when undefined (see ``seed_status_pos``/``_neg``)
+    status : tuple of C str — ``"ok"`` or ``"; "``-joined reasons for every NaN among the
+        fit columns (and a note on excluded zeros)
+    seed_status_pos, seed_status_neg : tuple of C str — ``"ok"`` or why κ/λ/mean are NaN
+    """
+
+    class_index: np.ndarray
+    r2_pos: np.ndarray
+    r2_neg: np.ndarray
+    slope_pos: np.ndarray
+    intercept_pos: np.ndarray
+    slope_neg: np.ndarray
+    intercept_neg: np.ndarray
+    kappa_mle: np.ndarray
+    loc_mle: np.ndarray
+    scale_mle: np.ndarray
+    loglik_mle: np.ndarray
+    ks_mle: np.ndarray
+    n_pos: np.ndarray
+    n_neg: np.ndarray
+    n_zero: np.ndarray
+    kappa_seed_pos: np.ndarray
+    lambda_seed_pos: np.ndarray
+    mean_seed_pos: np.ndarray
+    kappa_seed_neg: np.ndarray
+    lambda_seed_neg: np.ndarray
+    mean_seed_neg: np.ndarray
+    status: tuple[str, ...]
+    seed_status_pos: tuple[str, ...]
+    seed_status_neg: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.class_index.shape[0])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column as a dict of arrays of shape (C,), status columns as str arrays."""
+        table = {name: getattr(self, name) for name in TABLE_COLUMNS}
+        for name in ("status", "seed_status_pos", "seed_status_neg"):
+            table[name] = np.asarray(getattr(self, name), dtype=str)
+        return table
+
+    def row(self, class_index: int) -> dict[str, Any]:
+        """One class as a dict of Python scalars (for a details panel)."""
+        return {name: values[class_index].item() for name, values in self.columns().items()}
+
+
+@dataclass(frozen=True)
+class PooledFit:
+    """The seed regression on all weights of the head at once (its "joint" fit).
+
+    Float fields are ``nan`` where undefined; ``status``/``seed_status_*`` say why.
+    """
+
+    slope_pos: float
+    intercept_pos: float
+    r2_pos: float
+    slope_neg: float
+    intercept_neg: float
+    r2_neg: float
+    n_pos: int
+    n_neg: int
+    n_zero: int
+    kappa_pos: float
+    lambda_pos: float
+    mean_pos: float
+    kappa_neg: float
+    lambda_neg: float
+    mean_neg: float
+    status: str
+    seed_status_pos: str
+    seed_status_neg: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Strict-JSON dict: NaN becomes ``None`` (the status fields say why)."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[item.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class AldParams:
+    """Parameters of the ALD analysis.
+
+    derived_rel_tol : the seed's κ mapping is reported only when
+        ``a − e^b > derived_rel_tol · e^b``; smaller values let larger κ through.
+    """
+
+    derived_rel_tol: float = DEFAULT_DERIVED_REL_TOL
+
+    def validate(self) -> "AldParams":
+        tol = self.derived_rel_tol
+        if not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 < tol < 1:
+            raise ClassmapError(
+                f"ALD derived_rel_tol {tol!r} is out of range; give a number in (0, 1), "
+                f"e.g. {DEFAULT_DERIVED_REL_TOL}"
+            )
+        return self
+
+
+@dataclass(frozen=True, eq=False)
+class AldAnalysis:
+    """Per-class table and pooled fit of one head, as the pipeline serves them.
+
+    seconds : wall time per step (empty when served from the cache)
+    """
+
+    table: AldTable
+    pooled: PooledFit
+    params: AldParams
+    seconds: dict[str, float] = field(default_factory=dict)
+    from_cache: bool = False
+
+
+# --------------------------------------------------------------------------------------
+# the seed's regression
+
+
+def regress_log_linear(weight: np.ndarray) -> tuple[SideRegression, SideRegression, np.ndarray]:
+    """The seed's log-linear regression on both sides of every row.
+
+    Parameters
+    ----------
+    weight : array of shape (R, D), finite
+
+    Returns
+    -------
+    (positive, negative, n_zero) : two SideRegression with arrays of shape (R,), and the
+    count of exact zeros per row, ndarray of shape (R,), int64.
+    """
+    w = _check_matrix(weight)
+    rows, dim = w.shape
+    parts: list[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = []
+    for start in range(0, rows, _chunk_rows(dim)):
+        ordered = np.sort(w[start:start + _chunk_rows(dim)].astype(np.float64), axis=1)
+        positions = np.arange(dim, dtype=np.float64)[None, :]
+        positive = ordered > 0
+        negative = ordered < 0
+        n_pos = positive.sum(axis=1)
+        n_neg = negative.sum(axis=1)
+        with np.errstate(divide="ignore"):
+            log_abs = np.log(np.abs(ordered))
+        # Positives are the last n_pos sorted entries, ranks 1..n_pos from the left;
+        # negatives are the first n_neg, and −W ascending reverses them.
+        rank_pos = positions - (dim - n_pos)[:, None] + 1
+        rank_neg = n_neg[:, None] - positions
+        pos = _regress_masked(log_abs, positive, rank_pos, n_pos)
+        neg = _regress_masked(log_abs, negative, rank_neg, n_neg)
+        parts.append((pos, neg, (ordered == 0).sum(axis=1)))
+    positive_fit = SideRegression(*(np.concatenate([p[0][i] for p in parts]) for i in range(4)))
+    negative_fit = SideRegression(*(np.concatenate([p[1][i] for p in parts]) for i in range(4)))
+    n_zero = np.concatenate([p[2] for p in parts]).astype(np.int64)
+    return positive_fit, negative_fit, n_zero
+
+
+def regress_sorted_side(magnitudes: np.ndarray) -> tuple[float, float, float]:
+    """The seed regression of one side given as positive values (any order).
+
+    Parameters
+    ----------
+    magnitudes : array of shape (n,), all > 0
+
+    Returns
+    -------
+    (slope, intercept, r2) — NaN as in :class:`SideRegression` when n < 3 or constant.
+    """
+    y = np.log(np.sort(np.asarray(magnitudes, dtype=np.float64)))
+    n = y.shape[0]
+    if n < MIN_SIDE_WEIGHTS:
+        return math.nan, math.nan, math.nan
+    q = np.arange(1, n + 1, dtype=np.float64) / n
+    q_mean = (n + 1) / (2 * n)
+    s_qq = (n * n - 1) / (12 * n)
+    y_mean = float(y.mean())
+    y -= y_mean
+    s_qy = float(np.dot(q - q_mean, y))
+    s_yy = float(np.dot(y, y))
+    slope = s_qy / s_qq
+    intercept = y_mean - slope * q_mean
+    r2 = s_qy * s_qy / (s_qq * s_yy) if s_yy > 0 else math.nan
+    return slope, intercept, r2
+
+
+def _regress_masked(
+    log_abs: np.ndarray, mask: np.ndarray, rank: np.ndarray, count: np.ndarray
+) -> list[np.ndarray]:
+    """OLS of ``log_abs`` on ``rank / count`` over ``mask``, row by row (arrays (R, D))."""
+    n = count.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = rank / n[:, None]
+        q_mean = (n + 1) / (2 * n)
+        # Σ (i/n − q̄)² over i = 1..n, exactly.
+        s_qq = (n * n - 1) / (12 * n)
+        y_mean = np.where(mask, log_abs, 0.0).sum(axis=1) / n
+        dy = np.where(mask, log_abs - y_mean[:, None], 0.0)
+        dq = np.where(mask, q - q_mean[:, None], 0.0)
+        s_qy = (dq * dy).sum(axis=1)
+        s_yy = (dy * dy).sum(axis=1)
+        slope = s_qy / s_qq
+        intercept = y_mean - slope * q_mean
+        r2 = s_qy * s_qy / (s_qq * s_yy)
+    too_few = count < MIN_SIDE_WEIGHTS
+    slope[too_few] = np.nan
+    intercept[too_few] = np.nan
+    r2[too_few | (s_yy <= 0)] = np.nan
+    return [slope, intercept, r2, count.astype(np.int64)]
+
+
+def derive_seed_parameters(
+    slope: np.ndarray, intercept: np.ndarray, rel_tol: float = DEFAULT_DERIVED_REL_TOL
+) -> SeedDerived:
+    """The seed's κ, λ and mean from regression lines, NaN where the mapping is undefined.
+
+    Parameters
+    ----------
+    slope, intercept : arrays of shape (R,) — ``a`` and ``b`` of the lines
+    rel_tol : undefined when ``a − e^b ≤ rel_tol · e^b`` (κ ≥ 1/sqrt(rel_tol))
+
+    Returns
+    -------
+    SeedDerived with arrays of shape (R,).
+    """
+    a = np.asarray(slope, dtype=np.float64)
+    b = np.asarray(intercept, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        eb = np.exp(b)
+        gap = a - eb
+        defined = np.isfinite(a) & np.isfinite(eb) & (gap > rel_tol * eb)
+        kappa = np.where(defined, np.sqrt(eb / np.where(defined, gap, 1.0)), np.nan)
+        lam = a * kappa
+        mean = (1 - kappa**2) / (lam * kappa)
+        defined &= np.isfinite(mean)
+    nan = np.full_like(a, np.nan)
+    return SeedDerived(
+        np.where(defined, kappa, nan), np.where(defined, lam, nan),
+        np.where(defined, mean, nan), defined,
+    )
+
+
+def fit_pooled(weight: np.ndarray, rel_tol: float = DEFAULT_DERIVED_REL_TOL) -> PooledFit:
+    """The seed regression on all weights of the matrix at once (its ``fit_joint_laplace``).
+
+    Parameters
+    ----------
+    weight : array of shape (C, D), finite
+    """
+    w = _check_matrix(weight).reshape(-1)
+    positive = w[w > 0]
+    negative = -w[w < 0]
+    n_zero = int(w.size - positive.size - negative.size)
+    slope_pos, intercept_pos, r2_pos = regress_sorted_side(positive)
+    slope_neg, intercept_neg, r2_neg = regress_sorted_side(negative)
+    derived_pos = derive_seed_parameters(np.array([slope_pos]), np.array([intercept_pos]), rel_tol)
+    derived_neg = derive_seed_parameters(np.array([slope_neg]), np.array([intercept_neg]), rel_tol)
+    notes = _regression_notes(
+        "positive", positive.size, r2_pos, slope_pos
+    ) + _regression_notes("negative", negative.size, r2_neg, slope_neg)
+    if n_zero:
+        notes.append(f"{n_zero} zero weight(s) excluded from the regressions")
+    return PooledFit(
+        slope_pos, intercept_pos, r2_pos, slope_neg, intercept_neg, r2_neg,
+        int(positive.size), int(negative.size), n_zero,
+        float(derived_pos.kappa[0]), float(derived_pos.lam[0]), float(derived_pos.mean[0]),
+        float(derived_neg.kappa[0]), float(derived_neg.lam[0]), float(derived_neg.mean[0]),
+        "; ".join(notes) or OK,
+        _derived_status(slope_pos, intercept_pos, bool(derived_pos.defined[0]), rel_tol),
+        _derived_status(slope_neg, intercept_neg, bool(derived_neg.defined[0]), rel_tol),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# maximum likelihood
+
+
+def fit_mle(
+    weight: np.ndarray | torch.Tensor,
+    *,
+    device: str | torch.device | None = None,
+    on_chunk: Any = None,
+) -> MleFit:
+    """Maximum-likelihood ``laplace_asymmetric`` fit and KS statistic of every row.
+
+    Parameters
+    ----------
+    weight : array or tensor of shape (R, D), finite
+    device : torch device for the computation (default: CUDA when present, else CPU)
+    on_chunk : optional callable ``on_chunk(rows_done_in_chunk)`` for progress
+
+    Returns
+    -------
+    MleFit with arrays of shape (R,). The location is always one of the row's own values
+    (not its smallest or largest), the exact maximiser over all locations.
+    """
+    w = torch.as_tensor(_check_matrix(weight), dtype=torch.float64)
+    rows, dim = w.shape
+    target = torch.device(device) if device is not None else _default_device()
+    outputs: list[list[np.ndarray]] = []
+    statuses: list[str] = []
+    step = _chunk_rows(dim)
+    with torch.inference_mode():
+        for start in range(0, rows, step):
+            chunk = w[start:start + step].to(target)
+            values, chunk_status = _fit_mle_chunk(chunk)
+            outputs.append([v.cpu().numpy() for v in values])
+            statuses.extend(chunk_status)
+            if on_chunk is not None:
+                on_chunk(chunk.shape[0])
+    columns = [np.concatenate([o[i] for o in outputs]) for i in range(5)]
+    return MleFit(*columns, status=tuple(statuses))
+
+
+def _fit_mle_chunk(x: torch.Tensor) -> tuple[list[torch.Tensor], list[str]]:
+    """Fit a chunk of rows (float64 tensor (R, D)); returns 5 tensors (R,) and statuses."""
+    rows, n = x.shape
+    nan = torch.full((rows,), math.nan, dtype=x.dtype, device=x.device)
+    if n < 3:
+        return [nan] * 5, [f"MLE: {n} weight(s) per class, need at least 3"] * rows
+    # A and B are shift-invariant, so centre each row: the cumulative sums then lose
+    # far fewer digits to cancellation.
+    centre = x.mean(dim=1, keepdim=True)
+    ordered, _ = torch.sort(x - centre, dim=1)
+    cumulative = torch.cumsum(ordered, dim=1)
+    total = cumulative[:, -1:]
+    # Candidate locations: sorted positions t = 1 … n−2 (not the smallest or largest).
+    t = torch.arange(1, n - 1, device=x.device, dtype=x.dtype)
+    m = ordered[:, 1:-1]
+    below_sum = cumulative[:, 1:-1]                       # Σ of x_(0..t)
+    b_side = ((t + 1) * m - below_sum) / n                # mean((m − x)⁺)
+    a_side = ((total - below_sum) - (n - 1 - t) * m) / n  # mean((x − m)⁺)
+    # A location is valid only with weights strictly on both sides; decide that from
+    # exact counts, not from A, B > 0, which rounding can fake for tied values.
+    strictly_below = torch.searchsorted(ordered, m.contiguous(), right=False)
+    at_or_below = torch.searchsorted(ordered, m.contiguous(), right=True)
+    valid = (strictly_below > 0) & (at_or_below < n)
+    root_sum = a_side.clamp_min(0).sqrt() + b_side.clamp_min(0).sqrt()
+    objective = torch.where(valid, root_sum, torch.full_like(root_sum, math.inf))
+    best_value, best = objective.min(dim=1)
+    fitted = torch.isfinite(best_value)
+    index = best.unsqueeze(1)
+    a_best = a_side.gather(1, index).squeeze(1)
+    b_best = b_side.gather(1, index).squeeze(1)
+    m_best = m.gather(1, index).squeeze(1)
+    kappa = (b_best / a_best).pow(0.25)
+    scale = (a_best * b_best).pow(0.25) * best_value  # κA + B/κ
+    loglik = -n * (2 * torch.log(best_value) + 1)
+    ks = _ks_statistic(ordered, m_best, kappa, scale)
+    loc = m_best + centre.squeeze(1)
+    values = [torch.where(fitted, v, nan) for v in (kappa, loc, scale, loglik, ks)]
+    statuses = []
+    if bool(fitted.all()):
+        return values, [OK] * rows
+    spread = ordered[:, -1] - ordered[:, 0]
+    for row_fitted, row_spread in zip(fitted.tolist(), spread.tolist()):
+        if row_fitted:
+            statuses.append(OK)
+        elif row_spread == 0:
+            statuses.append("MLE: constant row, no asymmetric Laplace fit")
+        else:
+            statuses.append(
+                "MLE: fewer than 3 distinct weights, no location with weights strictly "
+                "on both sides"
+            )
+    return values, statuses
+
+
+def _ks_statistic(
+    ordered: torch.Tensor, loc: torch.Tensor, kappa: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    """``sup |F_n − F|`` for sorted rows (R, n) against ALD(κ, loc, s) rows; returns (R,)."""
+    n = ordered.shape[1]
+    z = (ordered - loc[:, None]) / scale[:, None]
+    k = kappa[:, None]
+    k2 = k * k
+    below = k2 / (1 + k2) * torch.exp(torch.clamp(z, max=0) / k)
+    above = 1 - torch.exp(-k * torch.clamp(z, min=0)) / (1 + k2)
+    cdf = torch.where(z < 0, below, above)
+    steps = torch.arange(1, n + 1, device=ordered.device, dtype=ordered.dtype) / n
+    d_plus = (steps - cdf).amax(dim=1)
+    d_minus = (cdf - (steps - 1.0 / n)).amax(dim=1)
+    return torch.maximum(d_plus, d_minus)
+
+
+# --------------------------------------------------------------------------------------
+# the whole table
+
+
+def fit_ald(
+    weight: np.ndarray,
+    params: AldParams = AldParams(),
+    *,
+    device: str | torch.device | None = None,
+    progress: Any = None,
+) -> AldTable:
+    """Both fits for every row of ``weight``.
+
+    Parameters
+    ----------
+    weight : array of shape (C, D), finite — a classifier head, one row per class
+    params : AldParams
+    device : torch device of the MLE (default: CUDA when present)
+    progress : a Progress (``NullProgress`` when omitted)
+
+    Returns
+    -------
+    AldTable with C entries per column.
+    """
+    params.validate()
+    progress = progress or NullProgress()
+    w = _check_matrix(weight)
+    with progress.step("ALD seed regression", total=1) as advance:
+        pos, neg, n_zero = regress_log_linear(w)
+        derived_pos = derive_seed_parameters(pos.slope, pos.intercept, params.derived_rel_tol)
+        derived_neg = derive_seed_parameters(neg.slope, neg.intercept, params.derived_rel_tol)
+        advance(1)
+    with progress.step("ALD maximum likelihood", total=w.shape[0]) as advance:
+        mle = fit_mle(w, device=device, on_chunk=advance)
+    status = []
+    for k in range(w.shape[0]):
+        notes = _regression_notes("positive", int(pos.count[k]), pos.r2[k], pos.slope[k])
+        notes += _regression_notes("negative", int(neg.count[k]), neg.r2[k], neg.slope[k])
+        if mle.status[k] != OK:
+            notes.append(mle.status[k])
+        if n_zero[k]:
+            notes.append(f"{int(n_zero[k])} zero weight(s) excluded from the regressions")
+        status.append("; ".join(notes) or OK)
+    return AldTable(
+        class_index=np.arange(w.shape[0], dtype=np.int64),
+        r2_pos=pos.r2, r2_neg=neg.r2,
+        slope_pos=pos.slope, intercept_pos=pos.intercept,
+        slope_neg=neg.slope, intercept_neg=neg.intercept,
+        kappa_mle=mle.kappa, loc_mle=mle.loc, scale_mle=mle.scale,
+        loglik_mle=mle.loglik, ks_mle=mle.ks,
+        n_pos=pos.count, n_neg=neg.count, n_zero=n_zero,
+        kappa_seed_pos=derived_pos.kappa, lambda_seed_pos=derived_pos.lam,
+        mean_seed_pos=derived_pos.mean,
+        kappa_seed_neg=derived_neg.kappa, lambda_seed_neg=derived_neg.lam,
+        mean_seed_neg=derived_neg.mean,
+        status=tuple(status),
+        seed_status_pos=_derived_statuses(pos, derived_pos, params.derived_rel_tol),
+        seed_status_neg=_derived_statuses(neg, derived_neg, params.derived_rel_tol),
+    )
+
+
+def ald_key(digest: str, params: AldParams) -> str:
+    """Cache key of an ALD analysis: head digest + parameters + code version."""
+    return make_key("ald", ALD_VERSION, head=digest, derived_rel_tol=params.derived_rel_tol)
+
+
+def analyse_ald(
+    head: Any,
+    params: AldParams = AldParams(),
+    *,
+    cache: ResultCache | None = None,
+    progress: Any = None,
+    device: str | torch.device | None = None,
+) -> AldAnalysis:
+    """Per-class fits and the pooled fit of a ClassifierHead, served from ``cache`` if there.
+
+    Parameters
+    ----------
+    head : ClassifierHead (``.weight`` of shape (C, D), ``.digest``)
+    """
+    params.validate()
+    key = ald_key(head.digest, params)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            arrays, meta = hit
+            return AldAnalysis(
+                _table_from_cache(arrays, meta), PooledFit(**meta["pooled"]), params,
+                from_cache=True,
+            )
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    table = fit_ald(head.weight, params, device=device, progress=progress)
+    seconds["ald_classes"] = time.perf_counter() - started
+    started = time.perf_counter()
+    pooled = fit_pooled(head.weight, params.derived_rel_tol)
+    seconds["ald_pooled"] = time.perf_counter() - started
+    if cache is not None:
+        arrays = {name: getattr(table, name) for name in TABLE_COLUMNS}
+        meta = {
+            "status": list(table.status),
+            "seed_status_pos": list(table.seed_status_pos),
+            "seed_status_neg": list(table.seed_status_neg),
+            # NaN survives the cache's JSON round trip (Python's json reads it back).
+            "pooled": {item.name: getattr(pooled, item.name) for item in fields(pooled)},
+            "seconds": seconds,
+        }
+        cache.put(key, arrays, meta)
+    return AldAnalysis(table, pooled, params, seconds, from_cache=False)
+
+
+def _table_from_cache(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> AldTable:
+    return AldTable(
+        **{name: arrays[name] for name in TABLE_COLUMNS},
+        status=tuple(meta["status"]),
+        seed_status_pos=tuple(meta["seed_status_pos"]),
+        seed_status_neg=tuple(meta["seed_status_neg"]),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_matrix(weight: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The boundary check: a finite 2-D matrix with at least one row and column."""
+    if isinstance(weight, torch.Tensor):
+        weight = weight.detach().cpu().numpy()
+    w = np.asarray(weight)
+    if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
+        raise ClassmapError(
+            f"ALD fits need a matrix [classes, features], got shape {tuple(w.shape)}; "
+            "pass the classifier head's weight"
+        )
+    if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+        raise ClassmapError(f"ALD fits need real numbers, got dtype {w.dtype}; pass a float matrix")
+    if not np.isfinite(w).all():
+        bad = np.flatnonzero(~np.isfinite(w).all(axis=1))
+        raise ClassmapError(
+            f"weights have NaN or Inf in {len(bad)} row(s) (first: {bad[:5].tolist()}); "
+            "re-export the head from a healthy model"
+        )
+    return w
+
+
+def _chunk_rows(dim: int) -> int:
+    return max(1, CHUNK_ELEMENTS // max(dim, 1))
+
+
+def _default_device() -> torch.device:
+    from analysis.models import default_device
+
+    return default_device()
+
+
+def _regression_notes(side: str, count: int, r2: float, slope: float) -> list[str]:
+    """Why a side's regression cells are NaN (empty when they are numbers)."""
+    if count < MIN_SIDE_WEIGHTS:
+        return [f"{side} side: {count} nonzero weight(s), need at least {MIN_SIDE_WEIGHTS} "
+                "for the seed regression"]
+    if not math.isfinite(r2) and math.isfinite(slope):
+        return [f"{side} side: all magnitudes equal, R² undefined"]
+    return []
+
+
+def _derived_status(slope: float, intercept: float, defined: bool, rel_tol: float) -> str:
+    if defined:
+        return OK
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        return "undefined: no regression line"
+    return (
+        f"undefined: slope a = {slope:.6g} is not above e^intercept = {math.exp(intercept):.6g} "
+        f"by more than a relative {rel_tol:g}, so κ = sqrt(e^b / (a − e^b)) has no finite value"
+    )
+
+
+def _derived_statuses(
+    side: SideRegression, derived: SeedDerived, rel_tol: float
+) -> tuple[str, ...]:
+    return tuple(
+        _derived_status(float(a), float(b), bool(ok), rel_tol)
+        for a, b, ok in zip(side.slope, side.intercept, derived.defined)
+    )

@@ -1,0 +1,149 @@
+"""Hierarchical clustering against scipy, and planted-structure recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import pdist
+from sklearn.metrics import adjusted_rand_score
+
+from analysis.errors import ClassmapError
+from analysis.hierarchy import (
+    condensed_distances,
+    cut_clusters,
+    leaf_order,
+    linkage_matrix,
+    subtree_leaves,
+    to_newick,
+)
+from analysis.similarity import nearest_classes, standardise_rows
+
+
+def planted_head(
+    rng: np.random.Generator, groups: int = 6, per_group: int = 5, dim: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A head generated from a random two-level tree of classes.
+
+    Returns weight [C, D], the planted group of each class [C] and the planted
+    sub-group ("sibling pairs") of each class [C].
+    """
+    rows, group_of, pair_of = [], [], []
+    pair_id = 0
+    for group in range(groups):
+        centre = rng.normal(0, 4.0, dim)
+        for start in range(0, per_group, 2):
+            sub_centre = centre + rng.normal(0, 1.0, dim)
+            for _ in range(min(2, per_group - start)):
+                rows.append(sub_centre + rng.normal(0, 0.2, dim))
+                group_of.append(group)
+                pair_of.append(pair_id)
+            pair_id += 1
+    return np.array(rows, np.float32), np.array(group_of), np.array(pair_of)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ward_recovers_planted_groups_and_siblings(seed):
+    weight, groups, pairs = planted_head(np.random.default_rng(seed))
+    z = standardise_rows(weight)
+    linkage = linkage_matrix(z, "cosine", "ward")
+    labels = cut_clusters(linkage, len(np.unique(groups)))
+    assert adjusted_rand_score(groups, labels) == 1.0
+    nearest = nearest_classes(z, "cosine", 1).index[:, 0]
+    for cls, neighbour in enumerate(nearest):
+        siblings = np.flatnonzero(pairs == pairs[cls])
+        if len(siblings) > 1:  # singleton sub-groups have no sibling to find
+            assert pairs[neighbour] == pairs[cls]
+
+
+def test_ward_matches_scipy_on_the_standardised_vectors():
+    weight = np.random.default_rng(3).normal(size=(60, 20)).astype(np.float32)
+    z = standardise_rows(weight).numpy().astype(np.float64)
+    ours = linkage_matrix(z, "cosine", "ward")
+    reference = hierarchy.linkage(z, "ward")
+    np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-4)
+    np.testing.assert_allclose(
+        hierarchy.cophenet(ours), hierarchy.cophenet(reference), rtol=1e-4
+    )
+
+
+def test_large_ward_uses_the_memory_saving_routine(monkeypatch):
+    import analysis.hierarchy as module
+
+    called = []
+    monkeypatch.setattr(module, "DENSE_WARD_LIMIT", 10)
+    original = module.fastcluster.linkage_vector
+    monkeypatch.setattr(
+        module.fastcluster, "linkage_vector",
+        lambda *a, **k: called.append(1) or original(*a, **k),
+    )
+    weight = np.random.default_rng(4).normal(size=(30, 8)).astype(np.float32)
+    z = standardise_rows(weight).numpy().astype(np.float64)
+    np.testing.assert_allclose(
+        linkage_matrix(z, "cosine", "ward")[:, 2], hierarchy.linkage(z, "ward")[:, 2], rtol=1e-4
+    )
+    assert called
+
+
+@pytest.mark.parametrize("method", ["average", "complete", "single"])
+@pytest.mark.parametrize("metric,scipy_metric", [("cosine", "cosine"), ("euclidean", "euclidean")])
+def test_other_linkages_run_on_condensed_distances(method, metric, scipy_metric):
+    weight = np.random.default_rng(5).normal(size=(50, 12)).astype(np.float32)
+    z = standardise_rows(weight).numpy().astype(np.float64)
+    ours = linkage_matrix(z, metric, method)
+    reference = hierarchy.linkage(pdist(z, scipy_metric), method)
+    np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        condensed_distances(z, metric), pdist(z, scipy_metric), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_the_seeds_call_is_not_what_we_compute():
+    """Seed 000 passed the square matrix: scipy then clusters its rows as vectors."""
+    weight = np.random.default_rng(6).normal(size=(30, 10)).astype(np.float32)
+    z = standardise_rows(weight).numpy().astype(np.float64)
+    square = 1 - np.corrcoef(z)
+    seeds = hierarchy.linkage(square, "average")
+    ours = linkage_matrix(z, "cosine", "average")
+    assert not np.allclose(seeds[:, 2], ours[:, 2])
+
+
+def test_cut_matches_fcluster_partition_and_follows_leaf_order():
+    weight = np.random.default_rng(7).normal(size=(40, 10)).astype(np.float32)
+    linkage = linkage_matrix(standardise_rows(weight), "cosine", "average")
+    for k in (1, 2, 5, 40):
+        ours = cut_clusters(linkage, k)
+        reference = hierarchy.fcluster(linkage, k, "maxclust")
+        assert adjusted_rand_score(reference, ours) == 1.0
+        assert len(np.unique(ours)) == k
+        first_seen = [ours[leaf] for leaf in leaf_order(linkage)]
+        assert first_seen[0] == 0
+        assert sorted(set(first_seen)) == list(range(k))
+    with pytest.raises(ClassmapError, match="1 ≤ k ≤ 40"):
+        cut_clusters(linkage, 41)
+
+
+def test_subtree_leaves_match_scipy_tree():
+    weight = np.random.default_rng(8).normal(size=(25, 6)).astype(np.float32)
+    linkage = linkage_matrix(standardise_rows(weight), "cosine", "ward")
+    _root, nodes = hierarchy.to_tree(linkage, rd=True)
+    for node in nodes:
+        assert subtree_leaves(linkage, node.id).tolist() == sorted(node.pre_order())
+    with pytest.raises(ClassmapError):
+        subtree_leaves(linkage, 49)
+
+
+def test_newick_hand_computed_three_leaves_with_quoting():
+    # Leaves 0 and 1 merge at height 1, then with leaf 2 at height 3.
+    linkage = np.array([[0, 1, 1.0, 2], [2, 3, 3.0, 3]], dtype=np.float64)
+    text = to_newick(linkage, ["crab, king", "it's", "lobster (American)"])
+    assert text == "('lobster (American)':3,('crab, king':1,'it''s':1):2);\n"
+
+
+def test_newick_of_a_large_tree_has_every_leaf_once():
+    weight = np.random.default_rng(9).normal(size=(3000, 4)).astype(np.float32)
+    linkage = linkage_matrix(standardise_rows(weight), "euclidean", "single")
+    labels = [f"c{i}" for i in range(3000)]
+    text = to_newick(linkage, labels)
+    assert text.count("'") == 2 * 3000
+    assert text.count("(") == text.count(")") == 2999
