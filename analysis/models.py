@@ -11,6 +11,7 @@ spec                          source
 ``lenet-digits``              LeNet-5 trained on scikit-learn's digits on first use, cached
 ``<timm name>``               timm's pretrained weights from the hub (online only)
 ``<timm name> --weights F``   a local checkpoint (safetensors, or torch ``weights_only``)
+``lenet5 --weights F``        a LeNet-5 checkpoint written by ``classmap train``
 ``--head F [--classes F]``    a bare head matrix ``[C, D]`` (+ optional bias)
 ============================  ===========================================================
 
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "lite0-imagenet"
 LENET_DIGITS = "lenet-digits"
 EMBEDDED_MODELS = (DEFAULT_MODEL, LENET_DIGITS)
+LENET5_ARCH = "lenet5"
+# Architectures Classmap defines itself (not timm's); they load only with --weights.
+LOCAL_ARCHITECTURES = (LENET5_ARCH,)
 LITE0_TIMM_ARCH = "tf_efficientnet_lite0"
 HEAD_CACHE_VERSION = "1"
 LENET_DIGITS_VERSION = "1"
@@ -257,15 +261,20 @@ def _validate_spec(spec: ModelSpec) -> None:
         )
     if spec.weights is not None and spec.model in EMBEDDED_MODELS:
         raise ClassmapError(
-            f"--weights needs a timm architecture name in --model, not the embedded "
-            f"{spec.model!r}; e.g. --model resnet18 --weights FILE"
+            f"--weights needs an architecture name in --model (a timm name or lenet5), not "
+            f"the embedded {spec.model!r}; e.g. --model resnet18 --weights FILE"
         )
     if spec.weights is not None and spec.model is None:
         raise ClassmapError(
             "--weights needs --model naming the timm architecture the checkpoint belongs to; "
             "e.g. --model resnet18 --weights FILE"
         )
-    if spec.head is None and spec.model_name not in EMBEDDED_MODELS:
+    if spec.model in LOCAL_ARCHITECTURES and spec.weights is None:
+        raise ClassmapError(
+            f"--model {spec.model} needs --weights FILE (a checkpoint written by 'classmap "
+            f"train --arch {spec.model}'); or use the embedded --model {LENET_DIGITS}"
+        )
+    if spec.head is None and spec.model_name not in EMBEDDED_MODELS + LOCAL_ARCHITECTURES:
         _check_timm_name(spec.model_name)
 
 
@@ -379,6 +388,8 @@ def _load_network(spec: ModelSpec, cache: ResultCache | None) -> LoadedClassifie
         return _load_lite0(spec)
     if name == LENET_DIGITS:
         return _load_lenet_digits(spec, cache)
+    if name == LENET5_ARCH:
+        return _load_lenet5_checkpoint(spec)
     if spec.weights is not None:
         return _load_timm_checkpoint(spec)
     return _load_timm_pretrained(spec)
@@ -621,18 +632,124 @@ def _load_lenet_digits(spec: ModelSpec, cache: ResultCache | None) -> LoadedClas
         f"{LENET_DIGITS_EPOCHS} epochs, held-out accuracy {accuracy:.3f})"
     )
     head = head_from_arrays(weight, bias, classes, spec, source)
-    data_config = {
-        "input_size": (1, INPUT_SIZE, INPUT_SIZE),
-        "mean": (DIGITS_MEAN,),
-        "std": (DIGITS_STD,),
-        "interpolation": "bilinear",
-    }
-    return LoadedClassifier(network.eval(), head, _grey_preprocess, data_config, "lenet")
+    preprocess = LeNetPreprocess(1, (DIGITS_MEAN,), (DIGITS_STD,))
+    return LoadedClassifier(network.eval(), head, preprocess, preprocess.data_config(), "lenet")
 
 
-def _grey_preprocess(image: Any) -> torch.Tensor:
-    """PIL image → ``[1, 32, 32]`` normalised grey tensor for LeNet-5."""
-    from analysis.lenet import prepare_grey_images
+# --------------------------------------------------------------------------------------
+# lenet5 checkpoints (written by ``classmap train``)
 
-    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    return torch.from_numpy(prepare_grey_images(grey[None])[0])
+
+@dataclass(frozen=True)
+class LeNetPreprocess:
+    """PIL image → ``[channels, 32, 32]`` normalised tensor for LeNet-5.
+
+    A mode ``"F"`` image holds grey values already in [0, 1] (scikit-learn's digits, kept
+    in memory unquantised); any other mode is converted to ``L`` or ``RGB`` and divided
+    by 255. The resize is bilinear (``align_corners=False``) and antialiased only when
+    shrinking, so an 8 × 8 digit becomes exactly what ``lenet.prepare_grey_images``
+    gives. Then ``(x − mean) / std`` per channel.
+    """
+
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        from analysis.lenet import INPUT_SIZE
+
+        if image.mode == "F":
+            pixels = np.asarray(image, dtype=np.float32)[None]
+            pixels = np.repeat(pixels, self.channels, axis=0)
+        else:
+            converted = image.convert("L" if self.channels == 1 else "RGB")
+            pixels = np.asarray(converted, dtype=np.float32).reshape(
+                converted.height, converted.width, self.channels
+            ).transpose(2, 0, 1) / 255.0
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels))[None]
+        if tensor.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            shrinking = tensor.shape[-2] > INPUT_SIZE or tensor.shape[-1] > INPUT_SIZE
+            tensor = nn.functional.interpolate(
+                tensor, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
+                antialias=shrinking,
+            )
+        mean = torch.tensor(self.mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).reshape(-1, 1, 1)
+        return (tensor[0] - mean) / std
+
+    def data_config(self) -> dict[str, Any]:
+        """timm-style data config of this preprocessing."""
+        from analysis.lenet import INPUT_SIZE
+
+        return {
+            "input_size": (self.channels, INPUT_SIZE, INPUT_SIZE),
+            "mean": self.mean,
+            "std": self.std,
+            "interpolation": "bilinear",
+        }
+
+
+def _load_lenet5_checkpoint(spec: ModelSpec) -> LoadedClassifier:
+    """A LeNet-5 ``--weights`` file: channels and classes from the tensors' shapes, class
+    names and input normalisation (``input_mean``/``input_std``) from its metadata."""
+    from analysis.lenet import DIGITS_MEAN, DIGITS_STD, LeNet5
+
+    assert spec.weights is not None
+    state = read_tensor_file(spec.weights, "--weights")
+    first, last = state.tensors.get("features.0.weight"), state.tensors.get("head.weight")
+    if first is None or last is None or first.ndim != 4 or last.ndim != 2:
+        raise ClassmapError(
+            f"--weights {state.path.name} is not a LeNet-5 checkpoint (no features.0.weight "
+            "and head.weight); write one with 'classmap train --arch lenet5', or name the "
+            "checkpoint's timm architecture in --model"
+        )
+    channels = int(first.shape[1])
+    network = LeNet5(in_channels=channels, num_classes=int(last.shape[0]))
+    missing, unexpected = _compare_keys(network.state_dict(), state.tensors)
+    if missing or unexpected:
+        raise ClassmapError(
+            f"--weights {state.path.name} does not match LeNet-5: {len(missing)} missing keys "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
+            "write it with 'classmap train --arch lenet5'"
+        )
+    try:
+        network.load_state_dict({k: v.float() for k, v in state.tensors.items()}, strict=True)
+    except RuntimeError as error:
+        raise ClassmapError(
+            f"--weights {state.path.name} does not fit LeNet-5 "
+            f"({str(error).splitlines()[-1].strip()[:160]}); write it with 'classmap train'"
+        ) from None
+    default = ((DIGITS_MEAN,) * channels, (DIGITS_STD,) * channels)
+    mean, std = (
+        _channel_values(state.metadata.get(key), channels, fallback, key, state.path.name)
+        for key, fallback in (("input_mean", default[0]), ("input_std", default[1]))
+    )
+    if min(std) <= 0:
+        raise ClassmapError(
+            f"--weights {state.path.name} has input_std {list(std)}; every entry must be > 0: "
+            "re-write the checkpoint with 'classmap train'"
+        )
+    weight, bias = extract_head(network)
+    classes = resolve_class_names(
+        weight.shape[0], spec.classes, checkpoint_class_names(state.metadata)
+    )
+    head = head_from_arrays(weight, bias, classes, spec, f"LeNet-5 checkpoint {state.path}")
+    preprocess = LeNetPreprocess(channels, mean, std)
+    return LoadedClassifier(network.eval(), head, preprocess, preprocess.data_config(), "lenet")
+
+
+def _channel_values(
+    value: Any, channels: int, fallback: tuple[float, ...], key: str, name: str
+) -> tuple[float, ...]:
+    if value is None:
+        return fallback
+    if (
+        not isinstance(value, list)
+        or len(value) != channels
+        or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
+    ):
+        raise ClassmapError(
+            f"--weights {name} has {key} {value!r}; it must list {channels} finite number(s), "
+            "one per input channel: re-write the checkpoint with 'classmap train'"
+        )
+    return tuple(float(v) for v in value)

@@ -1,0 +1,256 @@
+"""Server settings: which models the dashboard offers and where it keeps its files.
+
+This is the only module of the app that reads environment variables:
+
+``CLASSMAP_CACHE_DIR``
+    result cache folder (default ``~/.cache/classmap``; ``--cache-dir`` wins).
+``CLASSMAP_MODELS``
+    extra models the browser may choose, besides the one named by the command-line
+    flags and the embedded ones. Either a comma-separated list of model names
+    (``lenet-digits,resnet50.a1_in1k``) or a JSON list of objects with the keys
+    ``model``, ``weights``, ``head``, ``classes`` (paths on the server) and optional
+    ``id`` / ``label``::
+
+        [{"id": "r18-mine", "model": "resnet18", "weights": "/models/r18.safetensors"}]
+
+``CLASSMAP_JOBS_DIR``
+    folder of the background-job store (Dash's DiskcacheManager); default
+    ``<cache dir>/jobs``. It is created with mode 0700 and refused when other users
+    can write to it: diskcache unpickles what it reads there.
+``CLASSMAP_DEVICE``
+    torch device for the analyses (``--device`` wins; default CUDA when present).
+
+The browser only ever sends a model *id* from :attr:`Settings.models`; it never
+names a file. Ids are derived from the spec (not random), so a shared URL keeps
+its meaning across server restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from analysis.cache import default_cache_dir
+from analysis.errors import ClassmapError
+from analysis.models import EMBEDDED_MODELS, ModelSpec
+
+MODELS_ENV = "CLASSMAP_MODELS"
+CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
+JOBS_DIR_ENV = "CLASSMAP_JOBS_DIR"
+DEVICE_ENV = "CLASSMAP_DEVICE"
+# Above this many classes the heatmap is a block-aggregated overview.
+DENSE_HEATMAP_LIMIT = 2000
+_ID_CHARS = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model the browser may pick.
+
+    Attributes
+    ----------
+    id : URL key (lower-case letters, digits, ``.``, ``_``, ``-``), stable across restarts
+    label : what the model picker shows
+    spec : the ModelSpec the server loads for it
+    """
+
+    id: str
+    label: str
+    spec: ModelSpec
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs; build it with :meth:`from_args` or :meth:`create`.
+
+    Attributes
+    ----------
+    models : the configured models, the default first
+    cache_dir : folder of the result cache (arrays as .npy, JSON metadata)
+    jobs_dir : private folder of the background-job store (mode 0700)
+    device : torch device for analyses, or None for "CUDA when present"
+    dense_heatmap_limit : up to this many classes the heatmap shows every cell
+    warm_default : analyse the default model before the server accepts requests
+    """
+
+    models: tuple[ModelEntry, ...]
+    cache_dir: Path
+    jobs_dir: Path
+    device: str | None = None
+    dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT
+    warm_default: bool = True
+
+    @property
+    def default_model(self) -> str:
+        """Id of the model a page shows when the URL names none."""
+        return self.models[0].id
+
+    def model(self, model_id: str) -> ModelEntry:
+        """The entry for ``model_id``; raises naming the configured ids."""
+        for entry in self.models:
+            if entry.id == model_id:
+                return entry
+        raise ClassmapError(
+            f"model {model_id!r} is not configured on this server; "
+            f"choose one of {', '.join(self.model_ids)}"
+        )
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return tuple(entry.id for entry in self.models)
+
+    @classmethod
+    def from_args(cls, args: Any, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Settings from ``classmap serve``'s parsed flags plus the environment.
+
+        ``args`` has ``model``, ``weights``, ``head``, ``classes``, ``cache_dir`` and
+        ``device`` (the shared model flags).
+        """
+        spec = ModelSpec(
+            model=getattr(args, "model", None), weights=getattr(args, "weights", None),
+            head=getattr(args, "head", None), classes=getattr(args, "classes", None),
+        )
+        return cls.create(
+            primary=spec, cache_dir=getattr(args, "cache_dir", None),
+            device=getattr(args, "device", None), environ=environ,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        primary: ModelSpec | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        jobs_dir: str | Path | None = None,
+        device: str | None = None,
+        extra_models: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        warm_default: bool = True,
+        dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT,
+    ) -> "Settings":
+        """Settings with ``primary`` as the default model (None: the embedded default).
+
+        Explicit keyword arguments win over the environment; ``extra_models`` uses the
+        ``CLASSMAP_MODELS`` syntax.
+        """
+        env = os.environ if environ is None else environ
+        entries = [entry_from_spec(primary or ModelSpec())]
+        extra = extra_models if extra_models is not None else env.get(MODELS_ENV, "")
+        entries.extend(parse_models(extra))
+        for name in EMBEDDED_MODELS:
+            entries.append(entry_from_spec(ModelSpec(model=name)))
+        models = _unique_entries(entries)
+        cache = Path(cache_dir or env.get(CACHE_DIR_ENV) or default_cache_dir()).expanduser()
+        jobs = Path(jobs_dir or env.get(JOBS_DIR_ENV) or cache / "jobs").expanduser()
+        if dense_heatmap_limit < 2:
+            raise ClassmapError(
+                f"dense heatmap limit {dense_heatmap_limit} is too small; use at least 2"
+            )
+        return cls(
+            models=models, cache_dir=cache, jobs_dir=jobs,
+            device=device or env.get(DEVICE_ENV) or None,
+            dense_heatmap_limit=dense_heatmap_limit, warm_default=warm_default,
+        )
+
+
+def entry_from_spec(spec: ModelSpec, model_id: str | None = None,
+                    label: str | None = None) -> ModelEntry:
+    """A ModelEntry whose id is derived from the spec (so it is stable across restarts)."""
+    if model_id is None:
+        if spec.head is not None:
+            model_id = f"head-{Path(spec.head).stem}"
+        elif spec.weights is not None:
+            model_id = f"{spec.model_name}-{Path(spec.weights).stem}"
+        else:
+            model_id = spec.model_name
+    slug = _ID_CHARS.sub("-", model_id.lower()).strip("-")
+    if not slug:
+        raise ClassmapError(
+            f"model id {model_id!r} has no usable characters; use letters, digits, '.', '_', '-'"
+        )
+    return ModelEntry(slug, label or spec.label, spec)
+
+
+def parse_models(text: str) -> list[ModelEntry]:
+    """Entries from the ``CLASSMAP_MODELS`` syntax (see the module docstring)."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ClassmapError(
+                f"{MODELS_ENV} is not valid JSON ({error.msg} at character {error.pos}); "
+                'write a list like [{"model": "resnet18", "weights": "/path/r18.pth"}]'
+            ) from None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ClassmapError(
+                f"{MODELS_ENV} must be a JSON list of objects; "
+                'write a list like [{"model": "resnet18", "weights": "/path/r18.pth"}]'
+            )
+        return [_entry_from_json(item) for item in items]
+    names = [name for name in re.split(r"[,\s]+", text) if name]
+    return [entry_from_spec(ModelSpec(model=name)) for name in names]
+
+
+_JSON_KEYS = {"id", "label", "model", "weights", "head", "classes"}
+
+
+def _entry_from_json(item: dict[str, Any]) -> ModelEntry:
+    unknown = sorted(set(item) - _JSON_KEYS)
+    if unknown:
+        raise ClassmapError(
+            f"{MODELS_ENV} entry has unknown key(s) {', '.join(unknown)}; "
+            f"use {', '.join(sorted(_JSON_KEYS))}"
+        )
+    values = {key: item.get(key) for key in _JSON_KEYS}
+    for key, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise ClassmapError(f"{MODELS_ENV} entry key {key!r} must be a string; quote it")
+    spec = ModelSpec(model=values["model"], weights=values["weights"], head=values["head"],
+                     classes=values["classes"])
+    return entry_from_spec(spec, values["id"], values["label"])
+
+
+def _unique_entries(entries: list[ModelEntry]) -> tuple[ModelEntry, ...]:
+    """Drop exact repeats (same id and spec); refuse one id naming two specs."""
+    seen: dict[str, ModelEntry] = {}
+    for entry in entries:
+        previous = seen.get(entry.id)
+        if previous is None:
+            seen[entry.id] = entry
+        elif previous.spec != entry.spec:
+            raise ClassmapError(
+                f"two configured models share the id {entry.id!r}; give one an explicit "
+                f'"id" in {MODELS_ENV}'
+            )
+    return tuple(seen.values())
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` with mode 0700 (or check an existing one) and return it.
+
+    Raises when the folder is writable by others or owned by another user: the
+    background-job store unpickles what it reads there, so whoever can write into it
+    could run code in the server.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise ClassmapError(
+            f"job folder {path} belongs to another user; set {JOBS_DIR_ENV} to a folder of yours"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ClassmapError(
+            f"job folder {path} is writable by other users; run 'chmod 700 {path}' or set "
+            f"{JOBS_DIR_ENV} to a private folder"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
