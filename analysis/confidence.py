@@ -173,7 +173,9 @@ def cluster_classes_kmeans(js: np.ndarray, num_clusters: int, *, seed: int = 0) 
     matrix = _check_divergence(js)
     _check_int("num_clusters", num_clusters, 1, len(matrix), f"for {len(matrix)} classes")
     _check_int("seed", seed, 0, 2**32 - 1, "")
-    raw = KMeans(n_clusters=num_clusters, n_init=KMEANS_N_INIT, random_state=seed).fit_predict(matrix)
+    raw = KMeans(n_clusters=num_clusters, n_init=KMEANS_N_INIT, random_state=seed).fit_predict(
+        matrix
+    )
     return relabel_by_first_appearance(raw)
 
 
@@ -191,9 +193,11 @@ def js_linkage(js: np.ndarray, method: str = "average") -> np.ndarray:
     ndarray of shape (C − 1, 4), float64 — scipy linkage format
     """
     if method not in JS_LINKAGES:
-        why = " (it needs Euclidean distances; the JS divergence is not one)" if method in (
-            "ward", "centroid", "median"
-        ) else ""
+        why = (
+            " (it needs Euclidean distances; the JS divergence is not one)"
+            if method in ("ward", "centroid", "median")
+            else ""
+        )
         raise ClassmapError(
             f"linkage {method!r} cannot be used on the JS divergence{why}; "
             f"choose one of {', '.join(JS_LINKAGES)}"
@@ -281,7 +285,9 @@ def _check_divergence(js: np.ndarray) -> np.ndarray:
         raise ClassmapError(f"divergence matrix has dtype {matrix.dtype}; pass real numbers")
     matrix = matrix.astype(np.float64)
     if not np.all(np.isfinite(matrix)):
-        rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        # A class without images has NaN in its whole row (and in every row's column).
+        empty = np.isnan(matrix).all(axis=1)
+        rows = np.flatnonzero(empty if empty.any() else ~np.isfinite(matrix).all(axis=1))
         shown = ", ".join(str(r) for r in rows[:10]) + (" …" if len(rows) > 10 else "")
         raise ClassmapError(
             f"divergence matrix has NaN for class(es) {shown} (no images?); "
@@ -301,4 +307,3 @@ def _check_int(name: str, value: int, low: int, high: int, context: str) -> None
     if not low <= value <= high:
         where = f" {context}" if context else ""
         raise ClassmapError(f"{name} {value} is out of range{where}; choose {low} … {high}")
-

@@ -168,7 +168,9 @@ class WithinClassSimilarity:
     status: tuple[str, ...]
 
 
-def within_class_cosine(x: np.ndarray, labels: np.ndarray, num_classes: int) -> WithinClassSimilarity:
+def within_class_cosine(
+    x: np.ndarray, labels: np.ndarray, num_classes: int
+) -> WithinClassSimilarity:
     """Mean cosine similarity over all pairs of distinct images of each class.
 
     Parameters
@@ -409,7 +411,9 @@ def project_pca(x: np.ndarray, n_components: int = 2, *, seed: int = 0) -> PcaPr
     PcaProjection with ``coordinates`` of shape (N, n_components).
     """
     vectors = check_vectors(x, min_rows=2)
-    _check_count("n_components", n_components, 1, min(vectors.shape), f"for data of shape {vectors.shape}")
+    _check_count(
+        "n_components", n_components, 1, min(vectors.shape), f"for data of shape {vectors.shape}"
+    )
     _check_seed(seed)
     pca = PCA(n_components=n_components, random_state=seed)
     coordinates = pca.fit_transform(vectors)
@@ -436,7 +440,9 @@ def _check_true_labels(labels: np.ndarray, num_images: int) -> np.ndarray:
         raise ClassmapError(
             f"labels contain {array.min()}; pass non-negative integer class indices"
         )
-    upper = int(array.max()) + 1 if array.ndim == 1 and array.size and array.dtype.kind in "iu" else 1
+    upper = (
+        int(array.max()) + 1 if array.ndim == 1 and array.size and array.dtype.kind in "iu" else 1
+    )
     return check_labels(array, num_images, upper)
 
 

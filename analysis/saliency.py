@@ -248,7 +248,9 @@ def within_class_map_agreement(
         means[:, c] = _nanmean_rows(values)
 
     status = tuple(
-        _class_status(int(image_counts[c]), int(pair_counts[c]), int(cc_defined[c]), int(auc_defined[c]))
+        _class_status(
+            int(image_counts[c]), int(pair_counts[c]), int(cc_defined[c]), int(auc_defined[c])
+        )
         for c in range(num_classes)
     )
     all_pairs = np.concatenate(pooled, axis=1) if pooled else np.full((4, 0), np.nan)
@@ -286,9 +288,13 @@ def _class_status(images: int, pairs: int, cc_ok: int, auc_ok: int) -> str:
         return "1 image: no pair"
     notes = []
     if cc_ok < pairs:
-        notes.append(f"CC undefined for {pairs - cc_ok} of {pairs} pairs (a constant map), left out")
+        notes.append(
+            f"CC undefined for {pairs - cc_ok} of {pairs} pairs (a constant map), left out"
+        )
     if auc_ok < pairs:
-        notes.append(f"AUC undefined for {pairs - auc_ok} of {pairs} pairs (a constant map), left out")
+        notes.append(
+            f"AUC undefined for {pairs - auc_ok} of {pairs} pairs (a constant map), left out"
+        )
     return "; ".join(["ok", *notes])
 
 
@@ -437,7 +443,9 @@ def _check_map(array: np.ndarray, name: str) -> None:
     if array.dtype.kind not in "iuf":
         raise ClassmapError(f"{name} has dtype {array.dtype}; pass real-valued maps")
     if not np.all(np.isfinite(array)):
-        raise ClassmapError(f"{name} contains NaN or infinite values; re-run the Grad-CAM extraction")
+        raise ClassmapError(
+            f"{name} contains NaN or infinite values; re-run the Grad-CAM extraction"
+        )
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray, *, non_negative: bool = True) -> np.ndarray:
@@ -475,7 +483,11 @@ def _check_maps(maps: np.ndarray) -> np.ndarray:
 
 
 def _check_eps(eps: float) -> None:
-    if not isinstance(eps, (int, float, np.floating)) or not (0 < eps < 1) or not math.isfinite(eps):
+    if (
+        not isinstance(eps, (int, float, np.floating))
+        or not (0 < eps < 1)
+        or not math.isfinite(eps)
+    ):
         raise ClassmapError(f"eps is {eps!r}; pass a small positive number such as 1e-7")
 
 

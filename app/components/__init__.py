@@ -1,0 +1,1 @@
+"""Layout builders and reusable widgets of the dashboard (no callbacks here)."""

@@ -1,0 +1,82 @@
+"""Small reusable layout pieces: cards, buttons, stats, job progress, page state."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dash import dcc, html
+
+from app import ids
+
+# Plotly's modebar: keep the tools researchers use, drop the rest; image export
+# format is switched by the page's "images as" control.
+GRAPH_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
+                               "hoverCompareCartesian"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+    "responsive": True,
+}
+
+
+def card(title: str, children: Any, *, tools: Any = None, card_id: str | None = None,
+         class_name: str = "", subtitle: Any = None) -> html.Section:
+    """A titled panel with optional tools at the right of its header."""
+    header = [html.Div([html.H2(title, className="cm-card-title"),
+                        html.Div(subtitle, className="cm-card-subtitle") if subtitle else None],
+                       className="cm-card-heading")]
+    if tools is not None:
+        header.append(html.Div(tools, className="cm-card-tools"))
+    props: dict[str, Any] = {"className": f"cm-card {class_name}".strip()}
+    if card_id:
+        props["id"] = card_id
+    return html.Section([html.Header(header, className="cm-card-header"),
+                         html.Div(children, className="cm-card-body")], **props)
+
+
+def button(label: str, button_id: Any, *, kind: str = "secondary", disabled: bool = False,
+           title: str | None = None) -> html.Button:
+    """A button; ``kind`` is ``primary``, ``secondary`` or ``ghost``."""
+    return html.Button(label, id=button_id, n_clicks=0, disabled=disabled,
+                       className=f"cm-button cm-button-{kind}", title=title)
+
+
+def stat(label: str, value: Any) -> html.Div:
+    """A label/value pair of a summary strip."""
+    return html.Div([html.Span(label, className="cm-stat-label"),
+                     html.Span(value, className="cm-stat-value")], className="cm-stat")
+
+
+def field(label: str, control: Any, *, class_name: str = "") -> html.Label:
+    """A control with a small label above it."""
+    return html.Label([html.Span(label, className="cm-field-label"), control],
+                      className=f"cm-field {class_name}".strip())
+
+
+def job_progress(panel_id: str, progress_id: str, label_id: str, cancel_id: str,
+                 text: str) -> html.Div:
+    """A hidden-until-running progress bar with a label and a cancel button."""
+    return html.Div([
+        html.Span(text, id=label_id, className="cm-job-label"),
+        html.Progress(id=progress_id, max=100, className="cm-job-bar"),
+        button("Cancel", cancel_id, kind="ghost", title="stop this computation"),
+    ], id=panel_id, className="cm-job", hidden=True)
+
+
+def page_query_store(page: str, selection: Mapping[str, Any],
+                     problems: Sequence[str]) -> dcc.Store:
+    """The store a page's ``layout(**query)`` puts its parsed URL query in.
+
+    The shell's ``resolve_page_query`` callback listens to every store of this
+    pattern-matching type and makes its content the shared selection.
+    """
+    return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page},
+                     data={"selection": dict(selection), "problems": list(problems)})
+
+
+def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | None = None,
+          config: Mapping[str, Any] | None = None) -> dcc.Graph:
+    """A dcc.Graph with the dashboard's modebar settings."""
+    style = {"height": f"{height}px"} if height else None
+    return dcc.Graph(id=graph_id, figure=figure, config={**GRAPH_CONFIG, **(config or {})},
+                     className=f"cm-graph {class_name}".strip(), style=style)

@@ -1,0 +1,417 @@
+"""Plotly figures of the dashboard, built from numpy arrays (no Dash here).
+
+Every builder takes arrays and plain values and returns a ``go.Figure``; the parts
+that change with the selection (outlines, highlighted links, the focal class) are
+separate functions returning plain dicts/lists, so a callback can send them alone in
+a ``dash.Patch`` instead of the whole figure.
+
+Payload matters (the heatmap of 1,000 classes is a million cells): arrays go in as
+numpy arrays, which plotly ships as base64 typed arrays, and the heatmap's cells are
+8-bit colour codes (the colour scale has 255 steps anyway). Exact scores are shown on
+hover from the server, not from the codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from app.matrix_tiles import ColourScale as Scale
+
+CODE_MAX = 254  # colour codes 0 … 254; the midpoint 127 is the scale's centre
+FONT = "Inter, 'Segoe UI', system-ui, -apple-system, 'Helvetica Neue', Arial, sans-serif"
+INK = "#1f2933"
+MUTED = "#7b8794"
+GRID = "#e4e7eb"
+ACCENT = "#d9480f"  # selection and focal marks (orange-red, visible on RdBu)
+SELECT = "#111827"
+TREE = "#52606d"
+CLUSTER_PALETTE = tuple(qualitative.Dark24)
+SCALES = {"diverging": "RdBu_r", "sequential": "YlOrRd_r"}
+TICK_LABEL_LIMIT = 60  # axes with at most this many classes get class-name ticks
+
+# A small template: plotly's default one adds ~10 kB of JSON to every figure.
+_TEMPLATE = go.layout.Template(layout=dict(
+    font=dict(family=FONT, size=12, color=INK),
+    paper_bgcolor="white", plot_bgcolor="white",
+    hoverlabel=dict(font=dict(family=FONT, size=12), bgcolor="white", bordercolor=GRID),
+    xaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
+    yaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
+))
+
+
+def cluster_colour(label: int) -> str:
+    """Colour of cluster ``label`` (palette cycled; −1 → grey, above the cut)."""
+    if label < 0:
+        return "#9aa5b1"
+    return CLUSTER_PALETTE[label % len(CLUSTER_PALETTE)]
+
+
+def cluster_colours(labels: np.ndarray) -> np.ndarray:
+    """Hex colour of each label, shape like ``labels``."""
+    palette = np.array(CLUSTER_PALETTE + ("#9aa5b1",))
+    index = np.where(labels < 0, len(CLUSTER_PALETTE), labels % len(CLUSTER_PALETTE))
+    return palette[index]
+
+
+def message_figure(message: str, height: int | None = None) -> go.Figure:
+    """An empty figure that shows ``message`` (loading, errors, nothing selected)."""
+    figure = go.Figure(layout=dict(template=_TEMPLATE, height=height,
+                                   margin=dict(l=10, r=10, t=10, b=10)))
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
+                          yref="paper", font=dict(size=14, color=MUTED))
+    return figure
+
+
+# -- heatmap -------------------------------------------------------------------------------
+
+
+def encode_codes(values: np.ndarray, scale: Scale) -> np.ndarray:
+    """Scores → colour codes 0…254 (uint8), clipped to ``[scale.low, scale.high]``.
+
+    For a diverging scale ``low = −high``, so 0 maps to code 127, the centre colour.
+    """
+    span = scale.high - scale.low or 1.0
+    scaled = (np.asarray(values, dtype=np.float32) - scale.low) * (CODE_MAX / span)
+    return np.clip(np.rint(scaled), 0, CODE_MAX).astype(np.uint8)
+
+
+def colour_bar(scale: Scale) -> dict[str, Any]:
+    """A colour bar labelled in score units (the trace holds codes), ends marked ≤ / ≥."""
+    values = np.linspace(scale.low, scale.high, 5)
+    if scale.kind == "diverging":
+        values[2] = 0.0
+    codes = (values - scale.low) * (CODE_MAX / ((scale.high - scale.low) or 1.0))
+    text = [f"{v:.2f}" if abs(v) >= 0.005 else "0" for v in values]
+    text[0] = "≤ " + text[0]
+    text[-1] = "≥ " + text[-1]
+    return dict(title=dict(text=scale.label, side="right"), tickvals=codes.tolist(),
+                ticktext=text, thickness=12, len=0.85, outlinewidth=0)
+
+
+def heatmap_figure(
+    z: np.ndarray,
+    scale: Scale,
+    *,
+    row_start: int,
+    col_start: int,
+    block: int,
+    tick_names: Sequence[str] | None = None,
+    shapes: Sequence[dict] = (),
+    uirevision: str = "",
+    height: int = 640,
+) -> go.Figure:
+    """The ordered similarity matrix (or a block-averaged overview of it).
+
+    Parameters
+    ----------
+    z : ndarray of shape (rows, cols) — scores (block means when ``block`` > 1)
+    scale : colour mapping (diverging centred at 0 for similarities)
+    row_start, col_start : leaf position of the first row / column
+    block : leaf positions per cell (1 = every class)
+    tick_names : names of the covered positions when few enough to label the axes
+    shapes : overlay shapes (:func:`heatmap_shapes`)
+    """
+    rows, cols = z.shape
+    offset = (block - 1) / 2.0
+    trace = go.Heatmap(
+        z=encode_codes(z, scale), x0=col_start + offset, dx=block, y0=row_start + offset,
+        dy=block, zmin=0, zmax=CODE_MAX, colorscale=SCALES[scale.kind],
+        colorbar=colour_bar(scale), hoverinfo="none", name="scores",
+    )
+    figure = go.Figure(trace, layout=dict(
+        template=_TEMPLATE, height=height, uirevision=uirevision,
+        margin=dict(l=10, r=10, t=10, b=10), shapes=list(shapes), dragmode="zoom",
+    ))
+    x_range = [col_start - 0.5, col_start + cols * block - 0.5]
+    y_range = [row_start + rows * block - 0.5, row_start - 0.5]
+    figure.update_xaxes(range=x_range, constrain="domain", showticklabels=False,
+                        title=None)
+    figure.update_yaxes(range=y_range, scaleanchor="x", constrain="domain",
+                        showticklabels=False, title=None)
+    if tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT and block == 1:
+        positions = np.arange(col_start, col_start + cols)
+        figure.update_xaxes(showticklabels=True, tickvals=positions, ticktext=list(tick_names),
+                            tickangle=-60, tickfont=dict(size=10))
+        figure.update_yaxes(showticklabels=True, tickvals=np.arange(row_start, row_start + rows),
+                            ticktext=list(tick_names), tickfont=dict(size=10))
+    return figure
+
+
+def heatmap_shapes(
+    *,
+    clusters: Sequence[tuple[int, int, int]] = (),
+    selection: tuple[int, int] | None = None,
+    marked_runs: Sequence[tuple[int, int]] = (),
+    focal: int | None = None,
+    extent: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Overlay shapes of the heatmap, in leaf positions.
+
+    clusters : ``(label, first, last)`` of each cluster — coloured diagonal squares
+    selection : ``(first, last)`` of a selected subtree — a bold square outline
+    marked_runs : ``(first, last)`` runs of a lasso selection — bars along both edges
+    focal : position of the focal class — a thin cross-hair through its row and column
+    extent : ``(first, last)`` positions shown (cross-hair and bars span it)
+    """
+    shapes: list[dict[str, Any]] = []
+    lo, hi = extent if extent is not None else (0, 0)
+    for label, first, last in clusters:
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=first - 0.5,
+                           y1=last + 0.5, line=dict(color=cluster_colour(label), width=1.5),
+                           fillcolor="rgba(0,0,0,0)", layer="above", name="cluster"))
+    if focal is not None:
+        line = dict(color=ACCENT, width=1, dash="dot")
+        shapes.append(dict(type="line", x0=lo - 0.5, x1=hi + 0.5, y0=focal, y1=focal, line=line,
+                           layer="above", name="focal-row"))
+        shapes.append(dict(type="line", x0=focal, x1=focal, y0=lo - 0.5, y1=hi + 0.5, line=line,
+                           layer="above", name="focal-column"))
+    for first, last in marked_runs:
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=lo - 0.5,
+                           y1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=ACCENT,
+                           line=dict(width=0), layer="above", name="lasso"))
+        shapes.append(dict(type="rect", y0=first - 0.5, y1=last + 0.5, x0=lo - 0.5,
+                           x1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=ACCENT,
+                           line=dict(width=0), layer="above", name="lasso"))
+    if selection is not None:
+        first, last = selection
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=first - 0.5,
+                           y1=last + 0.5, line=dict(color=SELECT, width=2.5),
+                           fillcolor="rgba(0,0,0,0)", layer="above", name="selection"))
+    return shapes
+
+
+# -- dendrogram ---------------------------------------------------------------------------
+
+DENDRO_LINKS, DENDRO_NODES, DENDRO_HIGHLIGHT, DENDRO_SELECTED, DENDRO_FOCAL = range(5)
+
+
+def dendrogram_figure(
+    link_x: np.ndarray,
+    link_y: np.ndarray,
+    node_x: np.ndarray,
+    node_y: np.ndarray,
+    node_ids: np.ndarray,
+    node_sizes: np.ndarray,
+    *,
+    x_range: tuple[float, float],
+    node_colours: np.ndarray | None = None,
+    tick_positions: np.ndarray | None = None,
+    tick_names: Sequence[str] | None = None,
+    overlays: dict[str, Any] | None = None,
+    uirevision: str = "",
+    height: int = 260,
+) -> go.Figure:
+    """A dendrogram as one line trace plus one clickable marker per internal node.
+
+    Parameters
+    ----------
+    link_x, link_y : ndarrays of shape (5m,) — NaN-separated ⊓ links (TreeLayout.link_paths)
+    node_x, node_y, node_ids, node_sizes : ndarrays of shape (m,) — internal nodes
+    x_range : leaf positions shown (aligned with the heatmap's columns)
+    node_colours : ndarray of shape (m,) of colours (clusters of the cut), or None
+    overlays : the parts :func:`dendrogram_overlays` returns (highlight, focal, shapes)
+    """
+    overlays = overlays or dendrogram_overlays()
+    colours = node_colours if node_colours is not None else np.full(node_x.shape, TREE)
+    traces = [
+        go.Scatter(x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
+                   hoverinfo="skip", name="links", connectgaps=False),
+        go.Scatter(x=node_x, y=node_y, mode="markers", name="nodes",
+                   marker=dict(size=7, color=colours, line=dict(width=0), opacity=0.85),
+                   customdata=np.stack([node_ids, node_sizes], axis=1),
+                   hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
+                                 "<br>height %{y:.3g}<extra></extra>"),
+        go.Scatter(mode="lines", name="selected subtree", hoverinfo="skip",
+                   line=dict(color=ACCENT, width=2.5), **overlays["highlight"]),
+        go.Scatter(mode="markers", name="selected node", hoverinfo="skip",
+                   marker=dict(size=13, color="rgba(0,0,0,0)", line=dict(color=SELECT, width=2.5)),
+                   **overlays["selected"]),
+        go.Scatter(mode="markers+text", name="focal class", hoverinfo="skip",
+                   marker=dict(symbol="star", size=14, color=ACCENT, line=dict(color="white", width=1)),
+                   textposition="top center", textfont=dict(color=ACCENT, size=11),
+                   **overlays["focal"]),
+    ]
+    figure = go.Figure(traces, layout=dict(
+        template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
+        margin=dict(l=10, r=10, t=10, b=10), shapes=overlays["shapes"], dragmode="zoom",
+        hovermode="closest", clickmode="event",
+    ))
+    figure.update_xaxes(range=list(x_range), showticklabels=False)
+    figure.update_yaxes(title=dict(text="merge height", font=dict(size=11, color=MUTED)),
+                        rangemode="tozero", showgrid=True, gridcolor=GRID, tickfont=dict(size=10))
+    if tick_positions is not None and tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT:
+        figure.update_xaxes(showticklabels=True, tickvals=tick_positions,
+                            ticktext=list(tick_names), tickangle=-60, tickfont=dict(size=10))
+    return figure
+
+
+def dendrogram_overlays(
+    *,
+    highlight: tuple[np.ndarray, np.ndarray] | None = None,
+    selected_node: tuple[float, float] | None = None,
+    focal: tuple[float, str] | None = None,
+    clusters: Sequence[tuple[int, int, int]] = (),
+    cut_y: float | None = None,
+    marked_runs: Sequence[tuple[int, int]] = (),
+    top: float = 1.0,
+) -> dict[str, Any]:
+    """The selection-dependent parts of the dendrogram.
+
+    highlight : (xs, ys) links of the selected subtree
+    selected_node : (x, y) of the selected node
+    focal : (x position, label) of the focal class
+    clusters : ``(label, first, last)`` runs — shaded bands below the cut
+    cut_y : height of the cut line
+    marked_runs : ``(first, last)`` runs of a lasso selection — bars under the leaves
+    top : height of the tree (sizes the bands)
+    """
+    xs, ys = highlight if highlight is not None else (np.zeros(0), np.zeros(0))
+    shapes: list[dict[str, Any]] = []
+    band_top = cut_y if cut_y is not None else top
+    for label, first, last in clusters:
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=0, y1=band_top,
+                           fillcolor=cluster_colour(label), opacity=0.13, line=dict(width=0),
+                           layer="below", name="cluster"))
+    if cut_y is not None:
+        shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=cut_y, y1=cut_y,
+                           line=dict(color=MUTED, width=1, dash="dash"), name="cut"))
+    for first, last in marked_runs:
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=-0.04 * top, y1=0,
+                           fillcolor=ACCENT, line=dict(width=0), name="lasso"))
+    return {
+        "highlight": {"x": xs, "y": ys},
+        "selected": {"x": [selected_node[0]] if selected_node else [],
+                     "y": [selected_node[1]] if selected_node else []},
+        "focal": {"x": [focal[0]] if focal else [], "y": [0] if focal else [],
+                  "text": [focal[1]] if focal else []},
+        "shapes": shapes,
+    }
+
+
+# -- nearest classes -------------------------------------------------------------------------
+
+
+def neighbours_figure(
+    names: Sequence[str],
+    ids: Sequence[str],
+    scores: np.ndarray,
+    *,
+    score_label: str,
+    colours: Sequence[str] | None = None,
+    higher_is_closer: bool = True,
+) -> go.Figure:
+    """Top-k nearest classes as horizontal bars, nearest at the top.
+
+    Parameters
+    ----------
+    names, ids : the k neighbours' names and ids (ids ride along as click data)
+    scores : ndarray of shape (k,) — similarity (or distance) to the focal class
+    colours : a colour per bar (clusters of the cut) or None
+    """
+    k = len(names)
+    ranks = np.arange(k)
+    bar_colours = list(colours) if colours is not None else ["#3e7cb1"] * k
+    figure = go.Figure(go.Bar(
+        x=np.asarray(scores, dtype=np.float32), y=ranks, orientation="h",
+        marker=dict(color=bar_colours, line=dict(width=0)),
+        customdata=np.array(list(ids), dtype=object),
+        text=[f"{s:.3f}" for s in np.asarray(scores, dtype=float)], textposition="outside",
+        cliponaxis=False, hovertext=list(names),
+        hovertemplate="%{hovertext}<br>" + score_label + " %{x:.4f}<extra></extra>",
+        name="neighbours",
+    ), layout=dict(
+        template=_TEMPLATE, height=max(220, 26 * k + 60), bargap=0.25,
+        margin=dict(l=10, r=40, t=10, b=40), clickmode="event", dragmode=False,
+    ))
+    figure.update_yaxes(tickvals=ranks, ticktext=[_shorten(n, 28) for n in names],
+                        autorange="reversed", tickfont=dict(size=11))
+    figure.update_xaxes(title=dict(text=score_label, font=dict(size=11, color=MUTED)),
+                        showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
+                        autorange="reversed" if not higher_is_closer else True)
+    return figure
+
+
+# -- class map -------------------------------------------------------------------------------
+
+MAP_POINTS, MAP_FOCAL = range(2)
+
+
+def class_map_figure(
+    coords: np.ndarray,
+    names: Sequence[str],
+    *,
+    colours: np.ndarray | None = None,
+    selected: np.ndarray | None = None,
+    focal: tuple[float, float, str] | None = None,
+    axis_titles: tuple[str, str] = ("", ""),
+    uirevision: str = "",
+    height: int = 460,
+) -> go.Figure:
+    """Classes as points in 2-D; lasso-select is the default drag mode.
+
+    Parameters
+    ----------
+    coords : ndarray of shape (C, 2) — the embedding
+    names : the C class names (hover)
+    colours : ndarray of shape (C,) of colours (clusters of the cut), or None
+    selected : class indices to highlight (others dimmed), or None for no selection
+    focal : (x, y, label) of the focal class
+    """
+    count = coords.shape[0]
+    point_colours = colours if colours is not None else np.full(count, "#3e7cb1")
+    figure = go.Figure([
+        go.Scattergl(
+            x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
+            marker=dict(size=6 if count > 300 else 9, color=point_colours, opacity=0.85,
+                        line=dict(width=0)),
+            customdata=np.arange(count), hovertext=list(names),
+            hovertemplate="%{hovertext}<extra>#%{customdata}</extra>",
+            selectedpoints=class_map_selected(selected),
+            selected=dict(marker=dict(opacity=1.0)),
+            unselected=dict(marker=dict(opacity=0.18)),
+        ),
+        go.Scatter(
+            mode="markers+text", name="focal class", hoverinfo="skip",
+            marker=dict(symbol="star", size=16, color=ACCENT, line=dict(color="white", width=1)),
+            textposition="top center", textfont=dict(color=ACCENT, size=12),
+            **class_map_focal(focal),
+        ),
+    ], layout=dict(
+        template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
+        margin=dict(l=10, r=10, t=10, b=30), dragmode="lasso", hovermode="closest",
+        clickmode="event+select",
+    ))
+    figure.update_xaxes(title=dict(text=axis_titles[0], font=dict(size=11, color=MUTED)),
+                        showticklabels=False, showgrid=True, gridcolor=GRID)
+    figure.update_yaxes(title=dict(text=axis_titles[1], font=dict(size=11, color=MUTED)),
+                        showticklabels=False, showgrid=True, gridcolor=GRID)
+    return figure
+
+
+def class_map_selected(selected: np.ndarray | None) -> np.ndarray | None:
+    """The points trace's ``selectedpoints`` (None = no selection, all drawn normally)."""
+    return None if selected is None else np.asarray(selected, dtype=np.int32)
+
+
+def class_map_focal(focal: tuple[float, float, str] | None) -> dict[str, list]:
+    """The focal-class trace's data: one star with a label, or nothing."""
+    if focal is None:
+        return {"x": [], "y": [], "text": []}
+    return {"x": [focal[0]], "y": [focal[1]], "text": [focal[2]]}
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+__all__ = [
+    "Scale", "message_figure", "encode_codes", "colour_bar", "heatmap_figure", "heatmap_shapes",
+    "dendrogram_figure", "dendrogram_overlays", "neighbours_figure", "class_map_figure",
+    "class_map_selected", "class_map_focal", "cluster_colour", "cluster_colours",
+]

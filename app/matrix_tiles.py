@@ -1,0 +1,155 @@
+"""Rectangles of the ordered similarity matrix, at full or block-averaged resolution.
+
+The heatmap never ships more than ``max_cells × max_cells`` values: a region wider
+than that is shown as the mean of ``block × block`` squares (an overview); zooming
+into it asks for the smaller region again, which comes back at a finer block, down
+to every cell. Positions are leaf positions (dendrogram order).
+
+No plotting here: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """How scores map to colours.
+
+    kind : ``diverging`` (similarities, centred at 0) or ``sequential`` (distances)
+    low, high : the values at the two ends of the scale (values beyond are clipped)
+    label : the colour bar's title
+    """
+
+    kind: str
+    low: float
+    high: float
+    label: str
+
+
+@dataclass(frozen=True)
+class MatrixTile:
+    """A (possibly block-averaged) rectangle of the ordered matrix.
+
+    Attributes
+    ----------
+    z : ndarray of shape (rows, cols), float32 — cell values (block means)
+    row_start, col_start : leaf position of the first row / column covered
+    row_stop, col_stop : one past the last position covered
+    block : positions per cell along each axis (1 = every class)
+    """
+
+    z: np.ndarray
+    row_start: int
+    row_stop: int
+    col_start: int
+    col_stop: int
+    block: int
+
+    @property
+    def full_resolution(self) -> bool:
+        return self.block == 1
+
+    def cell_span(self, row: int, col: int) -> tuple[range, range]:
+        """Leaf positions covered by cell ``(row, col)`` of ``z``."""
+        r0 = self.row_start + row * self.block
+        c0 = self.col_start + col * self.block
+        return (range(r0, min(r0 + self.block, self.row_stop)),
+                range(c0, min(c0 + self.block, self.col_stop)))
+
+
+def block_size(span: int, max_cells: int) -> int:
+    """Smallest block so that ``span`` positions fit in ``max_cells`` cells."""
+    return max(1, math.ceil(span / max_cells))
+
+
+def tile_from_dense(
+    ordered: np.ndarray,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    max_cells: int,
+) -> MatrixTile:
+    """Cut ``rows × cols`` (half-open leaf-position ranges) out of ``ordered``.
+
+    Parameters
+    ----------
+    ordered : ndarray of shape (C, C) — the matrix with rows and columns in leaf order
+    rows, cols : ``(start, stop)`` leaf positions, clipped to ``[0, C]``
+    max_cells : most cells per side; larger regions are averaged in square blocks
+
+    Returns
+    -------
+    MatrixTile whose ``z`` has at most ``max_cells`` rows and columns.
+    """
+    c = ordered.shape[0]
+    r0, r1 = _clip_range(rows, c)
+    c0, c1 = _clip_range(cols, c)
+    block = block_size(max(r1 - r0, c1 - c0), max_cells)
+    region = ordered[r0:r1, c0:c1]
+    if block == 1:
+        return MatrixTile(np.ascontiguousarray(region, dtype=np.float32), r0, r1, c0, c1, 1)
+    return MatrixTile(block_means(region, block), r0, r1, c0, c1, block)
+
+
+def block_means(region: np.ndarray, block: int) -> np.ndarray:
+    """Means of ``block × block`` squares (the last row/column of blocks may be smaller).
+
+    Parameters
+    ----------
+    region : ndarray of shape (R, K)
+
+    Returns
+    -------
+    ndarray of shape (ceil(R / block), ceil(K / block)), float32
+    """
+    rows = np.arange(0, region.shape[0], block)
+    cols = np.arange(0, region.shape[1], block)
+    sums = np.add.reduceat(np.add.reduceat(region.astype(np.float64), rows, axis=0), cols, axis=1)
+    row_counts = np.diff(np.r_[rows, region.shape[0]])
+    col_counts = np.diff(np.r_[cols, region.shape[1]])
+    return (sums / np.outer(row_counts, col_counts)).astype(np.float32)
+
+
+def _clip_range(span: tuple[int, int], size: int) -> tuple[int, int]:
+    start, stop = int(span[0]), int(span[1])
+    start = min(max(start, 0), size - 1)
+    stop = min(max(stop, start + 1), size)
+    return start, stop
+
+
+def symmetric_limit(ordered: np.ndarray, quantile: float = 0.999) -> float:
+    """A colour limit m for a diverging scale centred at 0: the ``quantile`` of |off-diagonal|.
+
+    The diagonal (self-similarity 1) would otherwise wash out every other colour; values
+    beyond ±m are drawn at the end colours (the colour bar says so).
+    """
+    c = ordered.shape[0]
+    if c < 2:
+        return 1.0
+    # A strided sample keeps this O(C²/step) for large C; the quantile barely moves.
+    step = max(1, (c * c) // 2_000_000)
+    flat = ordered.reshape(-1)[::step]
+    mask = np.ones_like(flat, dtype=bool)
+    idx = np.arange(0, c * c, step)
+    mask &= (idx // c) != (idx % c)
+    values = np.abs(flat[mask])
+    limit = float(np.quantile(values, quantile)) if values.size else 1.0
+    return limit if limit > 0 else 1.0
+
+
+def value_range(ordered: np.ndarray, quantile: float = 0.001) -> tuple[float, float]:
+    """Robust ``(low, high)`` of the off-diagonal values (for distance metrics)."""
+    c = ordered.shape[0]
+    step = max(1, (c * c) // 2_000_000)
+    idx = np.arange(0, c * c, step)
+    flat = ordered.reshape(-1)[::step][(idx // c) != (idx % c)]
+    if flat.size == 0:
+        return 0.0, 1.0
+    low, high = np.quantile(flat, [quantile, 1.0 - quantile])
+    if high <= low:
+        high = low + 1.0
+    return float(low), float(high)

@@ -1,0 +1,1 @@
+"""Dash Pages: one module per URL, each with ``register_page`` and ``layout(**query)``."""

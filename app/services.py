@@ -1,0 +1,438 @@
+"""Per-process handles the callbacks call: loaded models, analyses, caches, exports.
+
+A callback reads its inputs, makes one call here, hands the result to
+``app.figures`` and returns. Everything that computes lives here or below
+(``analysis``), so callbacks stay thin and every number on screen can be checked
+without a browser.
+
+:class:`Services` keeps a few :class:`ModelView` objects in memory (least recently
+used dropped first); each wraps one weight analysis (model × metric × linkage) with
+the derived arrays the views need: the tree layout, the matrix in leaf order and
+colour limits. Results persist in the :class:`~analysis.cache.ResultCache`, so a
+background job (another process) that computed an analysis leaves it where the
+server process then finds it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from analysis.cache import ResultCache
+from analysis.embedding import (
+    ClassEmbedding,
+    EmbeddingParams,
+    check_embedding_method,
+    embed_classes,
+    embedding_cached,
+)
+from analysis.errors import ClassmapError
+from analysis.hierarchy import cut_clusters, to_newick
+from analysis.models import ClassifierHead, load_head
+from analysis.pipeline import WeightAnalysis, WeightParams, analyse_weights
+from analysis.similarity import METRIC_KIND, standardise_rows
+from app.config import ModelEntry, Settings
+from app.matrix_tiles import (
+    ColourScale,
+    MatrixTile,
+    symmetric_limit,
+    tile_from_dense,
+    value_range,
+)
+from app.state import MAX_TOP_K
+from app.tree_layout import TreeLayout, compute_tree_layout
+
+log = logging.getLogger(__name__)
+
+AnalysisKey = tuple[str, str, str]  # (model id, metric, linkage)
+MAX_VIEWS = 4
+HEATMAP_TILE_CELLS = 1000  # cells per side of an aggregated heatmap tile
+METRIC_LABELS = {
+    "cosine": "cosine similarity of standardised rows (= Pearson correlation)",
+    "euclidean": "Euclidean distance of standardised rows",
+}
+
+
+def short_name(name: str) -> str:
+    """The first synonym of a class name (``"Dungeness crab, Cancer magister"`` → first)."""
+    return name.split(",")[0].strip() or name
+
+
+@dataclass
+class ModelView:
+    """One analysis of one model, with what the views derive from it.
+
+    Attributes
+    ----------
+    key : (model id, metric, linkage)
+    entry : the configured model
+    analysis : the WeightAnalysis (head, neighbours, linkage, leaf order, similarity)
+    layout : TreeLayout of the dendrogram (leaf positions, node intervals)
+    """
+
+    key: AnalysisKey
+    entry: ModelEntry
+    analysis: WeightAnalysis
+    layout: TreeLayout
+    _clusters: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def head(self) -> ClassifierHead:
+        return self.analysis.head
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def metric(self) -> str:
+        return self.key[1]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.head.classes.names
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.head.classes.ids
+
+    @cached_property
+    def short_names(self) -> tuple[str, ...]:
+        return tuple(short_name(n) for n in self.names)
+
+    @cached_property
+    def ordered(self) -> np.ndarray | None:
+        """Scores with rows and columns in leaf order, shape (C, C), or None if not dense."""
+        similarity = self.analysis.similarity
+        if similarity is None:
+            return None
+        order = self.layout.order
+        return np.ascontiguousarray(similarity[np.ix_(order, order)])
+
+    @cached_property
+    def colour_scale(self) -> ColourScale:
+        label = "cosine (std. rows)" if self.metric == "cosine" else "Euclidean distance"
+        ordered = self.ordered
+        if METRIC_KIND[self.metric] == "similarity":
+            limit = symmetric_limit(ordered) if ordered is not None else 1.0
+            return ColourScale("diverging", -limit, limit, label)
+        low, high = value_range(ordered) if ordered is not None else (0.0, 1.0)
+        return ColourScale("sequential", low, high, label)
+
+    @cached_property
+    def _id_index(self) -> dict[str, int]:
+        return {class_id: i for i, class_id in enumerate(self.ids)}
+
+    @cached_property
+    def _name_index(self) -> dict[str, int | None]:
+        """Lower-cased full names and synonyms → index (None when ambiguous)."""
+        index: dict[str, int | None] = {}
+        for i, name in enumerate(self.names):
+            keys = {name.lower().strip()} | {part.lower().strip() for part in name.split(",")}
+            for key in keys:
+                if key:
+                    index[key] = None if key in index and index[key] != i else i
+        return index
+
+    def class_id(self, index: int) -> str:
+        return self.ids[index]
+
+    def find_class(self, key: str) -> int | None:
+        """Class index for an id, a unique (case-insensitive) name or synonym, or ``#index``."""
+        key = key.strip()
+        if key in self._id_index:
+            return self._id_index[key]
+        if key.startswith("#") and key[1:].isdigit() and int(key[1:]) < self.num_classes:
+            return int(key[1:])
+        return self._name_index.get(key.lower())
+
+    def search_classes(self, text: str, limit: int = 50) -> list[int]:
+        """Classes whose id or name contains ``text`` (case-insensitive), best first.
+
+        Exact id/name matches first, then names starting with ``text``, then the rest,
+        each group in class-index order.
+        """
+        needle = text.strip().lower()
+        if not needle:
+            return list(range(min(limit, self.num_classes)))
+        exact, prefix, inside = [], [], []
+        for i, (class_id, name) in enumerate(zip(self.ids, self.names)):
+            low = name.lower()
+            cid = class_id.lower()
+            if needle == cid or needle == low or needle == short_name(low):
+                exact.append(i)
+            elif low.startswith(needle) or cid.startswith(needle):
+                prefix.append(i)
+            elif needle in low or needle in cid or needle == f"#{i}":
+                inside.append(i)
+            if len(exact) >= limit:
+                break
+        return (exact + prefix + inside)[:limit]
+
+    def clusters(self, num_clusters: int) -> np.ndarray | None:
+        """Cluster label of each class for a cut into ``num_clusters``, shape (C,); None if off."""
+        if num_clusters <= 1:
+            return None
+        num_clusters = min(num_clusters, self.num_classes)
+        with self._lock:
+            labels = self._clusters.get(num_clusters)
+            if labels is None:
+                labels = cut_clusters(self.analysis.linkage, num_clusters)
+                self._clusters[num_clusters] = labels
+        return labels
+
+
+@dataclass(frozen=True)
+class SelectionSummary:
+    """The classes of a selection (a subtree or a lasso set), in leaf order.
+
+    indices : ndarray of shape (n,), int64 — class indices, dendrogram order
+    cohesion : mean score over the n(n−1) ordered pairs of distinct classes, or None
+    node : the tree node when the selection is a subtree, else None
+    contiguous : whether the classes form one run of leaf positions (heatmap block)
+    """
+
+    indices: np.ndarray
+    cohesion: float | None
+    node: int | None
+    contiguous: bool
+
+    @property
+    def count(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass(frozen=True)
+class NeighbourRows:
+    """The top-k nearest classes of one focal class, nearest first.
+
+    indices : ndarray of shape (k,), int64; scores : ndarray of shape (k,), float32
+    """
+
+    focal: int
+    indices: np.ndarray
+    scores: np.ndarray
+    metric: str
+
+
+class Services:
+    """Models, analyses and caches of one server process.
+
+    Parameters
+    ----------
+    settings : the server's Settings
+    cache : a ResultCache (default: one at ``settings.cache_dir``)
+    """
+
+    def __init__(self, settings: Settings, cache: ResultCache | None = None) -> None:
+        self.settings = settings
+        self.cache = cache if cache is not None else ResultCache(settings.cache_dir)
+        self._views: OrderedDict[AnalysisKey, ModelView] = OrderedDict()
+        self._heads: dict[str, ClassifierHead] = {}
+        self._embeddings: OrderedDict[tuple[str, str], ClassEmbedding] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[Any, threading.Lock] = {}
+
+    # -- models and analyses ------------------------------------------------------------
+    def model_entry(self, model_id: str) -> ModelEntry:
+        return self.settings.model(model_id)
+
+    def view_ready(self, key: AnalysisKey) -> bool:
+        """Whether :meth:`view` answers from memory (no loading, no computing)."""
+        with self._lock:
+            return key in self._views
+
+    def head(self, model_id: str) -> ClassifierHead:
+        """The model's classifier head (loaded once per process)."""
+        entry = self.model_entry(model_id)
+        with self._key_lock(("head", model_id)):
+            head = self._heads.get(model_id)
+            if head is None:
+                head = load_head(entry.spec, self.cache)
+                self._heads[model_id] = head
+        return head
+
+    def view(self, key: AnalysisKey, progress: Any = None) -> ModelView:
+        """The analysis ``key`` with its derived arrays; loads and computes on a miss.
+
+        Raises ClassmapError when the model cannot be loaded or analysed.
+        """
+        with self._lock:
+            found = self._views.get(key)
+            if found is not None:
+                self._views.move_to_end(key)
+                return found
+        model_id, metric, linkage = key
+        with self._key_lock(key):
+            with self._lock:
+                found = self._views.get(key)
+            if found is not None:
+                return found
+            head = self.head(model_id)
+            top_k = min(MAX_TOP_K, head.num_classes - 1)
+            params = WeightParams(metric=metric, linkage=linkage, top_k=top_k)
+            analysis = analyse_weights(head, params, cache=self.cache, progress=progress,
+                                       device=self.settings.device)
+            layout = compute_tree_layout(analysis.linkage, analysis.leaf_order)
+            view = ModelView(key, self.model_entry(model_id), analysis, layout)
+            view.colour_scale  # noqa: B018 — computed once here, not in a callback
+            with self._lock:
+                self._views[key] = view
+                while len(self._views) > MAX_VIEWS:
+                    self._views.popitem(last=False)
+        return view
+
+    def _key_lock(self, key: Any) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    # -- heatmap -------------------------------------------------------------------------
+    def heatmap_tile(
+        self, view: ModelView, rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+    ) -> MatrixTile:
+        """The heatmap region ``rows × cols`` (leaf positions; None = everything).
+
+        Up to ``settings.dense_heatmap_limit`` positions per side come back cell by cell,
+        wider regions as block means of at most HEATMAP_TILE_CELLS per side.
+        """
+        ordered = view.ordered
+        if ordered is None:
+            raise ClassmapError(
+                f"{view.entry.id} has {view.num_classes} classes, too many for a similarity "
+                "heatmap in this version; use the nearest-classes view and the exports"
+            )
+        c = view.num_classes
+        rows = rows or (0, c)
+        cols = cols or (0, c)
+        span = max(rows[1] - rows[0], cols[1] - cols[0])
+        limit = self.settings.dense_heatmap_limit
+        max_cells = span if span <= limit else min(HEATMAP_TILE_CELLS, limit)
+        return tile_from_dense(ordered, rows, cols, max_cells)
+
+    def cell_summary(self, view: ModelView, row: int, col: int) -> dict[str, Any]:
+        """Names and exact score of heatmap cell (row, col) in leaf positions."""
+        c = view.num_classes
+        row = min(max(int(row), 0), c - 1)
+        col = min(max(int(col), 0), c - 1)
+        a, b = int(view.layout.order[row]), int(view.layout.order[col])
+        assert view.ordered is not None
+        return {"row": view.names[a], "col": view.names[b], "row_id": view.ids[a],
+                "col_id": view.ids[b], "score": float(view.ordered[row, col])}
+
+    # -- selections ------------------------------------------------------------------------
+    def summarise_node(self, view: ModelView, node: int) -> SelectionSummary:
+        """The classes under tree ``node`` and their cohesion."""
+        layout = view.layout
+        if not 0 <= node <= layout.root:
+            raise ClassmapError(f"tree node {node} does not exist; nodes are 0…{layout.root}")
+        positions = np.arange(layout.first[node], layout.last[node] + 1)
+        indices = layout.order[positions]
+        return SelectionSummary(indices, self._cohesion(view, positions), node, True)
+
+    def summarise_classes(self, view: ModelView, classes: Sequence[int]) -> SelectionSummary:
+        """A lasso selection of classes, in leaf order, and its cohesion."""
+        indices = np.asarray(sorted(set(int(i) for i in classes)), dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= view.num_classes):
+            raise ClassmapError(f"class indices must be 0…{view.num_classes - 1}; reselect")
+        positions = np.sort(view.layout.position[indices])
+        contiguous = bool(positions.size) and positions[-1] - positions[0] + 1 == positions.size
+        return SelectionSummary(view.layout.order[positions], self._cohesion(view, positions),
+                                None, contiguous)
+
+    def _cohesion(self, view: ModelView, positions: np.ndarray) -> float | None:
+        """Mean score over ordered pairs of distinct classes at ``positions``."""
+        n = positions.size
+        if n < 2:
+            return None
+        ordered = view.ordered
+        if ordered is not None:
+            block = ordered[np.ix_(positions, positions)].astype(np.float64)
+            return float((block.sum() - np.trace(block)) / (n * (n - 1)))
+        if view.metric != "cosine":
+            return None
+        # Standardised rows all have norm r = sqrt(D − 1): mean cosine over distinct pairs
+        # = (‖Σ rows‖² − n r²) / (n (n − 1) r²), without an n × n matrix.
+        rows = standardise_rows(view.head.weight[view.layout.order[positions]]).double()
+        r2 = float((rows[0] ** 2).sum())
+        total = float((rows.sum(dim=0) ** 2).sum())
+        return (total - n * r2) / (n * (n - 1) * r2)
+
+    def neighbours(self, view: ModelView, focal: int, k: int) -> NeighbourRows:
+        """The ``k`` nearest classes of class ``focal`` (self excluded, ties by index)."""
+        hood = view.analysis.neighbours
+        k = max(1, min(int(k), hood.index.shape[1]))
+        return NeighbourRows(int(focal), hood.index[focal, :k], hood.score[focal, :k],
+                             hood.metric)
+
+    # -- embeddings --------------------------------------------------------------------------
+    def embedding_ready(self, model_id: str, method: str) -> bool:
+        """Whether the class map ``method`` is in memory or in the result cache."""
+        check_embedding_method(method)
+        with self._lock:
+            if (model_id, method) in self._embeddings:
+                return True
+        if method == "pca":
+            return True  # fast enough to compute in a request
+        head = self.head(model_id)
+        return embedding_cached(head, EmbeddingParams(method=method), self.cache)
+
+    def embedding(self, model_id: str, method: str, progress: Any = None) -> ClassEmbedding:
+        """Class coordinates ``[C, 2]`` for ``method`` (cached in memory and on disk)."""
+        check_embedding_method(method)
+        key = (model_id, method)
+        with self._lock:
+            found = self._embeddings.get(key)
+        if found is not None:
+            return found
+        with self._key_lock(("embedding",) + key):
+            head = self.head(model_id)
+            result = embed_classes(head, EmbeddingParams(method=method), cache=self.cache,
+                                   progress=progress)
+            with self._lock:
+                self._embeddings[key] = result
+                while len(self._embeddings) > 2 * MAX_VIEWS:
+                    self._embeddings.popitem(last=False)
+        return result
+
+    # -- exports ------------------------------------------------------------------------------
+    def neighbours_csv(self, view: ModelView, focal: int) -> str:
+        """CSV of every kept neighbour of ``focal``: rank, index, id, name, score."""
+        rows = self.neighbours(view, focal, MAX_TOP_K)
+        score = "similarity" if METRIC_KIND[rows.metric] == "similarity" else "distance"
+        return _csv(
+            ["focal_index", "focal_id", "focal_name", "rank", "index", "id", "name",
+             f"{rows.metric}_{score}"],
+            ([focal, view.ids[focal], view.names[focal], rank, int(i), view.ids[i], view.names[i],
+              f"{float(s):.6f}"] for rank, (i, s) in enumerate(zip(rows.indices, rows.scores), 1)),
+        )
+
+    def selection_csv(self, view: ModelView, summary: SelectionSummary, cut: int) -> str:
+        """CSV of the selected classes in dendrogram order (with their cluster at ``cut``)."""
+        labels = view.clusters(cut)
+        return _csv(
+            ["position", "index", "id", "name", "cluster"],
+            ([int(view.layout.position[i]), int(i), view.ids[i], view.names[i],
+              "" if labels is None else int(labels[i])] for i in summary.indices),
+        )
+
+    def newick(self, view: ModelView) -> str:
+        """The whole tree in Newick format, leaves labelled with class names."""
+        return to_newick(view.analysis.linkage, list(view.names))
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()

@@ -1,0 +1,163 @@
+"""Where every node of a dendrogram goes, as plain arrays (no plotting here).
+
+Leaves sit at x = their position in the dendrogram's leaf order (0 … C−1), which is
+also their row/column in the ordered heatmap, so both views share one x axis. An
+internal node sits midway between its two children (scipy's rule) at y = its merge
+height. Because every node covers a contiguous run of leaf positions
+``[first, last]``, a subtree is an interval: the heatmap outlines it as a square,
+and the descendants of a node are exactly the nodes whose interval lies inside it.
+
+Node numbers follow scipy: leaves 0 … C−1 are class indices, merge row ``i`` of the
+linkage creates node ``C + i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TreeLayout:
+    """Geometry of a dendrogram with C leaves (N = 2C − 1 nodes).
+
+    Attributes
+    ----------
+    order : ndarray of shape (C,), int64 — class index at each leaf position
+    position : ndarray of shape (C,), int64 — leaf position of each class
+    x : ndarray of shape (N,), float64 — node x (leaf positions; internal: midpoint)
+    y : ndarray of shape (N,), float64 — node height (0 for leaves)
+    first, last : ndarray of shape (N,), int64 — leaf-position interval of each node
+    children : ndarray of shape (C − 1, 2), int64 — the two children of node C + i
+    """
+
+    order: np.ndarray
+    position: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    children: np.ndarray
+
+    @property
+    def num_leaves(self) -> int:
+        return int(self.order.shape[0])
+
+    @property
+    def root(self) -> int:
+        return 2 * self.num_leaves - 2
+
+    def size(self, node: int) -> int:
+        """Number of classes under ``node``."""
+        return int(self.last[node] - self.first[node] + 1)
+
+    def internal_nodes_within(self, first: int, last: int) -> np.ndarray:
+        """Internal nodes whose leaf interval lies in ``[first, last]``, ascending.
+
+        For a node's own interval these are the node and all its internal descendants.
+        """
+        c = self.num_leaves
+        inner_first, inner_last = self.first[c:], self.last[c:]
+        return np.flatnonzero((inner_first >= first) & (inner_last <= last)) + c
+
+    def link_paths(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Polylines of the links below ``nodes`` (internal), NaN-separated.
+
+        Each node contributes ⊓: (x_left, y_left) → (x_left, y) → (x_right, y) →
+        (x_right, y_right), then a NaN break, so one line trace draws them all.
+
+        Returns
+        -------
+        (xs, ys) : ndarrays of shape (5 · len(nodes),), float32
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if nodes.size == 0:
+            empty = np.zeros(0, dtype=np.float32)
+            return empty, empty
+        kids = self.children[nodes - self.num_leaves]
+        left, right = kids[:, 0], kids[:, 1]
+        xs = np.stack([self.x[left], self.x[left], self.x[right], self.x[right],
+                       np.full(len(nodes), np.nan)], axis=1)
+        ys = np.stack([self.y[left], self.y[nodes], self.y[nodes], self.y[right],
+                       np.full(len(nodes), np.nan)], axis=1)
+        return xs.reshape(-1).astype(np.float32), ys.reshape(-1).astype(np.float32)
+
+
+def compute_tree_layout(linkage: np.ndarray, order: np.ndarray) -> TreeLayout:
+    """Node coordinates and leaf intervals of the tree in ``linkage``.
+
+    Parameters
+    ----------
+    linkage : ndarray of shape (C − 1, 4) — scipy linkage format
+    order : ndarray of shape (C,) — ``scipy.cluster.hierarchy.leaves_list(linkage)``
+    """
+    c = int(linkage.shape[0]) + 1
+    order = np.asarray(order, dtype=np.int64)
+    if order.shape != (c,):
+        raise ValueError(f"leaf order has shape {order.shape}, expected ({c},)")
+    position = np.empty(c, dtype=np.int64)
+    position[order] = np.arange(c)
+    n = 2 * c - 1
+    x = np.empty(n, dtype=np.float64)
+    y = np.zeros(n, dtype=np.float64)
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    x[:c] = position
+    first[:c] = position
+    last[:c] = position
+    children = linkage[:, :2].astype(np.int64)
+    heights = linkage[:, 2].astype(np.float64)
+    # Merges are stored bottom-up: both children of row i exist before node c + i.
+    for i in range(c - 1):
+        a, b = children[i]
+        node = c + i
+        x[node] = 0.5 * (x[a] + x[b])
+        y[node] = heights[i]
+        first[node] = min(first[a], first[b])
+        last[node] = max(last[a], last[b])
+    # Draw the child on the left of the tree first (scipy's dendrogram does the same).
+    swap = x[children[:, 0]] > x[children[:, 1]]
+    children[swap] = children[swap][:, ::-1]
+    return TreeLayout(order, position, x, y, first, last, children)
+
+
+def cut_height(linkage: np.ndarray, num_clusters: int) -> float | None:
+    """A height between the merges that a cut into ``num_clusters`` separates.
+
+    None for ``num_clusters`` ≤ 1 (no cut). Assumes monotone heights (ward, average,
+    complete and single linkage are).
+    """
+    c = int(linkage.shape[0]) + 1
+    if num_clusters <= 1 or num_clusters > c:
+        return None
+    heights = np.sort(linkage[:, 2])
+    below = heights[c - num_clusters - 1] if c - num_clusters - 1 >= 0 else 0.0
+    above = heights[c - num_clusters]
+    return float(0.5 * (below + above))
+
+
+def node_clusters(layout: TreeLayout, labels: np.ndarray) -> np.ndarray:
+    """Cluster of every node: the label its leaves share, or −1 above the cut.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (C,) — cluster of each class (``cut_clusters``)
+
+    Returns
+    -------
+    ndarray of shape (2C − 1,), int64
+    """
+    by_position = np.asarray(labels, dtype=np.int64)[layout.order]
+    low = by_position[layout.first]
+    high = by_position[layout.last]
+    # Clusters are contiguous runs of positions, so equal ends mean one cluster.
+    return np.where(low == high, low, -1)
+
+
+def cluster_runs(layout: TreeLayout, labels: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(label, first position, last position)`` of each cluster, left to right."""
+    by_position = np.asarray(labels, dtype=np.int64)[layout.order]
+    starts = np.flatnonzero(np.r_[True, by_position[1:] != by_position[:-1]])
+    ends = np.r_[starts[1:] - 1, by_position.shape[0] - 1]
+    return [(int(by_position[s]), int(s), int(e)) for s, e in zip(starts, ends)]
