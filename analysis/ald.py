@@ -35,7 +35,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ import torch
 from analysis.cache import ResultCache, make_key
 from analysis.errors import ClassmapError
 from analysis.progress import NullProgress
+
+if TYPE_CHECKING:  # models imports the network code; only its type is needed here
+    from analysis.models import ClassifierHead
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +236,7 @@ class AldParams:
 
     derived_rel_tol: float = DEFAULT_DERIVED_REL_TOL
 
-    def validate(self) -> "AldParams":
+    def validate(self) -> AldParams:
         tol = self.derived_rel_tol
         if not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 < tol < 1:
             raise ClassmapError(
@@ -502,8 +505,10 @@ def fit_mle(
             statuses.extend(chunk_status)
             if on_chunk is not None:
                 on_chunk(ordered.shape[0])
-    columns = [np.concatenate([o[i] for o in outputs]) for i in range(5)]
-    return MleFit(*columns, status=tuple(statuses))
+    kappa, loc, scale, loglik, ks_values = (
+        np.concatenate([o[i] for o in outputs]) for i in range(5)
+    )
+    return MleFit(kappa, loc, scale, loglik, ks_values, tuple(statuses))
 
 
 def _sorted_rows(block: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -692,7 +697,7 @@ def ald_key(digest: str, params: AldParams) -> str:
 
 
 def analyse_ald(
-    head: Any,
+    head: ClassifierHead,
     params: AldParams = AldParams(),
     *,
     cache: ResultCache | None = None,
@@ -706,6 +711,7 @@ def analyse_ald(
     head : ClassifierHead (``.weight`` of shape (C, D), ``.digest``)
     """
     params.validate()
+    progress = progress or NullProgress()
     key = ald_key(head.digest, params)
     if cache is not None:
         hit = cache.get(key)
@@ -720,7 +726,9 @@ def analyse_ald(
     table = fit_ald(head.weight, params, device=device, progress=progress)
     seconds["ald_classes"] = time.perf_counter() - started
     started = time.perf_counter()
-    pooled = fit_pooled(head.weight, params.derived_rel_tol)
+    with progress.step("ALD pooled fit", total=1) as advance:
+        pooled = fit_pooled(head.weight, params.derived_rel_tol)
+        advance(1)
     seconds["ald_pooled"] = time.perf_counter() - started
     if cache is not None:
         arrays = {name: getattr(table, name) for name in TABLE_COLUMNS}
@@ -783,8 +791,8 @@ def _default_device() -> torch.device:
 def _regression_notes(side: str, count: int, r2: float, slope: float) -> list[str]:
     """Why a side's regression cells are NaN (empty when they are numbers)."""
     if count < MIN_SIDE_WEIGHTS:
-        return [f"{side} side: {count} nonzero weight(s), need at least {MIN_SIDE_WEIGHTS} "
-                "for the seed regression"]
+        return [(f"{side} side: {count} nonzero weight(s), need at least "
+                 f"{MIN_SIDE_WEIGHTS} for the seed regression")]
     if not math.isfinite(r2) and math.isfinite(slope):
         return [f"{side} side: all magnitudes equal, R² undefined"]
     return []

@@ -21,13 +21,15 @@ import argparse
 import csv
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from analysis.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK, AldAnalysis, analyse_ald
+from analysis.cache import ResultCache
+from analysis.export import Writer
+from analysis.models import ClassifierHead
 
-Writer = Callable[[Path], dict[str, Any]]
 ALD_CSV = "ald.csv"
 ALD_POOLED_JSON = "ald_pooled.json"
 CSV_COLUMNS: tuple[str, ...] = (
@@ -48,7 +50,10 @@ def add_export_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def export_writers(
-    args: argparse.Namespace, head: Any, cache: Any, progress: Any
+    args: argparse.Namespace,
+    head: ClassifierHead,
+    cache: ResultCache | None,
+    progress: Any,
 ) -> list[Writer]:
     """The writers ``--ald`` asks for (none without it); the fits run here, before writing."""
     if not getattr(args, "ald", False):
@@ -74,7 +79,7 @@ def ald_writer(analysis: AldAnalysis) -> Writer:
             "derived_rel_tol": analysis.params.derived_rel_tol,
         }
         (folder / ALD_POOLED_JSON).write_text(
-            json.dumps(pooled, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+            json.dumps(pooled, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         table = analysis.table
         return {

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Analyses that add files to ``export``: each module has
 # ``add_export_flags(parser)`` and ``export_writers(args, head, cache, progress) -> [Writer]``.
-EXPORT_EXTENSIONS: tuple[str, ...] = ()
+EXPORT_EXTENSIONS: tuple[str, ...] = ("analysis.ald_export",)
 # Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
 # ``handler=function(args) -> exit code``.
 COMMAND_MODULES: tuple[str, ...] = ()
