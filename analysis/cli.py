@@ -101,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Analyses that add files to ``export``: each module has
 # ``add_export_flags(parser)`` and ``export_writers(args, head, cache, progress) -> [Writer]``.
-EXPORT_EXTENSIONS: tuple[str, ...] = ("analysis.ald_export",)
+EXPORT_EXTENSIONS: tuple[str, ...] = ("analysis.ald_export", "analysis.image_export")
 # Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
 # ``handler=function(args) -> exit code``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("analysis.training",)
 
 
 def _modules(names: Sequence[str]) -> list:

@@ -3,8 +3,9 @@
 Two sources, one :class:`ImageDataset`:
 
 - ``--data DIR`` — one sub-folder per class (``DIR/<class>/…/image.png``). Each folder
-  is matched to one of the model's classes by id (``n01978287``), then by name
-  (``Dungeness crab``), then by name ignoring case, ``_``/``-`` and repeated spaces
+  is matched to one of the model's classes by id (``n01978287``), then by name, then
+  by name ignoring case, ``_``/``-`` and repeated spaces, then — ImageNet names list
+  synonyms, ``"Dungeness crab, Cancer magister"`` — by any one comma-separated part
   (``dungeness_crab``). A folder that matches nothing, a name that fits two classes
   (ImageNet has two "crane"s), or two folders for one class is a :class:`ClassmapError`
   that lists them. Without a model (``classmap train``) the sorted folder names are
@@ -39,12 +40,13 @@ import logging
 import os
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from analysis.classnames import ClassNames
 from analysis.errors import ClassmapError
@@ -142,7 +144,7 @@ class DataReport:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality
 class ImageDataset:
     """A labelled image set, ready to feed a classifier one image at a time.
 
@@ -250,7 +252,13 @@ def resolve_data_root(path: str | Path, allowed_roots: Sequence[str | Path]) -> 
         raise ClassmapError(
             "this server has no data folders configured; ask its administrator to add one"
         )
-    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, ValueError, RuntimeError):  # NUL bytes, symlink loops
+        raise ClassmapError(
+            f"data folder {str(path)!r} is not a valid path; choose a folder under the "
+            "configured data roots"
+        ) from None
     if not _inside(resolved, roots):
         raise ClassmapError(
             f"data folder {path} is outside the folders this server may open; choose a folder "
@@ -279,7 +287,11 @@ def load_digits_dataset(classes: ClassNames | None = None, *, channels: int = 1)
         mapping = {name: index for index, name in enumerate(folder_names)}
     else:
         class_names = tuple(classes.names)
-        mapping = match_class_folders(folder_names, classes, what="digit class")
+        mapping = match_class_folders(
+            folder_names, classes, what="digit class",
+            fix="the digits go with a digits model: use --model lenet-digits, or a lenet5 "
+                "trained with 'classmap train --data digits'",
+        )
     labels = np.array([mapping[str(d)] for d in digit_labels], dtype=np.int64)
     counts = tuple((class_names[mapping[name]], int((digit_labels == int(name)).sum()))
                    for name in folder_names)
@@ -384,9 +396,13 @@ def load_image_folder(
 
 
 def match_class_folders(
-    folders: Sequence[str], classes: ClassNames, *, what: str = "class folder"
+    folders: Sequence[str],
+    classes: ClassNames,
+    *,
+    what: str = "class folder",
+    fix: str | None = None,
 ) -> dict[str, int]:
-    """Map each folder name to a class index: by id, then name, then loose name.
+    """Map each folder name to a class index: by id, name, loose name, then loose synonym.
 
     Raises
     ------
@@ -397,11 +413,18 @@ def match_class_folders(
     by_id = _index_of(classes.ids)
     by_name = _index_of(classes.names)
     by_loose = _index_of(_loose(name) for name in classes.names)
+    by_synonym: dict[str, list[int]] = {}
+    for index, name in enumerate(classes.names):
+        for part in {_loose(p) for p in name.split(",") if p.strip()}:
+            by_synonym.setdefault(part, []).append(index)
     mapping: dict[str, int] = {}
     unmatched: list[str] = []
     ambiguous: list[str] = []
     for folder in folders:
-        for table, key in ((by_id, folder), (by_name, folder), (by_loose, _loose(folder))):
+        for table, key in (
+            (by_id, folder), (by_name, folder), (by_loose, _loose(folder)),
+            (by_synonym, _loose(folder)),
+        ):
             found = table.get(key)
             if found is not None:
                 break
@@ -413,10 +436,10 @@ def match_class_folders(
             mapping[folder] = found[0]
     if unmatched:
         shown = ", ".join(unmatched[:_EXAMPLES]) + (" …" if len(unmatched) > _EXAMPLES else "")
-        examples = ", ".join(repr(n) for n in list(classes.names)[:3])
+        examples = ", ".join(repr(i) for i in list(classes.ids)[:2])
         raise ClassmapError(
             f"{len(unmatched)} {what}(s) match none of the model's {len(classes.names)} classes: "
-            f"{shown}; name each folder by a class name or id (e.g. {examples})"
+            f"{shown}; {fix or f'name each folder by a class name or id (e.g. {examples})'}"
         )
     if ambiguous:
         raise ClassmapError(

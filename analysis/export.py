@@ -73,6 +73,8 @@ def write_export(out: str | Path, writers: Iterable[Writer], manifest: dict[str,
         full_manifest = dict(manifest)
         for writer in writers:
             full_manifest.update(writer(staging))
+        # The list of files is what is really there, whichever writers ran.
+        full_manifest["files"] = sorted(path.name for path in staging.iterdir())
         (staging / MANIFEST).write_text(json.dumps(full_manifest, indent=2, default=str) + "\n")
         os.chmod(staging, 0o755)
         if target.exists():

@@ -33,8 +33,10 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,7 +86,7 @@ MAX_DENSE_CLASS_MEANS = 5000
 # step 1: representations
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality
 class Representations:
     """Per-image arrays of one model on one data set.
 
@@ -212,21 +214,29 @@ def extract_representations(
     if _network_device(classifier.network) != target:
         log.info("moving the network to %s", target)
         classifier.network.to(target)
+        classifier.device = target
     site = find_feature_site(classifier.network, classifier.family)
 
     started = time.perf_counter()
     parts: list[BatchActivations] = []
-    decode = 0.0
-    with progress.step("features, gradients and Grad-CAM", total=len(dataset)) as advance:
-        for start in range(0, len(dataset), batch_size):
-            indices = range(start, min(start + batch_size, len(dataset)))
+    waited = 0.0
+    ranges = [range(start, min(start + batch_size, len(dataset)))
+              for start in range(0, len(dataset), batch_size)]
+    # One worker decodes and preprocesses the next batch while this one runs through the
+    # network (Pillow releases the GIL while decoding); order and results are unchanged.
+    with progress.step("features, gradients and Grad-CAM", total=len(dataset)) as advance, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="classmap-decode") as pool:
+        pending = pool.submit(_preprocessed_batch, classifier, dataset, ranges[0])
+        for number, indices in enumerate(ranges):
             tick = time.perf_counter()
-            images = _preprocessed_batch(classifier, dataset, indices)
-            decode += time.perf_counter() - tick
+            images = pending.result()
+            waited += time.perf_counter() - tick
+            if number + 1 < len(ranges):
+                pending = pool.submit(_preprocessed_batch, classifier, dataset, ranges[number + 1])
             parts.append(extract_batch(site, images, device=target))
             advance(len(indices))
     seconds["extract"] = time.perf_counter() - started
-    seconds["decode"] = decode
+    seconds["waiting_for_images"] = waited
 
     softmax = np.concatenate([p.softmax for p in parts])
     preds = np.concatenate([p.preds for p in parts])
@@ -369,7 +379,7 @@ class ImageParams:
     js_linkage: str = "average"
     scaling: str = "global"
 
-    def validate(self) -> "ImageParams":
+    def validate(self) -> ImageParams:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ClassmapError(f"seed {self.seed!r} is invalid; pass a non-negative integer")
         if self.js_linkage not in JS_LINKAGES:
@@ -403,7 +413,7 @@ class ImageParams:
         return int(min(num_classes, max(2, round(math.sqrt(num_classes)))))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality
 class ImageAnalysis:
     """Every seed-002 and seed-003 result for one Representations and ImageParams.
 

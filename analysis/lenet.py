@@ -80,7 +80,8 @@ class DigitsSplit:
     ----------
     train_images, test_images : ndarray of shape (n, 1, 32, 32), float32, normalised
     train_labels, test_labels : ndarray of shape (n,), int64
-    test_indices : ndarray of shape (n_test,), int64 — rows of ``load_digits()``
+    test_indices : ndarray of shape (n_test,), int64 — ``test_images[i]`` is row
+        ``test_indices[i]`` of ``load_digits()`` (aligned, not sorted)
     class_names : tuple of str — ``"0"`` … ``"9"``
     """
 
@@ -109,7 +110,7 @@ def load_digits_split(seed: int = DIGITS_SEED) -> DigitsSplit:
         train_labels=labels[train_idx],
         test_images=images[test_idx],
         test_labels=labels[test_idx],
-        test_indices=np.sort(test_idx),
+        test_indices=np.asarray(test_idx, dtype=np.int64),
         class_names=tuple(str(i) for i in range(10)),
     )
 

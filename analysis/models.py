@@ -595,7 +595,6 @@ def _load_lenet_digits(spec: ModelSpec, cache: ResultCache | None) -> LoadedClas
         DIGITS_MEAN,
         DIGITS_SEED,
         DIGITS_STD,
-        INPUT_SIZE,
         LeNet5,
         load_digits_split,
         train_lenet,

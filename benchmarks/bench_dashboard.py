@@ -1,0 +1,365 @@
+"""Dashboard speed and payload, measured in headless Chromium; prints a markdown table.
+
+What is measured (embedded default model, 1,000 classes, after the server is warm):
+
+- first full render: navigation start → heatmap, dendrogram, nearest-classes chart,
+  class map and subtree panel all drawn (URL with a focal class and a subtree), in a
+  fresh browser context (nothing cached) and on a reload (HTTP cache warm);
+- click on a dendrogram node → side panel lists the subtree and the heatmap shows its
+  outline (mousedown → both visible, timed inside the page);
+- initial payload: bytes the page downloads — data (HTML, layout, callback replies)
+  and static libraries (Dash, React, plotly.js; cacheable) separately.
+
+Baselines, measured in the same run:
+
+- "Dash floor": a minimal Dash app in the same browser showing one empty dcc.Graph —
+  the cost of Dash + plotly.js on this machine, which any Dash dashboard pays;
+- "naive redraw": the same click answered the naive way, by sending whole figures
+  (float heatmap + ``plotly.figure_factory.create_dendrogram``) instead of a Patch;
+- payload and build time of those naive figures.
+
+Usage: ``python benchmarks/bench_dashboard.py [--runs N]`` (needs /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1480, "height": 1250}
+QUERY = "?focal=n01978287&node=1990&cut=8"
+
+# Marks the time (performance.now(), ms since navigation) each view first shows data.
+MARKS = """
+window.__marks = {};
+const wanted = {
+  heatmap: '#similarity-heatmap .heatmaplayer image',
+  dendrogram: '#dendrogram-graph .scatterlayer .trace:nth-child(2) .point',
+  neighbours: '#neighbours-graph .barlayer .point',
+  classmap: '#class-map-graph .scatterlayer .trace .point',
+  panel: '#subtree-classes li',
+  floor: '#floor .main-svg',
+  naive: '#naive-heat .heatmaplayer image',
+};
+new MutationObserver(() => {
+  for (const [name, selector] of Object.entries(wanted)) {
+    if (!(name in window.__marks) && document.querySelector(selector)) {
+      window.__marks[name] = performance.now();
+    }
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
+PAGE_VIEWS = ("heatmap", "dendrogram", "neighbours", "classmap", "panel")
+
+# Times a click inside the page: mousedown → panel lists `node` and heatmap outlines it.
+ARM_CLICK = """(node) => {
+  window.__click = {};
+  document.addEventListener('mousedown', () => { window.__click.start = performance.now(); },
+                            {capture: true, once: true});
+  const heat = document.querySelector('#similarity-heatmap .js-plotly-plot');
+  const check = () => {
+    const title = document.querySelector('#classes-subtree-title')?.innerText || '';
+    const outlined = (heat.layout.shapes || []).some(s => s.name === 'selection');
+    if (title === 'Subtree of node ' + node && outlined) {
+      window.__click.end = performance.now();
+    } else { requestAnimationFrame(check); }
+  };
+  requestAnimationFrame(check);
+}"""
+NODES = """() => {
+  const gd = document.querySelector('#dendrogram-graph .js-plotly-plot');
+  const t = gd._fullData[1], layout = gd._fullLayout, box = gd.getBoundingClientRect();
+  const found = [];
+  for (let i = 0; i < t.x.length; i++) {
+    const size = t.customdata[i][1];
+    if (size >= 10 && size <= 120) {
+      found.push({node: t.customdata[i][0], y: t.y[i],
+                  px: box.left + layout._size.l + layout.xaxis.l2p(t.x[i]),
+                  py: box.top + layout._size.t + layout.yaxis.l2p(t.y[i])});
+    }
+  }
+  found.sort((a, b) => b.y - a.y);
+  return found.slice(0, 12);
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen | None = None, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer in {seconds} s")
+
+
+def start_classmap(cache_dir: Path) -> tuple[subprocess.Popen, str]:
+    """``classmap serve`` on a free port (warm: the default model is analysed at start)."""
+    port = free_port()
+    env = {**os.environ, "CLASSMAP_JOBS_DIR": str(cache_dir / "jobs")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--cache-dir",
+         str(cache_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url + "/", process)
+    return process, url
+
+
+def build_naive_figures():
+    """Whole figures as a naive implementation sends them, and their build time (s)."""
+    import plotly.figure_factory as ff
+    import plotly.graph_objects as go
+
+    from analysis.cache import ResultCache
+    from analysis.models import ModelSpec, load_head
+    from analysis.pipeline import WeightParams, analyse_weights
+
+    cache = ResultCache(Path(tempfile.mkdtemp(prefix="classmap-bench-")))
+    head = load_head(ModelSpec(), cache)
+    analysis = analyse_weights(head, WeightParams(), cache=cache)
+    order = analysis.leaf_order
+    started = time.perf_counter()
+    heat = go.Figure(go.Heatmap(z=analysis.similarity[the_ix(order)], zmid=0,
+                                colorscale="RdBu_r"))
+    heat_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    standardised = head.weight - head.weight.mean(axis=1, keepdims=True)
+    dendro = ff.create_dendrogram(standardised, linkagefun=lambda _: analysis.linkage)
+    dendro_seconds = time.perf_counter() - started
+    return heat, dendro, heat_seconds, dendro_seconds, analysis
+
+
+def the_ix(order):
+    import numpy as np
+
+    return np.ix_(order, order)
+
+
+def start_baseline(heat, dendro) -> str:
+    """A minimal Dash app: one empty graph (the floor) and a naive whole-figure redraw."""
+    import dash
+    from dash import Input, Output, dcc, html
+    from werkzeug.serving import make_server
+
+    app = dash.Dash(__name__, assets_folder=str(Path(tempfile.mkdtemp())))
+    app.layout = html.Div([
+        dcc.Graph(id="floor", figure={"data": [], "layout": {"height": 300}}),
+        html.Button("redraw", id="redraw"),
+        dcc.Graph(id="naive-dendro"), dcc.Graph(id="naive-heat"),
+    ])
+
+    @app.callback(Output("naive-dendro", "figure"), Output("naive-heat", "figure"),
+                  Input("redraw", "n_clicks"), prevent_initial_call=True)
+    def redraw(_clicks):
+        return dendro, heat
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url)
+    return url
+
+
+def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
+                   reuse_context: bool) -> tuple[list[float], list[int], list[int]]:
+    """(ms to the last of ``views``, data bytes, static bytes) per run."""
+    times, data_bytes, static_bytes = [], [], []
+    context = browser.new_context(viewport=VIEWPORT) if reuse_context else None
+    if context is not None:  # prime the HTTP cache once
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_timeout(6000)
+        page.close()
+    for _ in range(runs):
+        own = context or browser.new_context(viewport=VIEWPORT)
+        page = own.new_page()
+        page.add_init_script(MARKS)
+        sizes = {"data": 0, "static": 0}
+
+        def count(response, sizes=sizes):
+            try:
+                length = len(response.body())
+            except Exception:  # noqa: BLE001 — redirects and aborted requests have no body
+                return
+            static = "/_dash-component-suites/" in response.url or "/assets/" in response.url
+            sizes["static" if static else "data"] += length
+
+        page.on("response", count)
+        page.goto(url)
+        page.wait_for_function(
+            f"{json.dumps(list(views))}.every(v => v in window.__marks)", timeout=60_000)
+        marks = page.evaluate("window.__marks")
+        page.wait_for_timeout(1500)  # let late replies (class map, options) arrive
+        times.append(max(marks[v] for v in views))
+        data_bytes.append(sizes["data"])
+        static_bytes.append(sizes["static"])
+        page.close()
+        if context is None:
+            own.close()
+    if context is not None:
+        context.close()
+    return times, data_bytes, static_bytes
+
+
+def measure_clicks(browser, url: str, clicks: int) -> list[float]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#dendrogram-graph .scatterlayer .trace:nth-child(2) .point",
+                           timeout=60_000)
+    page.wait_for_timeout(2500)
+    candidates = page.evaluate(NODES)
+    times = []
+    for i in range(clicks):
+        target = candidates[i % len(candidates)]
+        page.mouse.move(target["px"], target["py"])
+        page.wait_for_timeout(250)
+        page.evaluate(ARM_CLICK, target["node"])
+        page.mouse.click(target["px"], target["py"])
+        page.wait_for_function("window.__click.end !== undefined", timeout=20_000)
+        result = page.evaluate("window.__click")
+        times.append(result["end"] - result["start"])
+        page.wait_for_timeout(400)
+    context.close()
+    return times
+
+
+def measure_naive_click(browser, url: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#floor .main-svg", timeout=60_000)
+        page.wait_for_timeout(500)
+        page.evaluate("""() => { window.__naive = {};
+          document.addEventListener('mousedown', () => { window.__naive.start = performance.now(); },
+                                    {capture: true, once: true});
+          const check = () => {
+            const heat = document.querySelector('#naive-heat .heatmaplayer image');
+            const tree = document.querySelectorAll('#naive-dendro .scatterlayer .trace').length;
+            if (heat && tree > 100) { window.__naive.end = performance.now(); }
+            else { requestAnimationFrame(check); } };
+          requestAnimationFrame(check); }""")
+        page.click("#redraw")
+        page.wait_for_function("window.__naive.end !== undefined", timeout=120_000)
+        result = page.evaluate("window.__naive")
+        times.append(result["end"] - result["start"])
+        context.close()
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="page loads per measurement")
+    parser.add_argument("--clicks", type=int, default=10, help="dendrogram clicks")
+    options = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"no Chromium at {CHROMIUM}; apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+    from plotly.io.json import to_json_plotly
+
+    cache_dir = Path(tempfile.mkdtemp(prefix="classmap-bench-cache-"))
+    process, url = start_classmap(cache_dir)
+    heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
+    naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
+    baseline_url = start_baseline(heat, dendro)
+
+    from app.figures import dendrogram_figure
+    from app.tree_layout import compute_tree_layout
+    import numpy as np
+
+    _, _, _, _, analysis = build_naive_figures()
+    started = time.perf_counter()
+    layout = compute_tree_layout(analysis.linkage, analysis.leaf_order)
+    nodes = np.arange(1000, 1999)
+    xs, ys = layout.link_paths(nodes)
+    ours = dendrogram_figure(xs, ys, layout.x[nodes], layout.y[nodes], nodes,
+                             layout.last[nodes] - layout.first[nodes] + 1,
+                             x_range=(-0.5, 999.5), top=float(layout.y[-1]))
+    ours_build = time.perf_counter() - started
+    ours_dendro_bytes = len(to_json_plotly(ours))
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            fresh, data, static = measure_render(browser, url + "/" + QUERY, PAGE_VIEWS,
+                                                 options.runs, reuse_context=False)
+            cached, _, _ = measure_render(browser, url + "/" + QUERY, PAGE_VIEWS, options.runs,
+                                          reuse_context=True)
+            floor_fresh, floor_data, floor_static = measure_render(
+                browser, baseline_url, ("floor",), options.runs, reuse_context=False)
+            floor_cached, _, _ = measure_render(browser, baseline_url, ("floor",), options.runs,
+                                                reuse_context=True)
+            clicks = measure_clicks(browser, url + "/?cut=8", options.clicks)
+            naive_clicks = measure_naive_click(browser, baseline_url, max(2, options.runs // 2))
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    mb = 1e6
+    rows = [
+        ("first full render, fresh browser (ms)", median(fresh), median(floor_fresh),
+         "≤ 2000", "Dash floor: one empty graph"),
+        ("first full render, cached browser (ms)", median(cached), median(floor_cached),
+         "≤ 2000", "Dash floor: one empty graph"),
+        ("dendrogram click → panel + outline (ms)", median(clicks), median(naive_clicks),
+         "≤ 200", "naive: resend whole figures"),
+        ("dendrogram click, slowest of runs (ms)", max(clicks), max(naive_clicks), "", ""),
+        ("initial data payload (MB)", median(data) / mb, naive_bytes / mb, "≤ 3",
+         "naive float heatmap + create_dendrogram"),
+        ("static libraries, cacheable (MB)", median(static) / mb, median(floor_static) / mb, "",
+         "Dash floor"),
+        ("dendrogram figure build, 1,000 leaves (ms)", 1000 * ours_build, 1000 * dendro_build,
+         "", "create_dendrogram"),
+        ("dendrogram figure JSON (MB)", ours_dendro_bytes / mb, len(to_json_plotly(dendro)) / mb,
+         "", "create_dendrogram"),
+    ]
+    print(f"\nClassmap dashboard, embedded default (1,000 classes); {options.runs} page loads, "
+          f"{options.clicks} clicks; medians unless noted; {os.cpu_count()} CPU cores\n")
+    print("| measurement | Classmap | baseline | ratio | target | baseline is |")
+    print("|---|---:|---:|---:|---|---|")
+    for name, value, base, target, what in rows:
+        ratio = f"{value / base:.2f}×" if base else "—"
+        print(f"| {name} | {value:,.2f} | {base:,.2f} | {ratio} | {target} | {what} |")
+    print(f"\nper-run first render, fresh (ms): {', '.join(f'{t:.0f}' for t in fresh)}")
+    print(f"per-run first render, cached (ms): {', '.join(f'{t:.0f}' for t in cached)}")
+    print(f"per-click (ms): {', '.join(f'{t:.0f}' for t in clicks)}")
+    print(f"naive heatmap figure build: {1000 * heat_build:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
