@@ -261,9 +261,9 @@ def test_bad_parameters_are_clear_errors(digits_reps, digits_setup):
 
 
 @pytest.fixture
-def cli_with_images(monkeypatch):
-    """The CLI as it will be once ``analysis.image_export`` is in EXPORT_EXTENSIONS."""
-    monkeypatch.setattr(cli, "EXPORT_EXTENSIONS", cli.EXPORT_EXTENSIONS + ("analysis.image_export",))
+def cli_with_images():
+    """The CLI, whose EXPORT_EXTENSIONS adds the image files with ``--data``."""
+    assert "analysis.image_export" in cli.EXPORT_EXTENSIONS
     return cli.main
 
 
