@@ -13,9 +13,10 @@ Order of precedence (first that applies wins):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from analysis.checkpoints import check_readable_file
 from analysis.errors import ClassmapError

@@ -13,8 +13,7 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from analysis.errors import ClassmapError
 
@@ -116,8 +115,8 @@ def _modules(names: Sequence[str]) -> list:
 def run_export(args: argparse.Namespace) -> int:
     """``classmap export``: load, analyse (cached), write atomically."""
     from analysis.export import check_output_dir, versions, weight_writer, write_export
-    from analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
     from analysis.models import load_head
+    from analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
     from analysis.progress import TqdmProgress
 
     check_output_dir(args.out)

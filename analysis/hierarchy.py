@@ -14,7 +14,7 @@ every scipy tool (``dendrogram``, ``fcluster``, ``cophenet``) reads it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import fastcluster
 import numpy as np

@@ -17,8 +17,8 @@ Layout (kept so the last convolutional feature map is a named module output):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

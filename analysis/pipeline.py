@@ -51,7 +51,7 @@ class WeightParams:
     linkage: str = "ward"
     top_k: int = DEFAULT_TOP_K
 
-    def validate(self, num_classes: int) -> "WeightParams":
+    def validate(self, num_classes: int) -> WeightParams:
         check_metric(self.metric)
         check_linkage(self.linkage)
         if not isinstance(self.top_k, int) or not 1 <= self.top_k < num_classes:

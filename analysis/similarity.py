@@ -14,8 +14,8 @@ Nearest classes are computed in row chunks, so memory is ``O(chunk · C)``, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -7,7 +7,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def run_isolated(code: str, env: dict[str, str] | None = None, timeout: float = 900) -> dict:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import machine_line, print_table, run_isolated  # noqa: E402
+from _measure import machine_line, print_table, run_isolated
 
 EXPORT_CODE = r"""
 import json, tempfile, time, resource

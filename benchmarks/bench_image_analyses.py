@@ -1,12 +1,17 @@
 """Speed of the per-class analyses vs a naive per-pair baseline, measured in the same run."""
 from __future__ import annotations
-import itertools, time
+
+import itertools
+import time
+
 import numpy as np
-from sklearn.metrics.pairwise import cosine_similarity
-from analysis.saliency import map_agreement, within_class_map_agreement
-from analysis.representations import within_class_cosine
-from analysis.confidence import js_divergence_matrix
 from scipy.spatial.distance import jensenshannon
+from sklearn.metrics.pairwise import cosine_similarity
+
+from analysis.confidence import js_divergence_matrix
+from analysis.representations import within_class_cosine
+from analysis.saliency import map_agreement, within_class_map_agreement
+
 
 def best(fn, repeat=3):
     times = []

@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="classmap-test-cache-"))
 os.environ["CLASSMAP_CACHE_DIR"] = str(_SESSION_CACHE)
 
-import pytest  # noqa: E402
+import pytest
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -115,7 +115,7 @@ def test_unknown_metric_lists_choices(weights):
 
 def test_chunked_memory_never_builds_full_matrix(monkeypatch, weights):
     """Every scored block has at most chunk_rows rows."""
-    import analysis.similarity as similarity
+    from analysis import similarity
 
     shapes = []
     original = similarity.pairwise_scores
