@@ -26,6 +26,9 @@ def build_full_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     serve.add_argument("--debug", action="store_true", help="Dash debug mode (development)")
+    serve.add_argument("--data", action="append", metavar="DIR",  # image data sets (issue 5)
+                       help="a folder of labelled images (one sub-folder per class) the "
+                            "image pages may analyse; repeatable ('digits' is always offered)")
     serve.set_defaults(handler=run_serve)
     return parser
 

@@ -46,6 +46,7 @@ DEVICE_ENV = "CLASSMAP_DEVICE"
 # Above this many classes the heatmap is a block-aggregated overview.
 DENSE_HEATMAP_LIMIT = 2000
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Settings:
     device: str | None = None
     dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT
     warm_default: bool = True
+    # -- image data sets (issue 5) ------------------------------------------------------
+    data_roots: tuple[Path, ...] = ()  # folders the server may open images under
+    # -- end image data sets ------------------------------------------------------------
 
     @property
     def default_model(self) -> str:
@@ -118,6 +122,7 @@ class Settings:
         return cls.create(
             primary=spec, cache_dir=getattr(args, "cache_dir", None),
             device=getattr(args, "device", None), environ=environ,
+            data_roots=getattr(args, "data", None),  # image data sets (issue 5)
         )
 
     @classmethod
@@ -132,6 +137,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         warm_default: bool = True,
         dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT,
+        data_roots: "list[str | Path] | tuple[str | Path, ...] | None" = None,  # issue 5
     ) -> "Settings":
         """Settings with ``primary`` as the default model (None: the embedded default).
 
@@ -155,6 +161,7 @@ class Settings:
             models=models, cache_dir=cache, jobs_dir=jobs,
             device=device or env.get(DEVICE_ENV) or None,
             dense_heatmap_limit=dense_heatmap_limit, warm_default=warm_default,
+            data_roots=parse_data_roots(data_roots, env),  # image data sets (issue 5)
         )
 
 
@@ -196,6 +203,12 @@ def parse_models(text: str) -> list[ModelEntry]:
             )
         return [_entry_from_json(item) for item in items]
     names = [name for name in re.split(r"[,\s]+", text) if name]
+    for name in names:
+        if not _MODEL_NAME.fullmatch(name):
+            raise ClassmapError(
+                f"{MODELS_ENV} entry {name!r} is not a model name; list names separated by "
+                'commas, or give a JSON list like [{"model": "resnet18"}]'
+            )
     return [entry_from_spec(ModelSpec(model=name)) for name in names]
 
 
@@ -225,7 +238,7 @@ def _unique_entries(entries: list[ModelEntry]) -> tuple[ModelEntry, ...]:
         previous = seen.get(entry.id)
         if previous is None:
             seen[entry.id] = entry
-        elif previous.spec != entry.spec:
+        elif previous.spec.to_json() != entry.spec.to_json():
             raise ClassmapError(
                 f"two configured models share the id {entry.id!r}; give one an explicit "
                 f'"id" in {MODELS_ENV}'
@@ -254,3 +267,31 @@ def ensure_private_dir(path: Path) -> Path:
     if info.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
+
+
+# -- image data sets (issue 5) ------------------------------------------------------------
+DATA_ROOTS_ENV = "CLASSMAP_DATA_ROOTS"
+
+
+def parse_data_roots(given: Any, environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """Data roots from ``classmap serve --data DIR`` (repeatable) plus ``CLASSMAP_DATA_ROOTS``.
+
+    ``CLASSMAP_DATA_ROOTS`` lists folders separated by ``os.pathsep``. Each root is one
+    data set (a folder with one sub-folder per class) the browser may pick by id; the
+    embedded ``digits`` set is always offered. Roots are resolved (symlinks, ``..``)
+    here, once.
+    """
+    texts = [str(item) for item in (given or ())]
+    texts += [part for part in environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if part.strip()]
+    roots: list[Path] = []
+    for text in texts:
+        root = Path(text.strip()).expanduser().resolve()
+        if not root.is_dir():
+            raise ClassmapError(
+                f"data root {text} is not a folder; pass a folder with one sub-folder per "
+                f"class to --data or {DATA_ROOTS_ENV}"
+            )
+        if root not in roots:
+            roots.append(root)
+    return tuple(roots)
+# -- end image data sets ------------------------------------------------------------------

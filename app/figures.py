@@ -17,7 +17,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from app.matrix_tiles import ColourScale as Scale
 
@@ -29,9 +28,25 @@ GRID = "#e4e7eb"
 ACCENT = "#d9480f"  # selection and focal marks (orange-red, visible on RdBu)
 SELECT = "#111827"
 TREE = "#52606d"
-CLUSTER_PALETTE = tuple(qualitative.Dark24)
+# Strong hues first, then their light partners, so neighbouring clusters differ in hue;
+# grey is kept for "above the cut".
+CLUSTER_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+    "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+    "#dbdb8d", "#9edae5",
+)
 SCALES = {"diverging": "RdBu_r", "sequential": "YlOrRd_r"}
 TICK_LABEL_LIMIT = 60  # axes with at most this many classes get class-name ticks
+TICK_LABEL_CHARS = 24
+
+
+def matrix_margins(named: bool) -> dict[str, int]:
+    """Margins shared by the dendrogram and the heatmap, so their x axes line up.
+
+    ``named``: the heatmap labels its rows with class names (few classes shown).
+    The right margin holds the heatmap's colour bar.
+    """
+    return dict(l=175 if named else 56, r=96, t=8, b=8)
 
 # A small template: plotly's default one adds ~10 kB of JSON to every figure.
 _TEMPLATE = go.layout.Template(layout=dict(
@@ -57,13 +72,20 @@ def cluster_colours(labels: np.ndarray) -> np.ndarray:
     return palette[index]
 
 
-def message_figure(message: str, height: int | None = None) -> go.Figure:
-    """An empty figure that shows ``message`` (loading, errors, nothing selected)."""
+def message_figure(message: str, height: int | None = None, width: int = 64) -> go.Figure:
+    """An empty figure that shows ``message`` (loading, errors, nothing selected).
+
+    Long messages are wrapped at ``width`` characters (plotly does not wrap text).
+    """
+    import textwrap
+
+    lines = [line for part in message.split("<br>")
+             for line in (textwrap.wrap(part, width) or [""])]
     figure = go.Figure(layout=dict(template=_TEMPLATE, height=height,
                                    margin=dict(l=10, r=10, t=10, b=10)))
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
-    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
+    figure.add_annotation(text="<br>".join(lines), showarrow=False, x=0.5, y=0.5, xref="paper",
                           yref="paper", font=dict(size=14, color=MUTED))
     return figure
 
@@ -91,7 +113,8 @@ def colour_bar(scale: Scale) -> dict[str, Any]:
     text[0] = "≤ " + text[0]
     text[-1] = "≥ " + text[-1]
     return dict(title=dict(text=scale.label, side="right"), tickvals=codes.tolist(),
-                ticktext=text, thickness=12, len=0.85, outlinewidth=0)
+                ticktext=text, thickness=12, len=0.85, outlinewidth=0, x=1.0, xanchor="left",
+                xpad=10)
 
 
 def heatmap_figure(
@@ -104,7 +127,7 @@ def heatmap_figure(
     tick_names: Sequence[str] | None = None,
     shapes: Sequence[dict] = (),
     uirevision: str = "",
-    height: int = 640,
+    height: int | None = None,
 ) -> go.Figure:
     """The ordered similarity matrix (or a block-averaged overview of it).
 
@@ -116,6 +139,9 @@ def heatmap_figure(
     block : leaf positions per cell (1 = every class)
     tick_names : names of the covered positions when few enough to label the axes
     shapes : overlay shapes (:func:`heatmap_shapes`)
+    height : pixels, or None to fill the graph's container. A Dash graph with a CSS
+        height must get None: a layout height that differs from the container makes
+        every later update a full re-plot.
     """
     rows, cols = z.shape
     offset = (block - 1) / 2.0
@@ -124,22 +150,25 @@ def heatmap_figure(
         dy=block, zmin=0, zmax=CODE_MAX, colorscale=SCALES[scale.kind],
         colorbar=colour_bar(scale), hoverinfo="none", name="scores",
     )
+    named = tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT and block == 1
+    margin = matrix_margins(named)
+    if named:
+        margin["b"] = 150
     figure = go.Figure(trace, layout=dict(
-        template=_TEMPLATE, height=height, uirevision=uirevision,
-        margin=dict(l=10, r=10, t=10, b=10), shapes=list(shapes), dragmode="zoom",
+        template=_TEMPLATE, height=height, uirevision=uirevision, margin=margin,
+        shapes=list(shapes), dragmode="zoom",
     ))
     x_range = [col_start - 0.5, col_start + cols * block - 0.5]
     y_range = [row_start + rows * block - 0.5, row_start - 0.5]
-    figure.update_xaxes(range=x_range, constrain="domain", showticklabels=False,
-                        title=None)
-    figure.update_yaxes(range=y_range, scaleanchor="x", constrain="domain",
-                        showticklabels=False, title=None)
-    if tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT and block == 1:
-        positions = np.arange(col_start, col_start + cols)
-        figure.update_xaxes(showticklabels=True, tickvals=positions, ticktext=list(tick_names),
-                            tickangle=-60, tickfont=dict(size=10))
+    figure.update_xaxes(range=x_range, showticklabels=False, title=None, automargin=False)
+    figure.update_yaxes(range=y_range, showticklabels=False, title=None, automargin=False)
+    if named:
+        assert tick_names is not None
+        labels = [_shorten(name, TICK_LABEL_CHARS) for name in tick_names]
+        figure.update_xaxes(showticklabels=True, tickvals=np.arange(col_start, col_start + cols),
+                            ticktext=labels, tickangle=-60, tickfont=dict(size=10))
         figure.update_yaxes(showticklabels=True, tickvals=np.arange(row_start, row_start + rows),
-                            ticktext=list(tick_names), tickfont=dict(size=10))
+                            ticktext=labels, tickfont=dict(size=10))
     return figure
 
 
@@ -173,10 +202,10 @@ def heatmap_shapes(
                            layer="above", name="focal-column"))
     for first, last in marked_runs:
         shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=lo - 0.5,
-                           y1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=ACCENT,
+                           y1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=SELECT,
                            line=dict(width=0), layer="above", name="lasso"))
         shapes.append(dict(type="rect", y0=first - 0.5, y1=last + 0.5, x0=lo - 0.5,
-                           x1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=ACCENT,
+                           x1=lo - 0.5 + max(1.0, (hi - lo) / 60), fillcolor=SELECT,
                            line=dict(width=0), layer="above", name="lasso"))
     if selection is not None:
         first, last = selection
@@ -188,7 +217,8 @@ def heatmap_shapes(
 
 # -- dendrogram ---------------------------------------------------------------------------
 
-DENDRO_LINKS, DENDRO_NODES, DENDRO_HIGHLIGHT, DENDRO_SELECTED, DENDRO_FOCAL = range(5)
+DENDRO_LINKS, DENDRO_NODES = range(2)
+FOCAL_STRIP = 0.12  # fraction of the tree's height drawn below the leaves
 
 
 def dendrogram_figure(
@@ -200,12 +230,12 @@ def dendrogram_figure(
     node_sizes: np.ndarray,
     *,
     x_range: tuple[float, float],
+    top: float,
     node_colours: np.ndarray | None = None,
-    tick_positions: np.ndarray | None = None,
-    tick_names: Sequence[str] | None = None,
+    named: bool = False,
     overlays: dict[str, Any] | None = None,
     uirevision: str = "",
-    height: int = 260,
+    height: int | None = None,
 ) -> go.Figure:
     """A dendrogram as one line trace plus one clickable marker per internal node.
 
@@ -214,41 +244,50 @@ def dendrogram_figure(
     link_x, link_y : ndarrays of shape (5m,) — NaN-separated ⊓ links (TreeLayout.link_paths)
     node_x, node_y, node_ids, node_sizes : ndarrays of shape (m,) — internal nodes
     x_range : leaf positions shown (aligned with the heatmap's columns)
+    top : height of the highest node shown
     node_colours : ndarray of shape (m,) of colours (clusters of the cut), or None
-    overlays : the parts :func:`dendrogram_overlays` returns (highlight, focal, shapes)
+    named : whether the heatmap below labels its rows (sets the shared margins)
+    overlays : layout parts from :func:`dendrogram_overlays` (selection, focal, clusters)
+
+    Everything that follows the selection is a layout shape or annotation, so it is
+    redrawn without touching the two (large) traces.
     """
-    overlays = overlays or dendrogram_overlays()
+    overlays = overlays or dendrogram_overlays(top=top)
     colours = node_colours if node_colours is not None else np.full(node_x.shape, TREE)
     traces = [
         go.Scatter(x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
                    hoverinfo="skip", name="links", connectgaps=False),
         go.Scatter(x=node_x, y=node_y, mode="markers", name="nodes",
-                   marker=dict(size=7, color=colours, line=dict(width=0), opacity=0.85),
-                   customdata=np.stack([node_ids, node_sizes], axis=1),
+                   marker=dict(size=6, color=colours, line=dict(width=0), opacity=0.8),
+                   # A plain list: Dash drops typed-array customdata from click events.
+                   customdata=np.stack([node_ids, node_sizes], axis=1).tolist(),
                    hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
                                  "<br>height %{y:.3g}<extra></extra>"),
-        go.Scatter(mode="lines", name="selected subtree", hoverinfo="skip",
-                   line=dict(color=ACCENT, width=2.5), **overlays["highlight"]),
-        go.Scatter(mode="markers", name="selected node", hoverinfo="skip",
-                   marker=dict(size=13, color="rgba(0,0,0,0)", line=dict(color=SELECT, width=2.5)),
-                   **overlays["selected"]),
-        go.Scatter(mode="markers+text", name="focal class", hoverinfo="skip",
-                   marker=dict(symbol="star", size=14, color=ACCENT, line=dict(color="white", width=1)),
-                   textposition="top center", textfont=dict(color=ACCENT, size=11),
-                   **overlays["focal"]),
     ]
     figure = go.Figure(traces, layout=dict(
         template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
-        margin=dict(l=10, r=10, t=10, b=10), shapes=overlays["shapes"], dragmode="zoom",
-        hovermode="closest", clickmode="event",
+        margin=matrix_margins(named), dragmode="zoom", hovermode="closest", clickmode="event",
+        **overlays,
     ))
-    figure.update_xaxes(range=list(x_range), showticklabels=False)
-    figure.update_yaxes(title=dict(text="merge height", font=dict(size=11, color=MUTED)),
-                        rangemode="tozero", showgrid=True, gridcolor=GRID, tickfont=dict(size=10))
-    if tick_positions is not None and tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT:
-        figure.update_xaxes(showticklabels=True, tickvals=tick_positions,
-                            ticktext=list(tick_names), tickangle=-60, tickfont=dict(size=10))
+    figure.update_xaxes(range=list(x_range), showticklabels=False, automargin=False)
+    # A strip below the leaves holds the focal marker and lasso bars.
+    figure.update_yaxes(title=dict(text="merge height", font=dict(size=11, color=MUTED),
+                                   standoff=4),
+                        range=[-FOCAL_STRIP * top, 1.04 * top], showgrid=True, gridcolor=GRID,
+                        tickfont=dict(size=10), automargin=False, zeroline=True,
+                        zerolinecolor=GRID)
     return figure
+
+
+def link_path(xs: np.ndarray, ys: np.ndarray) -> str | None:
+    """SVG path of NaN-separated ⊓ links (TreeLayout.link_paths), in data coordinates."""
+    xs = np.asarray(xs, dtype=np.float64).reshape(-1, 5)[:, :4]
+    ys = np.asarray(ys, dtype=np.float64).reshape(-1, 5)[:, :4]
+    if xs.size == 0:
+        return None
+    return "".join(
+        f"M{x[0]:.2f},{y[0]:.4g}V{y[1]:.4g}H{x[2]:.2f}V{y[3]:.4g}" for x, y in zip(xs, ys)
+    )
 
 
 def dendrogram_overlays(
@@ -261,17 +300,19 @@ def dendrogram_overlays(
     marked_runs: Sequence[tuple[int, int]] = (),
     top: float = 1.0,
 ) -> dict[str, Any]:
-    """The selection-dependent parts of the dendrogram.
+    """The selection-dependent parts of the dendrogram: ``{"shapes": [...]}``.
 
-    highlight : (xs, ys) links of the selected subtree
-    selected_node : (x, y) of the selected node
-    focal : (x position, label) of the focal class
+    highlight : (xs, ys) links of the selected subtree — one bold path
+    selected_node : (x, y) of the selected node — a ring
+    focal : (x position, label) of the focal class — a marker under the leaves, labelled
     clusters : ``(label, first, last)`` runs — shaded bands below the cut
     cut_y : height of the cut line
     marked_runs : ``(first, last)`` runs of a lasso selection — bars under the leaves
-    top : height of the tree (sizes the bands)
+    top : height of the tree (sizes the bands and the strip under the leaves)
+
+    Only shapes (the focal label is a shape label): relayouting shapes redraws just
+    them, while changing annotations re-plots the whole graph.
     """
-    xs, ys = highlight if highlight is not None else (np.zeros(0), np.zeros(0))
     shapes: list[dict[str, Any]] = []
     band_top = cut_y if cut_y is not None else top
     for label, first, last in clusters:
@@ -282,16 +323,26 @@ def dendrogram_overlays(
         shapes.append(dict(type="line", xref="paper", x0=0, x1=1, y0=cut_y, y1=cut_y,
                            line=dict(color=MUTED, width=1, dash="dash"), name="cut"))
     for first, last in marked_runs:
-        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=-0.04 * top, y1=0,
-                           fillcolor=ACCENT, line=dict(width=0), name="lasso"))
-    return {
-        "highlight": {"x": xs, "y": ys},
-        "selected": {"x": [selected_node[0]] if selected_node else [],
-                     "y": [selected_node[1]] if selected_node else []},
-        "focal": {"x": [focal[0]] if focal else [], "y": [0] if focal else [],
-                  "text": [focal[1]] if focal else []},
-        "shapes": shapes,
-    }
+        shapes.append(dict(type="rect", x0=first - 0.5, x1=last + 0.5, y0=-0.035 * top, y1=0,
+                           fillcolor=SELECT, line=dict(width=0), name="lasso"))
+    path = link_path(*highlight) if highlight is not None else None
+    if path:
+        shapes.append(dict(type="path", path=path, line=dict(color=SELECT, width=2.2),
+                           layer="above", name="selected-subtree"))
+    if selected_node is not None:
+        x, y = selected_node
+        shapes.append(dict(type="circle", xsizemode="pixel", ysizemode="pixel", xanchor=x,
+                           yanchor=y, x0=-7, x1=7, y0=-7, y1=7, layer="above",
+                           line=dict(color=SELECT, width=2.2), name="selected-node"))
+    if focal is not None:
+        x, label = focal
+        y = -0.075 * top
+        shapes.append(dict(type="circle", xsizemode="pixel", ysizemode="pixel", xanchor=x,
+                           yanchor=y, x0=-5, x1=5, y0=-5, y1=5, fillcolor=ACCENT,
+                           line=dict(color="white", width=1), layer="above", name="focal",
+                           label=dict(text=label, textposition="middle right",
+                                      font=dict(color=ACCENT, size=11), padding=10)))
+    return {"shapes": shapes}
 
 
 # -- nearest classes -------------------------------------------------------------------------
@@ -327,10 +378,10 @@ def neighbours_figure(
         name="neighbours",
     ), layout=dict(
         template=_TEMPLATE, height=max(220, 26 * k + 60), bargap=0.25,
-        margin=dict(l=10, r=40, t=10, b=40), clickmode="event", dragmode=False,
+        margin=dict(l=8, r=44, t=30, b=40), clickmode="event", dragmode=False,
     ))
     figure.update_yaxes(tickvals=ranks, ticktext=[_shorten(n, 28) for n in names],
-                        autorange="reversed", tickfont=dict(size=11))
+                        autorange="reversed", tickfont=dict(size=11), automargin=True)
     figure.update_xaxes(title=dict(text=score_label, font=dict(size=11, color=MUTED)),
                         showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
                         autorange="reversed" if not higher_is_closer else True)
@@ -339,7 +390,8 @@ def neighbours_figure(
 
 # -- class map -------------------------------------------------------------------------------
 
-MAP_POINTS, MAP_FOCAL = range(2)
+MAP_POINTS, MAP_SELECTED, MAP_FOCAL = range(3)
+WEBGL_POINTS = 3000
 
 
 def class_map_figure(
@@ -351,7 +403,7 @@ def class_map_figure(
     focal: tuple[float, float, str] | None = None,
     axis_titles: tuple[str, str] = ("", ""),
     uirevision: str = "",
-    height: int = 460,
+    height: int | None = None,
 ) -> go.Figure:
     """Classes as points in 2-D; lasso-select is the default drag mode.
 
@@ -360,21 +412,29 @@ def class_map_figure(
     coords : ndarray of shape (C, 2) — the embedding
     names : the C class names (hover)
     colours : ndarray of shape (C,) of colours (clusters of the cut), or None
-    selected : class indices to highlight (others dimmed), or None for no selection
+    selected : class indices to ring (a subtree or lasso selection), or None
     focal : (x, y, label) of the focal class
+
+    The selection is its own small trace (rings), so changing it redraws only those
+    points, not all C of them.
     """
     count = coords.shape[0]
     point_colours = colours if colours is not None else np.full(count, "#3e7cb1")
+    # SVG up to a few thousand points: WebGL's start-up costs more than it saves there.
+    scatter = go.Scattergl if count > WEBGL_POINTS else go.Scatter
     figure = go.Figure([
-        go.Scattergl(
+        scatter(
             x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
             marker=dict(size=6 if count > 300 else 9, color=point_colours, opacity=0.85,
                         line=dict(width=0)),
             customdata=np.arange(count), hovertext=list(names),
             hovertemplate="%{hovertext}<extra>#%{customdata}</extra>",
-            selectedpoints=class_map_selected(selected),
-            selected=dict(marker=dict(opacity=1.0)),
-            unselected=dict(marker=dict(opacity=0.18)),
+        ),
+        go.Scatter(
+            mode="markers", name="selection", hoverinfo="skip",
+            marker=dict(size=11 if count > 300 else 15, color="rgba(0,0,0,0)",
+                        line=dict(color=SELECT, width=1.5)),
+            **class_map_selected(coords, selected),
         ),
         go.Scatter(
             mode="markers+text", name="focal class", hoverinfo="skip",
@@ -384,8 +444,8 @@ def class_map_figure(
         ),
     ], layout=dict(
         template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
-        margin=dict(l=10, r=10, t=10, b=30), dragmode="lasso", hovermode="closest",
-        clickmode="event+select",
+        margin=dict(l=30, r=10, t=10, b=36), dragmode="lasso", hovermode="closest",
+        clickmode="event",
     ))
     figure.update_xaxes(title=dict(text=axis_titles[0], font=dict(size=11, color=MUTED)),
                         showticklabels=False, showgrid=True, gridcolor=GRID)
@@ -394,9 +454,13 @@ def class_map_figure(
     return figure
 
 
-def class_map_selected(selected: np.ndarray | None) -> np.ndarray | None:
-    """The points trace's ``selectedpoints`` (None = no selection, all drawn normally)."""
-    return None if selected is None else np.asarray(selected, dtype=np.int32)
+def class_map_selected(coords: np.ndarray, selected: np.ndarray | None) -> dict[str, list]:
+    """The selection trace's data: a ring on every selected class (plain lists)."""
+    if selected is None or len(selected) == 0:
+        return {"x": [], "y": []}
+    chosen = coords[np.asarray(selected, dtype=np.int64)]
+    return {"x": np.round(chosen[:, 0].astype(float), 5).tolist(),
+            "y": np.round(chosen[:, 1].astype(float), 5).tolist()}
 
 
 def class_map_focal(focal: tuple[float, float, str] | None) -> dict[str, list]:

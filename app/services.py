@@ -35,7 +35,7 @@ from analysis.embedding import (
     embedding_cached,
 )
 from analysis.errors import ClassmapError
-from analysis.hierarchy import cut_clusters, to_newick
+from analysis.hierarchy import to_newick
 from analysis.models import ClassifierHead, load_head
 from analysis.pipeline import WeightAnalysis, WeightParams, analyse_weights
 from analysis.similarity import METRIC_KIND, standardise_rows
@@ -48,7 +48,7 @@ from app.matrix_tiles import (
     value_range,
 )
 from app.state import MAX_TOP_K
-from app.tree_layout import TreeLayout, compute_tree_layout
+from app.tree_layout import TreeLayout, compute_tree_layout, cut_labels
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class ModelView:
         with self._lock:
             labels = self._clusters.get(num_clusters)
             if labels is None:
-                labels = cut_clusters(self.analysis.linkage, num_clusters)
+                labels = cut_labels(self.layout, num_clusters)
                 self._clusters[num_clusters] = labels
         return labels
 

@@ -358,3 +358,21 @@ _CORE = ("model", "metric", "linkage", "focal", "node", "classes", "zoom", "cut"
 
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def selection_rules() -> dict[str, Any]:
+    """The field registry as JSON for the browser (``assets/classmap.js``).
+
+    Clientside callbacks apply the same defaults, resets and clears as
+    :func:`update_selection`, and write the URL as :func:`encode_query` does.
+    """
+    return {
+        "order": list(FIELDS),
+        "max_query_classes": MAX_QUERY_CLASSES,
+        "fields": {
+            name: {"default": spec.default, "resets_on": list(spec.resets_on),
+                   "clears": list(spec.clears), "always": spec.always_in_url,
+                   "set": spec.encode is encode_index_set}
+            for name, spec in FIELDS.items()
+        },
+    }

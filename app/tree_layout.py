@@ -161,3 +161,33 @@ def cluster_runs(layout: TreeLayout, labels: np.ndarray) -> list[tuple[int, int,
     starts = np.flatnonzero(np.r_[True, by_position[1:] != by_position[:-1]])
     ends = np.r_[starts[1:] - 1, by_position.shape[0] - 1]
     return [(int(by_position[s]), int(s), int(e)) for s, e in zip(starts, ends)]
+
+
+def cut_labels(layout: TreeLayout, num_clusters: int) -> np.ndarray:
+    """Cluster of each class when the last ``num_clusters − 1`` merges are undone.
+
+    The same partition as ``analysis.hierarchy.cut_clusters`` (scipy's ``cut_tree``,
+    which undoes merges in linkage-row order), in O(C) instead of O(C²): the clusters
+    are the children of the undone merges that are not undone merges themselves, and
+    each is one interval of leaf positions. Labels are numbered left to right.
+
+    Returns
+    -------
+    ndarray of shape (C,), int64
+    """
+    c = layout.num_leaves
+    if not 1 <= num_clusters <= c:
+        raise ValueError(f"cannot cut {c} classes into {num_clusters} clusters")
+    undone = np.arange(2 * c - num_clusters, 2 * c - 1)  # nodes of the last k − 1 merges
+    if undone.size == 0:
+        roots = np.array([layout.root])
+    else:
+        children = layout.children[undone - c].reshape(-1)
+        roots = children[children < 2 * c - num_clusters]
+    roots = roots[np.argsort(layout.first[roots])]
+    by_position = np.empty(c, dtype=np.int64)
+    for label, root in enumerate(roots):
+        by_position[layout.first[root]:layout.last[root] + 1] = label
+    labels = np.empty(c, dtype=np.int64)
+    labels[layout.order] = by_position
+    return labels

@@ -167,6 +167,9 @@ def start_baseline(heat, dendro) -> str:
     from dash import Input, Output, dcc, html
     from werkzeug.serving import make_server
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = dash.Dash(__name__, assets_folder=str(Path(tempfile.mkdtemp())))
     app.layout = html.Div([
         dcc.Graph(id="floor", figure={"data": [], "layout": {"height": 300}}),

@@ -75,8 +75,9 @@ def page_query_store(page: str, selection: Mapping[str, Any],
 
 
 def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | None = None,
-          config: Mapping[str, Any] | None = None) -> dcc.Graph:
-    """A dcc.Graph with the dashboard's modebar settings."""
-    style = {"height": f"{height}px"} if height else None
+          config: Mapping[str, Any] | None = None, **props: Any) -> dcc.Graph:
+    """A dcc.Graph with the dashboard's modebar settings (``props`` go to dcc.Graph)."""
+    extra: dict[str, Any] = {"style": {"height": f"{height}px"}} if height else {}
+    extra.update(props)
     return dcc.Graph(id=graph_id, figure=figure, config={**GRAPH_CONFIG, **(config or {})},
-                     className=f"cm-graph {class_name}".strip(), style=style)
+                     className=f"cm-graph {class_name}".strip(), **extra)

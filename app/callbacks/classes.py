@@ -1,0 +1,866 @@
+"""Callbacks of the Classes page: glue between the shared selection, services and figures.
+
+Each graph is drawn in full only when what it *shows* changes (model, metric,
+linkage, zoom — remembered in a small "rendered key" store); a change of focal
+class, selected subtree or cut only sends an *overlay* (a few kB of JSON), which a
+client-side callback applies with ``Plotly.relayout`` / ``Plotly.restyle``
+(``assets/classmap.js``, ``applyOverlay``). Why not a ``dash.Patch`` of the figure:
+every figure update that goes through dcc.Graph re-runs plotly's whole calculation
+step (≈ 200 ms for a 1,000 × 1,000 heatmap on a laptop), while a relayout of the
+shapes takes ≈ 10 ms.
+
+The ``*_logic`` functions take plain values and return plain values (figures,
+overlays, component trees), so tests call them without a browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from analysis.embedding import EMBEDDING_LABELS
+from analysis.errors import ClassmapError
+from analysis.progress import CallbackProgress
+from analysis.similarity import METRIC_KIND
+from app import figures, ids
+from app.callbacks.shared import bind_field, mirror_shared_state, project_selection, select_on
+from app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
+from app.state import Selection, update_selection
+from app.tree_layout import cluster_runs, cut_height, node_clusters
+
+log = logging.getLogger(__name__)
+
+SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
+FOCAL_ALL_OPTIONS = 5000  # up to this many classes the class picker holds every class
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+
+
+def ready_view(services: Services, selection: dict | None,
+               status: dict | None) -> tuple[Selection, ModelView | None, str]:
+    """The selection and its analysis, or (selection, None, why nothing can be drawn yet)."""
+    sel = Selection.from_store(selection, services.settings.default_model)
+    if not selection or not status or status.get("key") != list(sel.analysis_key):
+        return sel, None, "Preparing the analysis…"
+    state = status.get("state")
+    if state == "error":
+        return sel, None, f"{sel.model} could not be loaded: {status.get('message', '')}"
+    if state == "cancelled":
+        return sel, None, f"{sel.model}: {status.get('message', 'cancelled')}"
+    if state != "ready":
+        return sel, None, (f"Analysing {sel.model} ({sel.metric}, {sel.linkage} linkage)… "
+                           "the first analysis of a model takes a moment")
+    return sel, services.view(sel.analysis_key), ""
+
+
+def focal_index(view: ModelView, sel: Selection) -> int | None:
+    return view.find_class(sel.focal) if sel.focal else None
+
+
+def valid_node(view: ModelView, node: int | None) -> int | None:
+    """``node`` if it is an internal node of the tree, else None."""
+    c = view.num_classes
+    return node if node is not None and c <= node <= 2 * c - 2 else None
+
+
+def extent(view: ModelView, sel: Selection) -> tuple[int, int]:
+    """Leaf positions ``(first, last)`` shown: the zoomed subtree or everything."""
+    zoom = valid_node(view, sel.zoom)
+    if zoom is None:
+        return 0, view.num_classes - 1
+    return int(view.layout.first[zoom]), int(view.layout.last[zoom])
+
+
+def summarise(services: Services, view: ModelView, sel: Selection) -> SelectionSummary | None:
+    """The current subtree or lasso selection, or None."""
+    node = valid_node(view, sel.node)
+    if node is not None:
+        return services.summarise_node(view, node)
+    if sel.classes:
+        kept = [i for i in sel.classes if 0 <= i < view.num_classes]
+        return services.summarise_classes(view, kept) if kept else None
+    return None
+
+
+def position_runs(positions: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted leaf positions → ``(first, last)`` runs of consecutive positions."""
+    if positions.size == 0:
+        return []
+    ordered = np.sort(positions)
+    breaks = np.flatnonzero(np.diff(ordered) > 1)
+    starts = np.r_[ordered[0], ordered[breaks + 1]]
+    ends = np.r_[ordered[breaks], ordered[-1]]
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
+
+
+def clipped_runs(view: ModelView, sel: Selection, span: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """Cluster runs of the cut that overlap the shown positions."""
+    labels = view.clusters(sel.cut)
+    if labels is None:
+        return []
+    lo, hi = span
+    return [(label, max(a, lo), min(b, hi)) for label, a, b in cluster_runs(view.layout, labels)
+            if b >= lo and a <= hi]
+
+
+def base_key(sel: Selection, view: ModelView) -> dict[str, Any]:
+    """What a full redraw depends on (the rest is overlays)."""
+    return {"key": list(sel.analysis_key), "zoom": valid_node(view, sel.zoom)}
+
+
+# -- heatmap ---------------------------------------------------------------------------------------
+
+
+def heatmap_shapes_for(services: Services, view: ModelView, sel: Selection,
+                       span: tuple[int, int]) -> list[dict]:
+    summary = summarise(services, view, sel)
+    selection_box = None
+    marked: list[tuple[int, int]] = []
+    if summary is not None:
+        positions = view.layout.position[summary.indices]
+        if summary.contiguous:
+            selection_box = (int(positions.min()), int(positions.max()))
+        else:
+            marked = position_runs(positions)
+    focal = focal_index(view, sel)
+    return figures.heatmap_shapes(
+        clusters=clipped_runs(view, sel, span), selection=selection_box, marked_runs=marked,
+        focal=None if focal is None else int(view.layout.position[focal]), extent=span,
+    )
+
+
+def heatmap_region(relayout: dict | None, span: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Leaf-position rows/cols the user zoomed to, or None for "everything shown"."""
+    if not relayout:
+        return None
+    lo, hi = span
+    try:
+        x0, x1 = relayout["xaxis.range[0]"], relayout["xaxis.range[1]"]
+        y0, y1 = relayout["yaxis.range[0]"], relayout["yaxis.range[1]"]
+    except KeyError:
+        return None
+    cols = (max(lo, int(np.floor(min(x0, x1) + 0.5))), min(hi + 1, int(np.ceil(max(x0, x1) + 0.5))))
+    rows = (max(lo, int(np.floor(min(y0, y1) + 0.5))), min(hi + 1, int(np.ceil(max(y0, y1) + 0.5))))
+    if cols[1] <= cols[0] or rows[1] <= rows[0]:
+        return None
+    return rows, cols
+
+
+def heatmap_note(view: ModelView, block: int, span: tuple[int, int]) -> str:
+    count = span[1] - span[0] + 1
+    what = METRIC_LABELS[view.metric]
+    if block > 1:
+        return (f"{count:,} classes: overview of {block}×{block} block means of the {what}; "
+                "zoom in (drag a box) for finer blocks, down to single classes.")
+    return f"{count:,} classes, every cell shown: {what}. Hover a cell for both classes and the score."
+
+
+def update_heatmap_logic(services: Services, selection: dict | None, status: dict | None,
+                         relayout: dict | None, rendered: dict | None,
+                         triggered: str | None) -> tuple:
+    """→ (full figure or no_update, overlay or no_update, rendered key, note).
+
+    Full figures go to a store the browser decodes once (then into the graph);
+    overlay changes go to the graph's overlay store (applied in the browser).
+    """
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return figures.message_figure(message), no_update, None, ""
+    span = extent(view, sel)
+    base = base_key(sel, view)
+    if view.ordered is None:
+        return (figures.message_figure(
+            f"{view.num_classes:,} classes: too many for a dense heatmap; use the nearest "
+            "classes, the tree and the exports"), no_update, {**base, "block": 0}, "")
+    shapes = heatmap_shapes_for(services, view, sel, span)
+    whole = ((span[0], span[1] + 1),) * 2
+    if not rendered or {k: rendered.get(k) for k in base} != base:
+        figure, block = _heatmap_figure(services, view, base, whole, shapes)
+        key = {**base, "block": block, "overview_block": block}
+        return figure, no_update, key, heatmap_note(view, block, span)
+    if triggered == ids.HEATMAP and rendered.get("overview_block", 1) > 1:
+        region = heatmap_region(relayout, span)
+        if region is not None or (relayout or {}).get("xaxis.autorange"):
+            rows, cols = region if region is not None else whole
+            # A new tile for the region zoomed into; uirevision keeps the user's zoom.
+            figure, block = _heatmap_figure(services, view, base, (rows, cols), shapes)
+            return (figure, no_update, {**rendered, "block": block},
+                    heatmap_note(view, block, (rows[0], rows[1] - 1)))
+    return no_update, {"layout": {"shapes": shapes}}, no_update, no_update
+
+
+def _heatmap_figure(services: Services, view: ModelView, base: dict, region: tuple,
+                    shapes: list[dict]) -> tuple[Any, int]:
+    (r0, r1), (c0, c1) = region
+    tile = services.heatmap_tile(view, (r0, r1), (c0, c1))
+    names = None
+    if tile.full_resolution and r0 == c0 and r1 == c1 and r1 - r0 <= figures.TICK_LABEL_LIMIT:
+        names = [view.short_names[i] for i in view.layout.order[r0:r1]]
+    figure = figures.heatmap_figure(
+        tile.z, view.colour_scale, row_start=tile.row_start, col_start=tile.col_start,
+        block=tile.block, tick_names=names, shapes=shapes, uirevision=repr(base),
+    )
+    return figure, tile.block
+
+
+def heatmap_hover_logic(services: Services, hover: dict | None, selection: dict | None,
+                        status: dict | None, rendered: dict | None) -> tuple:
+    """→ (tooltip shown, bbox, children) for the hovered cell, with the exact score."""
+    if not hover or not hover.get("points"):
+        return False, no_update, no_update
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None or view.ordered is None:
+        return False, no_update, no_update
+    point = hover["points"][0]
+    block = int((rendered or {}).get("block") or 1)
+    x, y = float(point["x"]), float(point["y"])
+    bbox = point.get("bbox", no_update)
+    label = "cosine" if view.metric == "cosine" else "distance"
+    if block <= 1:
+        cell = services.cell_summary(view, int(round(y)), int(round(x)))
+        children = [
+            html.Div(cell["row"], className="cm-tip-name"),
+            html.Div(cell["col"], className="cm-tip-name"),
+            html.Div([html.Span(f"{label} "), html.B(f"{cell['score']:.4f}")],
+                     className="cm-tip-score"),
+        ]
+    else:
+        r0 = int(round(y - (block - 1) / 2))
+        c0 = int(round(x - (block - 1) / 2))
+        first = services.cell_summary(view, r0, c0)
+        last = services.cell_summary(view, r0 + block - 1, c0 + block - 1)
+        children = [
+            html.Div(f"rows: {short_name(first['row'])} … {short_name(last['row'])}",
+                     className="cm-tip-name"),
+            html.Div(f"columns: {short_name(first['col'])} … {short_name(last['col'])}",
+                     className="cm-tip-name"),
+            html.Div([html.Span(f"block mean {label} "),
+                      html.B(f"{_block_mean(services, view, r0, c0, block):.4f}")],
+                     className="cm-tip-score"),
+        ]
+    return True, bbox, children
+
+
+def _block_mean(services: Services, view: ModelView, r0: int, c0: int, block: int) -> float:
+    tile = services.heatmap_tile(view, (r0, r0 + block), (c0, c0 + block))
+    return float(np.mean(tile.z)) if tile.block == 1 else float(tile.z[0, 0])
+
+
+def heatmap_click_logic(services: Services, click: dict | None, selection: dict | None,
+                        status: dict | None, rendered: dict | None) -> dict:
+    """Click on a cell (full resolution) → its row's class becomes the focal class."""
+    if not click or not click.get("points") or int((rendered or {}).get("block") or 1) > 1:
+        raise PreventUpdate
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None:
+        raise PreventUpdate
+    row = int(round(float(click["points"][0]["y"])))
+    if not 0 <= row < view.num_classes:
+        raise PreventUpdate
+    focal = view.class_id(int(view.layout.order[row]))
+    if focal == sel.focal:
+        raise PreventUpdate
+    return update_selection(selection or {}, focal=focal)
+
+
+# -- dendrogram -----------------------------------------------------------------------------------
+
+
+def dendrogram_overlays_for(services: Services, view: ModelView, sel: Selection,
+                            span: tuple[int, int]) -> dict[str, Any]:
+    layout = view.layout
+    node = valid_node(view, sel.node)
+    highlight = None
+    selected_node = None
+    marked: list[tuple[int, int]] = []
+    if node is not None:
+        nodes = layout.internal_nodes_within(max(int(layout.first[node]), span[0]),
+                                             min(int(layout.last[node]), span[1]))
+        if layout.first[node] >= span[0] and layout.last[node] <= span[1]:
+            selected_node = (float(layout.x[node]), float(layout.y[node]))
+        highlight = layout.link_paths(nodes)
+    elif sel.classes:
+        summary = summarise(services, view, sel)
+        if summary is not None:
+            marked = position_runs(layout.position[summary.indices])
+    focal = focal_index(view, sel)
+    focal_mark = None
+    if focal is not None:
+        position = int(layout.position[focal])
+        if span[0] <= position <= span[1]:
+            focal_mark = (float(position), view.short_names[focal])
+    top_node = valid_node(view, sel.zoom) or layout.root
+    cut = view.clusters(sel.cut)
+    return figures.dendrogram_overlays(
+        highlight=highlight, selected_node=selected_node, focal=focal_mark,
+        clusters=clipped_runs(view, sel, span),
+        cut_y=cut_height(view.analysis.linkage, sel.cut) if cut is not None else None,
+        marked_runs=marked, top=float(layout.y[top_node]),
+    )
+
+
+def node_colours_for(view: ModelView, sel: Selection, nodes: np.ndarray) -> np.ndarray | None:
+    labels = view.clusters(sel.cut)
+    if labels is None:
+        return None
+    return figures.cluster_colours(node_clusters(view.layout, labels)[nodes])
+
+
+def update_dendrogram_logic(services: Services, selection: dict | None, status: dict | None,
+                            rendered: dict | None) -> tuple:
+    """→ (full figure or no_update, overlay or no_update, rendered key)."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return figures.message_figure(message), no_update, None
+    layout = view.layout
+    span = extent(view, sel)
+    base = base_key(sel, view)
+    nodes = layout.internal_nodes_within(*span)
+    overlays = dendrogram_overlays_for(services, view, sel, span)
+    if not rendered or {k: rendered.get(k) for k in base} != base:
+        link_x, link_y = layout.link_paths(nodes)
+        sizes = layout.last[nodes] - layout.first[nodes] + 1
+        positions = np.arange(span[0], span[1] + 1)
+        figure = figures.dendrogram_figure(
+            link_x, link_y, layout.x[nodes].astype(np.float32), layout.y[nodes].astype(np.float32),
+            nodes, sizes, x_range=(span[0] - 0.5, span[1] + 0.5),
+            top=float(layout.y[valid_node(view, sel.zoom) or layout.root]),
+            node_colours=node_colours_for(view, sel, nodes),
+            named=positions.size <= figures.TICK_LABEL_LIMIT and view.ordered is not None,
+            overlays=overlays, uirevision=repr(base),
+        )
+        return figure, no_update, {**base, "cut": sel.cut}
+    traces: dict[int, dict[str, Any]] = {}
+    overlay = {"traces": traces, "layout": overlays}
+    if rendered.get("cut") != sel.cut:
+        colours = node_colours_for(view, sel, nodes)
+        traces[figures.DENDRO_NODES] = {"marker.color": (
+            colours if colours is not None else np.full(nodes.shape, figures.TREE)).tolist()}
+        return no_update, overlay, {**rendered, "cut": sel.cut}
+    return no_update, overlay, no_update
+
+
+# -- selection panel --------------------------------------------------------------------------------
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` with Markdown's special characters escaped (shown literally)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_list(items: list[str]) -> str:
+    """An ordered Markdown list: one ``<li>`` per item, text shown literally."""
+    return "\n".join(f"{number}. {markdown_text(item)}" for number, item in enumerate(items, 1))
+
+
+def selection_panel_logic(services: Services, selection: dict | None,
+                          status: dict | None) -> tuple:
+    """→ (title, stats, class list (Markdown), zoom disabled, whole-tree disabled, clear disabled)."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return html.Span(message, className="cm-muted"), [], "", True, True, True
+    zoomed = valid_node(view, sel.zoom) is not None
+    summary = summarise(services, view, sel)
+    if summary is None:
+        hint = "Nothing selected — click a node in the tree, or lasso points in the class map."
+        return html.Span(hint, className="cm-muted"), [], "", True, not zoomed, True
+    kind = METRIC_KIND[view.metric]
+    cohesion_label = "cohesion (mean cosine within)" if kind == "similarity" else "mean distance within"
+    cohesion = "—" if summary.cohesion is None else f"{summary.cohesion:.3f}"
+    stats = [_stat("classes", f"{summary.count:,}"), _stat(cohesion_label, cohesion)]
+    if summary.node is not None:
+        title = f"Subtree of node {summary.node}"
+        stats.append(_stat("merge height", f"{view.layout.y[summary.node]:.3g}"))
+    else:
+        title = "Lasso selection"
+    labels = view.clusters(sel.cut)
+    if labels is not None:
+        stats.append(_stat("clusters touched", f"{len(np.unique(labels[summary.indices]))}"))
+    items = markdown_list([view.names[i] for i in summary.indices[:SUBTREE_LIST_LIMIT]])
+    if summary.count > SUBTREE_LIST_LIMIT:
+        items += (f"\n\n*… and {summary.count - SUBTREE_LIST_LIMIT:,} more: download the CSV*")
+    can_zoom = summary.node is not None and summary.node != valid_node(view, sel.zoom)
+    return title, stats, items, not can_zoom, not zoomed, False
+
+
+def _stat(label: str, value: str) -> html.Div:
+    return html.Div([html.Span(value, className="cm-stat-value"),
+                     html.Span(label, className="cm-stat-label")], className="cm-stat")
+
+
+def zoom_logic(triggered: str | None, clicks: int | None, selection: dict | None) -> dict:
+    """Zoom / whole tree / clear buttons → the new selection.
+
+    ``clicks`` is the pressed button's ``n_clicks``: Dash also calls this when the page
+    is inserted (with 0 clicks), which must change nothing.
+    """
+    if not selection or not clicks:
+        raise PreventUpdate
+    if triggered == ids.ZOOM_BUTTON and selection.get("node") is not None:
+        return update_selection(selection, zoom=selection["node"])
+    if triggered == ids.UNZOOM_BUTTON:
+        return update_selection(selection, zoom=None)
+    if triggered == ids.CLEAR_SELECTION:
+        return update_selection(selection, node=None, classes=None)
+    raise PreventUpdate
+
+
+# -- nearest classes --------------------------------------------------------------------------------
+
+
+def neighbours_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
+    """→ (bar chart, table) of the focal class's nearest classes."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return figures.message_figure(message, height=300), ""
+    focal = focal_index(view, sel)
+    if focal is None:
+        return (figures.message_figure("Pick a focal class above (search by name or id),<br>"
+                                       "or click a heatmap row or a class-map point", height=300),
+                "")
+    rows = services.neighbours(view, focal, sel.k)
+    labels = view.clusters(sel.cut)
+    colours = figures.cluster_colours(labels[rows.indices]) if labels is not None else None
+    kind = METRIC_KIND[rows.metric]
+    score_label = "cosine similarity" if kind == "similarity" else "Euclidean distance"
+    names = [view.names[i] for i in rows.indices]
+    figure = figures.neighbours_figure(
+        [short_name(n) for n in names], [view.ids[i] for i in rows.indices], rows.scores,
+        score_label=f"{score_label} to {view.short_names[focal]}", colours=colours,
+        higher_is_closer=kind == "similarity",
+    )
+    table = "\n".join(
+        [f"| # | class | id | {score_label} |", "|---:|---|---|---:|"]
+        + [f"| {rank} | {markdown_text(name)} | `{view.ids[i]}` | {float(score):.4f} |"
+           for rank, (i, name, score) in enumerate(zip(rows.indices, names, rows.scores), 1)])
+    return figure, table
+
+
+def focal_option(view: ModelView, index: int) -> dict[str, str]:
+    """Dropdown option of a class: its full name, id and index (all searchable)."""
+    return {"label": f"{view.names[index]} — {view.ids[index]} · #{index}",
+            "value": view.ids[index]}
+
+
+def focal_options_logic(services: Services, search: str | None, value: str | None,
+                        selection: dict | None, status: dict | None,
+                        triggered: str | None) -> list[dict]:
+    """Options of the class picker.
+
+    Up to FOCAL_ALL_OPTIONS classes every class is an option and the browser filters
+    them as the user types (no round trip per keystroke); above that the server
+    searches, keeping the current value's option first.
+    """
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None:
+        return []
+    if view.num_classes <= FOCAL_ALL_OPTIONS:
+        if triggered == ids.FOCAL:
+            raise PreventUpdate  # the browser already has every option
+        return [focal_option(view, index) for index in range(view.num_classes)]
+    options: list[dict] = []
+    current = view.find_class(value) if value else None
+    if current is not None:
+        options.append(focal_option(view, current))
+    if search:
+        for index in view.search_classes(search, limit=40):
+            if index != current:
+                options.append(focal_option(view, index))
+    return options
+
+
+# -- class map -------------------------------------------------------------------------------------
+
+
+def class_map_logic(services: Services, selection: dict | None, status: dict | None,
+                    done: dict | None, rendered: dict | None) -> tuple:
+    """→ (full figure or no_update, overlay or no_update, rendered key, note, job request)."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return figures.message_figure(message), no_update, None, "", no_update
+    method = sel.embedding
+    job: Any = no_update
+    shown = method
+    note = ""
+    failed = (done or {}).get("state") == "error" and done.get("model") == sel.model \
+        and done.get("method") == method
+    if failed:
+        shown = "pca"
+        note = f"{EMBEDDING_LABELS[method]} failed: {done.get('message')}; showing PCA."
+    elif not services.embedding_ready(sel.model, method):
+        shown = "pca"
+        note = (f"Computing {EMBEDDING_LABELS[method]} in the background (progress above); "
+                "showing PCA meanwhile.")
+        if (rendered or {}).get("requested") != [sel.model, method]:
+            job = {"model": sel.model, "method": method}
+    embedding = services.embedding(sel.model, shown)
+    coords = embedding.coords
+    summary = summarise(services, view, sel)
+    selected = summary.indices if summary is not None else None
+    focal = focal_index(view, sel)
+    focal_mark = None if focal is None else (float(coords[focal, 0]), float(coords[focal, 1]),
+                                             view.short_names[focal])
+    labels = view.clusters(sel.cut)
+    colours = figures.cluster_colours(labels) if labels is not None else None
+    base = {"model": sel.model, "metric": sel.metric, "linkage": sel.linkage, "shown": shown}
+    requested = [sel.model, method] if job is not no_update else (rendered or {}).get("requested")
+    if not note:
+        if shown == "pca" and embedding.explained:
+            a, b = embedding.explained
+            note = (f"PCA of the standardised head rows: the axes explain {100 * a:.1f}% and "
+                    f"{100 * b:.1f}% of the variance.")
+        else:
+            note = f"{EMBEDDING_LABELS[shown]} of the standardised head rows (cosine)."
+    if not rendered or {k: rendered.get(k) for k in base} != base:
+        axes = (("PC 1", "PC 2") if shown == "pca" else
+                (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
+        figure = figures.class_map_figure(
+            coords, view.names, colours=colours, selected=selected, focal=focal_mark,
+            axis_titles=axes, uirevision=repr(base),
+        )
+        return figure, no_update, {**base, "cut": sel.cut, "requested": requested}, note, job
+    traces: dict[int, dict[str, Any]] = {
+        figures.MAP_SELECTED: figures.class_map_selected(coords, selected),
+        figures.MAP_FOCAL: figures.class_map_focal(focal_mark),
+    }
+    overlay = {"traces": traces}
+    key: Any = no_update
+    if rendered.get("cut") != sel.cut:
+        traces[figures.MAP_POINTS] = {"marker.color": (
+            colours if colours is not None else np.full(view.num_classes, "#3e7cb1")).tolist()}
+        key = {**rendered, "cut": sel.cut, "requested": requested}
+    elif requested != rendered.get("requested"):
+        key = {**rendered, "requested": requested}
+    return no_update, overlay, key, note, job
+
+
+def compute_embedding_logic(services: Services, report: Any, job: dict | None) -> dict:
+    """Background job: compute (and cache) the class map ``job["method"]``."""
+    if not job:
+        raise PreventUpdate
+    model, method = job["model"], job["method"]
+    label = EMBEDDING_LABELS.get(method, method)
+    progress = CallbackProgress(lambda step, fraction: report(f"{label} of {model}: {step}…"))
+    try:
+        services.embedding(model, method, progress=progress)
+    except ClassmapError as error:
+        return {"model": model, "method": method, "state": "error", "message": str(error)}
+    return {"model": model, "method": method, "state": "ready"}
+
+
+def lasso_logic(services: Services, selected: dict | None, selection: dict | None) -> dict:
+    """Lasso/box selection in the class map → the selection's ``classes``.
+
+    ``None`` (a double-click deselect, and also what Dash sends when the page is
+    inserted) changes nothing; the panel's Clear button clears.
+    """
+    if not selection or not selected:
+        raise PreventUpdate
+    points = selected.get("points") or []
+    # Points are in class order, so a point's index is its class index.
+    classes = sorted({int(p["pointIndex"]) for p in points
+                      if p.get("curveNumber") == figures.MAP_POINTS and "pointIndex" in p})
+    if not classes:
+        raise PreventUpdate
+    value = classes
+    if value == selection.get("classes"):
+        raise PreventUpdate
+    return update_selection(selection, classes=value)
+
+
+def map_click_logic(services: Services, click: dict | None, selection: dict | None,
+                    status: dict | None) -> dict:
+    """Click on a class-map point → that class becomes the focal class."""
+    points = (click or {}).get("points") or []
+    if not points or points[0].get("curveNumber") != figures.MAP_POINTS:
+        raise PreventUpdate
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None:
+        raise PreventUpdate
+    focal = view.class_id(int(points[0]["pointIndex"]))
+    if focal == sel.focal:
+        raise PreventUpdate
+    return update_selection(selection or {}, focal=focal)
+
+
+# -- summary and exports ----------------------------------------------------------------------------
+
+
+def model_summary_logic(services: Services, status: dict | None,
+                        selection: dict | None) -> Any:
+    """The strip under the header: what model, how many classes, which analysis."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        state = (status or {}).get("state")
+        css = "cm-summary-error" if state == "error" else "cm-muted"
+        return html.Span(message, className=css)
+    head = view.head
+    analysis = view.analysis
+    timing = ("from the cache" if analysis.from_cache
+              else f"computed in {sum(analysis.seconds.values()):.2f} s")
+    return [
+        html.Div([html.Span(view.entry.label, className="cm-summary-model"),
+                  html.Span(head.source, className="cm-summary-source")],
+                 className="cm-summary-title"),
+        html.Div([
+            _stat("classes", f"{head.num_classes:,}"),
+            _stat("features per class", f"{head.feature_dim:,}"),
+            _stat("class names", head.classes.source),
+            _stat("score", METRIC_LABELS[view.metric]),
+            _stat("tree", f"{sel.linkage} linkage"),
+            _stat("analysis", timing),
+        ], className="cm-stats cm-summary-stats"),
+    ]
+
+
+def export_logic(services: Services, triggered: str | None, selection: dict | None,
+                 status: dict | None) -> dict:
+    """Export buttons → a dcc.Download payload (CSV or Newick)."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        raise ClassmapError(f"nothing to export yet ({message}); wait for the analysis")
+    stem = f"{sel.model}_{sel.metric}_{sel.linkage}"
+    if triggered == ids.EXPORT_NEIGHBOURS:
+        focal = focal_index(view, sel)
+        if focal is None:
+            raise ClassmapError("no focal class to export neighbours of; pick a focal class first")
+        return dcc.send_string(services.neighbours_csv(view, focal),
+                               f"{stem}_neighbours_{_safe(view.ids[focal])}.csv")
+    if triggered == ids.EXPORT_SUBTREE:
+        summary = summarise(services, view, sel)
+        if summary is None:
+            raise ClassmapError("no classes are selected; click a tree node or lasso points first")
+        suffix = f"node{summary.node}" if summary.node is not None else "lasso"
+        return dcc.send_string(services.selection_csv(view, summary, sel.cut),
+                               f"{stem}_{suffix}.csv")
+    if triggered == ids.EXPORT_NEWICK:
+        return dcc.send_string(services.newick(view), f"{stem}.nwk")
+    raise PreventUpdate
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:60]
+
+
+# -- wiring -------------------------------------------------------------------------------------------
+
+
+def register(app: Any, services: Services) -> None:
+    """Wire the Classes page.
+
+    Every callback listens to the page's own copies of the shared stores (never to the
+    shell's next to a page Input), so no page reports missing Inputs on another.
+    """
+    mirror_shared_state(app, ids.CLASSES_SELECTION, ids.CLASSES_STATUS)
+    selection_in = Input(ids.CLASSES_SELECTION, "data")
+    status_in = Input(ids.CLASSES_STATUS, "data")
+    selection_state = State(ids.CLASSES_SELECTION, "data")
+    status_state = State(ids.CLASSES_STATUS, "data")
+
+    @app.callback(Output(ids.MODEL_SUMMARY, "children"), status_in, selection_state)
+    def model_summary(status, selection):
+        return model_summary_logic(services, status, selection)
+
+    for store, overlay, graph_id in (
+            (ids.HEATMAP_FIGURE, ids.HEATMAP_OVERLAY, ids.HEATMAP),
+            (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM),
+            (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP)):
+        app.clientside_callback(
+            "function(figure) { return window.classmap.decodeFigure(figure); }",
+            Output(graph_id, "figure"), Input(store, "data"), prevent_initial_call=True,
+        )
+        app.clientside_callback(
+            f"function(overlay, figure) {{ return window.classmap.applyOverlay("
+            f"overlay, figure, {graph_id!r}); }}",
+            Output(overlay, "modified_timestamp"), Input(overlay, "data"),
+            State(graph_id, "figure"), prevent_initial_call=True,
+        )
+
+    # Only zooms and resets reach the server: relayout events from drawing overlays
+    # (shapes) carry no axis range and stop here.
+    app.clientside_callback(
+        """function(relayout) {
+            if (!relayout) { return window.dash_clientside.no_update; }
+            var keys = Object.keys(relayout).filter(function(k) {
+                return k.indexOf('xaxis.range') === 0 || k.indexOf('yaxis.range') === 0 ||
+                       k.indexOf('autorange') >= 0; });
+            if (!keys.length) { return window.dash_clientside.no_update; }
+            var zoom = {}; keys.forEach(function(k) { zoom[k] = relayout[k]; });
+            return zoom;
+        }""",
+        Output(ids.HEATMAP_ZOOM, "data"), Input(ids.HEATMAP, "relayoutData"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.HEATMAP_FIGURE, "data"), Output(ids.HEATMAP_OVERLAY, "data"),
+        Output(ids.HEATMAP_KEY, "data"), Output(ids.HEATMAP_NOTE, "children"),
+        selection_in, status_in, Input(ids.HEATMAP_ZOOM, "data"),
+        State(ids.HEATMAP_KEY, "data"),
+    )
+    def heatmap(selection, status, zoom, rendered):
+        triggered = ids.HEATMAP if ctx.triggered_id == ids.HEATMAP_ZOOM else ctx.triggered_id
+        return update_heatmap_logic(services, selection, status, zoom, rendered, triggered)
+
+    @app.callback(
+        Output(ids.HEATMAP_TOOLTIP, "show"), Output(ids.HEATMAP_TOOLTIP, "bbox"),
+        Output(ids.HEATMAP_TOOLTIP, "children"),
+        Input(ids.HEATMAP, "hoverData"), selection_state,
+        status_state, State(ids.HEATMAP_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def heatmap_hover(hover, selection, status, rendered):
+        return heatmap_hover_logic(services, hover, selection, status, rendered)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.HEATMAP, "clickData"), selection_state,
+        status_state, State(ids.HEATMAP_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def heatmap_click(click, selection, status, rendered):
+        return heatmap_click_logic(services, click, selection, status, rendered)
+
+    @app.callback(
+        Output(ids.DENDROGRAM_FIGURE, "data"), Output(ids.DENDROGRAM_OVERLAY, "data"),
+        Output(ids.DENDROGRAM_KEY, "data"),
+        selection_in, status_in, State(ids.DENDROGRAM_KEY, "data"),
+    )
+    def dendrogram(selection, status, rendered):
+        return update_dendrogram_logic(services, selection, status, rendered)
+
+    # A click on a node marker selects its subtree (again: deselects) — in the browser.
+    select_on(app, Input(ids.DENDROGRAM, "clickData"), selection_store=ids.CLASSES_SELECTION,
+              js_changes=f"""
+        (function() {{
+            var p = value && value.points && value.points[0];
+            if (!p || p.curveNumber !== {figures.DENDRO_NODES} || !p.customdata) {{ return null; }}
+            var node = p.customdata[0];
+            return {{node: sel && sel.node === node ? null : node}};
+        }})()""")
+
+    @app.callback(
+        Output(ids.SUBTREE_TITLE, "children"), Output(ids.SUBTREE_STATS, "children"),
+        Output(ids.SUBTREE_CLASSES, "children"), Output(ids.ZOOM_BUTTON, "disabled"),
+        Output(ids.UNZOOM_BUTTON, "disabled"), Output(ids.CLEAR_SELECTION, "disabled"),
+        selection_in, status_in,
+    )
+    def selection_panel(selection, status):
+        return selection_panel_logic(services, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.ZOOM_BUTTON, "n_clicks"), Input(ids.UNZOOM_BUTTON, "n_clicks"),
+        Input(ids.CLEAR_SELECTION, "n_clicks"), selection_state,
+        prevent_initial_call=True,
+    )
+    def zoom(zoom_clicks, unzoom_clicks, clear_clicks, selection):
+        clicks = {ids.ZOOM_BUTTON: zoom_clicks, ids.UNZOOM_BUTTON: unzoom_clicks,
+                  ids.CLEAR_SELECTION: clear_clicks}.get(ctx.triggered_id)
+        return zoom_logic(ctx.triggered_id, clicks, selection)
+
+    project_selection(app, ids.NEIGHBOURS_KEY,
+                      ("model", "metric", "linkage", "focal", "k", "cut"), ids.CLASSES_SELECTION)
+
+    @app.callback(
+        Output(ids.NEIGHBOURS, "figure"), Output(ids.NEIGHBOURS_TABLE, "children"),
+        Input(ids.NEIGHBOURS_KEY, "data"), status_in,
+    )
+    def neighbours(selection, status):
+        return neighbours_logic(services, selection, status)
+
+    # A click on a neighbour's bar makes it the focal class — in the browser.
+    select_on(app, Input(ids.NEIGHBOURS, "clickData"), selection_store=ids.CLASSES_SELECTION,
+              js_changes="""
+        (function() {
+            var p = value && value.points && value.points[0];
+            return p && p.customdata ? {focal: p.customdata} : null;
+        })()""")
+
+    @app.callback(
+        Output(ids.FOCAL, "options"),
+        Input(ids.FOCAL, "search_value"), status_in,
+        State(ids.FOCAL, "value"), selection_state,
+    )
+    def focal_options(search, status, value, selection):
+        return focal_options_logic(services, search, value, selection, status, ctx.triggered_id)
+
+    for control, field in ((ids.FOCAL, "focal"), (ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
+                           (ids.EMBEDDING_PICKER, "embedding")):
+        bind_field(app, control, "value", field, ids.CLASSES_SELECTION)
+
+    @app.callback(
+        Output(ids.CLASS_MAP_FIGURE, "data"), Output(ids.CLASS_MAP_OVERLAY, "data"),
+        Output(ids.CLASS_MAP_KEY, "data"),
+        Output(ids.EMBEDDING_NOTE, "children"), Output(ids.EMBED_JOB, "data"),
+        selection_in, status_in, Input(ids.EMBED_DONE, "data"),
+        State(ids.CLASS_MAP_KEY, "data"),
+    )
+    def class_map(selection, status, done, rendered):
+        return class_map_logic(services, selection, status, done, rendered)
+
+    @app.callback(
+        Output(ids.EMBED_DONE, "data"),
+        Input(ids.EMBED_JOB, "data"),
+        background=True,
+        progress=[Output(ids.EMBED_LABEL, "children")],
+        running=[(Output(ids.EMBED_PANEL, "hidden"), False, True),
+                 (Output(ids.EMBED_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.EMBED_CANCEL, "n_clicks")],
+        interval=400,
+        prevent_initial_call=True,
+    )
+    def compute_embedding(set_progress, job):
+        return compute_embedding_logic(services, set_progress, job)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.CLASS_MAP, "selectedData"), selection_state,
+        prevent_initial_call=True,
+    )
+    def lasso(selected, selection):
+        return lasso_logic(services, selected, selection)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.CLASS_MAP, "clickData"), selection_state,
+        status_state,
+        prevent_initial_call=True,
+    )
+    def map_click(click, selection, status):
+        return map_click_logic(services, click, selection, status)
+
+    @app.callback(
+        Output(ids.DOWNLOAD, "data"),
+        Input(ids.EXPORT_NEIGHBOURS, "n_clicks"), Input(ids.EXPORT_SUBTREE, "n_clicks"),
+        Input(ids.EXPORT_NEWICK, "n_clicks"),
+        selection_state, status_state,
+        prevent_initial_call=True,
+    )
+    def export(_n, _s, _t, selection, status):
+        return export_logic(services, ctx.triggered_id, selection, status)
+
+    app.clientside_callback(
+        """function(format, a, b, c, d) {
+            var configs = [a, b, c, d].map(function(config) {
+                var updated = Object.assign({}, config || {});
+                updated.toImageButtonOptions = Object.assign(
+                    {}, updated.toImageButtonOptions || {}, {format: format});
+                return updated;
+            });
+            return configs;
+        }""",
+        [Output(graph_id, "config") for graph_id in ids.GRAPHS],
+        Input(ids.FIGURE_FORMAT, "value"),
+        [State(graph_id, "config") for graph_id in ids.GRAPHS],
+        prevent_initial_call=True,
+    )

@@ -1,0 +1,557 @@
+"""Callbacks of the image pages (Samples, Clustering, Confidence).
+
+Flow::
+
+    SELECTION (model, data) ─► request_images ─► IMAGE_STATUS ready | pending + IMAGE_JOB
+    IMAGE_JOB ─► prepare_images (background: progress bar, cancel) ─► IMAGE_STATUS
+    SELECTION + IMAGE_STATUS(ready) ─► each page's figures and tables
+
+Clicking an image (Samples), a heatmap cell or a t-SNE point (Confidence) sets the
+shared focal class, so the class is highlighted on every page, the Classes page
+included. The ``*_logic`` functions are plain functions (tested without a browser).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from dash import ALL, Input, Output, State, html, no_update
+from dash.exceptions import PreventUpdate
+
+from analysis.cache import ResultCache
+from analysis.data import DIGITS
+from analysis.errors import ClassmapError
+from analysis.progress import CallbackProgress
+from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from app import figures_images as figs
+from app import ids
+from app.callbacks.shared import rules_json
+from app.services import Services
+from app.services_images import (
+    REPRESENTATION_LABELS,
+    ImageResult,
+    ImageServices,
+    class_index,
+)
+from app.state import coerce_selection, update_selection
+
+log = logging.getLogger(__name__)
+
+READY = "ready"
+ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
+
+
+# -- shared -----------------------------------------------------------------------------
+
+
+def image_key(services: Services, selection: dict | None) -> tuple[str, str]:
+    """(model id, data set id) of a selection dict."""
+    sel = coerce_selection(selection, services.settings.default_model)
+    return str(sel["model"]), str(sel.get("data") or DIGITS)
+
+
+def status_for(key: Sequence[str], state: str, message: str = "") -> dict[str, Any]:
+    return {"model": key[0], "data": key[1], "state": state, "message": message}
+
+
+def request_images_logic(images: ImageServices, selection: dict | None,
+                         status: dict | None) -> tuple[dict, Any]:
+    """(model, data) of the selection → (status, job request): ready, error, or a job."""
+    if not selection:
+        raise PreventUpdate
+    key = image_key(images.services, selection)
+    if status and [status.get("model"), status.get("data")] == list(key) and \
+            status.get("state") in (READY, "pending", "error"):
+        raise PreventUpdate
+    try:
+        images.data_entry(key[1])
+        if images.ready(*key):
+            return status_for(key, READY), no_update
+    except ClassmapError as error:
+        return status_for(key, "error", str(error)), no_update
+    return status_for(key, "pending"), {"model": key[0], "data": key[1]}
+
+
+def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
+                         job: dict | None) -> dict[str, Any]:
+    """Background job: extract and analyse ``job``'s (model, data) so the cache holds them."""
+    if not job:
+        raise PreventUpdate
+    key = (str(job["model"]), str(job["data"]))
+
+    def forward(step: str, fraction: float) -> None:
+        report((int(round(100 * fraction)), f"{key[0]} on {key[1]}: {step}…"))
+
+    # The job runs in a forked process: locks that another server thread held at the
+    # fork stay locked in the copy, so the job works with fresh services of its own.
+    fresh = ImageServices(Services(images.settings, cache=ResultCache(images.settings.cache_dir)),
+                          images.params)
+    try:
+        fresh.result(*key, progress=CallbackProgress(forward))
+    except ClassmapError as error:
+        log.warning("image analysis of %s on %s failed: %s", key[0], key[1], error)
+        return status_for(key, "error", str(error))
+    return status_for(key, READY)
+
+
+def ready_result(images: ImageServices, selection: dict | None,
+                 status: dict | None) -> tuple[ImageResult | None, str]:
+    """The selection's result when its status is ready, else (None, what to say)."""
+    if not selection or not status:
+        return None, "Preparing the image analysis…"
+    key = image_key(images.services, selection)
+    if [status.get("model"), status.get("data")] != list(key):
+        return None, "Preparing the image analysis…"
+    state = status.get("state")
+    if state == "error":
+        return None, status.get("message") or "the image analysis failed"
+    if state == "cancelled":
+        return None, "The image analysis was cancelled; pick the data set again to restart it."
+    if state != READY:
+        return None, "Extracting representations and running the analyses (progress above)…"
+    return images.result(*key), ""
+
+
+def message_logic(images: ImageServices, selection: dict | None, status: dict | None) -> str:
+    """The status line: why nothing is drawn, or a one-line summary of the data."""
+    result, why = ready_result(images, selection, status)
+    if result is None:
+        return why
+    reps, analysis = result.representations, result.analysis
+    accuracy = float((reps.preds == reps.labels).mean())
+    skipped = "; ".join(f"{name}: {reason}" for name, reason in analysis.skipped)
+    return (f"{result.model} on {result.data}: {reps.num_images:,} images of "
+            f"{len(analysis.classes)} classes · accuracy {100 * accuracy:.1f}% · feature map "
+            f"{reps.site} ({reps.features.shape[1]} channels, {reps.grid_size[0]}×"
+            f"{reps.grid_size[1]})" + (f" · skipped: {skipped}" if skipped else ""))
+
+
+def focal_options_logic(images: ImageServices, selection: dict | None,
+                        status: dict | None) -> list[dict[str, str]]:
+    """The class picker's options: the classes with images, by id."""
+    result, _ = ready_result(images, selection, status)
+    if result is None:
+        return []
+    ids_ = images.services.head(result.model).classes.ids
+    return [{"label": name, "value": ids_[int(index)]}
+            for index, name in zip(result.analysis.classes, result.analysis.class_names)]
+
+
+def focal_of(images: ImageServices, result: ImageResult, selection: dict) -> int | None:
+    """Model class index of the selection's focal class, or None."""
+    return class_index(result, images.services, selection.get("focal"))
+
+
+def _hover(result: ImageResult) -> list[str]:
+    reps = result.representations
+    names = reps.class_names
+    return [f"#{i} {reps.sample_ids[i]}<br>true {names[reps.labels[i]]} · predicted "
+            f"{names[reps.preds[i]]} ({100 * reps.confidence[i]:.1f}%)"
+            for i in range(reps.num_images)]
+
+
+def _pca_titles(result: ImageResult, rep: str) -> tuple[str, str]:
+    ratio = result.analysis.pca[rep].explained_variance_ratio
+    return (f"PC 1 ({100 * ratio[0]:.1f}% of variance)",
+            f"PC 2 ({100 * ratio[1]:.1f}% of variance)" if len(ratio) > 1 else "PC 2")
+
+
+# -- Samples -------------------------------------------------------------------------------
+
+
+def samples_figure_logic(images: ImageServices, selection: dict | None, status: dict | None):
+    """The Samples scatter: PCA of the chosen representation, coloured by true class."""
+    result, why = ready_result(images, selection, status)
+    if result is None:
+        return figs.message_figure(why, height=560)
+    assert selection is not None
+    rep = selection.get("rep") or "features"
+    if rep not in result.analysis.pca:
+        return figs.message_figure(f"No PCA of {rep} for this data set.", height=560)
+    reps = result.representations
+    sample = selection.get("image")
+    return figs.sample_scatter(
+        result.analysis.pca[rep].coordinates, reps.labels, reps.class_names,
+        hover=_hover(result), focal=focal_of(images, result, selection),
+        selected=int(sample) if sample is not None else None,
+        axis_titles=_pca_titles(result, rep), height=560,
+        uirevision=f"{result.model}|{result.data}|{rep}",
+        title=f"PCA of {REPRESENTATION_LABELS[rep]}",
+    )
+
+
+def sample_click_logic(images: ImageServices, click: dict | None, selection: dict | None,
+                       status: dict | None) -> dict:
+    """A click on an image → the selection's ``image`` and its true class as focal class."""
+    if not click or not selection:
+        raise PreventUpdate
+    result, _ = ready_result(images, selection, status)
+    if result is None:
+        raise PreventUpdate
+    point = (click.get("points") or [{}])[0]
+    custom = point.get("customdata")
+    if custom is None:
+        raise PreventUpdate
+    index = int(custom[0] if isinstance(custom, (list, tuple)) else custom)
+    label = int(result.representations.labels[index])
+    focal = images.services.head(result.model).classes.ids[label]
+    return update_selection(selection, image=index, focal=focal)
+
+
+def sample_detail_logic(images: ImageServices, selection: dict | None,
+                        status: dict | None) -> tuple[Any, Any, Any]:
+    """(image src, Grad-CAM src, details) of the selection's sample."""
+    result, why = ready_result(images, selection, status)
+    if result is None or selection is None:
+        return None, None, why
+    sample = selection.get("image")
+    if sample is None:
+        return None, None, "Click a point in the scatter to see that image and its Grad-CAM map."
+    view = images.sample(result, int(sample))
+    s = view.summary
+    names = result.representations.class_names
+    verdict = "correct" if s.label == s.pred else "wrong"
+    rows = [html.Tr([html.Td(names[c]), html.Td(f"{100 * p:.1f}%", className="cm-num")])
+            for c, p in zip(s.top_classes, s.top_scores)]
+    details = html.Div([
+        html.Div([html.B(f"#{s.index} "), html.Span(s.sample_id, className="cm-mono")]),
+        html.Div(["true class ", html.B(s.label_name), " · predicted ", html.B(s.pred_name),
+                  f" ({verdict}) · confidence {100 * s.confidence:.1f}%"]),
+        html.Table([html.Thead(html.Tr([html.Th("top classes"), html.Th("softmax")])),
+                    html.Tbody(rows)], className="cm-table"),
+    ])
+    return view.image_uri, view.cam_uri, details
+
+
+# -- Clustering ------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
+
+
+def within_table_logic(images: ImageServices, selection: dict | None,
+                       status: dict | None) -> Any:
+    """Per-class and overall within-class cosine of each representation (+ Grad-CAM CC)."""
+    result, why = ready_result(images, selection, status)
+    if result is None or selection is None:
+        return html.P(why, className="cm-muted")
+    analysis = result.analysis
+    focal = focal_of(images, result, selection)
+    reps = [r for r in REPRESENTATIONS if r in analysis.within_class]
+    header = html.Tr([html.Th("class"), html.Th("images"),
+                      *(html.Th(REPRESENTATION_LABELS[r].split(" (")[0]) for r in reps),
+                      html.Th("Grad-CAM map CC")])
+    rows = []
+    counts = analysis.within_class[reps[0]].image_counts if reps else []
+    for row, (index, name) in enumerate(zip(analysis.classes, analysis.class_names)):
+        style = {"background": "#fff4e6", "fontWeight": 600} if focal == int(index) else None
+        rows.append(html.Tr([
+            html.Td(name), html.Td(int(counts[row]), className="cm-num"),
+            *(html.Td(_fmt(float(analysis.within_class[r].per_class[row])), className="cm-num")
+              for r in reps),
+            html.Td(_fmt(float(analysis.map_agreement.cc[row])), className="cm-num"),
+        ], style=style))
+    rows.append(html.Tr([
+        html.Td(html.B("mean over pairs")), html.Td(""),
+        *(html.Td(html.B(_fmt(analysis.within_class[r].overall_pairs)), className="cm-num")
+          for r in reps),
+        html.Td(html.B(_fmt(analysis.map_agreement.overall_pairs.cc)), className="cm-num"),
+    ]))
+    rows.append(html.Tr([
+        html.Td(html.B("mean over classes")), html.Td(""),
+        *(html.Td(html.B(_fmt(analysis.within_class[r].overall_classes)), className="cm-num")
+          for r in reps),
+        html.Td(html.B(_fmt(analysis.map_agreement.overall_classes.cc)), className="cm-num"),
+    ]))
+    return html.Div([
+        html.H3("Within-class similarity (mean cosine of same-class image pairs)",
+                style={"fontSize": "13px", "margin": "0 0 4px"}),
+        html.Div(html.Table([html.Thead(header), html.Tbody(rows)], className="cm-table"),
+                 style={"maxHeight": "360px", "overflowY": "auto"}),
+    ])
+
+
+def metrics_table_logic(images: ImageServices, selection: dict | None,
+                        status: dict | None) -> Any:
+    """K-means and GMM ARI / NMI / Silhouette per representation."""
+    result, why = ready_result(images, selection, status)
+    if result is None:
+        return None
+    analysis = result.analysis
+    any_result = next(iter(analysis.clustering.values()), None)
+    metric = any_result.silhouette_metric if any_result is not None else "euclidean"
+    k = len(analysis.classes)
+    rows = []
+    for rep in REPRESENTATIONS:
+        for algorithm in CLUSTERING_ALGORITHMS:
+            found = analysis.clustering.get((rep, algorithm))
+            cells = ([_fmt(found.ari), _fmt(found.nmi), _fmt(found.silhouette)]
+                     if found is not None else ["—", "—", "—"])
+            rows.append(html.Tr([html.Td(REPRESENTATION_LABELS[rep].split(" (")[0]),
+                                 html.Td(ALGORITHM_LABELS[algorithm]),
+                                 *(html.Td(c, className="cm-num") for c in cells)]))
+    skipped = [f"{name}: {reason}" for name, reason in analysis.skipped if "cluster" in name]
+    return html.Div([
+        html.H3(f"Clustering into k = {k} clusters vs the true classes",
+                style={"fontSize": "13px", "margin": "0 0 4px"}),
+        html.Table([html.Thead(html.Tr([
+            html.Th("representation"), html.Th("algorithm"), html.Th("ARI"), html.Th("NMI"),
+            html.Th(f"Silhouette ({metric}, {analysis.params.scaling} scaling)")])),
+            html.Tbody(rows)], className="cm-table"),
+        html.P("ARI: adjusted Rand index; NMI: normalised mutual information (both 1 = the "
+               "clusters are the classes); Silhouette of the clusters found, "
+               f"{metric} distance on the scaled vectors (−1 … 1)."
+               + (" Skipped: " + "; ".join(skipped) if skipped else ""), className="cm-note"),
+    ])
+
+
+def clustering_figures_logic(images: ImageServices, selection: dict | None,
+                             status: dict | None, algorithm: str | None) -> tuple:
+    """(PCA coloured by true class, PCA coloured by cluster) for the chosen representation."""
+    result, why = ready_result(images, selection, status)
+    if result is None or selection is None:
+        empty = figs.message_figure(why, height=460)
+        return empty, empty
+    rep = selection.get("rep") or "features"
+    algorithm = algorithm if algorithm in CLUSTERING_ALGORITHMS else "kmeans"
+    reps = result.representations
+    coords = result.analysis.pca[rep].coordinates
+    hover = _hover(result)
+    titles = _pca_titles(result, rep)
+    focal = focal_of(images, result, selection)
+    sample = selection.get("image")
+    selected = int(sample) if sample is not None else None
+    true = figs.sample_scatter(coords, reps.labels, reps.class_names, hover=hover, focal=focal,
+                               selected=selected, axis_titles=titles, height=460,
+                               uirevision=f"{result.model}|{result.data}|{rep}")
+    found = result.analysis.clustering.get((rep, algorithm))
+    if found is None:
+        reason = next((r for name, r in result.analysis.skipped if rep in name), "not computed")
+        return true, figs.message_figure(f"No {ALGORITHM_LABELS[algorithm]} clustering of "
+                                         f"{rep}: {reason}", height=460)
+    clusters = np.asarray(found.assignments, dtype=np.int64)
+    names = [f"cluster {c + 1}" for c in range(int(clusters.max()) + 1)]
+    by_cluster = figs.sample_scatter(
+        coords, clusters, names, hover=[f"{h}<br>cluster {c + 1}" for h, c in zip(hover, clusters)],
+        selected=selected, axis_titles=titles, height=460, legend_title="cluster",
+        uirevision=f"{result.model}|{result.data}|{rep}|{algorithm}",
+        title=f"{ALGORITHM_LABELS[algorithm]}: ARI {_fmt(found.ari)}, NMI {_fmt(found.nmi)}")
+    return true, by_cluster
+
+
+# -- Confidence -------------------------------------------------------------------------------
+
+
+def confidence_figures_logic(images: ImageServices, selection: dict | None,
+                             status: dict | None) -> tuple:
+    """(JS heatmap with tree and cluster strip, cluster list, t-SNE, confusion matrix)."""
+    result, why = ready_result(images, selection, status)
+    if result is None or selection is None:
+        return (figs.message_figure(why, height=640), None, figs.message_figure(why, height=460),
+                figs.message_figure(why, height=460))
+    analysis = result.analysis
+    reps = result.representations
+    focal = focal_of(images, result, selection)
+    classes = [int(c) for c in analysis.classes]
+    focal_row = classes.index(focal) if focal in classes else None
+    heatmap = figs.js_heatmap(analysis.js, analysis.js_linkage, analysis.class_names,
+                              analysis.class_clusters, focal=focal_row, height=640)
+    cluster_list = None
+    if analysis.class_clusters is not None:
+        groups: dict[int, list[str]] = {}
+        for name, c in zip(analysis.class_names, analysis.class_clusters):
+            groups.setdefault(int(c), []).append(name)
+        cluster_list = html.Div([
+            html.Span(f"k-means of the divergence rows, k = {len(groups)}: ",
+                      className="cm-muted"),
+            *(html.Span([html.Span("■ ", style={"color": figs.class_palette(c)}),
+                         f"{c + 1}: {', '.join(members)}"],
+                        style={"marginRight": "14px", "whiteSpace": "nowrap"})
+              for c, members in sorted(groups.items())),
+        ], className="cm-note")
+    if analysis.tsne is not None:
+        sample = selection.get("image")
+        tsne = figs.sample_scatter(
+            analysis.tsne, reps.labels, reps.class_names, hover=_hover(result), focal=focal,
+            selected=int(sample) if sample is not None else None,
+            axis_titles=("t-SNE 1", "t-SNE 2"), height=460,
+            uirevision=f"{result.model}|{result.data}|tsne")
+    else:
+        reason = next((r for name, r in analysis.skipped if "tsne" in name.lower()), "skipped")
+        tsne = figs.message_figure(f"No t-SNE: {reason}", height=460)
+    confusion = figs.confusion_figure(analysis.confusion, analysis.class_names,
+                                      analysis.confusion_columns, focal_row=focal_row, height=460)
+    return heatmap, cluster_list, tsne, confusion
+
+
+def heatmap_click_logic(images: ImageServices, click: dict | None, selection: dict | None,
+                        status: dict | None) -> dict:
+    """A click on a JS cell → its row's class becomes the focal class."""
+    if not click or not selection:
+        raise PreventUpdate
+    result, _ = ready_result(images, selection, status)
+    if result is None:
+        raise PreventUpdate
+    point = (click.get("points") or [{}])[0]
+    custom = point.get("customdata")
+    if not isinstance(custom, (list, tuple)) or len(custom) != 2:
+        raise PreventUpdate
+    row = int(custom[0])
+    index = int(result.analysis.classes[row])
+    focal = images.services.head(result.model).classes.ids[index]
+    return update_selection(selection, focal=focal)
+
+
+def bind_image_field(app: Any, component_id: Any, field: str) -> None:
+    """Two-way binding of a control's ``value`` and the selection's ``field``, in the browser.
+
+    Like :func:`app.callbacks.shared.bind_field`, but listening to the page-local copy
+    of the selection, so the callback never has a missing Input on other pages. A
+    pattern-matching ``component_id`` (with ALL) binds every matching control.
+    """
+    many = isinstance(component_id, dict)
+    app.clientside_callback(
+        f"""function(value, sel) {{
+            var nu = window.dash_clientside.no_update;
+            var many = {json.dumps(many)};
+            if (many && (!value || !value.length)) {{ return [nu, nu]; }}
+            var out = window.classmap.bindField(many ? value[0] : value, sel,
+                {json.dumps(field)}, "value", {rules_json()});
+            if (many && out[0] !== nu) {{ out[0] = value.map(function() {{ return out[0]; }}); }}
+            return out;
+        }}""",
+        Output(component_id, "value", allow_duplicate=True),
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(component_id, "value"),
+        Input(ids.IMAGE_SELECTION, "data"),
+        prevent_initial_call=True,
+    )
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+
+def register(app: Any, services: Services) -> None:
+    """Wire the image pages (the ImageServices is kept on the app as ``_classmap_images``)."""
+    images = ImageServices(services)
+    app._classmap_images = images  # type: ignore[attr-defined]
+    # Every callback below listens only to components of the image pages (never to the
+    # shell's SELECTION directly), so none of them has a missing Input on another page.
+    sel_in = Input(ids.IMAGE_SELECTION, "data")
+    status_in = Input(ids.IMAGE_STATUS, "data")
+    app.clientside_callback(
+        """function(sel, previous) {
+            if (!sel || JSON.stringify(sel) === JSON.stringify(previous)) {
+                return window.dash_clientside.no_update; }
+            return sel;
+        }""",
+        Output(ids.IMAGE_SELECTION, "data"), Input(ids.SELECTION, "data"),
+        State(ids.IMAGE_SELECTION, "data"),
+    )
+
+    @app.callback(
+        Output(ids.IMAGE_STATUS, "data"), Output(ids.IMAGE_JOB, "data"),
+        sel_in, State(ids.IMAGE_STATUS, "data"),
+    )
+    def request_images(selection, status):
+        return request_images_logic(images, selection, status)
+
+    @app.callback(
+        Output(ids.IMAGE_STATUS, "data", allow_duplicate=True),
+        Input(ids.IMAGE_JOB, "data"),
+        background=True,
+        progress=[Output(ids.IMAGE_PROGRESS, "value"), Output(ids.IMAGE_LABEL, "children")],
+        running=[(Output(ids.IMAGE_PANEL, "hidden"), False, True),
+                 (Output(ids.IMAGE_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.IMAGE_CANCEL, "n_clicks")],
+        interval=300,
+        prevent_initial_call=True,
+    )
+    def prepare_images(set_progress, job):
+        return prepare_images_logic(images, set_progress, job)
+
+    @app.callback(
+        Output(ids.IMAGE_STATUS, "data", allow_duplicate=True),
+        Input(ids.IMAGE_CANCEL, "n_clicks"), State(ids.IMAGE_STATUS, "data"),
+        prevent_initial_call=True,
+    )
+    def cancel_images(n_clicks, status):
+        if not n_clicks or not status or status.get("state") != "pending":
+            raise PreventUpdate
+        return {**status, "state": "cancelled"}
+
+    @app.callback(Output(ids.IMAGE_MESSAGE, "children"), sel_in, status_in)
+    def message(selection, status):
+        return message_logic(images, selection, status)
+
+    @app.callback(Output(ids.IMAGE_FOCAL, "options"), status_in, State(ids.IMAGE_SELECTION, "data"))
+    def focal_options(status, selection):
+        return focal_options_logic(images, selection, status)
+
+    bind_image_field(app, ids.DATA_PICKER, "data")
+    bind_image_field(app, ids.IMAGE_FOCAL, "focal")
+    bind_image_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep")
+
+    # Samples
+    @app.callback(Output(ids.SAMPLES_GRAPH, "figure"), sel_in, status_in)
+    def samples_figure(selection, status):
+        return samples_figure_logic(images, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.SAMPLES_GRAPH, "clickData"), State(ids.IMAGE_SELECTION, "data"),
+        State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
+    )
+    def sample_click(click, selection, status):
+        return sample_click_logic(images, click, selection, status)
+
+    @app.callback(
+        Output(ids.SAMPLE_IMAGE, "src"), Output(ids.SAMPLE_CAM, "src"),
+        Output(ids.SAMPLE_DETAILS, "children"), sel_in, status_in,
+    )
+    def sample_detail(selection, status):
+        return sample_detail_logic(images, selection, status)
+
+    # Clustering
+    @app.callback(Output(ids.CLUSTERING_WITHIN, "children"),
+                  Output(ids.CLUSTERING_METRICS, "children"), sel_in, status_in)
+    def clustering_tables(selection, status):
+        return (within_table_logic(images, selection, status),
+                metrics_table_logic(images, selection, status))
+
+    @app.callback(Output(ids.CLUSTERING_TRUE, "figure"), Output(ids.CLUSTERING_CLUSTERS, "figure"),
+                  sel_in, status_in, Input({"type": ids.CLUSTERING_ALGORITHM, "page": ALL}, "value"))
+    def clustering_figures(selection, status, algorithm):
+        return clustering_figures_logic(images, selection, status,
+                                        algorithm[0] if algorithm else None)
+
+    # Confidence
+    @app.callback(
+        Output(ids.CONFIDENCE_HEATMAP, "figure"), Output(ids.CONFIDENCE_CLUSTERS, "children"),
+        Output(ids.CONFIDENCE_TSNE, "figure"), Output(ids.CONFIDENCE_CONFUSION, "figure"),
+        sel_in, status_in,
+    )
+    def confidence_figures(selection, status):
+        return confidence_figures_logic(images, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.CONFIDENCE_HEATMAP, "clickData"), State(ids.IMAGE_SELECTION, "data"),
+        State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
+    )
+    def heatmap_click(click, selection, status):
+        return heatmap_click_logic(images, click, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.CONFIDENCE_TSNE, "clickData"), State(ids.IMAGE_SELECTION, "data"),
+        State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
+    )
+    def tsne_click(click, selection, status):
+        return sample_click_logic(images, click, selection, status)

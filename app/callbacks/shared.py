@@ -1,0 +1,324 @@
+"""The shared selection's plumbing, used by every page.
+
+Flow of one page load::
+
+    layout(**query) ─► page-query store ─► resolve_page_query ─► SELECTION, STATUS
+                                                                      │
+    SELECTION ─(clientside)─► ANALYSIS_KEY ─► request_analysis ─► STATUS / JOB_REQUEST
+    JOB_REQUEST ─► prepare_analysis (background: progress bar, cancel) ─► STATUS
+    STATUS ─► settle_selection (drop class ids the model lacks, with a notice)
+    SELECTION ─(clientside)─► address bar + navigation links
+
+Views read ``SELECTION`` and ``STATUS``; they draw only when ``STATUS`` says the
+selection's analysis is ready. A page control joins the selection with
+:func:`bind_field` (two-way, in the browser, one callback so there is no cycle).
+
+The ``*_logic`` functions are plain functions of their inputs (tested without Dash);
+``register`` wires them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable, Sequence
+
+from dash import ALL, Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
+
+from analysis.errors import ClassmapError
+from analysis.progress import CallbackProgress
+from app import ids
+from app.services import Services
+from app.state import check_against_model, coerce_selection, selection_rules
+
+log = logging.getLogger(__name__)
+
+NOTICE_HIDDEN = "cm-notice cm-notice-hidden"
+NOTICE_WARNING = "cm-notice cm-notice-warning"
+
+
+def analysis_key(selection: dict[str, Any]) -> list[str]:
+    """[model, metric, linkage] of a selection dict (JSON-friendly)."""
+    return [selection["model"], selection["metric"], selection["linkage"]]
+
+
+def ready_status(key: Sequence[str]) -> dict[str, Any]:
+    return {"key": list(key), "state": "ready", "message": ""}
+
+
+def notice_outputs(problems: Sequence[str]) -> tuple[str, str]:
+    """(text, className) of the notice bar: hidden when there is nothing to say."""
+    if not problems:
+        return "", NOTICE_HIDDEN
+    return "The link could not be followed exactly: " + "; ".join(problems) + ".", NOTICE_WARNING
+
+
+# -- logic ---------------------------------------------------------------------------------
+
+
+def resolve_page_query_logic(services: Services, queries: list[dict | None]) -> tuple:
+    """A page's parsed URL query → (selection, status, job request, notice text, class).
+
+    When the analysis is already in memory the class ids are checked at once;
+    otherwise a background job is requested and the check happens when it is done.
+    """
+    if not queries or not queries[0]:
+        raise PreventUpdate
+    payload = queries[0]
+    selection = coerce_selection(payload.get("selection"), services.settings.default_model)
+    problems = list(payload.get("problems") or [])
+    key = analysis_key(selection)
+    if services.view_ready(tuple(key)):
+        selection, more = check_against_model(selection, services.view(tuple(key)))
+        problems.extend(more)
+        status: dict[str, Any] = ready_status(key)
+        job: Any = no_update
+    else:
+        status = {"key": key, "state": "pending", "message": ""}
+        job = {"key": key, "requested": time.time()}
+    text, class_name = notice_outputs(problems)
+    return selection, status, job, text, class_name
+
+
+def request_analysis_logic(services: Services, key: list[str] | None,
+                           status: dict | None) -> tuple:
+    """The selection's analysis changed → (status, job request) — ready, or a job."""
+    if not key:
+        raise PreventUpdate
+    if status and status.get("key") == list(key) and status.get("state") in ("ready", "pending"):
+        raise PreventUpdate
+    if services.view_ready(tuple(key)):
+        return ready_status(key), no_update
+    return {"key": list(key), "state": "pending", "message": ""}, {"key": list(key),
+                                                                    "requested": time.time()}
+
+
+def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
+                           request: dict | None) -> dict[str, Any]:
+    """Background job: load and analyse ``request["key"]`` so the cache holds it.
+
+    ``report((percent, label))`` drives the progress bar. A model that cannot be
+    loaded gives an ``error`` status carrying the one-line reason.
+    """
+    if not request or not request.get("key"):
+        raise PreventUpdate
+    key = tuple(request["key"])
+    model = key[0]
+
+    def forward(step: str, fraction: float) -> None:
+        report((int(round(100 * fraction)), f"{model}: {step}…"))
+
+    progress = CallbackProgress(forward)
+    try:
+        with progress.step("loading the model", total=1) as advance:
+            services.head(model)
+            advance(1)
+        services.view(key, progress=progress)
+    except ClassmapError as error:
+        log.warning("model %s is not usable: %s", model, error)
+        return {"key": list(key), "state": "error", "message": str(error)}
+    return ready_status(key)
+
+
+def settle_selection_logic(services: Services, status: dict | None,
+                           selection: dict | None) -> tuple:
+    """When an analysis becomes ready, drop selection keys the model lacks (with a notice)."""
+    if not status or status.get("state") != "ready" or not selection:
+        raise PreventUpdate
+    if status.get("key") != analysis_key(selection):
+        raise PreventUpdate
+    checked, problems = check_against_model(selection, services.view(tuple(status["key"])))
+    if not problems:
+        raise PreventUpdate
+    return (checked, *notice_outputs(problems))
+
+
+def cancel_analysis_logic(n_clicks: int | None, status: dict | None) -> dict[str, Any]:
+    """The cancel button → a ``cancelled`` status for the pending analysis."""
+    if not n_clicks or not status or status.get("state") != "pending":
+        raise PreventUpdate
+    return {"key": status.get("key"), "state": "cancelled",
+            "message": "the analysis was cancelled; pick another model (or this one again) "
+                       "to start it again"}
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def rules_json() -> str:
+    """The selection rules as a JS literal for inline clientside callbacks."""
+    return json.dumps(selection_rules())
+
+
+def mirror_shared_state(app: Any, selection_store: str, status_store: str | None = None) -> None:
+    """Copy the shell's SELECTION (and STATUS) into a page's own stores, in the browser.
+
+    A page's callbacks must listen to these copies, never to the shell stores next to
+    an Input of the page's own: dash-renderer reports a callback whose Inputs exist
+    only in part ("A nonexistent object was used in an Input") as a console error on
+    every other page.
+    """
+    pairs = [(ids.SELECTION, selection_store)]
+    if status_store is not None:
+        pairs.append((ids.STATUS, status_store))
+    for source, target in pairs:
+        app.clientside_callback(
+            """function(value, previous) {
+                if (value === undefined || value === null ||
+                    JSON.stringify(value) === JSON.stringify(previous)) {
+                    return window.dash_clientside.no_update; }
+                return value;
+            }""",
+            Output(target, "data"), Input(source, "data"), State(target, "data"),
+        )
+
+
+def bind_field(app: Any, component_id: Any, prop: str, field: str,
+               selection_store: str = ids.SELECTION) -> None:
+    """Two-way binding of ``component_id.prop`` and the selection's ``field``, in the browser.
+
+    The control shows the selection's value; changing the control updates the
+    selection with the registry's reset/clear rules. One callback, so no cycle.
+    A page's control must pass its page-local copy as ``selection_store``
+    (:func:`mirror_shared_state`); the shell's controls use the shell store.
+    """
+    app.clientside_callback(
+        f"function(value, sel) {{ return window.classmap.bindField(value, sel, "
+        f"{json.dumps(field)}, {json.dumps(prop)}, {rules_json()}); }}",
+        Output(component_id, prop, allow_duplicate=True),
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(component_id, prop),
+        Input(selection_store, "data"),
+        prevent_initial_call=True,
+    )
+
+
+def select_on(app: Any, trigger: Input, js_changes: str,
+              selection_store: str = ids.SELECTION) -> None:
+    """Update the selection in the browser when ``trigger`` fires.
+
+    ``js_changes`` is a JS expression over ``value`` (the trigger's value) and
+    ``sel`` giving the changes (an object) or ``null`` for none.
+    """
+    app.clientside_callback(
+        f"function(value, sel) {{ var changes = ({js_changes}); "
+        f"if (!changes) {{ return window.dash_clientside.no_update; }} "
+        f"return window.classmap.update(sel, changes, {rules_json()}); }}",
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        trigger,
+        State(selection_store, "data"),
+        prevent_initial_call=True,
+    )
+
+
+def project_selection(app: Any, store_id: str, fields: Sequence[str],
+                      selection_store: str = ids.SELECTION) -> None:
+    """Keep ``store_id`` equal to the selection's ``fields``, updated only when they change.
+
+    A view that depends on a few fields listens to this store instead of the whole
+    selection, so other changes (a click in the tree) cost it no request and no redraw.
+    """
+    app.clientside_callback(
+        f"""function(sel, previous) {{
+            if (!sel) {{ return window.dash_clientside.no_update; }}
+            var picked = {{}};
+            {json.dumps(list(fields))}.forEach(function(name) {{
+                picked[name] = sel[name] === undefined ? null : sel[name]; }});
+            return JSON.stringify(picked) === JSON.stringify(previous)
+                ? window.dash_clientside.no_update : picked;
+        }}""",
+        Output(store_id, "data"),
+        Input(selection_store, "data"),
+        State(store_id, "data"),
+    )
+
+
+def register(app: Any, services: Services) -> None:
+    """Wire the shared selection, the analysis job and the URL for every page."""
+
+    @app.callback(
+        Output(ids.SELECTION, "data"),
+        Output(ids.STATUS, "data"),
+        Output(ids.JOB_REQUEST, "data"),
+        Output(ids.NOTICE_TEXT, "children"),
+        Output(ids.NOTICE, "className"),
+        Input({"type": ids.PAGE_QUERY, "page": ALL}, "data"),
+    )
+    def resolve_page_query(queries):
+        return resolve_page_query_logic(services, queries)
+
+    app.clientside_callback(
+        """function(sel, previous) {
+            if (!sel) { return window.dash_clientside.no_update; }
+            var key = [sel.model, sel.metric, sel.linkage];
+            return JSON.stringify(key) === JSON.stringify(previous)
+                ? window.dash_clientside.no_update : key;
+        }""",
+        Output(ids.ANALYSIS_KEY, "data"),
+        Input(ids.SELECTION, "data"),
+        State(ids.ANALYSIS_KEY, "data"),
+    )
+
+    @app.callback(
+        Output(ids.STATUS, "data", allow_duplicate=True),
+        Output(ids.JOB_REQUEST, "data", allow_duplicate=True),
+        Input(ids.ANALYSIS_KEY, "data"),
+        State(ids.STATUS, "data"),
+        prevent_initial_call=True,
+    )
+    def request_analysis(key, status):
+        return request_analysis_logic(services, key, status)
+
+    @app.callback(
+        Output(ids.STATUS, "data", allow_duplicate=True),
+        Input(ids.JOB_REQUEST, "data"),
+        background=True,
+        progress=[Output(ids.JOB_PROGRESS, "value"), Output(ids.JOB_LABEL, "children")],
+        running=[(Output(ids.JOB_PANEL, "hidden"), False, True),
+                 (Output(ids.JOB_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.JOB_CANCEL, "n_clicks")],
+        interval=250,
+        prevent_initial_call=True,
+    )
+    def prepare_analysis(set_progress, request):
+        return prepare_analysis_logic(services, set_progress, request)
+
+    @app.callback(
+        Output(ids.STATUS, "data", allow_duplicate=True),
+        Input(ids.JOB_CANCEL, "n_clicks"),
+        State(ids.STATUS, "data"),
+        prevent_initial_call=True,
+    )
+    def cancel_analysis(n_clicks, status):
+        return cancel_analysis_logic(n_clicks, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.NOTICE_TEXT, "children", allow_duplicate=True),
+        Output(ids.NOTICE, "className", allow_duplicate=True),
+        Input(ids.STATUS, "data"),
+        State(ids.SELECTION, "data"),
+        prevent_initial_call=True,
+    )
+    def settle_selection(status, selection):
+        return settle_selection_logic(services, status, selection)
+
+    app.clientside_callback(
+        f"function(sel) {{ return window.classmap.syncUrl(sel, {rules_json()}); }}",
+        Output(ids.URL_SYNC, "data"),
+        Output({"type": ids.NAV_LINK, "path": ALL}, "href"),
+        Input(ids.SELECTION, "data"),
+    )
+
+    app.clientside_callback(
+        f"function(n) {{ return n ? {json.dumps(NOTICE_HIDDEN)} : window.dash_clientside.no_update; }}",
+        Output(ids.NOTICE, "className", allow_duplicate=True),
+        Input(ids.NOTICE_CLOSE, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
+    for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
+                           (ids.LINKAGE_PICKER, "linkage")):
+        bind_field(app, control, "value", field)

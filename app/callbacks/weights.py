@@ -1,0 +1,400 @@
+"""Callbacks of the Weight distributions page (``/weights``).
+
+The page listens to a projection of the shared selection (model, metric, linkage,
+focal class and its own ``split``/``minsize``/``snode`` keys) and to the analysis
+status; it draws once the shell's analysis job says the model is ready. Clicking a
+scatter point sets the focal class for every page; clicking an icicle node sets
+``snode`` (its sign path, stable across the chains/full modes).
+
+The ``*_logic`` functions take plain values and return plain values, so tests call
+them without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from dash import ALL, Input, Output, State, ctx, html
+from dash.exceptions import PreventUpdate
+
+from analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
+from app import figures_weights as wfig
+from app import ids
+from app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
+from app.callbacks.shared import project_selection, rules_json
+from app.figures import message_figure
+from app.services import ModelView, Services
+from app.services_weights import (
+    MAX_MIN_SIZE,
+    ald_analysis,
+    class_distribution,
+    class_split,
+    icicle_columns,
+    node_of_label,
+    problem_classes,
+)
+from app.state import Selection, update_selection
+
+log = logging.getLogger(__name__)
+
+KEY_FIELDS = ("model", "metric", "linkage", "focal", "split", "minsize", "snode")
+TREE_FIELDS = ("model", "metric", "linkage", "focal", "split", "minsize")  # what the icicle shows
+PROBLEM_LIST_LIMIT = 50
+CHANNEL_LIST_LIMIT = 2000
+
+
+def split_params(sel: Selection) -> tuple[str, int]:
+    """(mode, min size) of a selection; malformed values fall back to the defaults."""
+    mode = sel.extra.get("split") or DEFAULT_MODE
+    mode = mode if mode in SPLIT_MODES else DEFAULT_MODE
+    size = sel.extra.get("minsize")
+    valid = isinstance(size, (int, float)) and not isinstance(size, bool) and \
+        math.isfinite(size) and size == int(size) and 2 <= size <= MAX_MIN_SIZE
+    return mode, int(size) if valid else DEFAULT_MIN_SIZE
+
+
+def _focal(view: ModelView, sel: Selection) -> int | None:
+    return view.find_class(sel.focal) if sel.focal else None
+
+
+# -- logic -----------------------------------------------------------------------------------
+
+
+def summary_logic(services: Services, status: dict | None, selection: dict | None) -> Any:
+    """The strip under the header: pooled fit and how many classes carry a status."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        css = "cm-summary-error" if (status or {}).get("state") == "error" else "cm-muted"
+        return html.Span(message, className=css)
+    analysis = ald_analysis(services, sel.model)
+    pooled = analysis.pooled.to_json()
+    problems = problem_classes(analysis)
+
+    def stat(label: str, value: str) -> html.Div:
+        return html.Div([html.Span(label, className="cm-stat-label"),
+                         html.Span(value, className="cm-stat-value")], className="cm-stat")
+
+    return [
+        html.Div([html.Span(view.entry.label, className="cm-summary-model"),
+                  html.Span("weight distributions of the classifier head",
+                            className="cm-summary-source")], className="cm-summary-title"),
+        html.Div([
+            stat("classes", f"{view.num_classes:,}"),
+            stat("weights per class", f"{view.head.feature_dim:,}"),
+            stat("pooled R² (+ / −)", f"{wfig.format_number(pooled['r2_pos'])} / "
+                                       f"{wfig.format_number(pooled['r2_neg'])}"),
+            stat("zero weights", f"{pooled['n_zero']:,}"),
+            stat("classes with a status", f"{problems.size:,}"),
+            stat("fits", "from the cache" if analysis.from_cache else
+                 f"computed in {sum(analysis.seconds.values()):.2f} s"),
+        ], className="cm-stats cm-summary-stats"),
+    ]
+
+
+def overview_logic(services: Services, selection: dict | None, status: dict | None,
+                   axes: str | None) -> tuple:
+    """→ (distributions figure, scatter figure, problem-class list)."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return message_figure(message, height=300), message_figure(message, height=380), []
+    analysis = ald_analysis(services, sel.model)
+    columns = analysis.table.columns()
+    axes = axes if axes in wfig.SCATTER_AXES else "kappa-ks"
+    overview = wfig.overview_figure(columns, analysis.pooled.to_json())
+    scatter = wfig.classes_scatter_figure(columns, axes, view.ids, view.short_names,
+                                          _focal(view, sel))
+    problems = problem_classes(analysis)
+    if problems.size == 0:
+        listing: Any = "Every class has both fits (status ok)."
+    else:
+        status_col = columns["status"]
+        listing = [
+            html.Div(f"{problems.size} classes have a status (their undefined numbers are "
+                     "left out of the plots):"),
+            html.Ul([html.Li([html.B(view.short_names[i]), f" ({view.ids[i]}): ",
+                              str(status_col[i])])
+                     for i in problems[:PROBLEM_LIST_LIMIT]], className="cm-problem-list"),
+        ]
+    return overview, scatter, listing
+
+
+def fit_table(fit: dict[str, Any]) -> html.Table:
+    """The focal class's numbers; undefined values read "—" and the statuses say why."""
+    rows = [
+        ("MLE κ", fit["kappa_mle"]), ("MLE location", fit["loc_mle"]),
+        ("MLE scale", fit["scale_mle"]), ("MLE log-likelihood", fit["loglik_mle"]),
+        ("KS statistic", fit["ks_mle"]),
+        ("seed R² (+ / −)", (fit["r2_pos"], fit["r2_neg"])),
+        ("seed slope a (+ / −)", (fit["slope_pos"], fit["slope_neg"])),
+        ("seed intercept b (+ / −)", (fit["intercept_pos"], fit["intercept_neg"])),
+        ("seed κ (+ / −)", (fit["kappa_seed_pos"], fit["kappa_seed_neg"])),
+        ("weights + / − / 0", (fit["n_pos"], fit["n_neg"], fit["n_zero"])),
+    ]
+    body = []
+    for label, value in rows:
+        text = (" / ".join(wfig.format_number(v) for v in value) if isinstance(value, tuple)
+                else wfig.format_number(value))
+        body.append(html.Tr([html.Th(label), html.Td(text, className="cm-num")]))
+    status = fit["status"]
+    body.append(html.Tr([html.Th("status"), html.Td(
+        status, className="cm-status-ok" if status == "ok" else "cm-status-problem")]))
+    for side in ("pos", "neg"):
+        seed_status = fit[f"seed_status_{side}"]
+        if seed_status != "ok":
+            body.append(html.Tr([html.Th(f"seed κ ({'+' if side == 'pos' else '−'})"),
+                                 html.Td(seed_status, className="cm-status-problem")]))
+    return html.Table(html.Tbody(body), className="cm-table cm-fit-table")
+
+
+def focal_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
+    """→ (title, histogram figure, fit table) of the focal class."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return "No focal class", message_figure(message, height=360), []
+    focal = _focal(view, sel)
+    if focal is None:
+        return ("No focal class",
+                message_figure("Pick a focal class above,<br>or click a class in the scatter",
+                               height=360), [])
+    dist = class_distribution(services, view, focal)
+    figure = wfig.weight_histogram_figure(
+        view.short_names[focal], dist.histogram.edges, dist.histogram.counts,
+        dist.histogram.density, dist.x, dist.mle_density, dist.seed_density)
+    title = f"{view.names[focal]} — {view.ids[focal]} · #{focal}"
+    return title, figure, fit_table(dist.fit)
+
+
+def _focal_split(services: Services, selection: dict | None, status: dict | None):
+    """(selection, view, focal, tree, mode, min size) or (…, message) when not drawable."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return None, message
+    focal = _focal(view, sel)
+    if focal is None:
+        return None, "Pick a focal class"
+    mode, min_size = split_params(sel)
+    return (sel, view, focal, class_split(view, focal, mode, min_size), mode, min_size), ""
+
+
+def icicle_logic(services: Services, selection: dict | None, status: dict | None,
+                 snode: str | None) -> Any:
+    """→ the icicle of the focal class's split, opened at node ``snode`` (a sign path).
+
+    Drawn only when the tree changes: a click on a node zooms in the browser (plotly's
+    own animation) and only the channel list follows the selection.
+    """
+    found, message = _focal_split(services, selection, status)
+    if found is None:
+        return message_figure(message, height=380)
+    _, view, focal, tree, _, _ = found
+    return wfig.split_icicle_figure(icicle_columns(tree, view.short_names[focal]),
+                                    node_of_label(tree, snode))
+
+
+def node_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
+    """→ (title, channel list items) of the selected split node (``snode``)."""
+    found, message = _focal_split(services, selection, status)
+    if found is None:
+        return ("" if message == "Pick a focal class" else message), []
+    sel, view, focal, tree, mode, min_size = found
+    node = node_of_label(tree, sel.extra.get("snode"))
+    if node is None:
+        return (f"{tree.num_nodes} nodes ({mode}, min size {min_size}); click a node "
+                "to list its channels"), []
+    channels = tree.channels[node]
+    weights = view.head.weight[focal]
+    kind = {tree.terminal_positive: " — most discriminative channels",
+            tree.terminal_negative: " — most confusing channels"}.get(node, "")
+    if tree.terminal_positive == tree.terminal_negative == node:
+        kind = " — the root cannot split"
+    title = (f"Node {tree.label[node]}: {channels.size} channels, mean weight "
+             f"{wfig.format_number(float(tree.mean[node]))}{kind}")
+    order = channels[(-weights[channels]).argsort(kind="stable")][:CHANNEL_LIST_LIMIT]
+    items = [html.Li([html.Span(f"channel {int(c)}", className="cm-mono"),
+                      html.Span(f" {float(weights[c]):+.4f}", className="cm-num")])
+             for c in order]
+    return title, items
+
+
+def scatter_click_logic(services: Services, click: dict | None, selection: dict | None,
+                        status: dict | None) -> dict:
+    """Click on a class in the scatter → it becomes the focal class (every page)."""
+    points = (click or {}).get("points") or []
+    if not points or points[0].get("curveNumber") != wfig.SCATTER_POINTS:
+        raise PreventUpdate
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None:
+        raise PreventUpdate
+    custom = points[0].get("customdata") or []
+    index = view.find_class(str(custom[0])) if custom else None
+    if index is None:
+        raise PreventUpdate
+    focal = view.class_id(index)
+    if focal == sel.focal:
+        raise PreventUpdate
+    return update_selection(selection or {}, focal=focal)
+
+
+def icicle_click_logic(click: dict | None, selection: dict | None) -> dict:
+    """Click on an icicle node → its sign path becomes ``snode``."""
+    points = (click or {}).get("points") or []
+    path = points[0].get("customdata") if points else None
+    if not path or not selection:
+        raise PreventUpdate
+    if isinstance(path, list):
+        path = path[0]
+    if selection.get("snode") == path:
+        raise PreventUpdate
+    return update_selection(selection, snode=str(path))
+
+
+def focal_options_logic(services: Services, selection: dict | None, status: dict | None,
+                        search: str | None, value: str | None, triggered: Any) -> list[dict]:
+    """Options of the page's class picker (every class up to FOCAL_ALL_OPTIONS)."""
+    _, view, _ = ready_view(services, selection, status)
+    if view is None:
+        return []
+    if view.num_classes <= FOCAL_ALL_OPTIONS:
+        if triggered == ids.weights_control("focal"):
+            raise PreventUpdate
+        return [focal_option(view, index) for index in range(view.num_classes)]
+    current = view.find_class(value) if value else None
+    options = [focal_option(view, current)] if current is not None else []
+    if search:
+        options += [focal_option(view, i) for i in view.search_classes(search, limit=40)
+                    if i != current]
+    return options
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+
+def register(app: Any, services: Services) -> None:
+    """Wire the Weight distributions page."""
+    # Every callback's Inputs are all on this page or all in the shell: a callback whose
+    # Inputs exist only in part is a console error on every other page. So the page
+    # listens to its own copies of the selection (projected) and of the status.
+    key_in = Input(ids.WEIGHTS_KEY, "data")
+    status_in = Input(ids.WEIGHTS_STATUS, "data")
+    project_selection(app, ids.WEIGHTS_KEY, KEY_FIELDS)
+    app.clientside_callback(
+        """function(status, previous) {
+            return JSON.stringify(status) === JSON.stringify(previous)
+                ? window.dash_clientside.no_update : status;
+        }""",
+        Output(ids.WEIGHTS_STATUS, "data"), Input(ids.STATUS, "data"),
+        State(ids.WEIGHTS_STATUS, "data"),
+    )
+
+    @app.callback(Output(ids.WEIGHTS_SUMMARY, "children"), status_in,
+                  State(ids.WEIGHTS_KEY, "data"))
+    def weights_summary(status, selection):
+        return summary_logic(services, status, selection)
+
+    @app.callback(
+        Output(ids.WEIGHTS_OVERVIEW, "figure"), Output(ids.WEIGHTS_SCATTER, "figure"),
+        Output(ids.WEIGHTS_PROBLEMS, "children"),
+        key_in, status_in, Input(ids.WEIGHTS_SCATTER_AXES, "value"),
+    )
+    def weights_overview(selection, status, axes):
+        return overview_logic(services, selection, status, axes)
+
+    @app.callback(
+        Output(ids.WEIGHTS_FOCAL_TITLE, "children"), Output(ids.WEIGHTS_HISTOGRAM, "figure"),
+        Output(ids.WEIGHTS_FIT_TABLE, "children"), key_in, status_in,
+    )
+    def weights_focal(selection, status):
+        return focal_logic(services, selection, status)
+
+    project_selection(app, ids.WEIGHTS_TREE_KEY, TREE_FIELDS)
+
+    @app.callback(
+        Output(ids.WEIGHTS_ICICLE, "figure"), Input(ids.WEIGHTS_TREE_KEY, "data"), status_in,
+        State(ids.WEIGHTS_KEY, "data"),
+    )
+    def weights_icicle(selection, status, key):
+        return icicle_logic(services, selection, status, (key or {}).get("snode"))
+
+    @app.callback(
+        Output(ids.WEIGHTS_NODE_TITLE, "children"), Output(ids.WEIGHTS_NODE_CHANNELS, "children"),
+        key_in, status_in,
+    )
+    def weights_node(selection, status):
+        return node_logic(services, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.WEIGHTS_SCATTER, "clickData"), State(ids.SELECTION, "data"),
+        State(ids.STATUS, "data"), prevent_initial_call=True,
+    )
+    def weights_scatter_click(click, selection, status):
+        return scatter_click_logic(services, click, selection, status)
+
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.WEIGHTS_ICICLE, "clickData"), State(ids.SELECTION, "data"),
+        prevent_initial_call=True,
+    )
+    def weights_icicle_click(click, selection):
+        return icicle_click_logic(click, selection)
+
+    @app.callback(
+        Output(ids.weights_control("focal"), "options"),
+        Input(ids.weights_control("focal"), "search_value"), status_in,
+        State(ids.weights_control("focal"), "value"), State(ids.WEIGHTS_KEY, "data"),
+    )
+    def weights_focal_options(search, status, value, selection):
+        return focal_options_logic(services, selection, status, search, value,
+                                   ctx.triggered_id)
+
+    bind_page_controls(app, ids.WEIGHTS_CONTROL)
+
+
+
+def bind_page_controls(app: Any, control_type: str, prop: str = "value") -> None:
+    """Two-way binding of every control ``{"type": control_type, "field": F}`` with the
+    selection's field F, in the browser, in one callback (no cycle).
+
+    Why not :func:`~app.callbacks.shared.bind_field`: its Input and Output on a control
+    that only this page has are reported by dash-renderer as "nonexistent object" console
+    errors on every other page (the selection store exists there, the control does not).
+    Pattern-matching ``ALL`` dependencies may match nothing, so on other pages this
+    callback runs with empty lists and changes nothing. Same rules as ``bindField``:
+    a control change updates the selection (with the registry's resets and clears), a
+    selection change sets the controls; the selection wins when both changed.
+    """
+    app.clientside_callback(
+        f"""function(values, sel) {{
+            var nu = window.dash_clientside.no_update;
+            var ctx = window.dash_clientside.callback_context;
+            var controls = ctx.inputs_list[0] || [];
+            if (!sel || !controls.length) {{ return [controls.map(function() {{ return nu; }}), nu]; }}
+            var rules = {rules_json()};
+            var same = function(a, b) {{ return JSON.stringify(a) === JSON.stringify(b); }};
+            var fromSelection = ctx.triggered.some(function(t) {{
+                return t.prop_id === {json.dumps(ids.SELECTION + ".data")}; }});
+            if (!fromSelection) {{
+                var changes = {{}}, any = false;
+                controls.forEach(function(c, i) {{
+                    var field = c.id.field, value = values[i];
+                    if (value !== undefined && !same(value, sel[field])) {{
+                        changes[field] = value; any = true; }}
+                }});
+                return [controls.map(function() {{ return nu; }}),
+                        any ? window.classmap.update(sel, changes, rules) : nu];
+            }}
+            return [controls.map(function(c, i) {{
+                var field = c.id.field;
+                var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
+                return same(wanted, values[i]) ? nu : wanted;
+            }}), nu];
+        }}""",
+        Output({"type": control_type, "field": ALL}, prop, allow_duplicate=True),
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input({"type": control_type, "field": ALL}, prop),
+        Input(ids.SELECTION, "data"),
+        prevent_initial_call=True,
+    )

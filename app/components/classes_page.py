@@ -1,0 +1,140 @@
+"""Layout of the Classes page: heatmap + dendrogram, nearest classes, selection, class map.
+
+Built from the parsed URL query only (no model loading here — Dash Pages calls
+``layout()`` once at start-up, and the figures arrive from callbacks).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dash import dcc, html
+
+from analysis.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
+from app import ids
+from app.components.widgets import button, card, field, graph, job_progress, page_query_store
+from app.figures import message_figure
+from app.state import MAX_CUT, MAX_TOP_K
+
+PAGE = "classes"
+
+
+def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) -> html.Div:
+    """The page for ``selection`` (already parsed from the URL)."""
+    cut = int(selection.get("cut") or 0)
+    k = int(selection.get("k") or 10)
+    embedding = selection.get("embedding") or "pca"
+    loading = message_figure("Loading…")
+    tree_tools = [
+        field("Clusters", dcc.Slider(
+            id=ids.CUT_SLIDER, min=0, max=MAX_CUT, step=1, value=cut,
+            marks={0: "off", 5: "5", 10: "10", 20: "20", 40: "40", MAX_CUT: str(MAX_CUT)},
+            tooltip={"placement": "bottom", "always_visible": False}, updatemode="mouseup",
+        ), class_name="cm-field-slider"),
+        field("Images as", dcc.RadioItems(id=ids.FIGURE_FORMAT, value="png", inline=True,
+                                          options=[{"label": "PNG", "value": "png"},
+                                                   {"label": "SVG", "value": "svg"}],
+                                          className="cm-segmented cm-segmented-small")),
+    ]
+    matrix = card(
+        "Similarity and hierarchy",
+        [
+            graph(ids.DENDROGRAM, loading, class_name="cm-dendrogram", height=250),
+            graph(ids.HEATMAP, loading, class_name="cm-heatmap", height=660,
+                  clear_on_unhover=True),
+            dcc.Tooltip(id=ids.HEATMAP_TOOLTIP, direction="right", className="cm-tooltip"),
+            html.P(id=ids.HEATMAP_NOTE, className="cm-note"),
+        ],
+        tools=tree_tools,
+        subtitle="Classes in dendrogram order. Click a tree node to select its subtree; "
+                 "click a cell to make its row the focal class; drag to zoom.",
+        class_name="cm-card-matrix",
+    )
+    neighbours = card(
+        "Nearest classes",
+        [
+            html.Div([
+                field("Focal class", dcc.Dropdown(
+                    id=ids.FOCAL, options=[], value=selection.get("focal"), searchable=True,
+                    clearable=True,
+                    placeholder="Search a class by name or id…", className="cm-focal-picker",
+                    optionHeight=44, maxHeight=360,
+                ), class_name="cm-grow"),
+                field("Top", dcc.Dropdown(
+                    id=ids.TOP_K, value=k, clearable=False, searchable=False,
+                    options=[{"label": str(v), "value": v} for v in (5, 10, 15, 20, MAX_TOP_K)],
+                    className="cm-topk-picker")),
+            ], className="cm-row"),
+            graph(ids.NEIGHBOURS, message_figure("Pick a focal class", height=300),
+                  class_name="cm-neighbours", config={"displayModeBar": "hover"}),
+            html.Details([html.Summary("Table"),
+                          dcc.Markdown(id=ids.NEIGHBOURS_TABLE, className="cm-table")],
+                         className="cm-details"),
+        ],
+        tools=[button("CSV", ids.EXPORT_NEIGHBOURS, kind="ghost",
+                      title="download the focal class's neighbours as CSV")],
+        subtitle="Click a bar to make that class the focal class.",
+    )
+    subtree = card(
+        "Selection",
+        [
+            html.Div(id=ids.SUBTREE_TITLE, className="cm-selection-title",
+                     children="Nothing selected"),
+            html.Div(id=ids.SUBTREE_STATS, className="cm-stats"),
+            html.Div([
+                button("Zoom to subtree", ids.ZOOM_BUTTON, kind="primary", disabled=True,
+                       title="draw the heatmap and dendrogram for this subtree only"),
+                button("Whole tree", ids.UNZOOM_BUTTON, disabled=True),
+                button("Clear", ids.CLEAR_SELECTION, kind="ghost", disabled=True),
+            ], className="cm-row cm-buttons"),
+            # One Markdown component renders the whole list (one <li> per class): as
+            # separate Dash components, hundreds of items slow every later update.
+            dcc.Markdown(id=ids.SUBTREE_CLASSES, className="cm-class-list"),
+        ],
+        tools=[button("CSV", ids.EXPORT_SUBTREE, kind="ghost",
+                      title="download the selected classes as CSV"),
+               button("Newick", ids.EXPORT_NEWICK, kind="ghost",
+                      title="download the whole tree in Newick format")],
+        subtitle="A subtree (click a node) or a lasso selection in the class map.",
+        card_id=ids.SUBTREE_PANEL,
+    )
+    methods = [
+        {"label": EMBEDDING_LABELS[name], "value": name,
+         "disabled": name == "umap" and not umap_available()}
+        for name in EMBEDDING_METHODS
+    ]
+    class_map = card(
+        "Class map",
+        [
+            job_progress(ids.EMBED_PANEL, ids.EMBED_PROGRESS, ids.EMBED_LABEL, ids.EMBED_CANCEL,
+                         "Computing the map…"),
+            graph(ids.CLASS_MAP, loading, class_name="cm-class-map", height=480),
+            html.P(id=ids.EMBEDDING_NOTE, className="cm-note"),
+        ],
+        tools=[field("Layout", dcc.RadioItems(id=ids.EMBEDDING_PICKER, options=methods,
+                                              value=embedding, inline=True,
+                                              className="cm-segmented cm-segmented-small"))],
+        subtitle="Each point is a class's head row; colours follow the cut. "
+                 "Lasso points to select them.",
+        class_name="cm-card-map",
+    )
+    summary = html.Div(id=ids.MODEL_SUMMARY, className="cm-summary",
+                       children=html.Span("Loading the model…", className="cm-muted"))
+    return html.Div([
+        page_query_store(PAGE, selection, problems),
+        summary,
+        html.Div([
+            html.Div([matrix], className="cm-col-main"),
+            html.Div([neighbours, subtree], className="cm-col-side"),
+        ], className="cm-grid"),
+        html.Div([class_map], className="cm-grid-wide"),
+        dcc.Store(id=ids.CLASSES_SELECTION), dcc.Store(id=ids.CLASSES_STATUS),
+        dcc.Store(id=ids.HEATMAP_KEY), dcc.Store(id=ids.DENDROGRAM_KEY),
+        dcc.Store(id=ids.CLASS_MAP_KEY), dcc.Store(id=ids.EMBED_JOB),
+        dcc.Store(id=ids.HEATMAP_FIGURE), dcc.Store(id=ids.DENDROGRAM_FIGURE),
+        dcc.Store(id=ids.CLASS_MAP_FIGURE), dcc.Store(id=ids.NEIGHBOURS_KEY),
+        dcc.Store(id=ids.HEATMAP_OVERLAY), dcc.Store(id=ids.DENDROGRAM_OVERLAY),
+        dcc.Store(id=ids.HEATMAP_ZOOM),
+        dcc.Store(id=ids.CLASS_MAP_OVERLAY),
+        dcc.Store(id=ids.EMBED_DONE), dcc.Download(id=ids.DOWNLOAD),
+    ], className="cm-page cm-page-classes")

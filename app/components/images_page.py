@@ -1,0 +1,170 @@
+"""Layouts of the image pages (Samples, Clustering, Confidence), from the URL query only.
+
+Every page has the same top strip — data set picker, class picker (the shared focal
+class), the background job's progress and a one-line status — followed by its
+cards. Figures arrive from ``app/callbacks/images.py`` once the (model, data set)
+analysis is ready; nothing is loaded here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dash import dcc, html
+
+from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from app import ids
+from app.components.widgets import card, field, graph, job_progress, page_query_store
+from app.figures import message_figure
+from app.services_images import REPRESENTATION_LABELS, DataSetEntry
+
+ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
+IMAGE_BOX = {"width": "224px", "height": "224px", "imageRendering": "pixelated",
+             "border": "1px solid #e4e7eb", "borderRadius": "4px", "background": "#f5f7fa",
+             "objectFit": "contain"}
+GRADCAM_NOTE = (
+    "For CNNs that end in global average pooling and one linear layer (ResNets, "
+    "EfficientNets) the Grad-CAM weights equal the predicted class's head row divided by "
+    "H′·W′, for every image: they carry only the prediction, so their within-class "
+    "similarity and clustering scores measure agreement of predictions, not of evidence. "
+    "LeNet-5 reads its feature map before a max-pool and an MLP, so there the weights "
+    "vary per image."
+)
+
+
+def representation_options() -> list[dict[str, str]]:
+    return [{"label": REPRESENTATION_LABELS[r], "value": r} for r in REPRESENTATIONS]
+
+
+def page_id(kind: str, page: str) -> dict[str, str]:
+    """Pattern-matching id of a control that only some image pages have."""
+    return {"type": kind, "page": page}
+
+
+def representation_picker(page: str, selection: Mapping[str, Any]) -> html.Label:
+    """The representation dropdown (bound to the shared ``rep`` field)."""
+    return field("Representation", dcc.Dropdown(
+        id=page_id(ids.REPRESENTATION_PICKER, page), value=selection.get("rep") or "features",
+        options=representation_options(), clearable=False, searchable=False,
+        style={"minWidth": "320px"}))
+
+
+def image_controls(selection: Mapping[str, Any], data_sets: Sequence[DataSetEntry],
+                   extra: Sequence[Any] = ()) -> html.Div:
+    """Data set and class pickers, extra page controls, job progress and status line."""
+    data = selection.get("data") or "digits"
+    return html.Div([
+        html.Div([
+            field("Data set", dcc.Dropdown(
+                id=ids.DATA_PICKER, value=data, clearable=False, searchable=False,
+                options=[{"label": entry.label, "value": entry.id} for entry in data_sets],
+                style={"minWidth": "300px"})),
+            field("Class", dcc.Dropdown(
+                id=ids.IMAGE_FOCAL, value=selection.get("focal"), options=[], clearable=True,
+                searchable=True, placeholder="Highlight a class…", className="cm-focal-picker",
+                style={"minWidth": "240px"})),
+            *extra,
+            job_progress(ids.IMAGE_PANEL, ids.IMAGE_PROGRESS, ids.IMAGE_LABEL, ids.IMAGE_CANCEL,
+                         "Extracting representations…"),
+        ], className="cm-row", style={"alignItems": "flex-end", "gap": "16px",
+                                       "flexWrap": "wrap"}),
+        html.P("Preparing the image analysis…", id=ids.IMAGE_MESSAGE, className="cm-note"),
+        dcc.Store(id=ids.IMAGE_SELECTION, storage_type="memory"),
+        dcc.Store(id=ids.IMAGE_STATUS, storage_type="memory"),
+        dcc.Store(id=ids.IMAGE_JOB, storage_type="memory"),
+    ], className="cm-card", style={"padding": "12px 16px", "marginBottom": "16px"})
+
+
+def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequence[str],
+                       data_sets: Sequence[DataSetEntry]) -> html.Div:
+    rep = representation_picker(page, selection)
+    scatter = card(
+        "Images by representation",
+        [graph(ids.SAMPLES_GRAPH, message_figure("Loading…", height=560), height=560)],
+        subtitle="PCA of each image's representation (2 components), coloured by true class. "
+                 "Click an image to see it with its Grad-CAM map; its class becomes the "
+                 "focal class on every page.",
+    )
+    detail = card(
+        "Selected image",
+        [
+            html.Div([
+                html.Figure([html.Img(id=ids.SAMPLE_IMAGE, alt="selected image", style=IMAGE_BOX),
+                             html.Figcaption("image", className="cm-muted")],
+                            style={"margin": 0}),
+                html.Figure([html.Img(id=ids.SAMPLE_CAM, alt="Grad-CAM overlay", style=IMAGE_BOX),
+                             html.Figcaption("Grad-CAM of the predicted class",
+                                             className="cm-muted")], style={"margin": 0}),
+            ], style={"display": "flex", "gap": "12px", "flexWrap": "wrap"}),
+            html.Div("Click a point in the scatter.", id=ids.SAMPLE_DETAILS,
+                     style={"marginTop": "10px"}),
+        ],
+        subtitle="Grad-CAM: ReLU of the feature maps weighted by the gradient of the "
+                 "predicted class's logit, upsampled to the input (inferno: dark = 0, "
+                 "yellow = 1).",
+    )
+    return html.Div([
+        page_query_store(page, selection, problems),
+        image_controls(selection, data_sets, [rep]),
+        html.Div([scatter, html.Div([detail], className="cm-col-side")], className="cm-grid"),
+    ])
+
+
+def build_clustering_page(page: str, selection: Mapping[str, Any], problems: Sequence[str],
+                          data_sets: Sequence[DataSetEntry]) -> html.Div:
+    controls = [
+        representation_picker(page, selection),
+        field("Algorithm", dcc.RadioItems(
+            id=page_id(ids.CLUSTERING_ALGORITHM, page), value="kmeans", inline=True,
+            options=[{"label": ALGORITHM_LABELS[a], "value": a} for a in CLUSTERING_ALGORITHMS],
+            className="cm-segmented")),
+    ]
+    tables = card(
+        "Within-class similarity and clustering (seed 002)",
+        [
+            html.Div(id=ids.CLUSTERING_WITHIN),
+            html.Div(id=ids.CLUSTERING_METRICS, style={"marginTop": "14px"}),
+            html.P(GRADCAM_NOTE, className="cm-note", style={"marginTop": "12px"}),
+        ],
+        subtitle="Mean cosine similarity of image pairs of the same true class; clustering "
+                 "of the images into as many clusters as there are classes, compared with "
+                 "the true classes.",
+    )
+    loading = message_figure("Loading…", height=460)
+    scatters = html.Div([
+        card("PCA, coloured by true class", [graph(ids.CLUSTERING_TRUE, loading, height=460)]),
+        card("PCA, coloured by cluster", [graph(ids.CLUSTERING_CLUSTERS, loading, height=460)]),
+    ], style={"display": "grid", "gridTemplateColumns": "minmax(0,1fr) minmax(0,1fr)",
+              "gap": "16px", "marginTop": "16px"})
+    return html.Div([
+        page_query_store(page, selection, problems),
+        image_controls(selection, data_sets, controls),
+        tables,
+        scatters,
+    ])
+
+
+def build_confidence_page(page: str, selection: Mapping[str, Any], problems: Sequence[str],
+                          data_sets: Sequence[DataSetEntry]) -> html.Div:
+    heatmap = card(
+        "Class similarity from confidence scores (seed 003)",
+        [graph(ids.CONFIDENCE_HEATMAP, message_figure("Loading…", height=640), height=640),
+         html.Div(id=ids.CONFIDENCE_CLUSTERS, style={"marginTop": "8px"})],
+        subtitle="Jensen–Shannon divergence (base 2) between the mean softmax vectors of the "
+                 "true classes, ordered by its dendrogram (average linkage); the strip shows "
+                 "the k-means clusters of the divergence rows. Click a cell to focus its row.",
+    )
+    tsne = card("t-SNE of the softmax vectors",
+                [graph(ids.CONFIDENCE_TSNE, message_figure("Loading…", height=460), height=460)],
+                subtitle="One point per image, coloured by true class.")
+    confusion = card("Confusion matrix",
+                     [graph(ids.CONFIDENCE_CONFUSION, message_figure("Loading…", height=460),
+                            height=460)],
+                     subtitle="Rows: true class; columns: predicted class; colour: share of "
+                              "the row.")
+    return html.Div([
+        page_query_store(page, selection, problems),
+        image_controls(selection, data_sets),
+        html.Div([heatmap, html.Div([tsne, confusion], className="cm-col-side")],
+                 className="cm-grid"),
+    ])

@@ -1,0 +1,222 @@
+"""Plotly figures of the Weight distributions page (no Dash here).
+
+Every builder takes plain arrays and returns a ``go.Figure``; numbers that are not
+defined (NaN) are never drawn as numbers — points are left out and counted, table
+cells read "—" with the status next to them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from app.figures import ACCENT, FONT, GRID, INK, MUTED
+
+POS = "#c2410c"  # positive side / MLE curve
+NEG = "#1d4ed8"  # negative side
+SEED = "#15803d"  # seed regression curve
+BAR = "#9aa5b1"
+PROBLEM = "#b91c1c"
+
+SCATTER_AXES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "kappa-ks": (("kappa_mle", "κ (MLE)"), ("ks_mle", "KS statistic (MLE fit)")),
+    "r2": (("r2_pos", "R² positive side (seed regression)"),
+           ("r2_neg", "R² negative side (seed regression)")),
+}
+SCATTER_POINTS = 0  # curve numbers of the scatter: classes, then the focal mark
+SCATTER_FOCAL = 1
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    layout = dict(font=dict(family=FONT, size=12, color=INK), paper_bgcolor="white",
+                  plot_bgcolor="white", margin=dict(l=56, r=16, t=40, b=48),
+                  hoverlabel=dict(font=dict(family=FONT)))
+    layout.update(extra)
+    return layout
+
+
+def _axes(figure: go.Figure) -> None:
+    figure.update_xaxes(gridcolor=GRID, zeroline=False, linecolor=GRID, ticks="outside",
+                        tickcolor=GRID)
+    figure.update_yaxes(gridcolor=GRID, zeroline=False, linecolor=GRID)
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: ``—`` for NaN/None/inf, integers as is, floats with ``digits`` digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    number = float(value)
+    if not math.isfinite(number):
+        return "—"
+    if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e5):
+        return f"{number:.{digits - 1}e}"
+    return f"{number:.{digits}g}" if abs(number) >= 1 else f"{number:.{digits}f}"
+
+
+def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any] | None = None,
+                    height: int = 300) -> go.Figure:
+    """Distributions over classes of R² (both sides, seed regression) and κ (MLE).
+
+    ``columns``: the ALD table's columns (arrays of shape (C,)); NaNs are left out and
+    counted in the panel titles.
+    """
+    r2_pos, r2_neg = np.asarray(columns["r2_pos"]), np.asarray(columns["r2_neg"])
+    kappa = np.asarray(columns["kappa_mle"])
+
+    def finite(values: np.ndarray) -> tuple[np.ndarray, str]:
+        kept = values[np.isfinite(values)]
+        missing = values.size - kept.size
+        return kept, (f" · {missing} undefined" if missing else "")
+
+    pos, pos_note = finite(r2_pos)
+    neg, neg_note = finite(r2_neg)
+    kap, kap_note = finite(kappa)
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        f"R² of the seed's regression, per class{pos_note or neg_note}",
+        f"κ of the MLE fit, per class{kap_note}"))
+    figure.add_trace(go.Histogram(x=pos, name="R² positive side", marker_color=POS,
+                                  opacity=0.6, nbinsx=50,
+                                  hovertemplate="R² %{x}<br>%{y} classes<extra>positive</extra>"),
+                     row=1, col=1)
+    figure.add_trace(go.Histogram(x=neg, name="R² negative side", marker_color=NEG,
+                                  opacity=0.6, nbinsx=50,
+                                  hovertemplate="R² %{x}<br>%{y} classes<extra>negative</extra>"),
+                     row=1, col=1)
+    figure.add_trace(go.Histogram(x=kap, name="κ (MLE)", marker_color=SEED, opacity=0.75,
+                                  nbinsx=50, showlegend=False,
+                                  hovertemplate="κ %{x}<br>%{y} classes<extra></extra>"),
+                     row=1, col=2)
+    if pooled:
+        for key, colour in (("r2_pos", POS), ("r2_neg", NEG)):
+            value = pooled.get(key)
+            if value is not None and math.isfinite(value):
+                figure.add_vline(x=value, line=dict(color=colour, dash="dot", width=1.5),
+                                 row=1, col=1)
+    figure.add_vline(x=1.0, line=dict(color=MUTED, dash="dash", width=1), row=1, col=2,
+                     annotation_text="κ = 1 (symmetric)", annotation_font_color=MUTED,
+                     annotation_position="top left")
+    figure.update_layout(**_layout(height=height, barmode="overlay",
+                                   legend=dict(orientation="h", y=-0.22, x=0),
+                                   margin=dict(l=48, r=16, t=36, b=64)))
+    figure.update_yaxes(title_text="classes", row=1, col=1)
+    figure.update_xaxes(title_text="R² (dotted: pooled fit)", row=1, col=1)
+    figure.update_xaxes(title_text="κ", row=1, col=2)
+    figure.update_annotations(font=dict(size=12, color=INK))
+    _axes(figure)
+    return figure
+
+
+def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Sequence[str],
+                           names: Sequence[str], focal: int | None,
+                           height: int = 380) -> go.Figure:
+    """One point per class with both coordinates defined; click target.
+
+    Points carry ``customdata = [class id, class index]``; classes with a NaN
+    coordinate are left out and counted in the title. ``focal`` is marked.
+    """
+    (x_key, x_label), (y_key, y_label) = SCATTER_AXES[axes]
+    x, y = np.asarray(columns[x_key], float), np.asarray(columns[y_key], float)
+    keep = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    left_out = x.size - keep.size
+    custom = [[ids[i], int(i)] for i in keep]
+    text = [names[i] for i in keep]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(
+        x=x[keep], y=y[keep], mode="markers", customdata=custom, text=text, name="classes",
+        marker=dict(size=6, color=POS if axes == "kappa-ks" else NEG, opacity=0.55,
+                    line=dict(width=0)),
+        hovertemplate=f"%{{text}}<br>{x_label} %{{x:.4f}}<br>{y_label} %{{y:.4f}}<extra></extra>",
+    ))
+    fx, fy, ftext = [], [], []
+    if focal is not None and math.isfinite(x[focal]) and math.isfinite(y[focal]):
+        fx, fy, ftext = [x[focal]], [y[focal]], [names[focal]]
+    figure.add_trace(go.Scatter(
+        x=fx, y=fy, mode="markers+text", text=ftext, textposition="top center",
+        name="focal class", hoverinfo="skip", textfont=dict(color=ACCENT),
+        marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=ACCENT, width=2.5)),
+    ))
+    note = f" · {left_out} classes left out (undefined)" if left_out else ""
+    figure.update_layout(**_layout(
+        height=height, showlegend=False, clickmode="event", hovermode="closest",
+        title=dict(text=f"Classes: {y_label} against {x_label}{note}", font=dict(size=13),
+                   x=0.01)))
+    figure.update_xaxes(title_text=x_label)
+    figure.update_yaxes(title_text=y_label)
+    _axes(figure)
+    return figure
+
+
+def weight_histogram_figure(name: str, edges: np.ndarray, counts: np.ndarray,
+                            density: np.ndarray, x: np.ndarray,
+                            mle_density: np.ndarray | None, seed_density: np.ndarray | None,
+                            height: int = 360) -> go.Figure:
+    """Histogram of one class's weights (as a density) with the two fitted densities.
+
+    ``edges`` (B+1,), ``counts``/``density`` (B,); ``x`` (P,) with the curves (P,) or None.
+    """
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    figure = go.Figure()
+    figure.add_trace(go.Bar(
+        x=centres, y=density, width=np.diff(edges), name=f"weights ({int(counts.sum()):,})",
+        marker=dict(color=BAR, line=dict(width=0)), customdata=counts,
+        hovertemplate="%{x:.4f}: %{customdata} weights<br>density %{y:.3f}<extra></extra>",
+    ))
+    if mle_density is not None:
+        figure.add_trace(go.Scatter(x=x, y=mle_density, mode="lines",
+                                    name="asymmetric Laplace (MLE)",
+                                    line=dict(color=POS, width=2.2)))
+    if seed_density is not None:
+        figure.add_trace(go.Scatter(x=x, y=seed_density, mode="lines",
+                                    name="seed regression (implied density)",
+                                    line=dict(color=SEED, width=2, dash="dash"),
+                                    connectgaps=False))
+    figure.update_layout(**_layout(
+        height=height, bargap=0, hovermode="x unified",
+        title=dict(text=f"Weights of {name}", font=dict(size=14), x=0.01),
+        legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom",
+                    font=dict(size=11)),
+        margin=dict(l=56, r=16, t=64, b=44)))
+    # The seed's implied density is 1/(a|w|) and peaks at the smallest magnitude it
+    # covers; the axis follows the histogram and the MLE curve (the peak runs off the top).
+    top = float(np.max(density)) if density.size else 1.0
+    if mle_density is not None and np.isfinite(mle_density).any():
+        top = max(top, float(np.nanmax(mle_density)))
+    figure.update_xaxes(title_text="weight")
+    figure.update_yaxes(title_text="density", range=[0, 1.2 * top if top > 0 else 1.0])
+    _axes(figure)
+    return figure
+
+
+def split_icicle_figure(icicle: Mapping[str, list], selected: int | None,
+                        height: int = 380) -> go.Figure:
+    """The channel split tree as an icicle (``icicle``: ``SplitTree.to_icicle`` columns).
+
+    Nodes are coloured by their mean weight; the view starts at the ``selected`` node
+    (a click on a node zooms there in the browser, so no outline is drawn). Point ``id`` is the node number (str), ``customdata`` its sign path.
+    """
+    means = np.asarray(icicle["mean"], dtype=float)
+    limit = float(np.max(np.abs(means))) if means.size else 1.0
+    limit = limit if limit > 0 else 1.0
+    paths = list(icicle.get("paths") or icicle["labels"])
+    figure = go.Figure(go.Icicle(
+        ids=icicle["ids"], parents=icicle["parents"], labels=icicle["labels"],
+        values=icicle["values"], branchvalues="total", customdata=paths,
+        level=icicle["ids"][selected] if selected else None,
+        marker=dict(colors=means, colorscale="RdBu_r", cmin=-limit, cmax=limit,
+                    line=dict(color="white", width=1),
+                    colorbar=dict(title=dict(text="mean<br>weight", side="top"), thickness=10,
+                                  len=0.8)),
+        text=[f"{stop}" for stop in icicle["stop"]],
+        hovertemplate="<b>%{customdata}</b><br>%{value} channels<br>mean %{color:.4f}"
+                      "<br>%{text}<extra></extra>",
+        texttemplate="%{label}<br>%{value} ch.", tiling=dict(orientation="v"),
+        root=dict(color="#f5f7fa"), pathbar=dict(visible=True, thickness=18),
+    ))
+    figure.update_layout(**_layout(height=height, margin=dict(l=8, r=8, t=28, b=8)))
+    return figure

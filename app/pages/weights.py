@@ -1,0 +1,116 @@
+"""``/weights`` — Weight distributions: asymmetric Laplace fits and channel splits (seed 001).
+
+Joins the shared selection (model, focal class) and adds three shareable keys of its
+own (``split``, ``minsize``, ``snode``; registered in ``app.services_weights``).
+Built from the parsed URL query only; figures arrive from ``app/callbacks/weights.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import dash
+from dash import dcc, html
+
+import app.services_weights  # noqa: F401 — registers the page's selection fields
+from analysis.channel_split import SPLIT_MODES
+from app import ids
+from app.components.widgets import card, field, graph, page_query_store
+from app.figures import message_figure
+from app.services_weights import MAX_MIN_SIZE
+from app.state import parse_query
+
+PAGE = "weights"
+
+
+dash.register_page(__name__, path="/weights", name="Weight distributions",
+                   title="Classmap — weight distributions", order=1,
+                   description="Asymmetric Laplace fits of each class's head weights and the "
+                               "recursive channel split")
+
+
+def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) -> html.Div:
+    """The page for ``selection`` (already parsed from the URL)."""
+    loading = message_figure("Loading…")
+    overview = card(
+        "All classes",
+        [graph(ids.WEIGHTS_OVERVIEW, loading, height=300),
+         graph(ids.WEIGHTS_SCATTER, loading, height=380),
+         html.Div(id=ids.WEIGHTS_PROBLEMS, className="cm-note")],
+        tools=[field("Scatter", dcc.RadioItems(
+            id=ids.WEIGHTS_SCATTER_AXES, value="kappa-ks", inline=True,
+            options=[{"label": "κ vs KS", "value": "kappa-ks"},
+                     {"label": "R²₊ vs R²₋", "value": "r2"}],
+            className="cm-segmented cm-segmented-small"))],
+        subtitle="Each class's head row fitted two ways: the seed's log-linear regression "
+                 "(R² per side) and maximum likelihood (κ, KS). Click a point to make that "
+                 "class the focal class.",
+    )
+    focal = card(
+        "Focal class",
+        [
+            field("Focal class", dcc.Dropdown(
+                id=ids.weights_control("focal"), options=[], value=selection.get("focal"),
+                searchable=True, clearable=True, placeholder="Search a class by name or id…",
+                optionHeight=44, maxHeight=360)),
+            html.H3(id=ids.WEIGHTS_FOCAL_TITLE, className="cm-selection-title",
+                    children="No focal class"),
+            graph(ids.WEIGHTS_HISTOGRAM, message_figure("Pick a focal class", height=360),
+                  height=360),
+            html.Div(id=ids.WEIGHTS_FIT_TABLE),
+        ],
+        subtitle="Histogram of the class's weights with the MLE asymmetric Laplace density "
+                 "and the density implied by the seed's regression lines.",
+    )
+    split = card(
+        "Channel split",
+        [
+            graph(ids.WEIGHTS_ICICLE, message_figure("Pick a focal class", height=380),
+                  height=380),
+            html.Div(id=ids.WEIGHTS_NODE_TITLE, className="cm-selection-title",
+                     children="Click a node to list its channels"),
+            html.Ol(id=ids.WEIGHTS_NODE_CHANNELS, className="cm-class-list cm-channel-list",
+                    style={"display": "grid",
+                           "gridTemplateColumns": "repeat(auto-fill, minmax(12em, 1fr))",
+                           "maxHeight": "22em", "overflowY": "auto",
+                           "listStylePosition": "inside"}),
+        ],
+        tools=[
+            field("Split", dcc.RadioItems(
+                id=ids.weights_control("split"), value=selection.get("split") or "chains",
+                inline=True, options=[{"label": name, "value": name, "title": text}
+                                      for name, text in SPLIT_MODES.items()],
+                className="cm-segmented cm-segmented-small")),
+            field("Min size", dcc.Input(
+                id=ids.weights_control("minsize"), type="number", min=2, max=MAX_MIN_SIZE, step=1,
+                value=selection.get("minsize") or 20, debounce=True,
+                className="cm-number-input", style={"width": "5.5em"})),
+        ],
+        subtitle="Each node splits its channels at their mean weight (+ above, − below); "
+                 "nodes under the min size stay whole. The end of the + chain holds the most "
+                 "discriminative channels, the end of the − chain the most confusing.",
+    )
+    return html.Div([
+        page_query_store(PAGE, selection, problems),
+        html.Div(id=ids.WEIGHTS_SUMMARY, className="cm-summary",
+                 children=html.Span("Loading the model…", className="cm-muted")),
+        html.Div([
+            html.Div([overview], className="cm-col-main"),
+            html.Div([focal], className="cm-col-side"),
+        ], className="cm-grid"),
+        html.Div([split], className="cm-grid-wide"),
+        dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
+        dcc.Store(id=ids.WEIGHTS_STATUS),
+    ], className="cm-page cm-page-weights")
+
+
+def layout(**query: str) -> html.Div:
+    """The page for the URL ``query`` (parsed and checked against the configured models)."""
+    from app.server import current_services
+
+    settings = current_services().settings
+    selection, problems = parse_query(query, settings.model_ids)
+    return build_weights_page(selection, problems)
+
+
+__all__ = ["PAGE", "build_weights_page", "layout"]

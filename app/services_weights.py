@@ -1,0 +1,202 @@
+"""Services of the Weight distributions page: ALD fits, weight histograms, channel splits.
+
+The page's callbacks make one call here and hand the result to
+``app.figures_weights``. Fits come from :func:`analysis.ald.analyse_ald` (cached on
+disk by the head's digest, and here in memory per model); splits are computed per
+request (≈ 2 ms per class). The page's own shareable keys are registered in the
+shared selection at import (``split``, ``minsize``, ``snode``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analysis.ald import AldAnalysis, analyse_ald
+from analysis.channel_split import (
+    DEFAULT_MIN_SIZE,
+    DEFAULT_MODE,
+    ROOT_LABEL,
+    SPLIT_MODES,
+    SplitTree,
+    check_min_size,
+    check_split_mode,
+    split_head_class,
+)
+from analysis.errors import ClassmapError
+from app.services import ModelView, Services
+from app.state import Field, parse_choice, parse_int_range, register_field
+
+MAX_MIN_SIZE = 10_000
+HISTOGRAM_BINS = 80
+CURVE_POINTS = 600
+
+
+def parse_split_node(text: str) -> str:
+    """A split-tree node by its sign path: ``all`` (the root) or e.g. ``+-+``."""
+    value = text.strip()
+    if value != ROOT_LABEL and not re.fullmatch(r"[+-]{1,64}", value):
+        raise ValueError("expected 'all' or a path of + and - signs")
+    return value
+
+
+register_field(Field("split", parse_choice(tuple(SPLIT_MODES)), DEFAULT_MODE))
+register_field(Field("minsize", parse_int_range(2, MAX_MIN_SIZE), DEFAULT_MIN_SIZE))
+register_field(Field("snode", parse_split_node, None, resets_on=("model", "focal")))
+
+
+@dataclass(frozen=True)
+class WeightHistogram:
+    """Histogram of one class row.
+
+    edges : ndarray (bins + 1,) float64; counts : ndarray (bins,) int64 (sums to D);
+    density : ndarray (bins,) float64 — counts / (D · bin width)
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    density: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassDistribution:
+    """Everything the focal-class panel shows for class ``index`` of a model.
+
+    weights : ndarray (D,) float32 — the class's head row
+    histogram : WeightHistogram of ``weights``
+    x : ndarray (P,) float64 — where the densities are evaluated
+    mle_density : ndarray (P,) — asymmetric Laplace (MLE) density, or None (no fit)
+    seed_density : ndarray (P,) — density implied by the seed's fitted lines (NaN
+        outside their ranges), or None when neither side's line is defined
+    fit : the class's row of the ALD table (Python scalars, NaN where undefined)
+    """
+
+    index: int
+    class_id: str
+    name: str
+    weights: np.ndarray
+    histogram: WeightHistogram
+    x: np.ndarray
+    mle_density: np.ndarray | None
+    seed_density: np.ndarray | None
+    fit: dict[str, Any]
+
+
+_ALD: "weakref.WeakKeyDictionary[Services, dict[str, AldAnalysis]]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def ald_analysis(services: Services, model_id: str) -> AldAnalysis:
+    """Both fits for every class of ``model_id`` (memory, then the result cache)."""
+    with _LOCK:
+        found = _ALD.setdefault(services, {}).get(model_id)
+    if found is not None:
+        return found
+    head = services.head(model_id)
+    analysis = analyse_ald(head, cache=services.cache, device=services.settings.device)
+    with _LOCK:
+        _ALD.setdefault(services, {})[model_id] = analysis
+    return analysis
+
+
+def histogram_of(weights: np.ndarray, bins: int = HISTOGRAM_BINS) -> WeightHistogram:
+    """Equal-width histogram of a row ``weights`` (D,) over its full range."""
+    values = np.asarray(weights, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    density = counts / (values.size * np.diff(edges))
+    return WeightHistogram(edges, counts.astype(np.int64), density)
+
+
+def ald_density(x: np.ndarray, kappa: float, loc: float, scale: float) -> np.ndarray:
+    """scipy's ``laplace_asymmetric(kappa, loc, scale).pdf(x)``, shape of ``x``."""
+    z = (np.asarray(x, dtype=np.float64) - loc) / scale
+    norm = 1.0 / (scale * (kappa + 1.0 / kappa))
+    return norm * np.where(z >= 0, np.exp(-kappa * np.maximum(z, 0)),
+                           np.exp(np.minimum(z, 0) / kappa))
+
+
+def seed_line_density(x: np.ndarray, fit: dict[str, Any], dim: int) -> np.ndarray | None:
+    """Density implied by the seed's regression lines, NaN outside their ranges.
+
+    The line ``log|w| = a q + b`` (q ∈ (0, 1]) is a quantile function of the side's
+    magnitudes: ``|w| = e^(aq+b)``, i.e. density ``1/(a|w|)`` on ``[e^b, e^(a+b)]``.
+    Each side is weighted by its share of the D weights (n_pos/D, n_neg/D), so the
+    whole curve integrates to the share of nonzero weights. A side whose line is
+    undefined (NaN, or slope ≤ 0) contributes nothing; None when neither does.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    out = np.full(x.shape, np.nan)
+    drawn = False
+    for side, sign in (("pos", 1.0), ("neg", -1.0)):
+        a, b = fit[f"slope_{side}"], fit[f"intercept_{side}"]
+        count = fit[f"n_{side}"]
+        if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or count == 0:
+            continue
+        magnitude = sign * x
+        inside = (magnitude >= math.exp(b)) & (magnitude <= math.exp(a + b))
+        out[inside] = (count / dim) / (a * magnitude[inside])
+        drawn = True
+    return out if drawn else None
+
+
+def class_distribution(services: Services, view: ModelView, index: int) -> ClassDistribution:
+    """Histogram, both densities and the fit row of class ``index`` of ``view``'s model."""
+    if not 0 <= index < view.num_classes:
+        raise ClassmapError(f"class index {index} is out of range; pick one of "
+                            f"0 … {view.num_classes - 1}")
+    analysis = ald_analysis(services, view.entry.id)
+    weights = np.asarray(view.head.weight[index])
+    fit = analysis.table.row(index)
+    histogram = histogram_of(weights)
+    low, high = float(histogram.edges[0]), float(histogram.edges[-1])
+    pad = 0.02 * (high - low)
+    x = np.linspace(low - pad, high + pad, CURVE_POINTS)
+    for side, sign in (("pos", 1.0), ("neg", -1.0)):  # the lines' end points, exactly
+        a, b = fit[f"slope_{side}"], fit[f"intercept_{side}"]
+        if math.isfinite(a) and math.isfinite(b) and a > 0:
+            x = np.union1d(x, [sign * math.exp(b), sign * math.exp(a + b)])
+    kappa, loc, scale = fit["kappa_mle"], fit["loc_mle"], fit["scale_mle"]
+    mle = (ald_density(x, kappa, loc, scale)
+           if all(math.isfinite(v) for v in (kappa, loc, scale)) and kappa > 0 and scale > 0
+           else None)
+    seed = seed_line_density(x, fit, weights.shape[0])
+    return ClassDistribution(index, view.ids[index], view.names[index], weights, histogram, x,
+                             mle, seed, fit)
+
+
+def class_split(view: ModelView, index: int, mode: str, min_size: int) -> SplitTree:
+    """The recursive channel split of class ``index`` (``mode``: chains | full)."""
+    check_split_mode(mode)
+    check_min_size(min_size)
+    return split_head_class(view.head.weight, int(index), mode=mode, min_size=int(min_size))
+
+
+def node_of_label(tree: SplitTree, label: str | None) -> int | None:
+    """The node with sign path ``label`` (``all`` = root), or None if the tree lacks it."""
+    if not label:
+        return None
+    for node, name in enumerate(tree.label):
+        if name == label:
+            return node
+    return None
+
+
+def problem_classes(analysis: AldAnalysis) -> np.ndarray:
+    """Indices of classes whose fits carry a status other than ``ok``, shape (n,)."""
+    return np.flatnonzero(np.asarray(analysis.table.status, dtype=object) != "ok")
+
+
+def icicle_columns(tree: SplitTree, class_name: str) -> dict[str, list[Any]]:
+    """``tree.to_icicle(class_name)`` plus ``paths``: each node's sign path (``all`` = root)."""
+    columns = tree.to_icicle(class_name)
+    columns["paths"] = list(tree.label)
+    return columns

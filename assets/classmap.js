@@ -1,0 +1,214 @@
+/*
+ * Classmap client-side helpers for Dash clientside callbacks.
+ *
+ * The shared selection's rules (defaults, which fields reset or clear which) are
+ * defined once in Python (app/state.py) and passed in as JSON by each callback, so
+ * the browser applies exactly the same rules without a server round trip.
+ */
+(function () {
+  "use strict";
+
+  function same(a, b) {
+    return JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b);
+  }
+
+  function isEmpty(value, spec) {
+    return value === null || value === undefined ||
+      (Array.isArray(value) && value.length === 0) || same(value, spec.default);
+  }
+
+  /* ``sel`` with ``changes`` applied, plus the resets and clears they imply. */
+  function applyUpdate(sel, changes, rules) {
+    var updated = Object.assign({}, sel || {});
+    var changed = {};
+    Object.keys(changes).forEach(function (name) {
+      if (!same(updated[name], changes[name])) { changed[name] = true; }
+      updated[name] = changes[name];
+    });
+    Object.keys(rules.fields).forEach(function (name) {
+      if (name in changes) { return; }
+      var spec = rules.fields[name];
+      if (spec.resets_on.some(function (other) { return changed[other]; })) {
+        updated[name] = spec.default;
+      }
+    });
+    Object.keys(changes).forEach(function (name) {
+      var spec = rules.fields[name];
+      if (!spec || isEmpty(changes[name], spec)) { return; }
+      spec.clears.forEach(function (cleared) {
+        if (!(cleared in changes)) { updated[cleared] = rules.fields[cleared].default; }
+      });
+    });
+    return updated;
+  }
+
+  function compactSet(values) {
+    var sorted = Array.from(new Set(values.map(Number))).sort(function (a, b) { return a - b; });
+    var parts = [];
+    var start = null, previous = null;
+    sorted.forEach(function (value) {
+      if (start === null) { start = previous = value; }
+      else if (value === previous + 1) { previous = value; }
+      else { parts.push(start === previous ? "" + start : start + "-" + previous); start = previous = value; }
+    });
+    if (start !== null) { parts.push(start === previous ? "" + start : start + "-" + previous); }
+    return parts.join(",");
+  }
+
+  /* The URL query of a selection (same rules as app.state.encode_query). */
+  function encodeQuery(sel, rules) {
+    var parts = [];
+    rules.order.forEach(function (name) {
+      var spec = rules.fields[name];
+      var value = sel[name];
+      if (value === undefined) { value = spec.default; }
+      if (value === null || (Array.isArray(value) && value.length === 0)) { return; }
+      if (same(value, spec.default) && !spec.always) { return; }
+      var text;
+      if (spec.set) {
+        if (value.length > rules.max_query_classes) { return; }
+        text = compactSet(value);
+      } else {
+        text = String(value);
+      }
+      parts.push(name + "=" + encodeURIComponent(text).replace(/%2C/g, ","));
+    });
+    return "?" + parts.join("&");
+  }
+
+  /* The props (after the last ".") that triggered the running clientside callback. */
+  function triggeredProps() {
+    var ctx = window.dash_clientside.callback_context;
+    if (!ctx || !ctx.triggered) { return []; }
+    return ctx.triggered.map(function (t) {
+      var propId = t.prop_id || "";
+      return propId.slice(propId.lastIndexOf(".") + 1);
+    });
+  }
+
+  var noUpdate = function () { return window.dash_clientside.no_update; };
+
+  var TYPED = {
+    i1: Int8Array, u1: Uint8Array, u1c: Uint8ClampedArray, i2: Int16Array, u2: Uint16Array,
+    i4: Int32Array, u4: Uint32Array, f4: Float32Array, f8: Float64Array,
+  };
+
+  function isSpec(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value) &&
+      typeof value.dtype === "string" && typeof value.bdata === "string";
+  }
+
+  /* A base64 typed-array spec {dtype, bdata, shape} → a typed array (2-D: rows of views). */
+  function decodeSpec(spec) {
+    var Type = TYPED[spec.dtype];
+    if (!Type) { return spec; }
+    var text = atob(spec.bdata);
+    var bytes = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) { bytes[i] = text.charCodeAt(i); }
+    var flat = new Type(bytes.buffer);
+    var shape = spec.shape === undefined ? [flat.length] : String(spec.shape).split(",").map(Number);
+    if (shape.length === 1) { return flat; }
+    var rows = [], width = shape[1];
+    for (var r = 0; r < shape[0]; r++) { rows.push(flat.subarray(r * width, (r + 1) * width)); }
+    return rows;
+  }
+
+  function decodeDeep(value) {
+    if (isSpec(value)) { return decodeSpec(value); }
+    if (Array.isArray(value)) { return value.map(decodeDeep); }
+    if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
+      var out = {};
+      Object.keys(value).forEach(function (key) { out[key] = decodeDeep(value[key]); });
+      return out;
+    }
+    return value;
+  }
+
+  window.classmap = {
+    applyUpdate: applyUpdate,
+    encodeQuery: encodeQuery,
+
+    /* A figure from the server with its typed-array specs decoded, once. Plotly decodes
+       specs on every Plotly.react, so a figure that keeps them is recomputed in full
+       even when a Patch changed only a shape; decoded arrays are compared by reference
+       and left alone. */
+    /* Apply a server-made overlay {traces: {index: {attr: value}}, layout: {attr: value}}
+       to the drawn graph with Plotly.restyle / relayout (milliseconds), and write the
+       same values into Dash's copy of the figure so a later redraw keeps them. */
+    applyOverlay: function (overlay, figure, graphId) {
+      var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
+      if (!overlay || !gd || !gd._fullLayout) { return noUpdate(); }
+      var traces = overlay.traces || {};
+      var indices = Object.keys(traces).map(Number);
+      // One restyle for all traces (if any), one relayout for the shapes: Plotly.update
+      // and annotation changes would re-plot the whole graph (≈ 100× slower here).
+      if (indices.length) {
+        var update = {};
+        indices.forEach(function (index, position) {
+          Object.keys(traces[index]).forEach(function (attr) {
+            if (!update[attr]) { update[attr] = indices.map(function () { return undefined; }); }
+            update[attr][position] = traces[index][attr];
+          });
+        });
+        window.Plotly.restyle(gd, update, indices);
+      }
+      if (overlay.layout) { window.Plotly.relayout(gd, overlay.layout); }
+      // Keep Dash's copy of the figure in step, so a later redraw keeps the overlay.
+      if (figure && figure.data) {
+        indices.forEach(function (index) {
+          Object.keys(traces[index]).forEach(function (attr) {
+            var path = attr.split("."), target = figure.data[index];
+            if (!target) { return; }
+            for (var i = 0; i < path.length - 1; i++) {
+              target[path[i]] = Object.assign({}, target[path[i]] || {});
+              target = target[path[i]];
+            }
+            target[path[path.length - 1]] = traces[index][attr];
+          });
+        });
+      }
+      if (figure && figure.layout && overlay.layout) { Object.assign(figure.layout, overlay.layout); }
+      return noUpdate();
+    },
+
+    decodeFigure: function (figure) {
+      if (!figure) { return noUpdate(); }
+      return Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
+    },
+
+    /* Two-way binding of a control to one selection field (one callback, no cycle). */
+    bindField: function (value, sel, field, valueProp, rules) {
+      if (!sel) { return [noUpdate(), noUpdate()]; }
+      var props = triggeredProps();
+      // The selection wins when both changed (e.g. a page being inserted).
+      if (props.indexOf(valueProp) >= 0 && props.indexOf("data") < 0) {
+        if (value === undefined || same(value, sel[field])) { return [noUpdate(), noUpdate()]; }
+        var changes = {};
+        changes[field] = value;
+        return [noUpdate(), applyUpdate(sel, changes, rules)];
+      }
+      var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
+      return [same(wanted, value) ? noUpdate() : wanted, noUpdate()];
+    },
+
+    /* Apply ``changes`` to the selection unless they change nothing. */
+    update: function (sel, changes, rules) {
+      if (!sel) { return noUpdate(); }
+      var updated = applyUpdate(sel, changes, rules);
+      return same(updated, sel) ? noUpdate() : updated;
+    },
+
+    /* Write the selection into the address bar (no reload, no history entry) and
+       into the navigation links, so every page link carries the same view. */
+    syncUrl: function (sel, rules) {
+      if (!sel) { return [noUpdate(), noUpdate()]; }
+      var query = encodeQuery(sel, rules);
+      if (window.location.search !== query) {
+        window.history.replaceState(window.history.state, "", window.location.pathname + query);
+      }
+      var ctx = window.dash_clientside.callback_context;
+      var links = (ctx.outputs_list && ctx.outputs_list[1]) || [];
+      return [query, links.map(function (out) { return out.id.path + query; })];
+    },
+  };
+})();

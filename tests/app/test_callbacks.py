@@ -1,0 +1,240 @@
+"""Callbacks as plain functions: inputs in, figures / Patches / components out."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+import pytest
+from dash import no_update
+from dash.exceptions import PreventUpdate
+
+from analysis.hierarchy import subtree_leaves
+from app import ids
+from app.callbacks import classes as page
+from app.callbacks import shared
+from app.state import default_selection, update_selection
+
+KEY = ["lite0-imagenet", "cosine", "ward"]
+READY = {"key": KEY, "state": "ready", "message": ""}
+DUNGENESS_ID = "n01978287"
+
+
+def selection(**changes):
+    return update_selection(default_selection("lite0-imagenet"), **changes)
+
+
+def test_page_query_resolves_against_the_model(services, lite0_view):
+    query = {"selection": selection(focal="Dungeness crab", node=1990), "problems": []}
+    sel, status, job, text, css = shared.resolve_page_query_logic(services, [query])
+    assert sel["focal"] == DUNGENESS_ID and sel["node"] == 1990
+    assert status == READY and job is no_update and css == shared.NOTICE_HIDDEN
+
+
+def test_bad_page_query_shows_a_notice(services, lite0_view):
+    query = {"selection": selection(focal="no such class", node=5),
+             "problems": ["ignored unknown URL key 'x'"]}
+    sel, _, _, text, css = shared.resolve_page_query_logic(services, [query])
+    assert sel["focal"] is None and sel["node"] is None
+    assert "no such class" in text and "unknown URL key" in text and "tree node 5" in text
+    assert css == shared.NOTICE_WARNING
+    with pytest.raises(PreventUpdate):
+        shared.resolve_page_query_logic(services, [])
+
+
+def test_a_model_not_in_memory_becomes_a_background_job(services):
+    query = {"selection": update_selection(default_selection("x"), model="broken"), "problems": []}
+    _, status, job, _, _ = shared.resolve_page_query_logic(services, [query])
+    assert status["state"] == "pending" and job["key"] == ["broken", "cosine", "ward"]
+    reports = []
+    result = shared.prepare_analysis_logic(services, reports.append, job)
+    assert result["state"] == "error" and "rank 1" in result["message"]
+    sel, view, message = page.ready_view(services, query["selection"], result)
+    assert view is None and "broken could not be loaded" in message
+    reports.clear()
+    ok = shared.prepare_analysis_logic(services, reports.append, {"key": ["small", "cosine", "ward"]})
+    assert ok["state"] == "ready"
+    assert reports[0][1].startswith("small: loading the model") and reports[-1][0] == 100
+
+
+def test_request_and_settle(services, lite0_view):
+    with pytest.raises(PreventUpdate):
+        shared.request_analysis_logic(services, KEY, READY)
+    status, job = shared.request_analysis_logic(services, KEY, None)
+    assert status == READY and job is no_update
+    stale = selection(focal="n99999999")
+    sel, text, css = shared.settle_selection_logic(services, READY, stale)
+    assert sel["focal"] is None and "n99999999" in text
+    with pytest.raises(PreventUpdate):
+        shared.settle_selection_logic(services, READY, selection(focal=DUNGENESS_ID))
+    assert shared.cancel_analysis_logic(1, {"key": KEY, "state": "pending"})["state"] == "cancelled"
+
+
+def test_heatmap_full_then_overlay_patch(services, lite0_view):
+    sel = selection()
+    figure, nothing, key, note = page.update_heatmap_logic(services, sel, READY, None, None, None)
+    assert isinstance(figure, go.Figure) and figure.data[0].z.shape == (1000, 1000)
+    assert nothing is no_update and key["block"] == 1 and "every cell" in note
+    focal = update_selection(sel, focal=DUNGENESS_ID, node=1990)
+    full, overlay, again, _ = page.update_heatmap_logic(services, focal, READY, None, key,
+                                                        ids.HEATMAP)
+    assert full is no_update and again is no_update
+    shapes = overlay["layout"]["shapes"]
+    names = {shape["name"] for shape in shapes}
+    assert {"selection", "focal-row", "focal-column"} <= names
+    box = next(s for s in shapes if s["name"] == "selection")
+    layout = lite0_view.layout
+    assert box["x0"] == layout.first[1990] - 0.5 and box["x1"] == layout.last[1990] + 0.5
+    assert len(json.dumps(overlay)) < 5000
+
+
+def test_zoom_redraws_the_subtree_only(services, lite0_view):
+    zoomed = selection(node=1990, zoom=1990)
+    figure, _, key, _ = page.update_heatmap_logic(services, zoomed, READY, None,
+                                                  {"key": KEY, "zoom": None, "block": 1}, None)
+    size = lite0_view.layout.size(1990)
+    assert isinstance(figure, go.Figure) and figure.data[0].z.shape == (size, size)
+    tree, _, _ = page.update_dendrogram_logic(services, zoomed, READY, None)
+    assert len(tree.data[1].x) == size - 1  # one marker per internal node of the subtree
+
+
+def test_wide_heatmap_overview_and_zoomed_region(services):
+    status = {"key": ["wide", "cosine", "ward"], "state": "ready"}
+    sel = update_selection(default_selection("wide"), model="wide")
+    figure, _, key, note = page.update_heatmap_logic(services, sel, status, None, None, None)
+    assert key["block"] == 3 and "block means" in note and figure.data[0].z.shape == (834, 834)
+    relayout = {"xaxis.range[0]": 99.5, "xaxis.range[1]": 499.5,
+                "yaxis.range[0]": 799.5, "yaxis.range[1]": 399.5}
+    region, _, region_key, note = page.update_heatmap_logic(services, sel, status, relayout, key,
+                                                            ids.HEATMAP)
+    trace = region.data[0]
+    assert (trace.x0, trace.dx, trace.y0) == (100, 1, 400) and trace.z.shape == (400, 400)
+    assert region_key["block"] == 1 and region.layout.uirevision == figure.layout.uirevision
+    back, _, overview_key, _ = page.update_heatmap_logic(
+        services, sel, status, {"xaxis.autorange": True, "yaxis.autorange": True},
+        region_key, ids.HEATMAP)
+    assert overview_key["block"] == 3 and back.data[0].z.shape == (834, 834)
+
+
+def test_dendrogram_patch_carries_the_highlight(services, lite0_view):
+    figure, _, key = page.update_dendrogram_logic(services, selection(), READY, None)
+    assert len(figure.data) == 2 and len(figure.data[1].x) == 999
+    full, overlay, again = page.update_dendrogram_logic(services, selection(node=1990, cut=6),
+                                                        READY, key)
+    assert full is no_update
+    shapes = overlay["layout"]["shapes"]
+    path = next(s for s in shapes if s["name"] == "selected-subtree")["path"]
+    assert path.count("M") == lite0_view.layout.size(1990) - 1  # one ⊓ per internal node
+    assert len(overlay["traces"][1]["marker.color"]) == 999 and again["cut"] == 6
+    assert [s["name"] for s in shapes].count("cluster") == 6
+    assert 0 not in overlay["traces"]  # the big line trace is left alone
+    json.dumps(overlay)  # plain JSON for the browser
+
+
+def test_selection_panel_lists_the_subtree(services, lite0_view):
+    title, stats, items, zoom_off, whole_off, clear_off = page.selection_panel_logic(
+        services, selection(node=1990), READY)
+    leaves = subtree_leaves(lite0_view.analysis.linkage, 1990)
+    html_items = markdown_to_items(items)
+    assert title == "Subtree of node 1990" and len(html_items) == len(leaves)
+    assert set(html_items) == {lite0_view.names[i] for i in leaves}
+    assert not zoom_off and whole_off and not clear_off
+    empty = page.selection_panel_logic(services, selection(), READY)
+    assert empty[2] == "" and empty[3]
+
+
+def markdown_to_items(text: str) -> list[str]:
+    """Item texts of a ``markdown_list`` (undoing its escapes; the e2e test checks the
+    real rendering in the browser)."""
+    import re as regex
+
+    items = []
+    for line in text.splitlines():
+        match = regex.match(r"^\d+\. (.*)$", line)
+        if match:
+            items.append(regex.sub(r"\\(.)", r"\1", match.group(1)))
+    return items
+
+
+def test_markdown_escaping_keeps_names_literal():
+    names = ["potter's wheel", "a*b_c [x](y)", "1. not a number", "back\\slash", "<b>bold</b>"]
+    assert markdown_to_items(page.markdown_list(names)) == names
+
+
+def test_buttons_need_a_click(services):
+    with pytest.raises(PreventUpdate):
+        page.zoom_logic(ids.ZOOM_BUTTON, 0, selection(node=1990))
+    assert page.zoom_logic(ids.ZOOM_BUTTON, 1, selection(node=1990))["zoom"] == 1990
+    cleared = page.zoom_logic(ids.CLEAR_SELECTION, 2, selection(node=1990))
+    assert cleared["node"] is None
+
+
+def test_neighbours_and_class_picker(services, lite0_view):
+    figure, table = page.neighbours_logic(services, selection(focal=DUNGENESS_ID), READY)
+    assert figure.data[0].customdata[0] == "n01981276"
+    assert figure.layout.yaxis.ticktext[0] == "king crab"
+    options = page.focal_options_logic(services, None, None, selection(), READY, ids.STATUS)
+    assert len(options) == 1000 and options[118]["value"] == DUNGENESS_ID
+    assert "Dungeness crab" in options[118]["label"] and "n01978287" in options[118]["label"]
+    with pytest.raises(PreventUpdate):  # the browser filters 1,000 options itself
+        page.focal_options_logic(services, "crab", None, selection(), READY, ids.FOCAL)
+    wide = update_selection(default_selection("wide"), model="wide")
+    status = {"key": ["wide", "cosine", "ward"], "state": "ready"}
+    page.FOCAL_ALL_OPTIONS, limit = 100, page.FOCAL_ALL_OPTIONS
+    try:
+        found = page.focal_options_logic(services, "class_7", "class_3", wide, status, ids.FOCAL)
+    finally:
+        page.FOCAL_ALL_OPTIONS = limit
+    assert found[0]["value"] == "class_3" and found[1]["value"] == "class_7"
+
+
+def test_clicks_and_lasso_update_the_selection(services, lite0_view):
+    row = int(lite0_view.layout.position[118])
+    clicked = page.heatmap_click_logic(services, {"points": [{"x": 3, "y": row}]}, selection(),
+                                       READY, {"block": 1})
+    assert clicked["focal"] == DUNGENESS_ID
+    lasso = page.lasso_logic(services, {"points": [{"curveNumber": 0, "pointIndex": 7},
+                                                   {"curveNumber": 0, "pointIndex": 3},
+                                                   {"curveNumber": 1, "pointIndex": 9}]},
+                             selection(node=1990))
+    assert lasso["classes"] == [3, 7] and lasso["node"] is None
+    with pytest.raises(PreventUpdate):
+        page.lasso_logic(services, None, selection())
+    hover = page.heatmap_hover_logic(services, {"points": [{"x": 10, "y": row, "bbox": {}}]},
+                                     selection(), READY, {"block": 1})
+    shown, _, children = hover
+    assert shown and children[0].children == lite0_view.names[118]
+    score = float(children[2].children[1].children)
+    order = lite0_view.layout.order
+    assert score == pytest.approx(float(lite0_view.analysis.similarity[118, order[10]]), abs=1e-4)
+
+
+def test_class_map_patch_and_background_request(services, lite0_view):
+    figure, _, key, note, job = page.class_map_logic(services, selection(), READY, None, None)
+    assert isinstance(figure, go.Figure) and "PCA" in note and job is no_update
+    _, overlay, _, _, _ = page.class_map_logic(services, selection(node=1990), READY, None, key)
+    rings = overlay["traces"][1]
+    assert len(rings["x"]) == services.summarise_node(lite0_view, 1990).count
+    assert 0 not in overlay["traces"]  # the 1,000 points are left alone
+    small = update_selection(default_selection("small"), model="small", embedding="tsne")
+    status = {"key": ["small", "cosine", "ward"], "state": "ready"}
+    if not services.embedding_ready("small", "tsne"):
+        _, _, key, note, job = page.class_map_logic(services, small, status, None, None)
+        assert job == {"model": "small", "method": "tsne"} and "meanwhile" in note
+        done = page.compute_embedding_logic(services, lambda label: None, job)
+        assert done["state"] == "ready"
+    figure, _, _, note, job = page.class_map_logic(services, small, status,
+                                                   {"model": "small", "method": "tsne"}, None)
+    assert job is no_update and "t-SNE" in note and figure.layout.xaxis.title.text == "t-SNE 1"
+
+
+def test_exports_and_summary(services, lite0_view):
+    sent = page.export_logic(services, ids.EXPORT_NEIGHBOURS, selection(focal=DUNGENESS_ID), READY)
+    assert sent["filename"].endswith("neighbours_n01978287.csv") and "king crab" in sent["content"]
+    tree = page.export_logic(services, ids.EXPORT_NEWICK, selection(), READY)
+    assert tree["filename"].endswith(".nwk") and tree["content"].endswith(";\n")
+    with pytest.raises(Exception, match="no classes are selected"):
+        page.export_logic(services, ids.EXPORT_SUBTREE, selection(), READY)
+    summary = page.model_summary_logic(services, READY, selection())
+    text = json.dumps(summary, default=lambda c: c.to_plotly_json())
+    assert "1,000" in text and "1,280" in text

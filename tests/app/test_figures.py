@@ -1,0 +1,123 @@
+"""Figure builders: what they draw, how compact they ship, and that overlays are separate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from plotly.io.json import to_json_plotly
+from scipy.cluster import hierarchy
+
+from app import figures
+from app.matrix_tiles import ColourScale
+from app.tree_layout import compute_tree_layout
+
+SCALE = ColourScale("diverging", -0.5, 0.5, "cosine")
+
+
+def test_codes_centre_zero_and_clip_the_ends():
+    codes = figures.encode_codes(np.array([-2.0, -0.5, 0.0, 0.25, 0.5, 9.0]), SCALE)
+    assert codes.dtype == np.uint8
+    assert codes.tolist() == [0, 0, 127, 190, 254, 254]
+
+
+def test_colour_bar_is_labelled_in_scores_with_clipping_marks():
+    bar = figures.colour_bar(SCALE)
+    assert bar["ticktext"][0].startswith("≤") and bar["ticktext"][-1].startswith("≥")
+    assert bar["ticktext"][2] == "0" and abs(bar["tickvals"][2] - 127) < 1
+
+
+def test_heatmap_ships_one_byte_per_cell():
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-0.5, 0.5, size=(1000, 1000)).astype(np.float32)
+    figure = figures.heatmap_figure(z, SCALE, row_start=0, col_start=0, block=1)
+    payload = json.loads(to_json_plotly(figure))
+    trace = payload["data"][0]
+    assert trace["z"]["dtype"] == "u1" and trace["hoverinfo"] == "none"
+    assert len(to_json_plotly(figure)) < 1.45e6  # 1e6 cells → base64 ≈ 1.33 MB
+
+
+def test_heatmap_names_its_axes_only_when_few_classes():
+    z = np.zeros((5, 5), dtype=np.float32)
+    named = figures.heatmap_figure(z, SCALE, row_start=10, col_start=10, block=1,
+                                   tick_names=list("abcde"))
+    assert list(named.layout.yaxis.ticktext) == list("abcde")
+    assert named.layout.xaxis.range == (9.5, 14.5)
+    blocks = figures.heatmap_figure(z, SCALE, row_start=0, col_start=0, block=4,
+                                    tick_names=list("abcde"))
+    assert blocks.layout.yaxis.showticklabels is False
+    assert blocks.data[0].dx == 4 and blocks.data[0].x0 == 1.5
+
+
+def test_heatmap_shapes_outline_selection_focal_and_clusters():
+    shapes = figures.heatmap_shapes(clusters=[(0, 0, 4), (1, 5, 9)], selection=(5, 9), focal=3,
+                                    marked_runs=[(1, 2)], extent=(0, 9))
+    names = [shape["name"] for shape in shapes]
+    assert names.count("cluster") == 2 and names.count("lasso") == 2
+    selection = shapes[names.index("selection")]
+    assert (selection["x0"], selection["x1"]) == (4.5, 9.5)
+    row = shapes[names.index("focal-row")]
+    assert row["y0"] == row["y1"] == 3
+    assert figures.heatmap_shapes() == []
+
+
+def test_dendrogram_is_one_line_trace_whatever_the_size():
+    rng = np.random.default_rng(1)
+    linkage = hierarchy.linkage(rng.normal(size=(400, 6)), "ward")
+    layout = compute_tree_layout(linkage, hierarchy.leaves_list(linkage))
+    nodes = np.arange(layout.num_leaves, layout.root + 1)
+    xs, ys = layout.link_paths(nodes)
+    overlays = figures.dendrogram_overlays(highlight=layout.link_paths(nodes[:3]),
+                                           selected_node=(1.0, 2.0), focal=(7.0, "seven"),
+                                           clusters=[(0, 0, 100)], cut_y=3.0,
+                                           top=float(layout.y[-1]))
+    figure = figures.dendrogram_figure(xs, ys, layout.x[nodes], layout.y[nodes], nodes,
+                                       layout.last[nodes] - layout.first[nodes] + 1,
+                                       x_range=(-0.5, 399.5), top=float(layout.y[-1]),
+                                       overlays=overlays)
+    assert len(figure.data) == 2  # the tree (one line trace) and one marker per node
+    assert figure.data[figures.DENDRO_LINKS].mode == "lines"
+    assert len(figure.data[figures.DENDRO_LINKS].x) == 5 * len(nodes)
+    assert len(figure.data[figures.DENDRO_NODES].x) == len(nodes)
+    assert figure.data[figures.DENDRO_NODES].customdata[0][0] == nodes[0]
+    assert isinstance(figure.to_plotly_json()["data"][1]["customdata"], list)  # click data
+    kinds = [shape.name for shape in figure.layout.shapes]
+    assert kinds == ["cluster", "cut", "selected-subtree", "selected-node", "focal"]
+    assert figure.layout.shapes[-1].label.text == "seven"
+
+
+def test_link_path_draws_each_link_once():
+    xs = np.array([0, 0, 1, 1, np.nan, 2, 2, 3, 3, np.nan])
+    ys = np.array([0, 1, 1, 0, np.nan, 0, 2, 2, 0, np.nan])
+    path = figures.link_path(xs, ys)
+    assert path == "M0.00,0V1H1.00V0M2.00,0V2H3.00V0"
+    assert figures.link_path(np.zeros(0), np.zeros(0)) is None
+
+
+def test_neighbours_nearest_on_top_with_ids_for_clicks():
+    figure = figures.neighbours_figure(["king crab", "rock crab"], ["n1", "n2"],
+                                       np.array([0.39, 0.30]), score_label="cosine")
+    bar = figure.data[0]
+    assert list(bar.customdata) == ["n1", "n2"]
+    assert figure.layout.yaxis.autorange == "reversed"
+    assert list(figure.layout.yaxis.ticktext) == ["king crab", "rock crab"]
+
+
+def test_class_map_marks_selection_and_focal():
+    coords = np.random.default_rng(2).normal(size=(50, 2)).astype(np.float32)
+    figure = figures.class_map_figure(coords, [f"c{i}" for i in range(50)],
+                                      selected=np.array([3, 4]), focal=(0.0, 1.0, "c7"))
+    assert figure.layout.dragmode == "lasso"
+    rings = figure.data[figures.MAP_SELECTED]
+    assert list(rings.x) == pytest.approx(coords[[3, 4], 0].tolist(), abs=1e-4)
+    assert figure.data[figures.MAP_FOCAL].text == ("c7",)
+    assert figures.class_map_selected(coords, None) == {"x": [], "y": []}
+    big = figures.class_map_figure(np.zeros((figures.WEBGL_POINTS + 1, 2)), ["x"] * (figures.WEBGL_POINTS + 1))
+    assert big.data[0].type == "scattergl"
+
+
+def test_cluster_colours_are_distinct_for_neighbours_and_grey_above_the_cut():
+    colours = figures.cluster_colours(np.array([-1, 0, 1, 2]))
+    assert colours[0] == figures.cluster_colour(-1)
+    assert len(set(colours[1:])) == 3

@@ -1,0 +1,233 @@
+"""The image pages without a browser: services, figure builders and callbacks as plain
+functions, on the offline default lenet-digits + digits (references: scikit-learn,
+scipy, the pipeline's own arrays)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from dash.exceptions import PreventUpdate
+from PIL import Image
+from scipy.cluster.hierarchy import leaves_list
+from sklearn.metrics import adjusted_rand_score, confusion_matrix
+
+from analysis.errors import ClassmapError
+from app import figures_images as figs
+from app import image_render
+from app.callbacks import images as cb
+from app.config import Settings, parse_data_roots
+from app.services import Services
+from app.services_images import DataSetEntry, ImageServices, data_entries
+
+MODEL, DATA = "lenet-digits", "digits"
+SEL = {"model": MODEL, "data": DATA, "rep": "features"}
+READY = {"model": MODEL, "data": DATA, "state": "ready", "message": ""}
+
+
+@pytest.fixture(scope="module")
+def images(services, lenet_digits):
+    return ImageServices(services)
+
+
+@pytest.fixture(scope="module")
+def result(images):
+    return images.result(MODEL, DATA)
+
+
+def decode_png(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+# -- configuration and services ----------------------------------------------------------
+
+
+def test_data_roots_from_flag_and_environment(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    assert parse_data_roots([str(a)], {"CLASSMAP_DATA_ROOTS": f"{b}:{a}"}) == (a, b)
+    with pytest.raises(ClassmapError, match="is not a folder"):
+        parse_data_roots([str(tmp_path / "missing")], {})
+    entries = data_entries((a, b / ".." / "a"))
+    assert [e.id for e in entries] == ["digits", "a", "a-2"]
+
+
+def test_browser_cannot_name_a_path(images):
+    for bad in ("/etc", "../digits", "DIGITS", ""):
+        with pytest.raises(ClassmapError, match="not configured on this server; choose one of"):
+            images.data_entry(bad)
+    status, job = cb.request_images_logic(images, {**SEL, "data": "/etc"}, None)
+    assert status["state"] == "error" and "digits" in status["message"]
+
+
+def test_folder_outside_the_configured_roots_is_refused(tmp_path, session_cache, lenet_digits):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "0").mkdir(parents=True)
+    (outside / "0").mkdir(parents=True)
+    settings = Settings.create(cache_dir=session_cache.directory, jobs_dir=tmp_path / "jobs",
+                               environ={}, warm_default=False, data_roots=[root])
+    service = ImageServices(Services(settings, cache=session_cache))
+    assert service.data_ids == ("digits", "root")
+    # Even a data-set entry that somehow points outside the roots is not opened.
+    service.data_sets = service.data_sets + (DataSetEntry("evil", "evil", outside),)
+    with pytest.raises(ClassmapError, match="outside the folders this server may open"):
+        service.dataset(MODEL, "evil")
+
+
+def test_result_is_the_pipeline_output_and_then_ready(images, result):
+    reps, analysis = result.representations, result.analysis
+    assert reps.num_images == 360 and len(analysis.classes) == 10
+    assert images.ready(MODEL, DATA)
+    fresh = ImageServices(images.services)  # a new process finds it in the result cache
+    assert fresh.ready(MODEL, DATA)
+    again = fresh.result(MODEL, DATA)
+    np.testing.assert_array_equal(again.analysis.js, analysis.js)
+    np.testing.assert_array_equal(again.representations.softmax, reps.softmax)
+
+
+# -- image rendering ---------------------------------------------------------------------
+
+
+def test_colour_map_and_overlay_blend():
+    ends = image_render.colour_map(np.array([[0.0, 1.0]]))
+    np.testing.assert_array_equal(ends[0], [[0, 0, 4], [252, 255, 164]])
+    grey = Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32), mode="F")
+    cam = np.zeros((32, 32), dtype=np.float32)
+    plain = np.asarray(image_render.cam_overlay(grey, cam, alpha=0.0))
+    assert plain.shape == (224, 224, 3) and np.abs(plain.astype(int) - 128).max() <= 1
+    hot = np.asarray(image_render.cam_overlay(grey, cam + 1.0, alpha=1.0))
+    assert (hot == [252, 255, 164]).all()
+
+
+def test_sample_view_shows_the_cached_cam(images, result):
+    view = images.sample(result, 5)
+    picture, overlay = decode_png(view.image_uri), decode_png(view.cam_uri)
+    assert picture.shape[:2] == overlay.shape[:2] == (224, 224)
+    assert view.summary.index == 5 and view.summary.label == int(result.representations.labels[5])
+    with pytest.raises(ClassmapError, match="does not exist"):
+        images.sample(result, 360)
+
+
+# -- figures -----------------------------------------------------------------------------
+
+
+def test_sample_scatter_points_name_their_images(result):
+    reps = result.representations
+    coords = result.analysis.pca["features"].coordinates
+    figure = figs.sample_scatter(coords, reps.labels, reps.class_names,
+                                 hover=[str(i) for i in range(360)], focal=3, selected=7)
+    classes = figure.data[:-1]
+    assert len(classes) == 10 and classes[-1].name == "3"  # focal drawn last, on top
+    seen = []
+    for trace in classes:
+        index = np.array([c[0] for c in trace.customdata])
+        np.testing.assert_allclose(trace.x, coords[index, 0])
+        assert set(reps.labels[index]) == {int(trace.name)}
+        assert (trace.marker.opacity < 0.5) == (trace.name != "3")
+        seen += index.tolist()
+    assert sorted(seen) == list(range(360))
+    assert list(figure.data[-1].x) == [coords[7, 0]]
+
+
+def test_js_heatmap_is_in_dendrogram_order(result):
+    analysis = result.analysis
+    figure = figs.js_heatmap(analysis.js, analysis.js_linkage, analysis.class_names,
+                             analysis.class_clusters, focal=2)
+    order = leaves_list(analysis.js_linkage)
+    heat = figure.data[-1]
+    np.testing.assert_allclose(np.array(heat.z), analysis.js[np.ix_(order, order)])
+    assert list(figure.layout.xaxis3.ticktext) == [analysis.class_names[i] for i in order]
+    assert heat.customdata[1][4] == [int(order[1]), int(order[4])]
+    assert len(figure.layout.shapes) == 2  # the focal row and column
+
+
+def test_confusion_figure_counts_match_sklearn(result):
+    reps, analysis = result.representations, result.analysis
+    figure = figs.confusion_figure(analysis.confusion, analysis.class_names,
+                                   analysis.confusion_columns)
+    expected = confusion_matrix(reps.labels, reps.preds, labels=range(10))
+    text = np.array([[int(t) if t else 0 for t in row] for row in figure.data[0].text])
+    np.testing.assert_array_equal(text, expected)
+
+
+# -- callbacks -----------------------------------------------------------------------------
+
+
+def test_request_and_message(images, result):
+    status, job = cb.request_images_logic(images, SEL, None)
+    assert status == READY
+    with pytest.raises(PreventUpdate):
+        cb.request_images_logic(images, SEL, READY)
+    text = cb.message_logic(images, SEL, READY)
+    assert "360 images of 10 classes" in text
+    pending = cb.message_logic(images, SEL, {**READY, "state": "pending"})
+    assert "progress" in pending
+
+
+def test_click_selects_sample_and_focal_class(images, result, services):
+    selection = cb.sample_click_logic(images, {"points": [{"customdata": [42]}]}, SEL, READY)
+    label = int(result.representations.labels[42])
+    assert selection["image"] == 42
+    assert selection["focal"] == services.head(MODEL).classes.ids[label]
+    image, cam, details = cb.sample_detail_logic(images, selection, READY)
+    assert decode_png(cam).shape == (224, 224, 3) and image.startswith("data:image/png")
+    figure = cb.samples_figure_logic(images, selection, READY)
+    assert figure.data[-2].name == result.representations.class_names[label]
+    with pytest.raises(PreventUpdate):
+        cb.sample_click_logic(images, {"points": [{}]}, SEL, READY)
+
+
+def test_heatmap_click_focuses_the_row(images, result, services):
+    row = 6
+    click = {"points": [{"customdata": [row, 2]}]}
+    selection = cb.heatmap_click_logic(images, click, SEL, READY)
+    assert selection["focal"] == services.head(MODEL).classes.ids[int(result.analysis.classes[row])]
+
+
+def test_clustering_tables_and_figures(images, result):
+    selection = {**SEL, "rep": "softmax"}
+    table = str(cb.metrics_table_logic(images, selection, READY))
+    found = result.analysis.clustering[("softmax", "kmeans")]
+    ari = adjusted_rand_score(result.representations.labels, found.assignments)
+    assert f"{ari:.3f}" in table and "Silhouette (euclidean" in table
+    within = str(cb.within_table_logic(images, selection, READY))
+    assert f"{result.analysis.within_class['softmax'].overall_pairs:.3f}" in within
+    true, clusters = cb.clustering_figures_logic(images, selection, READY, "gmm")
+    assert len(true.data) == 11 and "ARI" in clusters.layout.title.text
+    heat, cluster_list, tsne, confusion = cb.confidence_figures_logic(images, selection, READY)
+    assert "k = " in str(cluster_list) and len(tsne.data) == 11
+
+
+def test_figures_render_and_services_load_no_dash():
+    import subprocess
+    import sys
+
+    code = ("import sys, app.figures_images, app.image_render, app.services_images; "
+            "print('dash' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sample_scatter_with_many_classes_keeps_every_point():
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 100, size=500)
+    coords = rng.normal(size=(500, 2))
+    figure = figs.sample_scatter(coords, groups, [str(g) for g in range(100)],
+                                 hover=[""] * 500, focal=int(groups[0]))
+    assert len(figure.data) == 3
+    index = [c[0] for trace in figure.data[:2] for c in trace.customdata]
+    assert sorted(index) == list(range(500))
+    assert {int(groups[c[0]]) for c in figure.data[1].customdata} == {int(groups[0])}
+
+
+def test_background_job_reports_progress_and_errors(images, result):
+    reports = []
+    status = cb.prepare_images_logic(images, reports.append, {"model": MODEL, "data": DATA})
+    assert status == READY
+    failed = cb.prepare_images_logic(images, reports.append, {"model": MODEL, "data": "/etc"})
+    assert failed["state"] == "error" and "not configured" in failed["message"]
+    with pytest.raises(PreventUpdate):
+        cb.prepare_images_logic(images, reports.append, None)

@@ -1,0 +1,219 @@
+"""The Weight distributions page without a browser: services, figure builders and
+callback logic against the embedded Lite0 head, checked against independent
+computations (numpy, scipy) rather than against the code's own helpers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+from dash.exceptions import PreventUpdate
+
+import app.callbacks.weights as cw
+import app.figures_weights as wfig
+from app.services_weights import (
+    ald_analysis,
+    ald_density,
+    class_distribution,
+    histogram_of,
+    seed_line_density,
+)
+from app.state import parse_query, update_selection
+from tests.app.test_layering import imported_modules
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "lite0-imagenet"
+DUNGENESS = ("n01978287", 118)
+KING_CRAB = ("n01981276", 121)
+READY = {"key": [MODEL, "cosine", "ward"], "state": "ready", "message": ""}
+
+
+def selection(**changes):
+    base = {"model": MODEL, "metric": "cosine", "linkage": "ward", "focal": None,
+            "split": "chains", "minsize": 20, "snode": None}
+    base.update(changes)
+    return base
+
+
+@pytest.fixture(scope="module")
+def lite0(services, lite0_view):
+    return lite0_view
+
+
+def test_figures_module_never_imports_dash():
+    assert "dash" not in imported_modules(ROOT / "app" / "figures_weights.py")
+    assert "dash" not in imported_modules(ROOT / "app" / "services_weights.py")
+
+
+def test_histogram_counts_every_weight(lite0_head):
+    row = lite0_head.weight[DUNGENESS[1]]
+    hist = histogram_of(row)
+    assert hist.counts.sum() == lite0_head.feature_dim == 1280
+    expected, _ = np.histogram(row.astype(np.float64), bins=hist.edges)
+    np.testing.assert_array_equal(hist.counts, expected)
+    assert float((hist.density * np.diff(hist.edges)).sum()) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_mle_density_is_scipys_and_integrates_to_one():
+    x = np.linspace(-3, 4, 2001)
+    for kappa, loc, scale in ((0.7, 0.1, 0.05), (1.4, -0.2, 0.3), (1.0, 0.0, 1.0)):
+        np.testing.assert_allclose(ald_density(x, kappa, loc, scale),
+                                   scipy.stats.laplace_asymmetric.pdf(x, kappa, loc, scale),
+                                   rtol=1e-12, atol=1e-300)
+        left, _ = scipy.integrate.quad(ald_density, -np.inf, loc, args=(kappa, loc, scale))
+        right, _ = scipy.integrate.quad(ald_density, loc, np.inf, args=(kappa, loc, scale))
+        assert left + right == pytest.approx(1.0, abs=1e-8)
+        assert left == pytest.approx(kappa**2 / (1 + kappa**2), abs=1e-8)
+
+
+def test_focal_densities_match_independent_fits(services, lite0, lite0_head):
+    k = DUNGENESS[1]
+    dist = class_distribution(services, lite0, k)
+    row = lite0_head.weight[k].astype(np.float64)
+    np.testing.assert_array_equal(dist.weights, lite0_head.weight[k])
+    assert dist.fit["status"] == "ok"
+    # MLE curve: scipy's density with the table's parameters, integrating to ≈ 1 on the grid
+    # plus the tails beyond it.
+    kappa, loc, scale = dist.fit["kappa_mle"], dist.fit["loc_mle"], dist.fit["scale_mle"]
+    np.testing.assert_allclose(dist.mle_density,
+                               scipy.stats.laplace_asymmetric.pdf(dist.x, kappa, loc, scale),
+                               rtol=1e-10)
+    inside = np.trapezoid(dist.mle_density, dist.x)
+    cdf = scipy.stats.laplace_asymmetric.cdf([dist.x[0], dist.x[-1]], kappa, loc, scale)
+    assert inside == pytest.approx(cdf[1] - cdf[0], abs=2e-3)
+    # Seed curve: the density of the line fitted by np.polyfit on each side separately.
+    for sign, side in ((1.0, row[row > 0]), (-1.0, -row[row < 0])):
+        y = np.sort(side)
+        q = np.arange(1, y.size + 1) / y.size
+        a, b = np.polyfit(q, np.log(y), 1)
+        probe = np.linspace(math.exp(b), math.exp(a + b), 7)[1:-1]
+        got = seed_line_density(sign * probe, dist.fit, row.size)
+        np.testing.assert_allclose(got, (y.size / row.size) / (a * probe), rtol=1e-6)
+        total, _ = scipy.integrate.quad(lambda t: (y.size / row.size) / (a * t),
+                                        math.exp(b), math.exp(a + b))
+        assert total == pytest.approx(y.size / row.size, rel=1e-9)
+    # between the two lines (|w| below both e^b) the seed curve is undefined, not zero
+    assert np.isnan(seed_line_density(np.array([0.0]), dist.fit, row.size)).all()
+
+
+def test_seed_density_absent_when_no_line_is_defined():
+    fit = {"slope_pos": float("nan"), "intercept_pos": float("nan"), "n_pos": 0,
+           "slope_neg": -1.0, "intercept_neg": -3.0, "n_neg": 5}
+    assert seed_line_density(np.linspace(-1, 1, 5), fit, 10) is None
+
+
+def test_overview_figure_holds_every_class(services, lite0):
+    analysis = ald_analysis(services, MODEL)
+    columns = analysis.table.columns()
+    figure = wfig.overview_figure(columns, analysis.pooled.to_json())
+    pos, neg, kappa = figure.data
+    assert len(pos.x) == len(neg.x) == len(kappa.x) == 1000
+    np.testing.assert_array_equal(np.asarray(kappa.x), columns["kappa_mle"])
+
+
+def test_scatter_leaves_out_undefined_points_and_says_so(services, lite0):
+    columns = dict(ald_analysis(services, MODEL).table.columns())
+    columns["ks_mle"] = columns["ks_mle"].copy()
+    columns["ks_mle"][[3, 7]] = np.nan
+    figure = wfig.classes_scatter_figure(columns, "kappa-ks", lite0.ids, lite0.short_names,
+                                         focal=7)
+    points = figure.data[wfig.SCATTER_POINTS]
+    assert len(points.x) == 998
+    assert {row[1] for row in points.customdata}.isdisjoint({3, 7})
+    assert all(lite0.ids[i] == cid for cid, i in points.customdata)
+    assert "2 classes left out" in figure.layout.title.text
+    assert len(figure.data[wfig.SCATTER_FOCAL].x) == 0  # the focal class has no point
+
+
+def test_clicking_a_scatter_point_makes_it_the_focal_class(services, lite0):
+    columns = ald_analysis(services, MODEL).table.columns()
+    figure = wfig.classes_scatter_figure(columns, "r2", lite0.ids, lite0.short_names, None)
+    custom = figure.data[0].customdata[KING_CRAB[1]]  # no NaNs: point i is class i
+    click = {"points": [{"curveNumber": 0, "pointIndex": KING_CRAB[1],
+                         "customdata": list(custom)}]}
+    before = selection(focal=DUNGENESS[0], snode="+-")
+    after = cw.scatter_click_logic(services, click, before, READY)
+    assert after["focal"] == KING_CRAB[0]
+    assert after["snode"] is None  # the split node belongs to the previous class
+    with pytest.raises(PreventUpdate):  # the focal mark is not a class point
+        cw.scatter_click_logic(services, {"points": [{"curveNumber": 1, "customdata": custom}]},
+                               before, READY)
+    with pytest.raises(PreventUpdate):  # clicking the focal class again changes nothing
+        cw.scatter_click_logic(services, click, after, READY)
+
+
+def test_focal_panel(services, lite0, lite0_head):
+    title, figure, table = cw.focal_logic(services, selection(focal=DUNGENESS[0]), READY)
+    assert DUNGENESS[0] in title and "Dungeness crab" in title
+    assert figure.layout.title.text == "Weights of Dungeness crab"
+    bars = figure.data[0]
+    assert int(np.sum(bars.customdata)) == lite0_head.feature_dim
+    assert {trace.name for trace in figure.data[1:]} == {
+        "asymmetric Laplace (MLE)", "seed regression (implied density)"}
+    text = str(table)
+    assert "nan" not in text.lower() and "'ok'" in text
+    # not ready / no focal class: a message, never a stale figure
+    title, figure, table = cw.focal_logic(services, selection(), READY)
+    assert title == "No focal class" and table == []
+
+
+def test_fit_table_shows_statuses_not_nans():
+    nan = float("nan")
+    fit = {name: nan for name in ("kappa_mle", "loc_mle", "scale_mle", "loglik_mle", "ks_mle",
+                                  "r2_pos", "r2_neg", "slope_pos", "slope_neg", "intercept_pos",
+                                  "intercept_neg", "kappa_seed_pos", "kappa_seed_neg")}
+    fit.update(n_pos=0, n_neg=0, n_zero=1280, status="MLE: constant row",
+               seed_status_pos="undefined: no line", seed_status_neg="ok")
+    text = str(cw.fit_table(fit))
+    assert "nan" not in text.lower()
+    assert "—" in text and "MLE: constant row" in text and "undefined: no line" in text
+    assert wfig.format_number(nan) == "—" and wfig.format_number(None) == "—"
+    assert wfig.format_number(float("inf")) == "—"
+
+
+def test_split_node_lists_its_channels(services, lite0, lite0_head):
+    k = DUNGENESS[1]
+    row = lite0_head.weight[k].astype(np.float64)
+    sel = selection(focal=DUNGENESS[0], snode="+")
+    title, items = cw.node_logic(services, sel, READY)
+    expected = np.flatnonzero(row >= row.mean())  # independent: the root's positive half
+    assert title.startswith(f"Node +: {expected.size} channels")
+    listed = [int(item.children[0].children.split()[1]) for item in items]
+    assert sorted(listed) == expected.tolist()
+    assert [row[c] for c in listed] == sorted(row[expected], reverse=True)
+    # the icicle: root holds every channel, children add up (full mode, big min size)
+    figure = cw.icicle_logic(services, selection(focal=DUNGENESS[0], split="full",
+                                                 minsize=400), READY, "+")
+    icicle = figure.data[0]
+    assert icicle.values[0] == 1280 and icicle.labels[0] == "Dungeness crab"
+    children = [v for v, p in zip(icicle.values, icicle.parents) if p == "0"]
+    assert sum(children) == 1280
+    assert icicle.level == icicle.ids[list(icicle.customdata).index("+")]
+
+
+def test_icicle_click_and_split_controls_are_shareable():
+    sel = selection(focal=DUNGENESS[0])
+    clicked = cw.icicle_click_logic({"points": [{"id": "3", "customdata": "+-"}]}, sel)
+    assert clicked["snode"] == "+-"
+    with pytest.raises(PreventUpdate):
+        cw.icicle_click_logic({"points": []}, sel)
+    parsed, problems = parse_query({"model": MODEL, "split": "full", "minsize": "35",
+                                    "snode": "+-+"}, [MODEL])
+    assert (parsed["split"], parsed["minsize"], parsed["snode"], problems) == (
+        "full", 35, "+-+", [])
+    parsed, problems = parse_query({"split": "both", "minsize": "1", "snode": "x"}, [MODEL])
+    assert (parsed["split"], parsed["minsize"], parsed["snode"]) == ("chains", 20, None)
+    assert len(problems) == 3
+    assert update_selection(clicked, focal=KING_CRAB[0])["snode"] is None
+
+
+def test_split_params_fall_back_on_bad_values():
+    from app.state import Selection
+
+    for minsize, expected in ((None, 20), (1, 20), (2.5, 20), (35, 35)):
+        sel = Selection.from_store(selection(minsize=minsize), MODEL)
+        assert cw.split_params(sel) == ("chains", expected)

@@ -1,0 +1,132 @@
+"""Browser and server fixtures for the end-to-end tests.
+
+The app under test runs as ``python -m app.cli serve`` (the real console script) in
+a subprocess on 127.0.0.1 and a free port, sharing the session's result cache, with
+one deliberately broken model configured. Chromium is Debian's (/usr/bin/chromium),
+driven by Playwright. Without a browser the tests skip — unless ``CI=true``, where a
+missing browser fails the run.
+
+Every test's page records console errors; any error fails the test at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+VIEWPORT = {"width": 1480, "height": 1250}
+SERVER_START_SECONDS = 120
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install playwright)"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def dash_server(session_cache, tmp_path_factory, artifacts_dir):
+    """Base URL of ``classmap serve`` running on a free loopback port."""
+    if missing_browser() is not None and os.environ.get("CI", "").lower() != "true":
+        pytest.skip(missing_browser())
+    folder = tmp_path_factory.mktemp("e2e")
+    broken = folder / "broken.npy"
+    np.save(broken, np.zeros(7, dtype=np.float32))
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs"),
+           "CLASSMAP_MODELS": json.dumps([{"id": "broken", "head": str(broken)}])}
+    log_path = artifacts_dir / "e2e-server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--cache-dir", str(session_cache.directory)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"classmap serve exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"classmap serve did not answer within {SERVER_START_SECONDS} s")
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def console_errors():
+    """Console errors seen by the test's pages; the test fails if any remain."""
+    errors: list[str] = []
+    yield errors
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def new_page(browser, console_errors):
+    """A factory of fresh pages (each in its own context: no shared cache or storage)."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda message: console_errors.append(message.text)
+                if message.type == "error" else None)
+        page.on("pageerror", lambda error: console_errors.append(f"page error: {error}"))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,110 @@
+"""The Weight distributions page in a real browser: open it on the embedded default,
+click a class in the scatter (it becomes the focal class, the histogram follows), click
+a node of the split icicle (its channels are listed) — screenshot in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+RENDER_TIMEOUT = 45_000
+SCATTER = "document.querySelector('#weights-scatter-graph .js-plotly-plot')"
+# The class point farthest (on screen) from every other one, and where it is.
+PICK_POINT = """() => {
+  const gd = """ + SCATTER + """;
+  const t = gd._fullData[0], layout = gd._fullLayout, box = gd.getBoundingClientRect();
+  const px = t.x.map(v => box.left + layout._size.l + layout.xaxis.l2p(v));
+  const py = t.y.map(v => box.top + layout._size.t + layout.yaxis.l2p(v));
+  let best = -1, bestD = -1;
+  for (let i = 0; i < px.length; i++) {
+    let nearest = Infinity;
+    for (let j = 0; j < px.length; j++) {
+      if (j !== i) { nearest = Math.min(nearest, (px[i] - px[j]) ** 2 + (py[i] - py[j]) ** 2); }
+    }
+    if (nearest > bestD) { bestD = nearest; best = i; }
+  }
+  return {id: t.customdata[best][0], name: t.text[best], px: px[best], py: py[best]};
+}"""
+HISTOGRAM_TITLE = ("() => document.querySelector('#weights-histogram-graph .js-plotly-plot')"
+                   "?.layout?.title?.text || ''")
+# Screen position of the icicle node labelled with the given sign path.
+ICICLE_NODE = """(path) => {
+  for (const slice of document.querySelectorAll('#weights-icicle-graph g.slice')) {
+    const d = slice.__data__;
+    const pt = d && d.data && d.data.data;
+    if (pt && pt.label === path) {
+      slice.scrollIntoView({block: "center"});
+      const r = slice.getBoundingClientRect();
+      return {x: r.left + r.width / 2, y: r.top + Math.min(r.height / 2, 12), id: pt.id};
+    }
+  }
+  return null;
+}"""
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlparse(url).query).items()}
+
+
+def click_at(page, x: float, y: float) -> None:
+    page.mouse.move(x, y)
+    page.wait_for_timeout(150)
+    page.mouse.click(x, y)
+
+
+def test_weights_page(dash_server, new_page, artifacts_dir):
+    page = new_page()
+    page.goto(dash_server + "/weights")
+    page.wait_for_selector("#weights-scatter-graph .scatterlayer .trace .point",
+                           timeout=RENDER_TIMEOUT)
+    page.wait_for_selector("#weights-overview-graph .barlayer .point", timeout=RENDER_TIMEOUT)
+    assert page.inner_text("#weights-focal-title") == "No focal class"
+
+    # 1. Click a class in the scatter: it becomes the focal class, in the URL too.
+    point = page.evaluate(PICK_POINT)
+    click_at(page, point["px"], point["py"])
+    page.wait_for_function(f"location.search.includes('focal={point['id']}')", timeout=30_000)
+    page.wait_for_function(
+        f"document.querySelector('#weights-focal-title')?.innerText.includes({point['id']!r})",
+        timeout=30_000)
+    page.wait_for_function(f"({HISTOGRAM_TITLE})() === 'Weights of ' + {point['name']!r}",
+                           timeout=30_000)
+    table = page.inner_text("#weights-fit-table")
+    assert "MLE κ" in table and "status" in table and "nan" not in table.lower()
+
+    # 2. Click the "+" node of the split icicle: its channels are listed.
+    page.wait_for_function(
+        "document.querySelector('#weights-icicle-graph .js-plotly-plot')?.data?.[0]?.labels?.[0]"
+        f" === {point['name']!r}", timeout=30_000)
+    page.wait_for_selector("#weights-icicle-graph g.slice", timeout=30_000)
+    page.wait_for_timeout(500)  # let plotly finish drawing before clicking
+    node = page.evaluate(ICICLE_NODE, "+")
+    assert node is not None, "the icicle has no '+' node"
+    click_at(page, node["x"], node["y"])
+    page.wait_for_function("new URLSearchParams(location.search).get('snode')",
+                           timeout=30_000)
+    snode = query_of(page.url)["snode"]
+    assert snode.startswith("+")  # the "+" node, or one inside it if the icicle moved
+    page.wait_for_function("document.querySelector('#weights-node-title')?.innerText"
+                           ".startsWith('Node ')", timeout=30_000)
+    title = page.inner_text("#weights-node-title")
+    assert title.startswith(f"Node {snode}:"), (title, page.url)
+    count = int(re.search(r"(\d+) channels", title).group(1))
+    items = page.locator("#weights-node-channels li")
+    assert items.count() == count > 0
+    assert query_of(page.url)["focal"] == point["id"]
+    page.mouse.move(5, 5)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts_dir / "e2e-weights-page.png"), full_page=True)
+
+    # 3. Another page, by the navigation link: the focal class goes along, and this
+    #    page's callbacks raise no console errors there (checked at teardown).
+    page.click("#shell-nav a[href^='/?'], #shell-nav a[href='/']")
+    page.wait_for_function("location.pathname === '/'", timeout=30_000)
+    page.wait_for_timeout(1500)
+    assert query_of(page.url)["focal"] == point["id"]
