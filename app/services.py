@@ -242,6 +242,17 @@ class Services:
         self._lock = threading.Lock()
         self._key_locks: dict[Any, threading.Lock] = {}
 
+    def for_background_job(self) -> "Services":
+        """A fresh Services for a background job's (forked) process.
+
+        A forked child inherits every lock in whatever state some server thread held
+        it at the fork, and a diskcache connection that must not be shared; a job
+        that reused them could wait forever. A fresh instance (same settings, a new
+        cache handle on the same folder) shares only the disk cache, which is where
+        the job's results must land anyway.
+        """
+        return Services(self.settings, cache=ResultCache(self.cache.directory))
+
     # -- models and analyses ------------------------------------------------------------
     def model_entry(self, model_id: str) -> ModelEntry:
         return self.settings.model(model_id)

@@ -820,7 +820,7 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def compute_embedding(set_progress, job):
-        return compute_embedding_logic(services, set_progress, job)
+        return compute_embedding_logic(services.for_background_job(), set_progress, job)
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),

@@ -283,7 +283,7 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def prepare_analysis(set_progress, request):
-        return prepare_analysis_logic(services, set_progress, request)
+        return prepare_analysis_logic(services.for_background_job(), set_progress, request)
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
