@@ -125,6 +125,10 @@ WEIGHTS_FIT_TABLE = "weights-fit-table"
 WEIGHTS_ICICLE = "weights-icicle-graph"
 WEIGHTS_NODE_TITLE = "weights-node-title"
 WEIGHTS_NODE_CHANNELS = "weights-node-channels"
+WEIGHTS_CAM_DATA = "weights-cam-data"  # data-set picker of the channel CAM (local, not shared)
+WEIGHTS_CAM_IMAGE = "weights-cam-image"  # image picker of the channel CAM (local)
+WEIGHTS_CAM_TITLE = "weights-cam-title"
+WEIGHTS_CAM_VIEW = "weights-cam-view"  # the picture and the channel CAM overlay (or a message)
 
 
 def weights_control(field: str) -> dict[str, str]:

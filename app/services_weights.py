@@ -29,13 +29,21 @@ from analysis.channel_split import (
     check_split_mode,
     split_head_class,
 )
+from analysis.channel_cam import ChannelCam, smooth_gradcam_pp_channels
+from analysis.data import DIGITS
 from analysis.errors import ClassmapError
+from analysis.models import LENET5_ARCH, LENET_DIGITS
+from app.image_render import cam_overlay_uri, image_uri
 from app.services import ModelView, Services
+from app.services_images import DataSetEntry, ImageServices
 from app.state import Field, parse_choice, parse_int_range, register_field
 
 MAX_MIN_SIZE = 10_000
 HISTOGRAM_BINS = 80
 CURVE_POINTS = 600
+CAM_IMAGE_OPTIONS = 200  # images the channel-CAM picker offers at most
+NO_CAM_DATA = ("No image folder is configured for the channel CAM; start the server with "
+               "'classmap serve --data DIR' (one sub-folder per class, named by class)")
 
 
 def parse_split_node(text: str) -> str:
@@ -86,6 +94,22 @@ class ClassDistribution:
     mle_density: np.ndarray | None
     seed_density: np.ndarray | None
     fit: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChannelCamView:
+    """The channel CAM of one image for the page.
+
+    cam : the :class:`~analysis.channel_cam.ChannelCam` (map ``[h, w]`` on the feature grid)
+    image_uri, cam_uri : ``data:image/png`` URIs of the picture and of the overlay
+    sample_id : the image's id in its data set; true_class : the class of its folder
+    """
+
+    cam: ChannelCam
+    image_uri: str
+    cam_uri: str
+    sample_id: str
+    true_class: str
 
 
 _ALD: "weakref.WeakKeyDictionary[Services, dict[str, AldAnalysis]]" = weakref.WeakKeyDictionary()
@@ -200,3 +224,65 @@ def icicle_columns(tree: SplitTree, class_name: str) -> dict[str, list[Any]]:
     columns = tree.to_icicle(class_name)
     columns["paths"] = list(tree.label)
     return columns
+
+
+# -- channel CAM (Smooth Grad-CAM++ restricted to a split node) ------------------------------
+
+
+def cam_data_sets(images: ImageServices) -> tuple[DataSetEntry, ...]:
+    """The configured image folders the channel CAM may read (``digits`` is left out: it is
+    LeNet's data set, and LeNet's head does not read conv channels)."""
+    return tuple(entry for entry in images.data_sets if entry.source != DIGITS)
+
+
+def cam_unavailable(images: ImageServices, model_id: str) -> str | None:
+    """Why the channel CAM cannot be drawn for ``model_id`` (one line), or None."""
+    entry = images.services.model_entry(model_id)
+    if entry.spec.head is not None:
+        return (f"{model_id} is a bare head without a network, so there is no feature map "
+                "for a channel CAM; pick a timm model such as lite0-imagenet")
+    lenet_message = (f"The channel CAM needs a head that reads the last conv stage's channels "
+                     f"(a timm CNN with global pooling); {model_id}'s head reads fully "
+                     "connected units — pick a model such as lite0-imagenet")
+    if entry.spec.model_name in (LENET_DIGITS, LENET5_ARCH):
+        return lenet_message
+    # Cheap checks first: loading a network only to say "no data" would slow the page.
+    if not cam_data_sets(images):
+        return NO_CAM_DATA
+    if images.classifier(model_id).family != "timm":
+        return lenet_message
+    return None
+
+
+def cam_image_choices(images: ImageServices, model_id: str, data_id: str,
+                      class_index: int | None) -> list[tuple[int, str]]:
+    """(image index, label) of the images the picker offers: those of ``class_index`` in
+    the data set, else (the class has none) its first images; at most CAM_IMAGE_OPTIONS."""
+    dataset = images.dataset(model_id, data_id)
+    labels = np.asarray(dataset.labels)
+    chosen = np.flatnonzero(labels == class_index) if class_index is not None else np.empty(0)
+    if chosen.size == 0:
+        chosen = np.arange(len(dataset))
+    return [(int(i), f"{dataset.sample_ids[i]} ({dataset.class_names[labels[i]]})")
+            for i in chosen[:CAM_IMAGE_OPTIONS]]
+
+
+def channel_cam_view(images: ImageServices, model_id: str, data_id: str, image_index: int,
+                     class_index: int, channels: np.ndarray) -> ChannelCamView:
+    """Smooth Grad-CAM++ of ``class_index`` on image ``image_index`` of ``data_id``,
+    restricted to ``channels`` (n,) of the head's inputs, with both pictures as PNG URIs."""
+    dataset = images.dataset(model_id, data_id)
+    if not 0 <= int(image_index) < len(dataset):
+        raise ClassmapError(f"image {image_index} does not exist; {data_id} has {len(dataset)} "
+                            f"images (0 … {len(dataset) - 1})")
+    classifier = images.classifier(model_id)
+    picture = dataset.load_image(int(image_index))
+    cam = smooth_gradcam_pp_channels(classifier, classifier.preprocess(picture),
+                                     int(class_index), channels)
+    size = tuple(int(v) for v in classifier.data_config["input_size"][1:])
+    crop = float(classifier.data_config.get("crop_pct") or 1.0)
+    label = int(dataset.labels[int(image_index)])
+    return ChannelCamView(cam=cam, image_uri=image_uri(picture, size, crop_pct=crop),
+                          cam_uri=cam_overlay_uri(picture, cam.upsampled(size), crop_pct=crop),
+                          sample_id=dataset.sample_ids[int(image_index)],
+                          true_class=dataset.class_names[label])

@@ -17,19 +17,27 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
+
 from dash import ALL, Input, Output, State, ctx, html
 from dash.exceptions import PreventUpdate
 
 from analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
+from analysis.errors import ClassmapError
 from app import figures_weights as wfig
 from app import ids
 from app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from app.callbacks.shared import project_selection, rules_json
 from app.figures import message_figure
 from app.services import ModelView, Services
+from app.services_images import ImageServices
 from app.services_weights import (
     MAX_MIN_SIZE,
     ald_analysis,
+    cam_data_sets,
+    cam_image_choices,
+    cam_unavailable,
+    channel_cam_view,
     class_distribution,
     class_split,
     icicle_columns,
@@ -269,6 +277,79 @@ def focal_options_logic(services: Services, selection: dict | None, status: dict
     return options
 
 
+def cam_data_logic(images: ImageServices, value: str | None) -> tuple[list[dict], str | None]:
+    """→ (options, value) of the channel CAM's data-set picker (configured folders by id)."""
+    entries = cam_data_sets(images)
+    options = [{"label": entry.label, "value": entry.id} for entry in entries]
+    known = [entry.id for entry in entries]
+    return options, (value if value in known else (known[0] if known else None))
+
+
+def cam_images_logic(services: Services, images: ImageServices, selection: dict | None,
+                     status: dict | None, data_id: str | None,
+                     value: int | None) -> tuple[list[dict], int | None]:
+    """→ (options, value) of the image picker: the focal class's images in the data set
+    (or its first images when the class has none); the current image is kept if offered."""
+    sel, view, _ = ready_view(services, selection, status)
+    if view is None or not data_id or cam_unavailable(images, sel.model) is not None:
+        return [], None
+    try:
+        choices = cam_image_choices(images, sel.model, data_id, _focal(view, sel))
+    except ClassmapError as error:  # shown by channel_cam_logic, which meets it too
+        log.warning("channel CAM images of %s: %s", data_id, error)
+        return [], None
+    options = [{"label": label, "value": index} for index, label in choices]
+    offered = [index for index, _ in choices]
+    return options, (value if value in offered else (offered[0] if offered else None))
+
+
+def channel_cam_logic(services: Services, images: ImageServices, selection: dict | None,
+                      status: dict | None, data_id: str | None,
+                      image_index: int | None) -> tuple[str, Any]:
+    """→ (title, picture and overlay) of the focal class's Smooth Grad-CAM++ restricted to
+    the selected split node's channels (every channel when no node is selected), or
+    (one-line message, []) when it cannot be drawn."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return message, []
+    why = cam_unavailable(images, sel.model)
+    if why is not None:
+        return why, []
+    focal = _focal(view, sel)
+    if focal is None:
+        return "Pick a focal class to see where its channels respond in an image", []
+    if not data_id:
+        return "Pick a data set", []
+    mode, min_size = split_params(sel)
+    tree = class_split(view, focal, mode, min_size)
+    node = node_of_label(tree, sel.extra.get("snode"))
+    channels = tree.channels[node] if node is not None else \
+        np.arange(view.head.feature_dim, dtype=np.int64)
+    try:
+        if image_index is None:  # opening the set says why it offers no image, if it fails
+            images.dataset(sel.model, data_id)
+            return "Pick an image", []
+        found = channel_cam_view(images, sel.model, data_id, int(image_index), focal, channels)
+    except ClassmapError as error:
+        log.warning("channel CAM of %s: %s", data_id, error)
+        return str(error), []
+    where = (f"node {tree.label[node]} ({channels.size} channels)" if node is not None
+             else f"all {channels.size} channels (no node selected)")
+    title = (f"Smooth Grad-CAM++ of {view.short_names[focal]} on {found.sample_id} "
+             f"({found.true_class}), restricted to {where}")
+    alt = f"{found.sample_id}"
+
+    def picture(src: str, caption: str) -> html.Figure:
+        return html.Figure([html.Img(src=src, alt=f"{alt} — {caption}",
+                                     style={"maxWidth": "100%"}),
+                            html.Figcaption(caption, className="cm-muted")],
+                           style={"margin": 0})
+
+    return title, html.Div([picture(found.image_uri, "image"),
+                            picture(found.cam_uri, f"CAM of {where}")],
+                           style={"display": "flex", "gap": "1em", "flexWrap": "wrap"})
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 
@@ -349,6 +430,33 @@ def register(app: Any, services: Services) -> None:
     def weights_focal_options(search, status, value, selection):
         return focal_options_logic(services, selection, status, search, value,
                                    ctx.triggered_id)
+
+    # The image pages' ImageServices (registered before this module: modules go in name
+    # order), so networks and data sets are loaded once per process.
+    images = getattr(app, "_classmap_images", None) or ImageServices(services)
+
+    @app.callback(
+        Output(ids.WEIGHTS_CAM_DATA, "options"), Output(ids.WEIGHTS_CAM_DATA, "value"),
+        status_in, State(ids.WEIGHTS_CAM_DATA, "value"),
+    )
+    def weights_cam_data(status, value):
+        return cam_data_logic(images, value)
+
+    @app.callback(
+        Output(ids.WEIGHTS_CAM_IMAGE, "options"), Output(ids.WEIGHTS_CAM_IMAGE, "value"),
+        Input(ids.WEIGHTS_TREE_KEY, "data"), status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
+        State(ids.WEIGHTS_CAM_IMAGE, "value"),
+    )
+    def weights_cam_images(selection, status, data_id, value):
+        return cam_images_logic(services, images, selection, status, data_id, value)
+
+    @app.callback(
+        Output(ids.WEIGHTS_CAM_TITLE, "children"), Output(ids.WEIGHTS_CAM_VIEW, "children"),
+        key_in, status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
+        Input(ids.WEIGHTS_CAM_IMAGE, "value"),
+    )
+    def weights_cam(selection, status, data_id, image_index):
+        return channel_cam_logic(services, images, selection, status, data_id, image_index)
 
     bind_page_controls(app, ids.WEIGHTS_CONTROL)
 

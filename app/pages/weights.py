@@ -90,6 +90,25 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
                  "nodes under the min size stay whole. The end of the + chain holds the most "
                  "discriminative channels, the end of the − chain the most confusing.",
     )
+    cam = card(
+        "Channel CAM",
+        [
+            html.Div(id=ids.WEIGHTS_CAM_TITLE, className="cm-selection-title",
+                     children="Loading…"),
+            html.Div(id=ids.WEIGHTS_CAM_VIEW),
+        ],
+        tools=[
+            field("Data", dcc.Dropdown(id=ids.WEIGHTS_CAM_DATA, options=[], clearable=False,
+                                       placeholder="No image folder configured",
+                                       style={"minWidth": "14em"})),
+            field("Image", dcc.Dropdown(id=ids.WEIGHTS_CAM_IMAGE, options=[], clearable=False,
+                                        searchable=True, placeholder="Pick an image…",
+                                        style={"minWidth": "18em"})),
+        ],
+        subtitle="Where the selected node's channels respond in an image: Smooth Grad-CAM++ "
+                 "of the focal class restricted to the node's channels (all channels when "
+                 "no node is selected). Needs a CNN whose head reads its last conv stage.",
+    )
     return html.Div([
         page_query_store(PAGE, selection, problems),
         html.Div(id=ids.WEIGHTS_SUMMARY, className="cm-summary",
@@ -99,6 +118,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
             html.Div([focal], className="cm-col-side"),
         ], className="cm-grid"),
         html.Div([split], className="cm-grid-wide"),
+        html.Div([cam], className="cm-grid-wide"),
         dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
         dcc.Store(id=ids.WEIGHTS_STATUS),
     ], className="cm-page cm-page-weights")
