@@ -102,15 +102,12 @@ def weight_writer(result: WeightAnalysis) -> Writer:
         head = result.head
         write_classes_csv(folder / "classes.csv", head.classes.ids, head.classes.names)
         write_neighbours_csv(folder / "neighbours.csv", result)
-        files = ["classes.csv", "neighbours.csv"]
         if result.similarity is not None:
             np.save(folder / "similarity.npy", result.similarity.astype(np.float32),
                     allow_pickle=False)
-            files.append("similarity.npy")
         np.save(folder / "linkage.npy", result.linkage.astype(np.float64), allow_pickle=False)
         (folder / "tree.nwk").write_text(to_newick(result.linkage, head.classes.names),
                                          encoding="utf-8")
-        files += ["linkage.npy", "tree.nwk"]
         return {
             "model": {**head.spec.to_json(), "source": head.source,
                       "class_names_from": head.classes.source, "head_sha256": head.digest},
@@ -131,7 +128,6 @@ def weight_writer(result: WeightAnalysis) -> Writer:
             ),
             "top_k": result.params.top_k,
             "from_cache": result.from_cache,
-            "files": files,
         }
 
     return write

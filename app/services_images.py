@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,3 +286,16 @@ def class_index(result: ImageResult, services: Services, focal: str | None) -> i
             return table.index(text)
     return None
 
+
+_IMAGE_SERVICES: "weakref.WeakKeyDictionary[Services, ImageServices]" = weakref.WeakKeyDictionary()
+_IMAGE_SERVICES_LOCK = threading.Lock()
+
+
+def image_services_for(services: Services) -> ImageServices:
+    """The one ImageServices of ``services`` (so every page shares its loaded networks
+    and data sets, whichever page's callbacks were registered first)."""
+    with _IMAGE_SERVICES_LOCK:
+        found = _IMAGE_SERVICES.get(services)
+        if found is None:
+            found = _IMAGE_SERVICES[services] = ImageServices(services)
+        return found

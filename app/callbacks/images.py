@@ -22,7 +22,6 @@ import numpy as np
 from dash import ALL, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
-from analysis.cache import ResultCache
 from analysis.data import DIGITS
 from analysis.errors import ClassmapError
 from analysis.progress import CallbackProgress
@@ -36,6 +35,7 @@ from app.services_images import (
     ImageResult,
     ImageServices,
     class_index,
+    image_services_for,
 )
 from app.state import coerce_selection, update_selection
 
@@ -88,8 +88,7 @@ def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
 
     # The job runs in a forked process: locks that another server thread held at the
     # fork stay locked in the copy, so the job works with fresh services of its own.
-    fresh = ImageServices(Services(images.settings, cache=ResultCache(images.settings.cache_dir)),
-                          images.params)
+    fresh = ImageServices(images.services.for_background_job(), images.params)
     try:
         fresh.result(*key, progress=CallbackProgress(forward))
     except ClassmapError as error:
@@ -438,9 +437,8 @@ def bind_image_field(app: Any, component_id: Any, field: str) -> None:
 
 
 def register(app: Any, services: Services) -> None:
-    """Wire the image pages (the ImageServices is kept on the app as ``_classmap_images``)."""
-    images = ImageServices(services)
-    app._classmap_images = images  # type: ignore[attr-defined]
+    """Wire the image pages."""
+    images = image_services_for(services)
     # Every callback below listens only to components of the image pages (never to the
     # shell's SELECTION directly), so none of them has a missing Input on another page.
     sel_in = Input(ids.IMAGE_SELECTION, "data")

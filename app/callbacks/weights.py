@@ -30,7 +30,7 @@ from app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from app.callbacks.shared import project_selection, rules_json
 from app.figures import message_figure
 from app.services import ModelView, Services
-from app.services_images import ImageServices
+from app.services_images import ImageServices, image_services_for
 from app.services_weights import (
     MAX_MIN_SIZE,
     ald_analysis,
@@ -431,9 +431,8 @@ def register(app: Any, services: Services) -> None:
         return focal_options_logic(services, selection, status, search, value,
                                    ctx.triggered_id)
 
-    # The image pages' ImageServices (registered before this module: modules go in name
-    # order), so networks and data sets are loaded once per process.
-    images = getattr(app, "_classmap_images", None) or ImageServices(services)
+    # Shared with the image pages: networks and data sets load once per process.
+    images = image_services_for(services)
 
     @app.callback(
         Output(ids.WEIGHTS_CAM_DATA, "options"), Output(ids.WEIGHTS_CAM_DATA, "value"),
