@@ -19,6 +19,10 @@ This is the only module of the app that reads environment variables:
     can write to it: diskcache unpickles what it reads there.
 ``CLASSMAP_DEVICE``
     torch device for the analyses (``--device`` wins; default CUDA when present).
+``CLASSMAP_PLOTLY_BUNDLE``
+    ``cartesian`` (default when ``make install`` could fetch it) or ``full``: which
+    plotly.js the pages load (see :mod:`app.plotly_bundle`). ``full`` is slower to start
+    and draws scatter plots of more than a few thousand points with WebGL.
 
 The browser only ever sends a model *id* from :attr:`Settings.models`; it never
 names a file. Ids are derived from the spec (not random), so a shared URL keeps
@@ -38,11 +42,13 @@ from typing import Any, Mapping
 from analysis.cache import default_cache_dir
 from analysis.errors import ClassmapError
 from analysis.models import EMBEDDED_MODELS, ModelSpec
+from app.plotly_bundle import choose_bundle
 
 MODELS_ENV = "CLASSMAP_MODELS"
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
 JOBS_DIR_ENV = "CLASSMAP_JOBS_DIR"
 DEVICE_ENV = "CLASSMAP_DEVICE"
+PLOTLY_BUNDLE_ENV = "CLASSMAP_PLOTLY_BUNDLE"
 # Above this many classes the heatmap is a block-aggregated overview.
 DENSE_HEATMAP_LIMIT = 2000
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
@@ -77,6 +83,7 @@ class Settings:
     device : torch device for analyses, or None for "CUDA when present"
     dense_heatmap_limit : up to this many classes the heatmap shows every cell
     warm_default : analyse the default model before the server accepts requests
+    plotly_bundle : ``cartesian`` or ``full`` — the plotly.js the pages load
     """
 
     models: tuple[ModelEntry, ...]
@@ -88,6 +95,12 @@ class Settings:
     # -- image data sets (issue 5) ------------------------------------------------------
     data_roots: tuple[Path, ...] = ()  # folders the server may open images under
     # -- end image data sets ------------------------------------------------------------
+    plotly_bundle: str = "full"
+
+    @property
+    def webgl(self) -> bool:
+        """Whether figures may use WebGL traces (only the full plotly.js has them)."""
+        return self.plotly_bundle == "full"
 
     @property
     def default_model(self) -> str:
@@ -138,6 +151,7 @@ class Settings:
         warm_default: bool = True,
         dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT,
         data_roots: "list[str | Path] | tuple[str | Path, ...] | None" = None,  # issue 5
+        plotly_bundle: str | None = None,
     ) -> "Settings":
         """Settings with ``primary`` as the default model (None: the embedded default).
 
@@ -162,6 +176,7 @@ class Settings:
             device=device or env.get(DEVICE_ENV) or None,
             dense_heatmap_limit=dense_heatmap_limit, warm_default=warm_default,
             data_roots=parse_data_roots(data_roots, env),  # image data sets (issue 5)
+            plotly_bundle=choose_bundle(plotly_bundle or env.get(PLOTLY_BUNDLE_ENV) or None),
         )
 
 

@@ -63,6 +63,7 @@ def sample_scatter(
     height: int = 520,
     uirevision: str | None = None,
     legend_title: str = "true class",
+    webgl: bool = False,
 ) -> go.Figure:
     """Scatter of N images, one trace per group (true class or cluster).
 
@@ -74,6 +75,7 @@ def sample_scatter(
     hover : N hover texts
     focal : a group drawn on top in full colour while the others fade, or None
     selected : a sample index marked with a ring, or None
+    webgl : WebGL above ``WEBGL_POINTS`` images (only with the full plotly.js in the page)
 
     Traces, in order: one per group present (``customdata`` = [[sample index]] …) — or,
     above ``LEGEND_LIMIT`` groups, one trace of all non-focal points and one of the
@@ -82,7 +84,7 @@ def sample_scatter(
     coords = np.asarray(coords, dtype=np.float64)
     groups = np.asarray(groups, dtype=np.int64)
     n = len(groups)
-    kind = go.Scattergl if n > WEBGL_POINTS else go.Scatter
+    kind = go.Scattergl if webgl and n > WEBGL_POINTS else go.Scatter
     figure = go.Figure(layout=_layout(height, title=dict(text=title, x=0.01, font_size=13)
                                       if title else None,
                        legend=dict(title=dict(text=legend_title), itemsizing="constant"),

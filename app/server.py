@@ -23,12 +23,12 @@ from dash import DiskcacheManager
 from analysis.errors import ClassmapError
 from app import ids
 from app.config import Settings, ensure_private_dir
+from app.plotly_bundle import ASSETS_DIR, BUNDLE_IGNORE
 from app.services import Services
 
 log = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parent
-ASSETS_DIR = APP_DIR.parent / "assets"
 PAGES_DIR = APP_DIR / "pages"
 SERVICES_KEY = "CLASSMAP_SERVICES"
 
@@ -42,6 +42,8 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
         use_pages=True,
         pages_folder=str(PAGES_DIR),
         assets_folder=str(ASSETS_DIR),
+        # The cartesian plotly.js in assets/vendor is left out when the full one is chosen.
+        assets_ignore=BUNDLE_IGNORE if settings.plotly_bundle == "full" else "",
         title="Classmap",
         update_title=None,
         background_callback_manager=DiskcacheManager(jobs),
@@ -96,8 +98,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
     app = create_app(settings, services)
     if settings.warm_default:
         warm_up(services)
-    log.warning("Classmap dashboard on http://%s:%d/ (models: %s)", host, port,
-                ", ".join(settings.model_ids))
+    log.warning("Classmap dashboard on http://%s:%d/ (models: %s; plotly.js: %s)", host, port,
+                ", ".join(settings.model_ids), settings.plotly_bundle)
     app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
 
 

@@ -178,7 +178,7 @@ def samples_figure_logic(images: ImageServices, selection: dict | None, status: 
         hover=_hover(result), focal=focal_of(images, result, selection),
         selected=int(sample) if sample is not None else None,
         axis_titles=_pca_titles(result, rep), height=560,
-        uirevision=f"{result.model}|{result.data}|{rep}",
+        uirevision=f"{result.model}|{result.data}|{rep}", webgl=images.services.settings.webgl,
         title=f"PCA of {REPRESENTATION_LABELS[rep]}",
     )
 
@@ -328,7 +328,8 @@ def clustering_figures_logic(images: ImageServices, selection: dict | None,
     selected = int(sample) if sample is not None else None
     true = figs.sample_scatter(coords, reps.labels, reps.class_names, hover=hover, focal=focal,
                                selected=selected, axis_titles=titles, height=460,
-                               uirevision=f"{result.model}|{result.data}|{rep}")
+                               uirevision=f"{result.model}|{result.data}|{rep}",
+                               webgl=images.services.settings.webgl)
     found = result.analysis.clustering.get((rep, algorithm))
     if found is None:
         reason = next((r for name, r in result.analysis.skipped if rep in name), "not computed")
@@ -339,7 +340,7 @@ def clustering_figures_logic(images: ImageServices, selection: dict | None,
     by_cluster = figs.sample_scatter(
         coords, clusters, names, hover=[f"{h}<br>cluster {c + 1}" for h, c in zip(hover, clusters)],
         selected=selected, axis_titles=titles, height=460, legend_title="cluster",
-        uirevision=f"{result.model}|{result.data}|{rep}|{algorithm}",
+        uirevision=f"{result.model}|{result.data}|{rep}|{algorithm}", webgl=images.services.settings.webgl,
         title=f"{ALGORITHM_LABELS[algorithm]}: ARI {_fmt(found.ari)}, NMI {_fmt(found.nmi)}")
     return true, by_cluster
 
@@ -380,7 +381,7 @@ def confidence_figures_logic(images: ImageServices, selection: dict | None,
             analysis.tsne, reps.labels, reps.class_names, hover=_hover(result), focal=focal,
             selected=int(sample) if sample is not None else None,
             axis_titles=("t-SNE 1", "t-SNE 2"), height=460,
-            uirevision=f"{result.model}|{result.data}|tsne")
+            uirevision=f"{result.model}|{result.data}|tsne", webgl=images.services.settings.webgl)
     else:
         reason = next((r for name, r in analysis.skipped if "tsne" in name.lower()), "skipped")
         tsne = figs.message_figure(f"No t-SNE: {reason}", height=460)
