@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.figures import ACCENT, FONT, GRID, INK, MUTED
+from app.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT
 
 POS = "#c2410c"  # positive side / MLE curve
 NEG = "#1d4ed8"  # negative side
@@ -193,30 +193,82 @@ def weight_histogram_figure(name: str, edges: np.ndarray, counts: np.ndarray,
     return figure
 
 
+def icicle_boxes(icicle: Mapping[str, list]) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's left edge (in channels, the root spans ``[0, root size]``) and depth.
+
+    A node spans its channel count; its children are laid side by side from its left
+    edge, in the columns' order (positive child first), so in chains mode the part of a
+    node that no child holds stays empty on the right. ``icicle``: ``SplitTree.to_icicle``
+    columns, whose depth-first order lists every parent before its children.
+    """
+    sizes = np.asarray(icicle["values"], dtype=float)
+    row = {node_id: i for i, node_id in enumerate(icicle["ids"])}
+    left, depth = np.zeros(sizes.size), np.zeros(sizes.size, dtype=np.int64)
+    used = np.zeros(sizes.size)  # channels of each node already given to its children
+    for i, parent in enumerate(icicle["parents"]):
+        if parent == "":
+            continue
+        p = row[parent]
+        left[i], depth[i] = left[p] + used[p], depth[p] + 1
+        used[p] += sizes[i]
+    return left, depth
+
+
+def split_icicle_outline(icicle: Mapping[str, list], selected: int | None) -> list[dict]:
+    """``layout.shapes`` of the icicle: a rectangle around node ``selected`` (none: ``[]``).
+
+    Separate from the figure so that a click sends only this (a ``dash.Patch``).
+    """
+    if selected is None:
+        return []
+    left, depth = icicle_boxes(icicle)
+    size, row = float(icicle["values"][selected]), int(depth[selected])
+    x0 = float(left[selected])
+    return [dict(type="rect", xref="x", yref="y", x0=x0, x1=x0 + size, y0=-row - 1,
+                 y1=-row, line=dict(color=SELECT, width=3), fillcolor="rgba(0,0,0,0)",
+                 layer="above", name="selected-node")]
+
+
 def split_icicle_figure(icicle: Mapping[str, list], selected: int | None,
                         height: int = 380) -> go.Figure:
-    """The channel split tree as an icicle (``icicle``: ``SplitTree.to_icicle`` columns).
+    """The channel split tree as an icicle drawn with one bar per node (cartesian traces only).
 
-    Nodes are coloured by their mean weight; the view starts at the ``selected`` node
-    (a click on a node zooms there in the browser, so no outline is drawn). Point ``id`` is the node number (str), ``customdata`` its sign path.
+    ``icicle``: ``SplitTree.to_icicle`` columns plus ``paths`` (sign paths). Row ``d``
+    (root 0, at the top) spans y ∈ [−d−1, −d]; a node's bar spans its channels on the
+    x axis (see :func:`icicle_boxes`). Bars are coloured by mean weight (RdBu_r centred at
+    0), labelled "label<br>N ch." (one line when the rows are thin) where the text fits
+    at 10 px or more (``uniformtext`` hides the rest), and carry ``customdata`` = sign
+    path (the click target). The whole tree is drawn; ``selected`` is outlined
+    (:func:`split_icicle_outline`). Axes are hidden and fixed (no zoom).
     """
+    sizes = np.asarray(icicle["values"], dtype=float)
     means = np.asarray(icicle["mean"], dtype=float)
     limit = float(np.max(np.abs(means))) if means.size else 1.0
     limit = limit if limit > 0 else 1.0
     paths = list(icicle.get("paths") or icicle["labels"])
-    figure = go.Figure(go.Icicle(
-        ids=icicle["ids"], parents=icicle["parents"], labels=icicle["labels"],
-        values=icicle["values"], branchvalues="total", customdata=paths,
-        level=icicle["ids"][selected] if selected else None,
-        marker=dict(colors=means, colorscale="RdBu_r", cmin=-limit, cmax=limit,
+    left, depth = icicle_boxes(icicle)
+    rows = int(depth.max()) + 1 if depth.size else 1
+    total = float(sizes[0]) if sizes.size else 1.0
+    margin = dict(l=8, r=8, t=12, b=8)
+    # two lines of 10 px text need ≈ 34 px rows; deep trees (small min size) get one line
+    sep = "<br>" if (height - margin["t"] - margin["b"]) / rows >= 34 else " · "
+    hover = [f"<b>{path}</b><br>{int(size):,} channels<br>mean {format_number(float(mean))}"
+             f"<br>{stop}" for path, size, mean, stop in zip(paths, sizes, means, icicle["stop"])]
+    figure = go.Figure(go.Bar(
+        x=left + sizes / 2, width=sizes, base=-(depth + 1.0), y=np.ones(sizes.size),
+        customdata=paths, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+        text=[f"{label}{sep}{int(size):,} ch." for label, size in zip(icicle["labels"], sizes)],
+        textposition="inside", insidetextanchor="middle", textangle=0,
+        marker=dict(color=means, colorscale="RdBu_r", cmin=-limit, cmax=limit,
                     line=dict(color="white", width=1),
                     colorbar=dict(title=dict(text="mean<br>weight", side="top"), thickness=10,
                                   len=0.8)),
-        text=[f"{stop}" for stop in icicle["stop"]],
-        hovertemplate="<b>%{customdata}</b><br>%{value} channels<br>mean %{color:.4f}"
-                      "<br>%{text}<extra></extra>",
-        texttemplate="%{label}<br>%{value} ch.", tiling=dict(orientation="v"),
-        root=dict(color="#f5f7fa"), pathbar=dict(visible=True, thickness=18),
     ))
-    figure.update_layout(**_layout(height=height, margin=dict(l=8, r=8, t=28, b=8)))
+    pad = 0.004 * total  # room for the outline of nodes on the plot's edges
+    figure.update_layout(**_layout(
+        height=height, margin=margin, showlegend=False, bargap=0,
+        hovermode="closest", clickmode="event", dragmode=False,
+        uniformtext=dict(minsize=10, mode="hide"), shapes=split_icicle_outline(icicle, selected),
+        xaxis=dict(visible=False, fixedrange=True, range=[-pad, total + pad]),
+        yaxis=dict(visible=False, fixedrange=True, range=[-rows - 0.04, 0.04])))
     return figure

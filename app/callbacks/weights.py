@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dash import ALL, Input, Output, State, ctx, html
+from dash import ALL, Input, Output, Patch, State, ctx, html
 from dash.exceptions import PreventUpdate
 
 from analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
@@ -189,17 +189,44 @@ def _focal_split(services: Services, selection: dict | None, status: dict | None
 
 def icicle_logic(services: Services, selection: dict | None, status: dict | None,
                  snode: str | None) -> Any:
-    """→ the icicle of the focal class's split, opened at node ``snode`` (a sign path).
-
-    Drawn only when the tree changes: a click on a node zooms in the browser (plotly's
-    own animation) and only the channel list follows the selection.
-    """
+    """→ the icicle of the focal class's split with node ``snode`` (a sign path) outlined."""
     found, message = _focal_split(services, selection, status)
     if found is None:
         return message_figure(message, height=380)
     _, view, focal, tree, _, _ = found
     return wfig.split_icicle_figure(icicle_columns(tree, view.short_names[focal]),
                                     node_of_label(tree, snode))
+
+
+def icicle_outline_logic(services: Services, selection: dict | None,
+                         status: dict | None) -> Patch:
+    """→ a ``Patch`` of the icicle's ``layout.shapes``: the outline of ``snode``."""
+    found, _ = _focal_split(services, selection, status)
+    if found is None:
+        raise PreventUpdate
+    sel, view, focal, tree, _, _ = found
+    patch = Patch()
+    patch["layout"]["shapes"] = wfig.split_icicle_outline(
+        icicle_columns(tree, view.short_names[focal]), node_of_label(tree, sel.extra.get("snode")))
+    return patch
+
+
+def icicle_update_logic(services: Services, tree_key: dict | None, key: dict | None,
+                        status: dict | None, triggered: set[str]) -> Any:
+    """→ the icicle figure, or only its outline when nothing but ``snode`` changed.
+
+    The tree is redrawn in full when what it shows changes (model, focal, split, min
+    size: ``tree_key``) or the status does; a node click changes only ``key``'s
+    ``snode`` and gets a ``Patch`` of ``layout.shapes`` (a few hundred bytes instead of
+    the whole figure, up to 2·D − 1 bars). The full redraw outlines ``key``'s ``snode``
+    only when ``key`` describes the same tree (it may lag ``tree_key`` by one update; the
+    outline patch that follows it then sets the outline).
+    """
+    if triggered == {ids.WEIGHTS_KEY}:
+        return icicle_outline_logic(services, key, status)
+    key = key or {}
+    same = all(key.get(field) == (tree_key or {}).get(field) for field in TREE_FIELDS)
+    return icicle_logic(services, tree_key, status, key.get("snode") if same else None)
 
 
 def node_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
@@ -393,11 +420,12 @@ def register(app: Any, services: Services) -> None:
     project_selection(app, ids.WEIGHTS_TREE_KEY, TREE_FIELDS)
 
     @app.callback(
-        Output(ids.WEIGHTS_ICICLE, "figure"), Input(ids.WEIGHTS_TREE_KEY, "data"), status_in,
-        State(ids.WEIGHTS_KEY, "data"),
+        Output(ids.WEIGHTS_ICICLE, "figure"), Input(ids.WEIGHTS_TREE_KEY, "data"), key_in,
+        status_in,
     )
-    def weights_icicle(selection, status, key):
-        return icicle_logic(services, selection, status, (key or {}).get("snode"))
+    def weights_icicle(tree_key, key, status):
+        triggered = {str(value) for value in ctx.triggered_prop_ids.values()}
+        return icicle_update_logic(services, tree_key, key, status, triggered)
 
     @app.callback(
         Output(ids.WEIGHTS_NODE_TITLE, "children"), Output(ids.WEIGHTS_NODE_CHANNELS, "children"),

@@ -15,6 +15,7 @@ from dash.exceptions import PreventUpdate
 
 import app.callbacks.weights as cw
 import app.figures_weights as wfig
+from app import ids
 from app.services_weights import (
     ald_analysis,
     ald_density,
@@ -30,6 +31,10 @@ MODEL = "lite0-imagenet"
 DUNGENESS = ("n01978287", 118)
 KING_CRAB = ("n01981276", 121)
 READY = {"key": [MODEL, "cosine", "ward"], "state": "ready", "message": ""}
+# Trace types of plotly.js's cartesian partial bundle, which the dashboard loads.
+CARTESIAN_TRACES = {"scatter", "bar", "heatmap", "histogram", "histogram2d",
+                    "histogram2dcontour", "contour", "box", "violin", "image", "pie",
+                    "scatterternary"}
 
 
 def selection(**changes):
@@ -185,22 +190,112 @@ def test_split_node_lists_its_channels(services, lite0, lite0_head):
     listed = [int(item.children[0].children.split()[1]) for item in items]
     assert sorted(listed) == expected.tolist()
     assert [row[c] for c in listed] == sorted(row[expected], reverse=True)
-    # the icicle: root holds every channel, children add up (full mode, big min size)
-    figure = cw.icicle_logic(services, selection(focal=DUNGENESS[0], split="full",
-                                                 minsize=400), READY, "+")
-    icicle = figure.data[0]
-    assert icicle.values[0] == 1280 and icicle.labels[0] == "Dungeness crab"
-    children = [v for v, p in zip(icicle.values, icicle.parents) if p == "0"]
-    assert sum(children) == 1280
-    assert icicle.level == icicle.ids[list(icicle.customdata).index("+")]
+
+
+
+def icicle_bars(figure):
+    """{sign path: (left, right, row)} of the icicle's bars, read off the bar geometry."""
+    bar = figure.data[0]
+    x, width, base = (np.asarray(v, dtype=float) for v in (bar.x, bar.width, bar.base))
+    return {path: (x[i] - width[i] / 2, x[i] + width[i] / 2, int(round(-base[i] - 1)))
+            for i, path in enumerate(bar.customdata)}
+
+
+def parent_path(path):
+    return "all" if len(path) == 1 else path[:-1]
+
+
+@pytest.mark.parametrize("mode,minsize", [("full", 400), ("chains", 20)])
+def test_icicle_tiles_each_node_inside_its_parent(services, lite0, lite0_head, mode, minsize):
+    row = lite0_head.weight[DUNGENESS[1]].astype(np.float64)
+    figure = cw.icicle_logic(services, selection(focal=DUNGENESS[0], split=mode,
+                                                 minsize=minsize), READY, None)
+    bar = figure.data[0]
+    assert bar.type == "bar" and bar.text[0].startswith("Dungeness crab<br>1,280 ch.")
+    bars = icicle_bars(figure)
+    assert bars["all"] == (0.0, 1280.0, 0)  # the root row, on top, holds every channel
+    plus = int((row >= row.mean()).sum())  # independent: the root's positive half
+    assert bars["+"] == (0.0, plus, 1) and bars["-"] == (plus, 1280.0, 1)
+    children = {}
+    for path, (left, right, depth) in bars.items():
+        if path == "all":
+            continue
+        p_left, p_right, p_depth = bars[parent_path(path)]
+        assert depth == p_depth + 1 and p_left <= left < right <= p_right
+        children.setdefault(parent_path(path), []).append((left, right))
+    for path, spans in children.items():  # children side by side, never overlapping
+        spans.sort()
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        used = sum(right - left for left, right in spans)
+        p_left, p_right, _ = bars[path]
+        assert used == p_right - p_left if mode == "full" else used <= p_right - p_left
+    # colour = mean weight on RdBu_r centred at 0, with a colour bar
+    colour = dict(zip(bar.customdata, bar.marker.color))
+    assert colour["all"] == pytest.approx(row.mean())
+    assert colour["+"] == pytest.approx(row[row >= row.mean()].mean())
+    assert bar.marker.colorscale and bar.marker.cmin == -bar.marker.cmax
+    assert "mean" in bar.hovertext[0] and "1,280 channels" in bar.hovertext[0]
+    assert figure.layout.xaxis.fixedrange and figure.layout.yaxis.fixedrange
+    assert figure.layout.xaxis.visible is False and figure.layout.yaxis.visible is False
+    assert not figure.layout.shapes  # nothing selected, nothing outlined
+
+
+def test_icicle_outlines_the_selected_node_and_follows_clicks(services, lite0):
+    tree_key = selection(focal=DUNGENESS[0], split="full", minsize=400)
+    key = dict(tree_key, snode="+")
+    figure = cw.icicle_update_logic(services, tree_key, key, READY, set())
+    left, right, depth = icicle_bars(figure)["+"]
+    (shape,) = figure.layout.shapes
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (left, right, -depth - 1, -depth)
+    # a click changes only snode: a Patch of layout.shapes around the new node
+    key = dict(tree_key, snode="+-")
+    patch = cw.icicle_update_logic(services, tree_key, key, READY, {ids.WEIGHTS_KEY})
+    (operation,) = patch.to_plotly_json()["operations"]
+    assert operation["location"] == ["layout", "shapes"]
+    (outline,) = operation["params"]["value"]
+    left, right, depth = icicle_bars(figure)["+-"]
+    assert (outline["x0"], outline["x1"], outline["y0"]) == (left, right, -depth - 1)
+    # a key that still describes another tree outlines nothing (its snode is stale)
+    stale = dict(selection(focal=KING_CRAB[0]), snode="+")
+    assert not cw.icicle_update_logic(services, tree_key, stale, READY,
+                                      {ids.WEIGHTS_TREE_KEY}).layout.shapes
+    with pytest.raises(PreventUpdate):  # no focal class: no icicle to patch
+        cw.icicle_update_logic(services, selection(), selection(snode="+"), READY,
+                               {ids.WEIGHTS_KEY})
+
+
+def test_weights_figures_use_only_cartesian_bundle_traces(services, lite0):
+    import ast
+
+    import plotly.graph_objects as go
+    from plotly.basedatatypes import BaseTraceType
+
+    sel = selection(focal=DUNGENESS[0], snode="+")
+    figures = [*cw.overview_logic(services, sel, READY, "kappa-ks")[:2],
+               cw.overview_logic(services, sel, READY, "r2")[1],
+               cw.focal_logic(services, sel, READY)[1],
+               cw.icicle_logic(services, sel, READY, "+"),
+               cw.icicle_logic(services, dict(sel, split="full", minsize=2), READY, "+")]
+    types = {trace.type for figure in figures for trace in figure.data}
+    assert {"bar", "histogram", "scatter"} <= types <= CARTESIAN_TRACES
+    # and every trace class the weights figure module names at all
+    tree = ast.parse((ROOT / "app" / "figures_weights.py").read_text())
+    named = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+             and isinstance(node.value, ast.Name) and node.value.id == "go"}
+    traces = {getattr(go, name)().type for name in named
+              if isinstance(getattr(go, name), type)
+              and issubclass(getattr(go, name), BaseTraceType)}
+    assert traces and traces <= CARTESIAN_TRACES, traces - CARTESIAN_TRACES
 
 
 def test_icicle_click_and_split_controls_are_shareable():
     sel = selection(focal=DUNGENESS[0])
-    clicked = cw.icicle_click_logic({"points": [{"id": "3", "customdata": "+-"}]}, sel)
+    clicked = cw.icicle_click_logic({"points": [{"curveNumber": 0, "customdata": "+-"}]}, sel)
     assert clicked["snode"] == "+-"
     with pytest.raises(PreventUpdate):
         cw.icicle_click_logic({"points": []}, sel)
+    with pytest.raises(PreventUpdate):  # a click on the node already selected
+        cw.icicle_click_logic({"points": [{"customdata": "+-"}]}, clicked)
     parsed, problems = parse_query({"model": MODEL, "split": "full", "minsize": "35",
                                     "snode": "+-+"}, [MODEL])
     assert (parsed["split"], parsed["minsize"], parsed["snode"], problems) == (

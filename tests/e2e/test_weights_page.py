@@ -1,6 +1,7 @@
 """The Weight distributions page in a real browser: open it on the embedded default,
 click a class in the scatter (it becomes the focal class, the histogram follows), click
-a node of the split icicle (its channels are listed) — screenshot in ``test-artifacts/``."""
+a node of the split icicle (it is outlined, its channels are listed) — screenshot in
+``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -31,19 +32,23 @@ PICK_POINT = """() => {
 }"""
 HISTOGRAM_TITLE = ("() => document.querySelector('#weights-histogram-graph .js-plotly-plot')"
                    "?.layout?.title?.text || ''")
-# Screen position of the icicle node labelled with the given sign path.
+ICICLE = "document.querySelector('#weights-icicle-graph .js-plotly-plot')"
+# Screen position of the icicle bar whose customdata (sign path) is the given one, with
+# its extent in data units: a bar spans x ± width/2 and y from base to base + 1.
 ICICLE_NODE = """(path) => {
-  for (const slice of document.querySelectorAll('#weights-icicle-graph g.slice')) {
-    const d = slice.__data__;
-    const pt = d && d.data && d.data.data;
-    if (pt && pt.label === path) {
-      slice.scrollIntoView({block: "center"});
-      const r = slice.getBoundingClientRect();
-      return {x: r.left + r.width / 2, y: r.top + Math.min(r.height / 2, 12), id: pt.id};
-    }
-  }
-  return null;
+  const gd = """ + ICICLE + """;
+  const t = gd && gd._fullData[0];
+  const i = t ? Array.from(t.customdata).indexOf(path) : -1;
+  if (i < 0) { return null; }
+  gd.scrollIntoView({block: "center"});
+  const layout = gd._fullLayout, box = gd.getBoundingClientRect();
+  const x = t.x[i], half = t.width[i] / 2, y = t.base[i] + 0.5;
+  return {x: box.left + layout._size.l + layout.xaxis.l2p(x),
+          y: box.top + layout._size.t + layout.yaxis.l2p(y),
+          x0: x - half, x1: x + half, y0: t.base[i]};
 }"""
+# The icicle's outline shapes, as drawn.
+ICICLE_OUTLINE = "() => (" + ICICLE + "?._fullLayout?.shapes || []).map(s => [s.x0, s.x1, s.y0])"
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -76,19 +81,22 @@ def test_weights_page(dash_server, new_page, artifacts_dir):
     table = page.inner_text("#weights-fit-table")
     assert "MLE κ" in table and "status" in table and "nan" not in table.lower()
 
-    # 2. Click the "+" node of the split icicle: its channels are listed.
+    # 2. Click the "+" node of the split icicle (bars): it is outlined, its channels listed.
     page.wait_for_function(
-        "document.querySelector('#weights-icicle-graph .js-plotly-plot')?.data?.[0]?.labels?.[0]"
-        f" === {point['name']!r}", timeout=30_000)
-    page.wait_for_selector("#weights-icicle-graph g.slice", timeout=30_000)
+        f"{ICICLE}?.data?.[0]?.text?.[0]?.startsWith({point['name'] + '<br>'!r})",
+        timeout=30_000)
+    page.wait_for_selector("#weights-icicle-graph .barlayer .point", timeout=30_000)
     page.wait_for_timeout(500)  # let plotly finish drawing before clicking
+    assert page.evaluate(ICICLE_OUTLINE) == []
     node = page.evaluate(ICICLE_NODE, "+")
     assert node is not None, "the icicle has no '+' node"
     click_at(page, node["x"], node["y"])
     page.wait_for_function("new URLSearchParams(location.search).get('snode')",
                            timeout=30_000)
     snode = query_of(page.url)["snode"]
-    assert snode.startswith("+")  # the "+" node, or one inside it if the icicle moved
+    assert snode == "+"
+    page.wait_for_function(f"({ICICLE_OUTLINE})().length === 1", timeout=30_000)
+    assert page.evaluate(ICICLE_OUTLINE) == [[node["x0"], node["x1"], node["y0"]]]
     page.wait_for_function("document.querySelector('#weights-node-title')?.innerText"
                            ".startsWith('Node ')", timeout=30_000)
     title = page.inner_text("#weights-node-title")
