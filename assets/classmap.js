@@ -124,6 +124,19 @@
     return value;
   }
 
+  /* Run ``draw`` for graph ``gd`` when the page is idle (at most 400 ms later), after
+     any draws queued before it for the same graph. */
+  function later(gd, draw) {
+    var queue = gd.__classmapQueue || (gd.__classmapQueue = []);
+    queue.push(draw);
+    if (queue.length > 1) { return; }
+    var idle = window.requestIdleCallback || function (fn) { return setTimeout(fn, 50); };
+    idle(function () {
+      gd.__classmapQueue = [];
+      queue.forEach(function (fn) { fn(); });
+    }, {timeout: 400});
+  }
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -134,25 +147,31 @@
        and left alone. */
     /* Apply a server-made overlay {traces: {index: {attr: value}}, layout: {attr: value}}
        to the drawn graph with Plotly.restyle / relayout (milliseconds), and write the
-       same values into Dash's copy of the figure so a later redraw keeps them. */
-    applyOverlay: function (overlay, figure, graphId) {
+       same values into Dash's copy of the figure so a later redraw keeps them.
+       ``deferred``: draw when the page is idle (a secondary view: a restyle of its
+       points re-plots the whole graph, ≈ 100 ms, and must not hold up the views the
+       user clicked in); overlays of one graph are drawn in the order they came. */
+    applyOverlay: function (overlay, figure, graphId, deferred) {
       var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
       if (!overlay || !gd || !gd._fullLayout) { return noUpdate(); }
       var traces = overlay.traces || {};
       var indices = Object.keys(traces).map(Number);
-      // One restyle for all traces (if any), one relayout for the shapes: Plotly.update
-      // and annotation changes would re-plot the whole graph (≈ 100× slower here).
-      if (indices.length) {
-        var update = {};
-        indices.forEach(function (index, position) {
-          Object.keys(traces[index]).forEach(function (attr) {
-            if (!update[attr]) { update[attr] = indices.map(function () { return undefined; }); }
-            update[attr][position] = traces[index][attr];
+      var draw = function () {
+        // One restyle for all traces (if any), one relayout for the shapes: Plotly.update
+        // and annotation changes would re-plot the whole graph (≈ 100× slower here).
+        if (indices.length) {
+          var update = {};
+          indices.forEach(function (index, position) {
+            Object.keys(traces[index]).forEach(function (attr) {
+              if (!update[attr]) { update[attr] = indices.map(function () { return undefined; }); }
+              update[attr][position] = traces[index][attr];
+            });
           });
-        });
-        window.Plotly.restyle(gd, update, indices);
-      }
-      if (overlay.layout) { window.Plotly.relayout(gd, overlay.layout); }
+          window.Plotly.restyle(gd, update, indices);
+        }
+        if (overlay.layout) { window.Plotly.relayout(gd, overlay.layout); }
+      };
+      if (deferred) { later(gd, draw); } else { draw(); }
       // Keep Dash's copy of the figure in step, so a later redraw keeps the overlay.
       if (figure && figure.data) {
         indices.forEach(function (index) {

@@ -14,6 +14,8 @@ Baselines, measured in the same run:
 
 - "Dash floor": a minimal Dash app in the same browser showing one empty dcc.Graph —
   the cost of Dash + plotly.js on this machine, which any Dash dashboard pays;
+- "full plotly.js": the same Classmap page served with ``CLASSMAP_PLOTLY_BUNDLE=full``
+  (the 4.8 MB bundle dash-core-components loads by itself) instead of the cartesian one;
 - "naive redraw": the same click answered the naive way, by sending whole figures
   (float heatmap + ``plotly.figure_factory.create_dendrogram``) instead of a Patch;
 - payload and build time of those naive figures.
@@ -50,7 +52,7 @@ QUERY = "?focal=n01978287&node=1990&cut=8"
 MARKS = """
 window.__marks = {};
 const wanted = {
-  heatmap: '#similarity-heatmap .heatmaplayer image',
+  heatmap: '#similarity-heatmap .imagelayer image',
   dendrogram: '#dendrogram-graph .scatterlayer .trace:nth-child(2) .point',
   neighbours: '#neighbours-graph .barlayer .point',
   classmap: '#class-map-graph .scatterlayer .trace .point',
@@ -119,10 +121,15 @@ def wait_for(url: str, process: subprocess.Popen | None = None, seconds: float =
     raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
-def start_classmap(cache_dir: Path) -> tuple[subprocess.Popen, str]:
-    """``classmap serve`` on a free port (warm: the default model is analysed at start)."""
+def start_classmap(cache_dir: Path, bundle: str | None = None) -> tuple[subprocess.Popen, str]:
+    """``classmap serve`` on a free port (warm: the default model is analysed at start).
+
+    ``bundle``: ``CLASSMAP_PLOTLY_BUNDLE`` for the server (None: its default).
+    """
     port = free_port()
     env = {**os.environ, "CLASSMAP_JOBS_DIR": str(cache_dir / "jobs")}
+    if bundle is not None:
+        env["CLASSMAP_PLOTLY_BUNDLE"] = bundle
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--cache-dir",
          str(cache_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -293,8 +300,12 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
     from plotly.io.json import to_json_plotly
 
+    from app.plotly_bundle import choose_bundle
+
     cache_dir = Path(tempfile.mkdtemp(prefix="classmap-bench-cache-"))
+    bundle = choose_bundle(None)
     process, url = start_classmap(cache_dir)
+    full_process, full_url = start_classmap(cache_dir, bundle="full")
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
@@ -319,9 +330,11 @@ def main(argv=None) -> int:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             fresh, data, static = measure_render(browser, url + "/" + QUERY, PAGE_VIEWS,
                                                  options.runs, reuse_context=False)
+            full_fresh, _, full_static = measure_render(
+                browser, full_url + "/" + QUERY, PAGE_VIEWS, options.runs, reuse_context=False)
             cached, _, _ = measure_render(browser, url + "/" + QUERY, PAGE_VIEWS, options.runs,
                                           reuse_context=True)
-            floor_fresh, floor_data, floor_static = measure_render(
+            floor_fresh, _, _ = measure_render(
                 browser, baseline_url, ("floor",), options.runs, reuse_context=False)
             floor_cached, _, _ = measure_render(browser, baseline_url, ("floor",), options.runs,
                                                 reuse_context=True)
@@ -329,8 +342,9 @@ def main(argv=None) -> int:
             naive_clicks = measure_naive_click(browser, baseline_url, max(2, options.runs // 2))
             browser.close()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        for server in (process, full_process):
+            server.terminate()
+            server.wait(timeout=10)
 
     mb = 1e6
     rows = [
@@ -338,20 +352,23 @@ def main(argv=None) -> int:
          "≤ 2000", "Dash floor: one empty graph"),
         ("first full render, cached browser (ms)", median(cached), median(floor_cached),
          "≤ 2000", "Dash floor: one empty graph"),
+        ("first full render, fresh browser (ms)", median(fresh), median(full_fresh),
+         "≤ 2000", "same page, full plotly.js"),
         ("dendrogram click → panel + outline (ms)", median(clicks), median(naive_clicks),
          "≤ 200", "naive: resend whole figures"),
         ("dendrogram click, slowest of runs (ms)", max(clicks), max(naive_clicks), "", ""),
         ("initial data payload (MB)", median(data) / mb, naive_bytes / mb, "≤ 3",
          "naive float heatmap + create_dendrogram"),
-        ("static libraries, cacheable (MB)", median(static) / mb, median(floor_static) / mb, "",
-         "Dash floor"),
+        ("static libraries, cacheable (MB)", median(static) / mb, median(full_static) / mb, "",
+         "same page, full plotly.js"),
         ("dendrogram figure build, 1,000 leaves (ms)", 1000 * ours_build, 1000 * dendro_build,
          "", "create_dendrogram"),
         ("dendrogram figure JSON (MB)", ours_dendro_bytes / mb, len(to_json_plotly(dendro)) / mb,
          "", "create_dendrogram"),
     ]
     print(f"\nClassmap dashboard, embedded default (1,000 classes); {options.runs} page loads, "
-          f"{options.clicks} clicks; medians unless noted; {os.cpu_count()} CPU cores\n")
+          f"{options.clicks} clicks; medians unless noted; {os.cpu_count()} CPU cores; "
+          f"plotly.js bundle: {bundle}\n")
     print("| measurement | Classmap | baseline | ratio | target | baseline is |")
     print("|---|---:|---:|---:|---|---|")
     for name, value, base, target, what in rows:
@@ -359,6 +376,8 @@ def main(argv=None) -> int:
         print(f"| {name} | {value:,.2f} | {base:,.2f} | {ratio} | {target} | {what} |")
     print(f"\nper-run first render, fresh (ms): {', '.join(f'{t:.0f}' for t in fresh)}")
     print(f"per-run first render, cached (ms): {', '.join(f'{t:.0f}' for t in cached)}")
+    print(f"per-run first render, full plotly.js (ms): "
+          f"{', '.join(f'{t:.0f}' for t in full_fresh)}")
     print(f"per-click (ms): {', '.join(f'{t:.0f}' for t in clicks)}")
     print(f"naive heatmap figure build: {1000 * heat_build:.0f} ms")
     return 0

@@ -525,7 +525,7 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
         figure = figures.class_map_figure(
             coords, view.names, colours=colours, selected=selected, focal=focal_mark,
-            axis_titles=axes, uirevision=repr(base),
+            axis_titles=axes, uirevision=repr(base), webgl=services.settings.webgl,
         )
         return figure, no_update, {**base, "cut": sel.cut, "requested": requested}, note, job
     traces: dict[int, dict[str, Any]] = {
@@ -651,6 +651,13 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:60]
 
 
+# The selection fields the nearest-classes view depends on (its projected store).
+NEIGHBOURS_FIELDS = ("model", "metric", "linkage", "focal", "k", "cut")
+PANEL_OUTPUTS = ((ids.SUBTREE_TITLE, "children"), (ids.SUBTREE_STATS, "children"),
+                 (ids.SUBTREE_CLASSES, "children"), (ids.ZOOM_BUTTON, "disabled"),
+                 (ids.UNZOOM_BUTTON, "disabled"), (ids.CLEAR_SELECTION, "disabled"))
+
+
 # -- wiring -------------------------------------------------------------------------------------------
 
 
@@ -670,17 +677,19 @@ def register(app: Any, services: Services) -> None:
     def model_summary(status, selection):
         return model_summary_logic(services, status, selection)
 
-    for store, overlay, graph_id in (
-            (ids.HEATMAP_FIGURE, ids.HEATMAP_OVERLAY, ids.HEATMAP),
-            (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM),
-            (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP)):
+    # The class map is a secondary view: its overlays are drawn when the page is idle,
+    # so a click in the tree updates the panel and the heatmap first.
+    for store, overlay, graph_id, deferred in (
+            (ids.HEATMAP_FIGURE, ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
+            (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
+            (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True)):
         app.clientside_callback(
             "function(figure) { return window.classmap.decodeFigure(figure); }",
             Output(graph_id, "figure"), Input(store, "data"), prevent_initial_call=True,
         )
         app.clientside_callback(
             f"function(overlay, figure) {{ return window.classmap.applyOverlay("
-            f"overlay, figure, {graph_id!r}); }}",
+            f"overlay, figure, {graph_id!r}, {str(deferred).lower()}); }}",
             Output(overlay, "modified_timestamp"), Input(overlay, "data"),
             State(graph_id, "figure"), prevent_initial_call=True,
         )
@@ -749,9 +758,7 @@ def register(app: Any, services: Services) -> None:
         }})()""")
 
     @app.callback(
-        Output(ids.SUBTREE_TITLE, "children"), Output(ids.SUBTREE_STATS, "children"),
-        Output(ids.SUBTREE_CLASSES, "children"), Output(ids.ZOOM_BUTTON, "disabled"),
-        Output(ids.UNZOOM_BUTTON, "disabled"), Output(ids.CLEAR_SELECTION, "disabled"),
+        *(Output(component, prop) for component, prop in PANEL_OUTPUTS),
         selection_in, status_in,
     )
     def selection_panel(selection, status):
@@ -768,8 +775,7 @@ def register(app: Any, services: Services) -> None:
                   ids.CLEAR_SELECTION: clear_clicks}.get(ctx.triggered_id)
         return zoom_logic(ctx.triggered_id, clicks, selection)
 
-    project_selection(app, ids.NEIGHBOURS_KEY,
-                      ("model", "metric", "linkage", "focal", "k", "cut"), ids.CLASSES_SELECTION)
+    project_selection(app, ids.NEIGHBOURS_KEY, NEIGHBOURS_FIELDS, ids.CLASSES_SELECTION)
 
     @app.callback(
         Output(ids.NEIGHBOURS, "figure"), Output(ids.NEIGHBOURS_TABLE, "children"),
@@ -802,10 +808,26 @@ def register(app: Any, services: Services) -> None:
         Output(ids.CLASS_MAP_FIGURE, "data"), Output(ids.CLASS_MAP_OVERLAY, "data"),
         Output(ids.CLASS_MAP_KEY, "data"),
         Output(ids.EMBEDDING_NOTE, "children"), Output(ids.EMBED_JOB, "data"),
-        selection_in, status_in, Input(ids.EMBED_DONE, "data"),
+        selection_in, status_in, State(ids.EMBED_DONE, "data"),
         State(ids.CLASS_MAP_KEY, "data"),
     )
     def class_map(selection, status, done, rendered):
+        return class_map_logic(services, selection, status, done, rendered)
+
+    # A finished background embedding redraws the map. Its own callback: with EMBED_DONE
+    # as an Input of ``class_map`` (which requests the job), dash-renderer held the map's
+    # first call back until every other callback of the page had returned (≈ 1 s).
+    @app.callback(
+        Output(ids.CLASS_MAP_FIGURE, "data", allow_duplicate=True),
+        Output(ids.CLASS_MAP_OVERLAY, "data", allow_duplicate=True),
+        Output(ids.CLASS_MAP_KEY, "data", allow_duplicate=True),
+        Output(ids.EMBEDDING_NOTE, "children", allow_duplicate=True),
+        Output(ids.EMBED_JOB, "data", allow_duplicate=True),
+        Input(ids.EMBED_DONE, "data"), selection_state, status_state,
+        State(ids.CLASS_MAP_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def class_map_after_job(done, selection, status, rendered):
         return class_map_logic(services, selection, status, done, rendered)
 
     @app.callback(

@@ -20,6 +20,13 @@ READY = {"key": KEY, "state": "ready", "message": ""}
 DUNGENESS_ID = "n01978287"
 
 
+
+def cells(figure):
+    """The colour codes a heatmap figure draws (its image trace's PNG), shape (rows, cols)."""
+    from app.figures import png_codes
+
+    return png_codes(figure.data[0].source)
+
 def selection(**changes):
     return update_selection(default_selection("lite0-imagenet"), **changes)
 
@@ -73,7 +80,7 @@ def test_request_and_settle(services, lite0_view):
 def test_heatmap_full_then_overlay_patch(services, lite0_view):
     sel = selection()
     figure, nothing, key, note = page.update_heatmap_logic(services, sel, READY, None, None, None)
-    assert isinstance(figure, go.Figure) and figure.data[0].z.shape == (1000, 1000)
+    assert isinstance(figure, go.Figure) and cells(figure).shape == (1000, 1000)
     assert nothing is no_update and key["block"] == 1 and "every cell" in note
     focal = update_selection(sel, focal=DUNGENESS_ID, node=1990)
     full, overlay, again, _ = page.update_heatmap_logic(services, focal, READY, None, key,
@@ -93,7 +100,7 @@ def test_zoom_redraws_the_subtree_only(services, lite0_view):
     figure, _, key, _ = page.update_heatmap_logic(services, zoomed, READY, None,
                                                   {"key": KEY, "zoom": None, "block": 1}, None)
     size = lite0_view.layout.size(1990)
-    assert isinstance(figure, go.Figure) and figure.data[0].z.shape == (size, size)
+    assert isinstance(figure, go.Figure) and cells(figure).shape == (size, size)
     tree, _, _ = page.update_dendrogram_logic(services, zoomed, READY, None)
     assert len(tree.data[1].x) == size - 1  # one marker per internal node of the subtree
 
@@ -102,18 +109,18 @@ def test_wide_heatmap_overview_and_zoomed_region(services):
     status = {"key": ["wide", "cosine", "ward"], "state": "ready"}
     sel = update_selection(default_selection("wide"), model="wide")
     figure, _, key, note = page.update_heatmap_logic(services, sel, status, None, None, None)
-    assert key["block"] == 3 and "block means" in note and figure.data[0].z.shape == (834, 834)
+    assert key["block"] == 3 and "block means" in note and cells(figure).shape == (834, 834)
     relayout = {"xaxis.range[0]": 99.5, "xaxis.range[1]": 499.5,
                 "yaxis.range[0]": 799.5, "yaxis.range[1]": 399.5}
     region, _, region_key, note = page.update_heatmap_logic(services, sel, status, relayout, key,
                                                             ids.HEATMAP)
     trace = region.data[0]
-    assert (trace.x0, trace.dx, trace.y0) == (100, 1, 400) and trace.z.shape == (400, 400)
+    assert (trace.x0, trace.dx, trace.y0) == (100, 1, 400) and cells(region).shape == (400, 400)
     assert region_key["block"] == 1 and region.layout.uirevision == figure.layout.uirevision
     back, _, overview_key, _ = page.update_heatmap_logic(
         services, sel, status, {"xaxis.autorange": True, "yaxis.autorange": True},
         region_key, ids.HEATMAP)
-    assert overview_key["block"] == 3 and back.data[0].z.shape == (834, 834)
+    assert overview_key["block"] == 3 and cells(back).shape == (834, 834)
 
 
 def test_dendrogram_patch_carries_the_highlight(services, lite0_view):

@@ -28,14 +28,33 @@ def test_colour_bar_is_labelled_in_scores_with_clipping_marks():
     assert bar["ticktext"][2] == "0" and abs(bar["tickvals"][2] - 127) < 1
 
 
-def test_heatmap_ships_one_byte_per_cell():
+def test_heatmap_ships_a_palette_png_of_the_codes():
     rng = np.random.default_rng(0)
     z = rng.uniform(-0.5, 0.5, size=(1000, 1000)).astype(np.float32)
+    z[0, :3] = [-0.5, 0.0, 0.5]
     figure = figures.heatmap_figure(z, SCALE, row_start=0, col_start=0, block=1)
     payload = json.loads(to_json_plotly(figure))
-    trace = payload["data"][0]
-    assert trace["z"]["dtype"] == "u1" and trace["hoverinfo"] == "none"
-    assert len(to_json_plotly(figure)) < 1.45e6  # 1e6 cells → base64 ≈ 1.33 MB
+    cells = payload["data"][0]
+    assert cells["type"] == "image" and cells["hoverinfo"] == "none"
+    assert cells["source"].startswith("data:image/png;base64,")
+    # the PNG holds exactly the colour codes, cell (r, c) at pixel (r, c)
+    decoded = figures.png_codes(cells["source"])
+    np.testing.assert_array_equal(decoded, figures.encode_codes(z, SCALE))
+    # …painted in the scale: ends dark blue / dark red, 0 → RdBu's white centre (#f7f7f7)
+    import base64
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(cells["source"].split(",", 1)[1]))) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    assert rgb[0, 1].tolist() == [247, 247, 247]
+    assert rgb[0, 0].tolist() == [5, 48, 97] and rgb[0, 2].tolist() == [103, 0, 31]
+    # the colour bar rides on an empty scatter, in score units
+    key = payload["data"][1]
+    assert key["marker"]["showscale"] and key["marker"]["cmax"] == figures.CODE_MAX
+    # uniform noise does not compress: ≤ 1 byte per cell (+ base64), as a typed array would
+    assert len(to_json_plotly(figure)) < 1.45e6
 
 
 def test_heatmap_names_its_axes_only_when_few_classes():
@@ -113,8 +132,11 @@ def test_class_map_marks_selection_and_focal():
     assert list(rings.x) == pytest.approx(coords[[3, 4], 0].tolist(), abs=1e-4)
     assert figure.data[figures.MAP_FOCAL].text == ("c7",)
     assert figures.class_map_selected(coords, None) == {"x": [], "y": []}
-    big = figures.class_map_figure(np.zeros((figures.WEBGL_POINTS + 1, 2)), ["x"] * (figures.WEBGL_POINTS + 1))
-    assert big.data[0].type == "scattergl"
+    many = np.zeros((figures.WEBGL_POINTS + 1, 2))
+    names = ["x"] * (figures.WEBGL_POINTS + 1)
+    assert figures.class_map_figure(many, names, webgl=True).data[0].type == "scattergl"
+    # the cartesian plotly.js has no WebGL traces: SVG whatever the size
+    assert figures.class_map_figure(many, names).data[0].type == "scatter"
 
 
 def test_cluster_colours_are_distinct_for_neighbours_and_grey_above_the_cut():

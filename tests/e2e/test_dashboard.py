@@ -40,7 +40,7 @@ PICK_NODE = """() => {
 
 def wait_for_dashboard(page) -> None:
     """Until every graph of the Classes page has drawn its data."""
-    for selector in ("#similarity-heatmap .heatmaplayer image",
+    for selector in ("#similarity-heatmap .imagelayer image",
                      "#dendrogram-graph .scatterlayer .trace:nth-child(2) .point",
                      "#class-map-graph .scatterlayer .trace .point"):
         page.wait_for_selector(selector, timeout=RENDER_TIMEOUT)
@@ -155,3 +155,20 @@ def test_broken_model_says_why_and_others_still_work(dash_server, new_page, arti
     page.get_by_role("option", name="lite0-imagenet").click()
     wait_for_dashboard(page)
     assert query_of(page.url)["model"] == "lite0-imagenet"
+
+
+def test_tsne_runs_in_the_background_and_replaces_the_pca_map(dash_server, new_page,
+                                                               artifacts_dir):
+    """t-SNE from a shared link: PCA is drawn at once, then the finished job redraws the
+    map (the job's reply reaches the map through its own callback)."""
+    page = new_page()
+    page.goto(dash_server + "/?embedding=tsne")
+    wait_for_dashboard(page)
+    title = ("() => document.querySelector('#class-map-graph .js-plotly-plot')"
+             "?._fullLayout?.xaxis?.title?.text || ''")
+    page.wait_for_function(f"({title})() === 'PC 1' || ({title})() === 't-SNE 1'",
+                           timeout=RENDER_TIMEOUT)
+    page.wait_for_function(f"({title})() === 't-SNE 1'", timeout=180_000)
+    assert "t-SNE" in page.inner_text("#classes-embedding-note")
+    assert query_of(page.url)["embedding"] == "tsne"
+    page.screenshot(path=str(artifacts_dir / "e2e-08-tsne-map.png"), full_page=True)
