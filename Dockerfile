@@ -5,7 +5,8 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    CLASSMAP_CACHE_DIR=/var/cache/classmap
+    CLASSMAP_CACHE_DIR=/var/cache/classmap \
+    NUMBA_CACHE_DIR=/var/cache/classmap/numba
 
 # The service user owns the cache: diskcache pickles, so nobody else may write it.
 RUN useradd --create-home --uid 10001 classmap \

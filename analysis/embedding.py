@@ -12,7 +12,8 @@ geometry the heatmap scores:
   similarity the heatmap shows), PCA initialisation, a seed parameter, and a
   perplexity capped below ``(C − 1) / 3`` so small heads (10 digits) work, and
   :data:`TSNE_ITERATIONS` iterations.
-- ``umap``: umap-learn with the cosine metric, when that package is installed.
+- ``umap``: umap-learn with the cosine metric (a dependency; the check below keeps the
+  app usable where it is missing).
 
 Results are cached like every analysis: key = head digest + method parameters +
 :data:`EMBEDDING_VERSION`.
@@ -115,9 +116,13 @@ def _embed_umap(rows: np.ndarray, params: EmbeddingParams) -> tuple[np.ndarray, 
             "pip install umap-learn, or choose pca or tsne"
         ) from None
     count = rows.shape[0]
+    if count < 4:
+        raise ClassmapError(f"UMAP needs at least 4 classes, the head has {count}; use pca")
     neighbours = int(min(params.neighbours, count - 1))
     reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, metric="cosine",
-                        random_state=params.seed)
+                        random_state=params.seed, n_jobs=1)
+    # The first call in a process compiles umap's numba kernels (≈ 30 s on 2 cores; numba
+    # caches them on disk for later processes, see NUMBA_CACHE_DIR in the Dockerfile).
     return reducer.fit_transform(rows), {"neighbours": neighbours}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
@@ -58,6 +60,26 @@ def test_tsne_keeps_planted_groups_apart():
     assert gaps > spread
 
 
+@pytest.mark.slow
+def test_umap_keeps_planted_groups_apart_and_is_deterministic():
+    """UMAP (cosine) on planted groups: trustworthy, groups apart, same seed → same map."""
+    head, truth = planted_head()
+    result = embed_classes(head, EmbeddingParams("umap", seed=3))
+    assert result.coords.shape == (60, 2) and np.isfinite(result.coords).all()
+    assert trustworthiness(standardised(head.weight), result.coords, n_neighbors=5) > 0.9
+    centroids = np.array([result.coords[truth == g].mean(axis=0) for g in range(5)])
+    spread = max(np.linalg.norm(result.coords[truth == g] - centroids[g], axis=1).max()
+                 for g in range(5))
+    gaps = min(np.linalg.norm(centroids[a] - centroids[b])
+               for a in range(5) for b in range(a + 1, 5))
+    assert gaps > spread
+    again = embed_classes(head, EmbeddingParams("umap", seed=3))
+    np.testing.assert_array_equal(result.coords, again.coords)
+    tiny, _ = planted_head(groups=1, per_group=3)
+    with pytest.raises(ClassmapError, match="UMAP needs at least 4 classes.*use pca"):
+        embed_classes(tiny, EmbeddingParams("umap"))
+
+
 def test_tsne_is_deterministic_for_a_seed_and_small_heads_work():
     head, _ = planted_head(groups=2, per_group=5)
     first = embed_classes(head, EmbeddingParams("tsne", seed=1))
@@ -84,8 +106,10 @@ def test_unknown_method_lists_the_valid_ones():
         check_embedding_method("mds")
 
 
-@pytest.mark.skipif(umap_available(), reason="umap-learn is installed here")
-def test_umap_without_the_package_says_how_to_get_it():
+def test_umap_without_the_package_says_how_to_get_it(monkeypatch):
+    """An environment without umap-learn (a None entry makes its import fail)."""
+    assert umap_available()  # a dependency of the project
+    monkeypatch.setitem(sys.modules, "umap", None)
     head, _ = planted_head()
     with pytest.raises(ClassmapError, match="pip install umap-learn"):
         embed_classes(head, EmbeddingParams("umap"))

@@ -157,18 +157,19 @@ def test_broken_model_says_why_and_others_still_work(dash_server, new_page, arti
     assert query_of(page.url)["model"] == "lite0-imagenet"
 
 
-def test_tsne_runs_in_the_background_and_replaces_the_pca_map(dash_server, new_page,
-                                                               artifacts_dir):
-    """t-SNE from a shared link: PCA is drawn at once, then the finished job redraws the
-    map (the job's reply reaches the map through its own callback)."""
+@pytest.mark.parametrize("method, label", [("tsne", "t-SNE"), ("umap", "UMAP")])
+def test_embedding_runs_in_the_background_and_replaces_the_pca_map(
+        dash_server, new_page, artifacts_dir, method, label):
+    """t-SNE / UMAP from a shared link: PCA is drawn at once, then the finished job
+    redraws the map (the job's reply reaches the map through its own callback)."""
     page = new_page()
-    page.goto(dash_server + "/?embedding=tsne")
+    page.goto(dash_server + f"/?embedding={method}")
     wait_for_dashboard(page)
     title = ("() => document.querySelector('#class-map-graph .js-plotly-plot')"
              "?._fullLayout?.xaxis?.title?.text || ''")
-    page.wait_for_function(f"({title})() === 'PC 1' || ({title})() === 't-SNE 1'",
+    page.wait_for_function(f"['PC 1', '{label} 1'].includes(({title})())",
                            timeout=RENDER_TIMEOUT)
-    page.wait_for_function(f"({title})() === 't-SNE 1'", timeout=180_000)
-    assert "t-SNE" in page.inner_text("#classes-embedding-note")
-    assert query_of(page.url)["embedding"] == "tsne"
-    page.screenshot(path=str(artifacts_dir / "e2e-08-tsne-map.png"), full_page=True)
+    page.wait_for_function(f"({title})() === '{label} 1'", timeout=180_000)
+    assert label in page.inner_text("#classes-embedding-note")
+    assert query_of(page.url)["embedding"] == method
+    page.screenshot(path=str(artifacts_dir / f"e2e-08-{method}-map.png"), full_page=True)
