@@ -70,6 +70,19 @@ new MutationObserver(() => {
 """
 PAGE_VIEWS = ("heatmap", "dendrogram", "neighbours", "classmap", "panel")
 
+# Bytes the page downloaded (decoded body sizes): static libraries vs data.
+SIZES = """() => {
+  const sizes = {static: 0, data: 0};
+  for (const e of performance.getEntriesByType('navigation')
+                  .concat(performance.getEntriesByType('resource'))) {
+    const path = new URL(e.name).pathname;
+    const kind = path.startsWith('/_dash-component-suites/') || path.startsWith('/assets/')
+      ? 'static' : 'data';
+    sizes[kind] += e.decodedBodySize || 0;
+  }
+  return sizes;
+}"""
+
 # Times a click inside the page: mousedown → panel lists `node` and heatmap outlines it.
 ARM_CLICK = """(node) => {
   window.__click = {};
@@ -168,8 +181,14 @@ def the_ix(order):
     return np.ix_(order, order)
 
 
-def start_baseline(heat, dendro) -> str:
-    """A minimal Dash app: one empty graph (the floor) and a naive whole-figure redraw."""
+def start_baseline(heat, dendro, plotly_bundle: Path | None = None) -> str:
+    """A minimal Dash app: one empty graph (the floor) and a naive whole-figure redraw.
+
+    ``plotly_bundle``: a plotly.js file served from the app's assets (defines
+    ``window.Plotly`` first, as Classmap does with the cartesian bundle); None: dcc's own.
+    """
+    import shutil
+
     import dash
     from dash import Input, Output, dcc, html
     from werkzeug.serving import make_server
@@ -177,7 +196,10 @@ def start_baseline(heat, dendro) -> str:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = dash.Dash(__name__, assets_folder=str(Path(tempfile.mkdtemp())))
+    assets = Path(tempfile.mkdtemp())
+    if plotly_bundle is not None:
+        shutil.copy(plotly_bundle, assets / plotly_bundle.name)
+    app = dash.Dash(__name__, assets_folder=str(assets))
     app.layout = html.Div([
         dcc.Graph(id="floor", figure={"data": [], "layout": {"height": 300}}),
         html.Button("redraw", id="redraw"),
@@ -211,22 +233,14 @@ def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
         own = context or browser.new_context(viewport=VIEWPORT)
         page = own.new_page()
         page.add_init_script(MARKS)
-        sizes = {"data": 0, "static": 0}
-
-        def count(response, sizes=sizes):
-            try:
-                length = len(response.body())
-            except Exception:  # noqa: BLE001 — redirects and aborted requests have no body
-                return
-            static = "/_dash-component-suites/" in response.url or "/assets/" in response.url
-            sizes["static" if static else "data"] += length
-
-        page.on("response", count)
         page.goto(url)
         page.wait_for_function(
             f"{json.dumps(list(views))}.every(v => v in window.__marks)", timeout=60_000)
         marks = page.evaluate("window.__marks")
         page.wait_for_timeout(1500)  # let late replies (class map, options) arrive
+        # Bytes from the page's own Resource Timing entries (not by reading every response
+        # body through the driver, which loads the browser while it renders).
+        sizes = page.evaluate(SIZES)
         times.append(max(marks[v] for v in views))
         data_bytes.append(sizes["data"])
         static_bytes.append(sizes["static"])
@@ -309,6 +323,10 @@ def main(argv=None) -> int:
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
+    from app.plotly_bundle import BUNDLE_PATH
+
+    cartesian_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
+                           if bundle == "cartesian" else None)
 
     from app.figures import dendrogram_figure
     from app.tree_layout import compute_tree_layout
@@ -338,6 +356,9 @@ def main(argv=None) -> int:
                 browser, baseline_url, ("floor",), options.runs, reuse_context=False)
             floor_cached, _, _ = measure_render(browser, baseline_url, ("floor",), options.runs,
                                                 reuse_context=True)
+            cartesian_floor = (measure_render(browser, cartesian_floor_url, ("floor",),
+                                              options.runs, reuse_context=False)[0]
+                               if cartesian_floor_url else [])
             clicks = measure_clicks(browser, url + "/?cut=8", options.clicks)
             naive_clicks = measure_naive_click(browser, baseline_url, max(2, options.runs // 2))
             browser.close()
@@ -354,6 +375,9 @@ def main(argv=None) -> int:
          "≤ 2000", "Dash floor: one empty graph"),
         ("first full render, fresh browser (ms)", median(fresh), median(full_fresh),
          "≤ 2000", "same page, full plotly.js"),
+        ("first full render, fresh browser (ms)", median(fresh),
+         median(cartesian_floor) if cartesian_floor else 0, "≤ 2000",
+         "Dash floor with the cartesian plotly.js"),
         ("dendrogram click → panel + outline (ms)", median(clicks), median(naive_clicks),
          "≤ 200", "naive: resend whole figures"),
         ("dendrogram click, slowest of runs (ms)", max(clicks), max(naive_clicks), "", ""),
