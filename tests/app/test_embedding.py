@@ -48,16 +48,22 @@ def test_pca_matches_scikit_learn_up_to_sign():
     assert result.coords.dtype == np.float32 and result.coords.shape == (60, 2)
 
 
+def assert_planted_groups_apart(head, truth, coords):
+    """The map is trustworthy and every group lies closer to itself than to any other."""
+    assert trustworthiness(standardised(head.weight), coords, n_neighbors=5) > 0.9
+    groups = int(truth.max()) + 1
+    centroids = np.array([coords[truth == g].mean(axis=0) for g in range(groups)])
+    spread = max(np.linalg.norm(coords[truth == g] - centroids[g], axis=1).max()
+                 for g in range(groups))
+    gaps = min(np.linalg.norm(centroids[a] - centroids[b])
+               for a in range(groups) for b in range(a + 1, groups))
+    assert gaps > spread
+
+
 def test_tsne_keeps_planted_groups_apart():
     head, truth = planted_head()
     result = embed_classes(head, EmbeddingParams("tsne", seed=3))
-    assert trustworthiness(standardised(head.weight), result.coords, n_neighbors=5) > 0.9
-    centroids = np.array([result.coords[truth == g].mean(axis=0) for g in range(5)])
-    spread = max(np.linalg.norm(result.coords[truth == g] - centroids[g], axis=1).max()
-                 for g in range(5))
-    gaps = min(np.linalg.norm(centroids[a] - centroids[b])
-               for a in range(5) for b in range(a + 1, 5))
-    assert gaps > spread
+    assert_planted_groups_apart(head, truth, result.coords)
 
 
 @pytest.mark.slow
@@ -66,13 +72,7 @@ def test_umap_keeps_planted_groups_apart_and_is_deterministic():
     head, truth = planted_head()
     result = embed_classes(head, EmbeddingParams("umap", seed=3))
     assert result.coords.shape == (60, 2) and np.isfinite(result.coords).all()
-    assert trustworthiness(standardised(head.weight), result.coords, n_neighbors=5) > 0.9
-    centroids = np.array([result.coords[truth == g].mean(axis=0) for g in range(5)])
-    spread = max(np.linalg.norm(result.coords[truth == g] - centroids[g], axis=1).max()
-                 for g in range(5))
-    gaps = min(np.linalg.norm(centroids[a] - centroids[b])
-               for a in range(5) for b in range(a + 1, 5))
-    assert gaps > spread
+    assert_planted_groups_apart(head, truth, result.coords)
     again = embed_classes(head, EmbeddingParams("umap", seed=3))
     np.testing.assert_array_equal(result.coords, again.coords)
     tiny, _ = planted_head(groups=1, per_group=3)
