@@ -137,6 +137,19 @@
     }, {timeout: 400});
   }
 
+  /* plotly's hover on an image trace with a `source` reads the decoded pixels, which
+     exist only once the browser has loaded the image; a hover before that throws
+     ("reading 'el'"). Skip such hovers (a `plotly_beforehover` handler returning false
+     cancels one); the next mouse move after the load hovers normally. */
+  function guardImageHover(graphId) {
+    var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
+    if (!gd || !gd.on || gd.__classmapHoverGuard) { return; }
+    gd.__classmapHoverGuard = true;
+    gd.on("plotly_beforehover", function () {
+      return !(gd._fullData || []).some(function (t) { return t._hasSource && !t._canvas; });
+    });
+  }
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -190,7 +203,8 @@
       return noUpdate();
     },
 
-    decodeFigure: function (figure) {
+    decodeFigure: function (figure, graphId) {
+      if (graphId) { guardImageHover(graphId); }
       if (!figure) { return noUpdate(); }
       return Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
     },

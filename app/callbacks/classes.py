@@ -684,7 +684,7 @@ def register(app: Any, services: Services) -> None:
             (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
             (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True)):
         app.clientside_callback(
-            "function(figure) { return window.classmap.decodeFigure(figure); }",
+            f"function(figure) {{ return window.classmap.decodeFigure(figure, {graph_id!r}); }}",
             Output(graph_id, "figure"), Input(store, "data"), prevent_initial_call=True,
         )
         app.clientside_callback(

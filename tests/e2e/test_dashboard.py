@@ -173,3 +173,20 @@ def test_embedding_runs_in_the_background_and_replaces_the_pca_map(
     assert label in page.inner_text("#classes-embedding-note")
     assert query_of(page.url)["embedding"] == method
     page.screenshot(path=str(artifacts_dir / f"e2e-08-{method}-map.png"), full_page=True)
+
+
+def test_hover_before_the_heatmap_image_is_decoded_is_skipped(dash_server, new_page):
+    """plotly reads an image trace's pixels on hover, which exist only once the browser
+    has decoded the PNG; a hover in that window must not throw (console errors fail the
+    test at teardown). The window is recreated by dropping the decoded pixels."""
+    page = new_page()
+    page.goto(dash_server + "/")
+    wait_for_dashboard(page)
+    page.evaluate("delete document.querySelector('#similarity-heatmap .js-plotly-plot')"
+                  "._fullData[0]._canvas")
+    heat = page.locator("#similarity-heatmap .nsewdrag").first.bounding_box()
+    for fraction in (0.3, 0.5, 0.7):
+        page.mouse.move(heat["x"] + heat["width"] * fraction,
+                        heat["y"] + heat["height"] * fraction)
+        page.wait_for_timeout(150)
+    assert page.locator(".cm-tooltip .cm-tip-score").count() == 0  # the hover was skipped
