@@ -22,10 +22,10 @@ COPY assets ./assets
 # The same install steps as `make install` (pyproject pins torch 2.14.1 / torchvision 0.29.1).
 # Editable, so the app finds assets/ beside app/ as in a checkout. npm comes from the
 # official Node image for one step only (a bind mount: no layer keeps it) and fetches
-# plotly.js's cartesian bundle into assets/vendor/ (app/plotly_bundle.py).
+# the vendored browser scripts into assets/vendor/ (app/browser_scripts.py).
 RUN pip install --no-cache-dir -e .
 RUN --mount=type=bind,from=node:22-bookworm-slim,source=/usr/local,target=/opt/node \
-    PATH="/opt/node/bin:$PATH" python -m app.plotly_bundle --optional
+    PATH="/opt/node/bin:$PATH" python -m app.browser_scripts --optional
 
 USER 10001
 EXPOSE 8050

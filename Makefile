@@ -2,7 +2,7 @@
 #   make serve   create .venv, install, start the dashboard on the embedded default
 #   make test    create .venv, install with test extras, run the whole suite
 #   make bench   run every benchmark script (prints markdown tables)
-# System tools the install uses when present: npm (plotly.js's cartesian bundle).
+# System tools the install uses when present: npm (the vendored browser scripts).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +13,7 @@ PORT   ?= 8050
 WORKERS ?= 2
 PIP_LOG := $(VENV)/pip.log
 
-.PHONY: install install-test plotly-bundle serve test test-fast bench lint clean
+.PHONY: install install-test browser-scripts serve test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	@$(BIN)/python -m pip install --quiet -e '.[test]' >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
 	@touch $@
 
-# plotly.js's cartesian bundle for the dashboard (npm; see app/plotly_bundle.py). A no-op
-# when it is current; without npm the dashboard sends the full plotly.js instead.
-plotly-bundle: $(VENV)/.installed
-	@$(BIN)/python -m app.plotly_bundle --optional
+# The dashboard's vendored scripts: plotly.js's cartesian bundle and the regenerator
+# runtime (npm; see app/browser_scripts.py). A no-op when they are current; without npm
+# the dashboard sends Dash's stock scripts instead (full plotly.js, babel polyfill).
+browser-scripts: $(VENV)/.installed
+	@$(BIN)/python -m app.browser_scripts --optional
 
-install: $(VENV)/.installed plotly-bundle
+install: $(VENV)/.installed browser-scripts
 
-install-test: $(VENV)/.installed-test plotly-bundle
+install-test: $(VENV)/.installed-test browser-scripts
 
 serve: install
 	$(BIN)/classmap serve --host $(HOST) --port $(PORT)

@@ -21,8 +21,12 @@ This is the only module of the app that reads environment variables:
     torch device for the analyses (``--device`` wins; default CUDA when present).
 ``CLASSMAP_PLOTLY_BUNDLE``
     ``cartesian`` (default when ``make install`` could fetch it) or ``full``: which
-    plotly.js the pages load (see :mod:`app.plotly_bundle`). ``full`` is slower to start
+    plotly.js the pages load (see :mod:`app.browser_scripts`). ``full`` is slower to start
     and draws scatter plots of more than a few thousand points with WebGL.
+``CLASSMAP_BABEL_POLYFILL``
+    ``drop`` (default when ``make install`` could fetch the regenerator runtime) or
+    ``keep``: whether pages leave out Dash's babel polyfill, which slows plotly.js
+    down in current browsers (see :mod:`app.browser_scripts`).
 
 The browser only ever sends a model *id* from :attr:`Settings.models`; it never
 names a file. Ids are derived from the spec (not random), so a shared URL keeps
@@ -42,13 +46,14 @@ from typing import Any, Mapping
 from analysis.cache import default_cache_dir
 from analysis.errors import ClassmapError
 from analysis.models import EMBEDDED_MODELS, ModelSpec
-from app.plotly_bundle import choose_bundle
+from app.browser_scripts import choose_bundle, choose_polyfill
 
 MODELS_ENV = "CLASSMAP_MODELS"
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
 JOBS_DIR_ENV = "CLASSMAP_JOBS_DIR"
 DEVICE_ENV = "CLASSMAP_DEVICE"
 PLOTLY_BUNDLE_ENV = "CLASSMAP_PLOTLY_BUNDLE"
+POLYFILL_ENV = "CLASSMAP_BABEL_POLYFILL"
 # Above this many classes the heatmap is a block-aggregated overview.
 DENSE_HEATMAP_LIMIT = 2000
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
@@ -84,6 +89,7 @@ class Settings:
     dense_heatmap_limit : up to this many classes the heatmap shows every cell
     warm_default : analyse the default model before the server accepts requests
     plotly_bundle : ``cartesian`` or ``full`` — the plotly.js the pages load
+    babel_polyfill : ``drop`` or ``keep`` — whether pages load Dash's babel polyfill
     """
 
     models: tuple[ModelEntry, ...]
@@ -96,6 +102,7 @@ class Settings:
     data_roots: tuple[Path, ...] = ()  # folders the server may open images under
     # -- end image data sets ------------------------------------------------------------
     plotly_bundle: str = "full"
+    babel_polyfill: str = "keep"
 
     @property
     def webgl(self) -> bool:
@@ -152,6 +159,7 @@ class Settings:
         dense_heatmap_limit: int = DENSE_HEATMAP_LIMIT,
         data_roots: "list[str | Path] | tuple[str | Path, ...] | None" = None,  # issue 5
         plotly_bundle: str | None = None,
+        babel_polyfill: str | None = None,
     ) -> "Settings":
         """Settings with ``primary`` as the default model (None: the embedded default).
 
@@ -177,6 +185,7 @@ class Settings:
             dense_heatmap_limit=dense_heatmap_limit, warm_default=warm_default,
             data_roots=parse_data_roots(data_roots, env),  # image data sets (issue 5)
             plotly_bundle=choose_bundle(plotly_bundle or env.get(PLOTLY_BUNDLE_ENV) or None),
+            babel_polyfill=choose_polyfill(babel_polyfill or env.get(POLYFILL_ENV) or None),
         )
 
 

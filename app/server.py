@@ -23,7 +23,7 @@ from dash import DiskcacheManager
 from analysis.errors import ClassmapError
 from app import ids
 from app.config import Settings, ensure_private_dir
-from app.plotly_bundle import ASSETS_DIR, BUNDLE_IGNORE
+from app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
 from app.services import Services
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,20 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     """A ready-to-run Dash app for ``settings`` (nothing is loaded or computed here)."""
     services = services or Services(settings)
     jobs = diskcache.Cache(str(ensure_private_dir(settings.jobs_dir)))
-    app = dash.Dash(
+    app = ClassmapDash(
         __name__,
         use_pages=True,
         pages_folder=str(PAGES_DIR),
         assets_folder=str(ASSETS_DIR),
-        # The cartesian plotly.js in assets/vendor is left out when the full one is chosen.
-        assets_ignore=BUNDLE_IGNORE if settings.plotly_bundle == "full" else "",
+        # Vendored scripts (assets/vendor) are left out when Dash's stock ones are chosen.
+        assets_ignore=assets_ignore(settings.plotly_bundle, settings.babel_polyfill),
         title="Classmap",
         update_title=None,
         background_callback_manager=DiskcacheManager(jobs),
         on_error=_report_callback_error,
         suppress_callback_exceptions=False,
     )
+    app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
     app._classmap_services = services  # type: ignore[attr-defined]
     from app.components.shell import build_shell
@@ -58,6 +59,20 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     for module in callback_modules():
         module.register(app, services)
     return app
+
+
+class ClassmapDash(dash.Dash):
+    """dash.Dash whose pages can leave out Dash's babel polyfill (app/browser_scripts.py).
+
+    ``interpolate_index`` is Dash's documented hook for customising the page's HTML.
+    """
+
+    drop_polyfill = False
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        if self.drop_polyfill:
+            kwargs["scripts"] = without_polyfill(kwargs["scripts"])
+        return super().interpolate_index(**kwargs)
 
 
 def callback_modules() -> list[Any]:
@@ -98,8 +113,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
     app = create_app(settings, services)
     if settings.warm_default:
         warm_up(services)
-    log.warning("Classmap dashboard on http://%s:%d/ (models: %s; plotly.js: %s)", host, port,
-                ", ".join(settings.model_ids), settings.plotly_bundle)
+    log.warning("Classmap dashboard on http://%s:%d/ (models: %s; plotly.js: %s; babel "
+                "polyfill: %s)", host, port, ", ".join(settings.model_ids),
+                settings.plotly_bundle, settings.babel_polyfill)
     app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
 
 

@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
     from plotly.io.json import to_json_plotly
 
-    from app.plotly_bundle import choose_bundle
+    from app.browser_scripts import choose_bundle
 
     cache_dir = Path(tempfile.mkdtemp(prefix="classmap-bench-cache-"))
     bundle = choose_bundle(None)
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
-    from app.plotly_bundle import BUNDLE_PATH
+    from app.browser_scripts import BUNDLE_PATH
 
     cartesian_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
                            if bundle == "cartesian" else None)

@@ -60,7 +60,7 @@ def test_runs_as_an_unprivileged_user_with_a_private_cache():
 def test_install_step_is_the_projects_own():
     run = " ".join(rest for keyword, rest in _instructions() if keyword == "RUN")
     assert "pip install --no-cache-dir -e ." in run  # editable: assets/ stay beside app/
-    assert "python -m app.plotly_bundle" in run
+    assert "python -m app.browser_scripts" in run
 
 
 def test_command_is_a_valid_classmap_invocation():

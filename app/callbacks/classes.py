@@ -28,7 +28,8 @@ from analysis.errors import ClassmapError
 from analysis.progress import CallbackProgress
 from analysis.similarity import METRIC_KIND
 from app import figures, ids
-from app.callbacks.shared import bind_field, mirror_shared_state, project_selection, select_on
+from app.callbacks.shared import (bind_field, mirror_shared_state, project_selection,
+                                  relay_selection_requests, select_on)
 from app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
 from app.state import Selection, update_selection
 from app.tree_layout import cluster_runs, cut_height, node_clusters
@@ -668,6 +669,9 @@ def register(app: Any, services: Services) -> None:
     shell's next to a page Input), so no page reports missing Inputs on another.
     """
     mirror_shared_state(app, ids.CLASSES_SELECTION, ids.CLASSES_STATUS)
+    # Server callbacks that change the selection write the page's request store.
+    relay_selection_requests(app, ids.CLASSES_SELECT)
+    select_request = Output(ids.CLASSES_SELECT, "data", allow_duplicate=True)
     selection_in = Input(ids.CLASSES_SELECTION, "data")
     status_in = Input(ids.CLASSES_STATUS, "data")
     selection_state = State(ids.CLASSES_SELECTION, "data")
@@ -731,7 +735,7 @@ def register(app: Any, services: Services) -> None:
         return heatmap_hover_logic(services, hover, selection, status, rendered)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        select_request,
         Input(ids.HEATMAP, "clickData"), selection_state,
         status_state, State(ids.HEATMAP_KEY, "data"),
         prevent_initial_call=True,
@@ -765,7 +769,7 @@ def register(app: Any, services: Services) -> None:
         return selection_panel_logic(services, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        select_request,
         Input(ids.ZOOM_BUTTON, "n_clicks"), Input(ids.UNZOOM_BUTTON, "n_clicks"),
         Input(ids.CLEAR_SELECTION, "n_clicks"), selection_state,
         prevent_initial_call=True,
@@ -845,7 +849,7 @@ def register(app: Any, services: Services) -> None:
         return compute_embedding_logic(services.for_background_job(), set_progress, job)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        select_request,
         Input(ids.CLASS_MAP, "selectedData"), selection_state,
         prevent_initial_call=True,
     )
@@ -853,7 +857,7 @@ def register(app: Any, services: Services) -> None:
         return lasso_logic(services, selected, selection)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        select_request,
         Input(ids.CLASS_MAP, "clickData"), selection_state,
         status_state,
         prevent_initial_call=True,

@@ -28,7 +28,7 @@ from analysis.progress import CallbackProgress
 from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from app import figures_images as figs
 from app import ids
-from app.callbacks.shared import rules_json
+from app.callbacks.shared import relay_selection_requests, rules_json
 from app.services import Services
 from app.services_images import (
     REPRESENTATION_LABELS,
@@ -443,6 +443,8 @@ def register(app: Any, services: Services) -> None:
     # Every callback below listens only to components of the image pages (never to the
     # shell's SELECTION directly), so none of them has a missing Input on another page.
     sel_in = Input(ids.IMAGE_SELECTION, "data")
+    # Server callbacks that change the selection write the page's request store.
+    relay_selection_requests(app, ids.IMAGE_SELECT)
     status_in = Input(ids.IMAGE_STATUS, "data")
     app.clientside_callback(
         """function(sel, previous) {
@@ -503,7 +505,7 @@ def register(app: Any, services: Services) -> None:
         return samples_figure_logic(images, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),
         Input(ids.SAMPLES_GRAPH, "clickData"), State(ids.IMAGE_SELECTION, "data"),
         State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
     )
@@ -540,7 +542,7 @@ def register(app: Any, services: Services) -> None:
         return confidence_figures_logic(images, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),
         Input(ids.CONFIDENCE_HEATMAP, "clickData"), State(ids.IMAGE_SELECTION, "data"),
         State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
     )
@@ -548,7 +550,7 @@ def register(app: Any, services: Services) -> None:
         return heatmap_click_logic(images, click, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),
         Input(ids.CONFIDENCE_TSNE, "clickData"), State(ids.IMAGE_SELECTION, "data"),
         State(ids.IMAGE_STATUS, "data"), prevent_initial_call=True,
     )

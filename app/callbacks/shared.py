@@ -2,12 +2,23 @@
 
 Flow of one page load::
 
-    layout(**query) ─► page-query store ─► resolve_page_query ─► SELECTION, STATUS
-                                                                      │
-    SELECTION ─(clientside)─► ANALYSIS_KEY ─► request_analysis ─► STATUS / JOB_REQUEST
-    JOB_REQUEST ─► prepare_analysis (background: progress bar, cancel) ─► STATUS
-    STATUS ─► settle_selection (drop class ids the model lacks, with a notice)
+    layout(**query) ─► resolve_page_query (server, in the page's layout) ─► page-query store
+    page-query store ─(clientside)─► SELECTION, STATUS, JOB_REQUEST, notice
+    SELECTION ─(clientside)─► ANALYSIS_KEY ─► request_analysis (only for a new analysis)
+    JOB_REQUEST ─► prepare_analysis (background: progress bar, cancel) ─► STATUS, SETTLE_REQUEST
+    SETTLE_REQUEST ─► settle_selection (drop class ids the model lacks, with a notice)
     SELECTION ─(clientside)─► address bar + navigation links
+
+Why so much happens in the browser: every server callback between the page's insertion
+and its views is a round trip the views wait for. dash-renderer holds a callback back
+while any callback upstream of its Inputs is outstanding, so a page whose views listen
+(through :func:`mirror_shared_state`) to SELECTION would wait for every server callback
+that writes SELECTION on page load. The query is therefore resolved on the server while
+the page's layout is built, and the shell adopts it in the browser; server callbacks of a
+page that change the selection write a page-local request store, relayed to SELECTION in
+the browser (:func:`relay_selection_requests`), because Dash ignores
+``prevent_initial_call`` for a callback whose Inputs arrive with a page but whose
+Output lives outside it.
 
 Views read ``SELECTION`` and ``STATUS``; they draw only when ``STATUS`` says the
 selection's analysis is ready. A page control joins the selection with
@@ -58,28 +69,29 @@ def notice_outputs(problems: Sequence[str]) -> tuple[str, str]:
 # -- logic ---------------------------------------------------------------------------------
 
 
-def resolve_page_query_logic(services: Services, queries: list[dict | None]) -> tuple:
-    """A page's parsed URL query → (selection, status, job request, notice text, class).
+def resolve_page_query(services: Services, selection: dict[str, Any],
+                       problems: Sequence[str]) -> dict[str, Any]:
+    """A page's parsed URL query → what the shell adopts when the page loads.
 
-    When the analysis is already in memory the class ids are checked at once;
-    otherwise a background job is requested and the check happens when it is done.
+    Runs on the server while the page's layout is built. When the analysis is already
+    in memory the class ids are checked at once; otherwise a background job is
+    requested and the check happens when it is done (``settle_selection``).
+
+    Returns ``{"selection", "status", "job" (None: no job), "notice": [text, class]}``.
     """
-    if not queries or not queries[0]:
-        raise PreventUpdate
-    payload = queries[0]
-    selection = coerce_selection(payload.get("selection"), services.settings.default_model)
-    problems = list(payload.get("problems") or [])
+    selection = coerce_selection(selection, services.settings.default_model)
+    problems = list(problems)
     key = analysis_key(selection)
+    job: dict[str, Any] | None = None
     if services.view_ready(tuple(key)):
         selection, more = check_against_model(selection, services.view(tuple(key)))
         problems.extend(more)
         status: dict[str, Any] = ready_status(key)
-        job: Any = no_update
     else:
         status = {"key": key, "state": "pending", "message": ""}
         job = {"key": key, "requested": time.time()}
-    text, class_name = notice_outputs(problems)
-    return selection, status, job, text, class_name
+    return {"selection": selection, "status": status, "job": job,
+            "notice": list(notice_outputs(problems))}
 
 
 def request_analysis_logic(services: Services, key: list[str] | None,
@@ -100,7 +112,8 @@ def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
     """Background job: load and analyse ``request["key"]`` so the cache holds it.
 
     ``report((percent, label))`` drives the progress bar. A model that cannot be
-    loaded gives an ``error`` status carrying the one-line reason.
+    loaded gives an ``error`` status carrying the one-line reason. The status is also
+    the settle request: the selection's class ids are checked once the job is done.
     """
     if not request or not request.get("key"):
         raise PreventUpdate
@@ -195,6 +208,23 @@ def bind_field(app: Any, component_id: Any, prop: str, field: str,
     )
 
 
+def relay_selection_requests(app: Any, request_store: str) -> None:
+    """Copy a page-local request store into the shared SELECTION, in the browser.
+
+    A page's *server* callbacks that change the selection (a click that needs the
+    model to name a class) write ``request_store`` — a store in the page — instead of
+    SELECTION: with its Output outside the page and its Input inside, Dash would call
+    such a callback when the page is inserted despite ``prevent_initial_call``, a
+    round trip the page's views would wait for.
+    """
+    app.clientside_callback(
+        "function(request) { return request ? request : window.dash_clientside.no_update; }",
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(request_store, "data"),
+        prevent_initial_call=True,
+    )
+
+
 def select_on(app: Any, trigger: Input, js_changes: str,
               selection_store: str = ids.SELECTION) -> None:
     """Update the selection in the browser when ``trigger`` fires.
@@ -238,7 +268,16 @@ def project_selection(app: Any, store_id: str, fields: Sequence[str],
 def register(app: Any, services: Services) -> None:
     """Wire the shared selection, the analysis job and the URL for every page."""
 
-    @app.callback(
+    # The page's query, resolved on the server when its layout was built (the first
+    # page store present; ALL because each page has its own).
+    app.clientside_callback(
+        """function(queries) {
+            var nothing = window.dash_clientside.no_update;
+            var query = (queries || []).filter(function(q) { return q; })[0];
+            if (!query) { return [nothing, nothing, nothing, nothing, nothing]; }
+            return [query.selection, query.status, query.job || nothing,
+                    query.notice[0], query.notice[1]];
+        }""",
         Output(ids.SELECTION, "data"),
         Output(ids.STATUS, "data"),
         Output(ids.JOB_REQUEST, "data"),
@@ -246,18 +285,21 @@ def register(app: Any, services: Services) -> None:
         Output(ids.NOTICE, "className"),
         Input({"type": ids.PAGE_QUERY, "page": ALL}, "data"),
     )
-    def resolve_page_query(queries):
-        return resolve_page_query_logic(services, queries)
 
+    # A new analysis key asks the server (ready at once, or a job); a key the status
+    # already answers (ready or being prepared) costs no request.
     app.clientside_callback(
-        """function(sel, previous) {
-            if (!sel) { return window.dash_clientside.no_update; }
+        """function(sel, status, previous) {
+            var nothing = window.dash_clientside.no_update;
+            if (!sel) { return nothing; }
             var key = [sel.model, sel.metric, sel.linkage];
-            return JSON.stringify(key) === JSON.stringify(previous)
-                ? window.dash_clientside.no_update : key;
+            var known = status && JSON.stringify(status.key) === JSON.stringify(key) &&
+                (status.state === "ready" || status.state === "pending");
+            return known || JSON.stringify(key) === JSON.stringify(previous) ? nothing : key;
         }""",
         Output(ids.ANALYSIS_KEY, "data"),
         Input(ids.SELECTION, "data"),
+        State(ids.STATUS, "data"),
         State(ids.ANALYSIS_KEY, "data"),
     )
 
@@ -273,6 +315,7 @@ def register(app: Any, services: Services) -> None:
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
+        Output(ids.SETTLE_REQUEST, "data"),
         Input(ids.JOB_REQUEST, "data"),
         background=True,
         progress=[Output(ids.JOB_PROGRESS, "value"), Output(ids.JOB_LABEL, "children")],
@@ -283,7 +326,8 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def prepare_analysis(set_progress, request):
-        return prepare_analysis_logic(services.for_background_job(), set_progress, request)
+        status = prepare_analysis_logic(services.for_background_job(), set_progress, request)
+        return status, status
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
@@ -298,7 +342,7 @@ def register(app: Any, services: Services) -> None:
         Output(ids.SELECTION, "data", allow_duplicate=True),
         Output(ids.NOTICE_TEXT, "children", allow_duplicate=True),
         Output(ids.NOTICE, "className", allow_duplicate=True),
-        Input(ids.STATUS, "data"),
+        Input(ids.SETTLE_REQUEST, "data"),
         State(ids.SELECTION, "data"),
         prevent_initial_call=True,
     )

@@ -27,7 +27,7 @@ from analysis.errors import ClassmapError
 from app import figures_weights as wfig
 from app import ids
 from app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from app.callbacks.shared import project_selection, rules_json
+from app.callbacks.shared import project_selection, relay_selection_requests, rules_json
 from app.figures import message_figure
 from app.services import ModelView, Services
 from app.services_images import ImageServices, image_services_for
@@ -388,6 +388,8 @@ def register(app: Any, services: Services) -> None:
     key_in = Input(ids.WEIGHTS_KEY, "data")
     status_in = Input(ids.WEIGHTS_STATUS, "data")
     project_selection(app, ids.WEIGHTS_KEY, KEY_FIELDS)
+    # Server callbacks that change the selection write the page's request store.
+    relay_selection_requests(app, ids.WEIGHTS_SELECT)
     app.clientside_callback(
         """function(status, previous) {
             return JSON.stringify(status) === JSON.stringify(previous)
@@ -435,7 +437,7 @@ def register(app: Any, services: Services) -> None:
         return node_logic(services, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),
         Input(ids.WEIGHTS_SCATTER, "clickData"), State(ids.SELECTION, "data"),
         State(ids.STATUS, "data"), prevent_initial_call=True,
     )
@@ -443,7 +445,7 @@ def register(app: Any, services: Services) -> None:
         return scatter_click_logic(services, click, selection, status)
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),
         Input(ids.WEIGHTS_ICICLE, "clickData"), State(ids.SELECTION, "data"),
         prevent_initial_call=True,
     )

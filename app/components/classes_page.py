@@ -129,6 +129,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         ], className="cm-grid"),
         html.Div([class_map], className="cm-grid-wide"),
         dcc.Store(id=ids.CLASSES_SELECTION), dcc.Store(id=ids.CLASSES_STATUS),
+        dcc.Store(id=ids.CLASSES_SELECT),
         dcc.Store(id=ids.HEATMAP_KEY), dcc.Store(id=ids.DENDROGRAM_KEY),
         dcc.Store(id=ids.CLASS_MAP_KEY), dcc.Store(id=ids.EMBED_JOB),
         dcc.Store(id=ids.HEATMAP_FIGURE), dcc.Store(id=ids.DENDROGRAM_FIGURE),

@@ -70,6 +70,7 @@ def build_shell(settings: Settings) -> html.Div:
         dcc.Store(id=ids.SELECTION, storage_type="memory"),
         dcc.Store(id=ids.STATUS, storage_type="memory"),
         dcc.Store(id=ids.JOB_REQUEST, storage_type="memory"),
+        dcc.Store(id=ids.SETTLE_REQUEST, storage_type="memory"),
         dcc.Store(id=ids.ANALYSIS_KEY, storage_type="memory"),
         dcc.Store(id=ids.URL_SYNC, storage_type="memory"),
     ], className="cm-app")

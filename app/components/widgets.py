@@ -65,13 +65,18 @@ def job_progress(panel_id: str, progress_id: str, label_id: str, cancel_id: str,
 
 def page_query_store(page: str, selection: Mapping[str, Any],
                      problems: Sequence[str]) -> dcc.Store:
-    """The store a page's ``layout(**query)`` puts its parsed URL query in.
+    """The store a page's ``layout(**query)`` puts its resolved URL query in.
 
-    The shell's ``resolve_page_query`` callback listens to every store of this
-    pattern-matching type and makes its content the shared selection.
+    The query is checked against the model here, on the server, while the page is
+    built (``resolve_page_query``: instant when the analysis is in memory); the
+    shell adopts the result in the browser, so no server round trip stands between
+    the page's arrival and its views' first requests.
     """
+    from app.callbacks.shared import resolve_page_query
+    from app.server import current_services
+
     return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page},
-                     data={"selection": dict(selection), "problems": list(problems)})
+                     data=resolve_page_query(current_services(), dict(selection), problems))
 
 
 def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | None = None,

@@ -120,7 +120,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         html.Div([split], className="cm-grid-wide"),
         html.Div([cam], className="cm-grid-wide"),
         dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
-        dcc.Store(id=ids.WEIGHTS_STATUS),
+        dcc.Store(id=ids.WEIGHTS_STATUS), dcc.Store(id=ids.WEIGHTS_SELECT),
     ], className="cm-page cm-page-weights")
 
 

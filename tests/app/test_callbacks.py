@@ -32,31 +32,32 @@ def selection(**changes):
 
 
 def test_page_query_resolves_against_the_model(services, lite0_view):
-    query = {"selection": selection(focal="Dungeness crab", node=1990), "problems": []}
-    sel, status, job, text, css = shared.resolve_page_query_logic(services, [query])
+    resolved = shared.resolve_page_query(services, selection(focal="Dungeness crab", node=1990), [])
+    sel = resolved["selection"]
     assert sel["focal"] == DUNGENESS_ID and sel["node"] == 1990
-    assert status == READY and job is no_update and css == shared.NOTICE_HIDDEN
+    assert resolved["status"] == READY and resolved["job"] is None
+    assert resolved["notice"] == ["", shared.NOTICE_HIDDEN]
+    json.dumps(resolved)  # it travels in a dcc.Store
 
 
 def test_bad_page_query_shows_a_notice(services, lite0_view):
-    query = {"selection": selection(focal="no such class", node=5),
-             "problems": ["ignored unknown URL key 'x'"]}
-    sel, _, _, text, css = shared.resolve_page_query_logic(services, [query])
+    resolved = shared.resolve_page_query(services, selection(focal="no such class", node=5),
+                                         ["ignored unknown URL key 'x'"])
+    sel, (text, css) = resolved["selection"], resolved["notice"]
     assert sel["focal"] is None and sel["node"] is None
     assert "no such class" in text and "unknown URL key" in text and "tree node 5" in text
     assert css == shared.NOTICE_WARNING
-    with pytest.raises(PreventUpdate):
-        shared.resolve_page_query_logic(services, [])
 
 
 def test_a_model_not_in_memory_becomes_a_background_job(services):
-    query = {"selection": update_selection(default_selection("x"), model="broken"), "problems": []}
-    _, status, job, _, _ = shared.resolve_page_query_logic(services, [query])
+    query = update_selection(default_selection("x"), model="broken")
+    resolved = shared.resolve_page_query(services, query, [])
+    status, job = resolved["status"], resolved["job"]
     assert status["state"] == "pending" and job["key"] == ["broken", "cosine", "ward"]
     reports = []
     result = shared.prepare_analysis_logic(services, reports.append, job)
     assert result["state"] == "error" and "rank 1" in result["message"]
-    sel, view, message = page.ready_view(services, query["selection"], result)
+    sel, view, message = page.ready_view(services, query, result)
     assert view is None and "broken could not be loaded" in message
     reports.clear()
     ok = shared.prepare_analysis_logic(services, reports.append, {"key": ["small", "cosine", "ward"]})

@@ -1,0 +1,121 @@
+"""Which scripts the pages load: plotly.js (cartesian or full), with or without Dash's polyfill."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from analysis.errors import ClassmapError
+from app import browser_scripts as scripts
+from app.config import Settings
+from app.server import create_app
+
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+
+
+def write_bundle(path: Path, version: str) -> Path:
+    path.write_text(f"/**\n* plotly.js (cartesian - minified) v{version}\n*/\nwindow.Plotly={{}};\n")
+    return path
+
+
+def test_the_bundle_is_chosen_only_when_installed_and_current(tmp_path):
+    current = scripts.plotlyjs_version()
+    good = write_bundle(tmp_path / "good.js", current)
+    stale = write_bundle(tmp_path / "stale.js", "1.0.0")
+    missing = tmp_path / "missing.js"
+    assert scripts.bundle_version(good) == current
+    assert scripts.choose_bundle(None, good) == "cartesian"
+    assert scripts.choose_bundle("cartesian", good) == "cartesian"
+    assert scripts.choose_bundle("full", good) == "full"
+    # a stale or missing file: the full plotly.js, never a mismatched one
+    assert scripts.choose_bundle(None, stale) == "full"
+    assert scripts.choose_bundle("cartesian", missing) == "full"
+    with pytest.raises(ClassmapError, match="unknown plotly bundle 'gl'.*cartesian, full"):
+        scripts.choose_bundle("gl", good)
+
+
+def test_settings_read_the_environment(tmp_path):
+    full = Settings.create(cache_dir=tmp_path, environ={"CLASSMAP_PLOTLY_BUNDLE": "full"})
+    assert full.plotly_bundle == "full" and full.webgl
+    with pytest.raises(ClassmapError, match="unknown plotly bundle"):
+        Settings.create(cache_dir=tmp_path, environ={"CLASSMAP_PLOTLY_BUNDLE": "tiny"})
+
+
+def test_fetch_without_npm_names_the_fix(tmp_path):
+    for script in scripts.VENDOR_SCRIPTS:
+        with pytest.raises(RuntimeError, match="'no-such-npm' is not installed.*apt-get install npm"):
+            scripts.fetch(script, tmp_path / "file.js", npm="no-such-npm")
+        assert not (tmp_path / "file.js").exists()
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="make install fetches them in CI")
+def test_make_install_fetched_the_current_scripts():
+    assert scripts.cartesian_available(), "run: .venv/bin/python -m app.browser_scripts"
+    assert scripts.runtime_available(), "run: .venv/bin/python -m app.browser_scripts"
+
+
+def test_the_polyfill_is_dropped_only_with_the_pinned_runtime(tmp_path):
+    runtime = tmp_path / "runtime.js"
+    assert scripts.choose_polyfill(None, runtime) == "keep"  # missing
+    runtime.write_text("regeneratorRuntime = {};\n")  # not the pinned file
+    assert not scripts.runtime_available(runtime)
+    assert scripts.choose_polyfill("drop", runtime) == "keep"
+    with pytest.raises(ClassmapError, match="unknown babel polyfill choice 'no'.*drop, keep"):
+        scripts.choose_polyfill("no", runtime)
+    assert scripts.choose_polyfill("keep", scripts.RUNTIME_PATH) == "keep"
+    with pytest.raises(ClassmapError, match="unknown babel polyfill"):
+        Settings.create(cache_dir=tmp_path, environ={"CLASSMAP_BABEL_POLYFILL": "maybe"})
+    assert scripts.assets_ignore("cartesian", "drop") == ""
+    ignored = re.compile(scripts.assets_ignore("full", "keep"))
+    assert ignored.search("vendor/plotly-cartesian.min.js")
+    assert ignored.search("vendor/regenerator-runtime.js")
+    assert not ignored.search("classmap.js")
+
+
+def test_without_polyfill_removes_only_the_polyfill_tag():
+    tags = ('<script src="/_dash-component-suites/dash/deps/polyfill@7.v4_4_1m1.12.1.min.js">'
+               '</script>\n<script src="/_dash-component-suites/dash/deps/react@18.v4.min.js">'
+               '</script>\n<script src="/assets/classmap.js"></script>')
+    kept = scripts.without_polyfill(tags)
+    assert "polyfill@" not in kept and kept.count("<script") == 2 and "react@18" in kept
+
+
+@pytest.mark.skipif(not scripts.runtime_available(), reason="runtime not installed")
+def test_the_page_drops_the_polyfill_when_the_runtime_is_installed(tmp_path):
+    for choice, dropped in (("drop", True), ("keep", False)):
+        settings = Settings.create(cache_dir=tmp_path, warm_default=False, babel_polyfill=choice)
+        html = create_app(settings).server.test_client().get("/").get_data(as_text=True)
+        assert ("polyfill@" not in html) is dropped, choice
+        assert ("regenerator-runtime.js" in html) is dropped, choice
+        # The runtime is loaded before dash-renderer, whose code needs it.
+        if dropped:
+            assert html.index("regenerator-runtime.js") < html.index("dash_renderer")
+
+
+@pytest.mark.skipif(not scripts.cartesian_available(), reason="bundle not installed")
+def test_the_page_loads_the_chosen_bundle(tmp_path):
+    for choice, expected in (("cartesian", True), ("full", False)):
+        settings = Settings.create(cache_dir=tmp_path, warm_default=False,
+                                   plotly_bundle=choice)
+        html = create_app(settings).server.test_client().get("/").get_data(as_text=True)
+        assert ("plotly-cartesian.min.js" in html) is expected, choice
+
+
+def test_figures_use_only_cartesian_traces_or_guarded_webgl():
+    """Every trace class the app builds exists in the cartesian bundle; WebGL ones only
+    behind the ``webgl`` flag (set when the full plotly.js is served)."""
+    found = {}
+    for path in APP_DIR.rglob("*.py"):
+        for line in path.read_text().splitlines():
+            for name in re.findall(r"\bgo\.([A-Z][A-Za-z]+)\(", line):
+                found.setdefault(name.lower(), []).append((path.name, line.strip()))
+    found.pop("figure", None)
+    assert found, "no figure builders found"
+    for trace, uses in found.items():
+        if trace in scripts.CARTESIAN_TRACES:
+            continue
+        assert trace == "scattergl", f"{trace} is not in plotly.js's cartesian bundle: {uses}"
+        assert all("if webgl" in line for _, line in uses), uses
