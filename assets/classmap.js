@@ -231,6 +231,67 @@
       return same(updated, sel) ? noUpdate() : updated;
     },
 
+    /* Fill the element ``containerId`` with one <li> per item (text, never HTML). The
+       element has no React children, so React leaves what is drawn here alone; as
+       Dash components, hundreds of items slowed every update of the page. */
+    renderList: function (items, containerId) {
+      var container = document.getElementById(containerId);
+      if (!container) { return noUpdate(); }
+      var fragment = document.createDocumentFragment();
+      (items || []).forEach(function (text) {
+        var item = document.createElement("li");
+        item.textContent = text;
+        fragment.appendChild(item);
+      });
+      container.replaceChildren(fragment);
+      return noUpdate();
+    },
+
+    /* Fill the element ``containerId`` with a table {header, rows, code, numeric}
+       (``code``/``numeric``: column indices shown as code / right-aligned), or empty it. */
+    renderTable: function (table, containerId) {
+      var container = document.getElementById(containerId);
+      if (!container) { return noUpdate(); }
+      if (!table) { container.replaceChildren(); return noUpdate(); }
+      var code = table.code || [], numeric = table.numeric || [];
+      var element = document.createElement("table");
+      var head = element.createTHead().insertRow();
+      table.header.forEach(function (text, column) {
+        var cell = document.createElement("th");
+        cell.textContent = text;
+        if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
+        head.appendChild(cell);
+      });
+      var body = element.createTBody();
+      table.rows.forEach(function (row) {
+        var line = body.insertRow();
+        row.forEach(function (text, column) {
+          var cell = line.insertCell();
+          if (code.indexOf(column) >= 0) {
+            var inner = document.createElement("code");
+            inner.textContent = text;
+            cell.appendChild(inner);
+          } else { cell.textContent = text; }
+          if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
+        });
+      });
+      container.replaceChildren(element);
+      return noUpdate();
+    },
+
+    /* Set ``prop`` of component ``componentId`` to ``value`` when the page is idle (work
+       nobody sees at once, such as a closed picker's options, waits for the views). */
+    setWhenIdle: function (componentId, prop, value) {
+      if (value === undefined || value === null) { return noUpdate(); }
+      var idle = window.requestIdleCallback || function (fn) { return setTimeout(fn, 200); };
+      idle(function () {
+        var props = {};
+        props[prop] = value;
+        window.dash_clientside.set_props(componentId, props);
+      }, {timeout: 2000});
+      return noUpdate();
+    },
+
     /* Write the selection into the address bar (no reload, no history entry) and
        into the navigation links, so every page link carries the same view. */
     syncUrl: function (sel, rules) {

@@ -16,7 +16,6 @@ overlays, component trees), so tests call them without a browser.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import numpy as np
@@ -350,30 +349,18 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
 # -- selection panel --------------------------------------------------------------------------------
 
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
-
-
-def markdown_text(text: str) -> str:
-    """``text`` with Markdown's special characters escaped (shown literally)."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-def markdown_list(items: list[str]) -> str:
-    """An ordered Markdown list: one ``<li>`` per item, text shown literally."""
-    return "\n".join(f"{number}. {markdown_text(item)}" for number, item in enumerate(items, 1))
-
-
 def selection_panel_logic(services: Services, selection: dict | None,
                           status: dict | None) -> tuple:
-    """→ (title, stats, class list (Markdown), zoom disabled, whole-tree disabled, clear disabled)."""
+    """→ (title, stats, class names listed, note under the list, zoom disabled,
+    whole-tree disabled, clear disabled)."""
     sel, view, message = ready_view(services, selection, status)
     if view is None:
-        return html.Span(message, className="cm-muted"), [], "", True, True, True
+        return html.Span(message, className="cm-muted"), [], [], "", True, True, True
     zoomed = valid_node(view, sel.zoom) is not None
     summary = summarise(services, view, sel)
     if summary is None:
         hint = "Nothing selected — click a node in the tree, or lasso points in the class map."
-        return html.Span(hint, className="cm-muted"), [], "", True, not zoomed, True
+        return html.Span(hint, className="cm-muted"), [], [], "", True, not zoomed, True
     kind = METRIC_KIND[view.metric]
     cohesion_label = "cohesion (mean cosine within)" if kind == "similarity" else "mean distance within"
     cohesion = "—" if summary.cohesion is None else f"{summary.cohesion:.3f}"
@@ -386,11 +373,11 @@ def selection_panel_logic(services: Services, selection: dict | None,
     labels = view.clusters(sel.cut)
     if labels is not None:
         stats.append(_stat("clusters touched", f"{len(np.unique(labels[summary.indices]))}"))
-    items = markdown_list([view.names[i] for i in summary.indices[:SUBTREE_LIST_LIMIT]])
-    if summary.count > SUBTREE_LIST_LIMIT:
-        items += (f"\n\n*… and {summary.count - SUBTREE_LIST_LIMIT:,} more: download the CSV*")
+    items = [view.names[i] for i in summary.indices[:SUBTREE_LIST_LIMIT]]
+    more = (f"… and {summary.count - SUBTREE_LIST_LIMIT:,} more: download the CSV"
+            if summary.count > SUBTREE_LIST_LIMIT else "")
     can_zoom = summary.node is not None and summary.node != valid_node(view, sel.zoom)
-    return title, stats, items, not can_zoom, not zoomed, False
+    return title, stats, items, more, not can_zoom, not zoomed, False
 
 
 def _stat(label: str, value: str) -> html.Div:
@@ -419,15 +406,20 @@ def zoom_logic(triggered: str | None, clicks: int | None, selection: dict | None
 
 
 def neighbours_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
-    """→ (bar chart, table) of the focal class's nearest classes."""
+    """→ (bar chart, table) of the focal class's nearest classes.
+
+    The table is ``{"header": [...], "rows": [[rank, name, id, score], ...], "code": [2],
+    "numeric": [0, 3]}`` (column indices shown as code / right-aligned), or None;
+    ``classmap.renderTable`` draws it.
+    """
     sel, view, message = ready_view(services, selection, status)
     if view is None:
-        return figures.message_figure(message, height=300), ""
+        return figures.message_figure(message, height=300), None
     focal = focal_index(view, sel)
     if focal is None:
         return (figures.message_figure("Pick a focal class above (search by name or id),<br>"
                                        "or click a heatmap row or a class-map point", height=300),
-                "")
+                None)
     rows = services.neighbours(view, focal, sel.k)
     labels = view.clusters(sel.cut)
     colours = figures.cluster_colours(labels[rows.indices]) if labels is not None else None
@@ -439,10 +431,12 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
         score_label=f"{score_label} to {view.short_names[focal]}", colours=colours,
         higher_is_closer=kind == "similarity",
     )
-    table = "\n".join(
-        [f"| # | class | id | {score_label} |", "|---:|---|---|---:|"]
-        + [f"| {rank} | {markdown_text(name)} | `{view.ids[i]}` | {float(score):.4f} |"
-           for rank, (i, name, score) in enumerate(zip(rows.indices, names, rows.scores), 1)])
+    table = {
+        "header": ["#", "class", "id", score_label],
+        "rows": [[str(rank), name, view.ids[i], f"{float(score):.4f}"]
+                 for rank, (i, name, score) in enumerate(zip(rows.indices, names, rows.scores), 1)],
+        "code": [2], "numeric": [0, 3],
+    }
     return figure, table
 
 
@@ -454,29 +448,34 @@ def focal_option(view: ModelView, index: int) -> dict[str, str]:
 
 def focal_options_logic(services: Services, search: str | None, value: str | None,
                         selection: dict | None, status: dict | None,
-                        triggered: str | None) -> list[dict]:
-    """Options of the class picker.
+                        triggered: str | None) -> tuple[list[dict], Any]:
+    """→ (options the class picker gets now, every option for the browser to add later).
 
     Up to FOCAL_ALL_OPTIONS classes every class is an option and the browser filters
-    them as the user types (no round trip per keystroke); above that the server
-    searches, keeping the current value's option first.
+    them as the user types (no round trip per keystroke). The picker first gets only
+    the current class's option (it shows the value; Dash's dropdown drops a value that
+    is not among its options); the full list goes to a store the browser hands to the
+    picker when the page is idle: indexing 1,000 options (every substring of every
+    word) costs the page load ≈ 0.1 s before the views are drawn otherwise. Above
+    FOCAL_ALL_OPTIONS the server searches, keeping the current value's option first.
     """
     sel, view, _ = ready_view(services, selection, status)
     if view is None:
-        return []
+        return [], no_update
+    current = view.find_class(value or sel.focal or "") if (value or sel.focal) else None
     if view.num_classes <= FOCAL_ALL_OPTIONS:
         if triggered == ids.FOCAL:
             raise PreventUpdate  # the browser already has every option
-        return [focal_option(view, index) for index in range(view.num_classes)]
+        every = [focal_option(view, index) for index in range(view.num_classes)]
+        return ([every[current]] if current is not None else []), every
     options: list[dict] = []
-    current = view.find_class(value) if value else None
     if current is not None:
         options.append(focal_option(view, current))
     if search:
         for index in view.search_classes(search, limit=40):
             if index != current:
                 options.append(focal_option(view, index))
-    return options
+    return options, no_update
 
 
 # -- class map -------------------------------------------------------------------------------------
@@ -655,7 +654,8 @@ def _safe(text: str) -> str:
 # The selection fields the nearest-classes view depends on (its projected store).
 NEIGHBOURS_FIELDS = ("model", "metric", "linkage", "focal", "k", "cut")
 PANEL_OUTPUTS = ((ids.SUBTREE_TITLE, "children"), (ids.SUBTREE_STATS, "children"),
-                 (ids.SUBTREE_CLASSES, "children"), (ids.ZOOM_BUTTON, "disabled"),
+                 (ids.SUBTREE_ITEMS, "data"), (ids.SUBTREE_MORE, "children"),
+                 (ids.ZOOM_BUTTON, "disabled"),
                  (ids.UNZOOM_BUTTON, "disabled"), (ids.CLEAR_SELECTION, "disabled"))
 
 
@@ -782,7 +782,7 @@ def register(app: Any, services: Services) -> None:
     project_selection(app, ids.NEIGHBOURS_KEY, NEIGHBOURS_FIELDS, ids.CLASSES_SELECTION)
 
     @app.callback(
-        Output(ids.NEIGHBOURS, "figure"), Output(ids.NEIGHBOURS_TABLE, "children"),
+        Output(ids.NEIGHBOURS, "figure"), Output(ids.NEIGHBOURS_ROWS, "data"),
         Input(ids.NEIGHBOURS_KEY, "data"), status_in,
     )
     def neighbours(selection, status):
@@ -797,12 +797,27 @@ def register(app: Any, services: Services) -> None:
         })()""")
 
     @app.callback(
-        Output(ids.FOCAL, "options"),
+        Output(ids.FOCAL, "options"), Output(ids.FOCAL_ALL, "data"),
         Input(ids.FOCAL, "search_value"), status_in,
         State(ids.FOCAL, "value"), selection_state,
     )
     def focal_options(search, status, value, selection):
         return focal_options_logic(services, search, value, selection, status, ctx.triggered_id)
+
+    # Lists drawn by the browser outside React (see classes_page.py), and the picker's
+    # full option list handed over when the page is idle.
+    for store, target, render in ((ids.SUBTREE_ITEMS, ids.SUBTREE_CLASSES, "renderList"),
+                                  (ids.NEIGHBOURS_ROWS, ids.NEIGHBOURS_TABLE, "renderTable")):
+        app.clientside_callback(
+            f"function(data) {{ return window.classmap.{render}(data, {target!r}); }}",
+            Output(store, "modified_timestamp"), Input(store, "data"), prevent_initial_call=True,
+        )
+    app.clientside_callback(
+        f"function(options) {{ return window.classmap.setWhenIdle({ids.FOCAL!r}, "
+        f"'options', options); }}",
+        Output(ids.FOCAL_ALL, "modified_timestamp"), Input(ids.FOCAL_ALL, "data"),
+        prevent_initial_call=True,
+    )
 
     for control, field in ((ids.FOCAL, "focal"), (ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
                            (ids.EMBEDDING_PICKER, "embedding")):

@@ -67,8 +67,10 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
             ], className="cm-row"),
             graph(ids.NEIGHBOURS, message_figure("Pick a focal class", height=300),
                   class_name="cm-neighbours", config={"displayModeBar": "hover"}),
+            # Filled in the browser (classmap.renderTable) from NEIGHBOURS_ROWS: a
+            # dcc.Markdown here loaded 465 kB of Markdown and highlight.js per page.
             html.Details([html.Summary("Table"),
-                          dcc.Markdown(id=ids.NEIGHBOURS_TABLE, className="cm-table")],
+                          html.Div(id=ids.NEIGHBOURS_TABLE, className="cm-table")],
                          className="cm-details"),
         ],
         tools=[button("CSV", ids.EXPORT_NEIGHBOURS, kind="ghost",
@@ -87,9 +89,11 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
                 button("Whole tree", ids.UNZOOM_BUTTON, disabled=True),
                 button("Clear", ids.CLEAR_SELECTION, kind="ghost", disabled=True),
             ], className="cm-row cm-buttons"),
-            # One Markdown component renders the whole list (one <li> per class): as
-            # separate Dash components, hundreds of items slow every later update.
-            dcc.Markdown(id=ids.SUBTREE_CLASSES, className="cm-class-list"),
+            # The browser fills the list (classmap.renderList, one <li> per class) from
+            # SUBTREE_ITEMS: as Dash components, hundreds of items slowed every update,
+            # and a dcc.Markdown loaded 465 kB of Markdown and highlight.js per page.
+            html.Div([html.Ol(id=ids.SUBTREE_CLASSES),
+                      html.P(id=ids.SUBTREE_MORE)], className="cm-class-list"),
         ],
         tools=[button("CSV", ids.EXPORT_SUBTREE, kind="ghost",
                       title="download the selected classes as CSV"),
@@ -138,4 +142,6 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         dcc.Store(id=ids.HEATMAP_ZOOM),
         dcc.Store(id=ids.CLASS_MAP_OVERLAY),
         dcc.Store(id=ids.EMBED_DONE), dcc.Download(id=ids.DOWNLOAD),
+        dcc.Store(id=ids.SUBTREE_ITEMS), dcc.Store(id=ids.NEIGHBOURS_ROWS),
+        dcc.Store(id=ids.FOCAL_ALL),
     ], className="cm-page cm-page-classes")

@@ -140,33 +140,29 @@ def test_dendrogram_patch_carries_the_highlight(services, lite0_view):
 
 
 def test_selection_panel_lists_the_subtree(services, lite0_view):
-    title, stats, items, zoom_off, whole_off, clear_off = page.selection_panel_logic(
+    title, stats, items, more, zoom_off, whole_off, clear_off = page.selection_panel_logic(
         services, selection(node=1990), READY)
     leaves = subtree_leaves(lite0_view.analysis.linkage, 1990)
-    html_items = markdown_to_items(items)
-    assert title == "Subtree of node 1990" and len(html_items) == len(leaves)
-    assert set(html_items) == {lite0_view.names[i] for i in leaves}
+    assert title == "Subtree of node 1990" and len(items) == len(leaves) and more == ""
+    assert set(items) == {lite0_view.names[i] for i in leaves}
+    # in dendrogram order, as the heatmap's rows
+    order = list(lite0_view.layout.order)
+    assert [order.index(lite0_view.names.index(name)) for name in items] == sorted(
+        order.index(lite0_view.names.index(name)) for name in items)
     assert not zoom_off and whole_off and not clear_off
     empty = page.selection_panel_logic(services, selection(), READY)
-    assert empty[2] == "" and empty[3]
+    assert empty[2] == [] and empty[3] == "" and empty[4]
+    json.dumps(items)  # plain JSON for the browser, which renders it as text
 
 
-def markdown_to_items(text: str) -> list[str]:
-    """Item texts of a ``markdown_list`` (undoing its escapes; the e2e test checks the
-    real rendering in the browser)."""
-    import re as regex
-
-    items = []
-    for line in text.splitlines():
-        match = regex.match(r"^\d+\. (.*)$", line)
-        if match:
-            items.append(regex.sub(r"\\(.)", r"\1", match.group(1)))
-    return items
-
-
-def test_markdown_escaping_keeps_names_literal():
-    names = ["potter's wheel", "a*b_c [x](y)", "1. not a number", "back\\slash", "<b>bold</b>"]
-    assert markdown_to_items(page.markdown_list(names)) == names
+def test_a_long_selection_is_cut_short_with_a_note(services, lite0_view):
+    limit, page.SUBTREE_LIST_LIMIT = page.SUBTREE_LIST_LIMIT, 50
+    try:
+        _, _, items, more, *_ = page.selection_panel_logic(
+            services, selection(node=lite0_view.layout.root), READY)
+    finally:
+        page.SUBTREE_LIST_LIMIT = limit
+    assert len(items) == 50 and more == "… and 950 more: download the CSV"
 
 
 def test_buttons_need_a_click(services):
@@ -181,19 +177,31 @@ def test_neighbours_and_class_picker(services, lite0_view):
     figure, table = page.neighbours_logic(services, selection(focal=DUNGENESS_ID), READY)
     assert figure.data[0].customdata[0] == "n01981276"
     assert figure.layout.yaxis.ticktext[0] == "king crab"
-    options = page.focal_options_logic(services, None, None, selection(), READY, ids.STATUS)
-    assert len(options) == 1000 and options[118]["value"] == DUNGENESS_ID
-    assert "Dungeness crab" in options[118]["label"] and "n01978287" in options[118]["label"]
+    assert table["header"][:3] == ["#", "class", "id"] and len(table["rows"]) == 10
+    assert table["rows"][0][:3] == ["1", lite0_view.names[lite0_view.find_class("n01981276")],
+                                    "n01981276"]
+    assert float(table["rows"][0][3]) == pytest.approx(float(figure.data[0].x[0]), abs=1e-4)
+    json.dumps(table)
+    assert page.neighbours_logic(services, selection(), READY)[1] is None
+    now, every = page.focal_options_logic(services, None, None, selection(), READY, ids.STATUS)
+    assert now == [] and len(every) == 1000 and every[118]["value"] == DUNGENESS_ID
+    assert "Dungeness crab" in every[118]["label"] and "n01978287" in every[118]["label"]
+    # the picker gets the current class's option at once, every option when idle
+    now, every = page.focal_options_logic(services, None, None, selection(focal=DUNGENESS_ID),
+                                          READY, ids.STATUS)
+    assert now == [every[118]] and len(every) == 1000
     with pytest.raises(PreventUpdate):  # the browser filters 1,000 options itself
         page.focal_options_logic(services, "crab", None, selection(), READY, ids.FOCAL)
     wide = update_selection(default_selection("wide"), model="wide")
     status = {"key": ["wide", "cosine", "ward"], "state": "ready"}
     page.FOCAL_ALL_OPTIONS, limit = 100, page.FOCAL_ALL_OPTIONS
     try:
-        found = page.focal_options_logic(services, "class_7", "class_3", wide, status, ids.FOCAL)
+        found, later = page.focal_options_logic(services, "class_7", "class_3", wide, status,
+                                                ids.FOCAL)
     finally:
         page.FOCAL_ALL_OPTIONS = limit
     assert found[0]["value"] == "class_3" and found[1]["value"] == "class_7"
+    assert later is no_update  # above the limit the server searches; nothing to add later
 
 
 def test_clicks_and_lasso_update_the_selection(services, lite0_view):
