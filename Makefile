@@ -29,8 +29,8 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	@$(BIN)/python -m pip install --quiet -e '.[test]' >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
 	@touch $@
 
-# The dashboard's vendored scripts: plotly.js's cartesian bundle and the regenerator
-# runtime (npm; see app/browser_scripts.py). A no-op when they are current; without npm
+# The dashboard's vendored scripts: a partial plotly.js bundle of the traces it draws
+# (built with npm and esbuild) and the regenerator runtime (see app/browser_scripts.py). A no-op when they are current; without npm
 # the dashboard sends Dash's stock scripts instead (full plotly.js, babel polyfill).
 browser-scripts: $(VENV)/.installed
 	@$(BIN)/python -m app.browser_scripts --optional

@@ -1,14 +1,18 @@
-"""Which scripts the browser gets, and the install step that fetches the lighter ones.
+"""Which scripts the browser gets, and the install step that makes the lighter ones.
 
 Every dashboard page evaluates its JavaScript before it draws anything, and on the
 2-core build machine that evaluation is most of a first render. Two stock pieces cost
 more than they need to:
 
-- **plotly.js.** The full bundle that ships with the ``plotly`` Python package is 4.8 MB;
-  plotly.js's *cartesian* partial bundle (1.5 MB: scatter, bar, heatmap, histogram,
-  box, violin, contour, image, pie, …) evaluates in about a third of the time, and every
-  figure Classmap draws uses only those traces, except WebGL scatter (``scattergl``),
-  which is used above a few thousand points only when the full bundle is served.
+- **plotly.js.** The full bundle that ships with the ``plotly`` Python package is
+  4.8 MB; even plotly.js's own *cartesian* partial bundle (1.5 MB, twelve trace types
+  and the world-calendars data) took ≈ 0.5 s of main-thread time to evaluate here.
+  Classmap draws five trace types (:data:`PLOTLY_TRACES`: scatter, bar, heatmap,
+  histogram, image), so the install step builds a *partial bundle of exactly those*
+  from plotly.js's sources, as plotly.js documents for custom bundles (its
+  ``lib/core`` plus one ``lib/<trace>`` module each, bundled and minified with esbuild):
+  1.26 MB, ≈ 0.17 s to evaluate. WebGL scatter (``scattergl``) is used above a few
+  thousand points only when the full bundle is served.
 - **Dash's babel polyfill** (``@babel/polyfill`` 7: core-js 2 plus the regenerator
   runtime). core-js 2 judges V8's own ``String.prototype.trim`` non-compliant (U+180E
   stopped being whitespace in Unicode 6.3) and replaces it, and with it ``parseInt`` and
@@ -16,15 +20,17 @@ more than they need to:
   through them. Current browsers need none of core-js; dash-renderer and
   dash-core-components need only the global ``regeneratorRuntime``. With the
   standalone ``regenerator-runtime`` installed, the page leaves the polyfill out and
-  loads that instead (measured by ``benchmarks/bench_dashboard.py``).
+  loads that instead.
 
-Neither replacement is part of a Python package. ``python -m app.browser_scripts`` (run
-by ``make install`` and the Dockerfile) fetches them with ``npm pack`` into
-``assets/vendor/`` (git-ignored): ``plotly.js-cartesian-dist-min`` at the *same version*
-as the full bundle of the installed ``plotly`` package, and ``regenerator-runtime`` at a
-pinned version whose file is checked by its SHA-256. Dash serves every script in
+Neither is part of a Python package. ``python -m app.browser_scripts`` (run by ``make
+install`` and the Dockerfile) makes them with npm into ``assets/vendor/``
+(git-ignored): the plotly.js bundle from ``plotly.js`` at the *same version* as the full
+bundle of the installed ``plotly`` package (its header names the version and the
+traces, so a changed version or trace list is rebuilt), and ``regenerator-runtime`` at
+a pinned version whose file is checked by its SHA-256. Dash serves every script in
 ``assets/`` on every page, before dash-renderer: ``window.Plotly`` then exists before
 the first graph mounts and dash-core-components uses it instead of loading its own.
+``benchmarks/bench_dashboard.py`` measures the page with and without them.
 
 Without a file (no npm at install time), or with ``CLASSMAP_PLOTLY_BUNDLE=full`` /
 ``CLASSMAP_BABEL_POLYFILL=keep``, the page gets Dash's stock script instead: slower
@@ -48,20 +54,23 @@ from typing import Callable
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 VENDOR_DIR = ASSETS_DIR / "vendor"
-BUNDLE_PATH = VENDOR_DIR / "plotly-cartesian.min.js"
+BUNDLE_PATH = VENDOR_DIR / "plotly-classmap.min.js"
 RUNTIME_PATH = VENDOR_DIR / "regenerator-runtime.js"
 # Regexes for Dash's ``assets_ignore``: leave a vendored script out of the page.
-BUNDLE_IGNORE = r"plotly-cartesian\.min\.js$"
+BUNDLE_IGNORE = r"plotly-classmap\.min\.js$"
 RUNTIME_IGNORE = r"regenerator-runtime\.js$"
 # Dash's babel polyfill in the page's script tags (dash/_dash_renderer.py: polyfill@7.x).
 POLYFILL_TAG = re.compile(r'<script src="[^"]*/polyfill@[^"]*"></script>\s*')
-CHOICES = ("cartesian", "full")
+CHOICES = ("partial", "full")
 POLYFILL_CHOICES = ("drop", "keep")
-# Trace types the cartesian bundle registers (plotly.js lib/index-cartesian.js).
-CARTESIAN_TRACES = frozenset({
-    "bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
-    "image", "pie", "scatter", "scatterternary", "violin",
-})
+# Trace types the partial bundle holds: every type Classmap's figures use (a test reads
+# app/ for them). scatter is part of plotly.js's core.
+PLOTLY_TRACES = ("scatter", "bar", "heatmap", "histogram", "image")
+# The npm packages that build it (pinned but plotly.js, which follows the Python package).
+ESBUILD_VERSION = "0.28.2"
+BUFFER_VERSION = "6.0.3"  # plotly.js's image trace requires "buffer/"
+HEADER = re.compile(r"plotly\.js v(?P<version>[^,\s]+), partial bundle for Classmap: "
+                    r"traces (?P<traces>[a-z, ]+)")
 RUNTIME_VERSION = "0.14.1"
 RUNTIME_SHA256 = "7beda998b3fd277f3548e12b277bafc3037d243421f007032d38dffee412224c"
 
@@ -73,21 +82,27 @@ def plotlyjs_version() -> str:
     return get_plotlyjs_version()
 
 
+def bundle_header(version: str, traces: tuple[str, ...] = PLOTLY_TRACES) -> str:
+    """The comment that opens the partial bundle: plotly.js version and trace list."""
+    return f"/**\n* plotly.js v{version}, partial bundle for Classmap: traces {', '.join(traces)}\n*/"
+
+
 def bundle_version(path: Path = BUNDLE_PATH) -> str | None:
-    """The version written in the bundle's header comment, or None if absent/unreadable."""
+    """The plotly.js version named in the partial bundle's header, or None if absent,
+    unreadable, or built for other traces than :data:`PLOTLY_TRACES`."""
     try:
         with path.open("r", encoding="utf-8", errors="replace") as handle:
-            head = handle.read(300)
+            head = handle.read(400)
     except OSError:
         return None
-    for line in head.splitlines():
-        if "plotly.js" in line and " v" in line:
-            return line.rsplit(" v", 1)[-1].strip()
-    return None
+    match = HEADER.search(head)
+    if match is None or tuple(t.strip() for t in match["traces"].split(",")) != PLOTLY_TRACES:
+        return None
+    return match["version"]
 
 
-def cartesian_available(path: Path = BUNDLE_PATH) -> bool:
-    """True when the partial bundle is installed and matches the Python package's plotly.js."""
+def partial_available(path: Path = BUNDLE_PATH) -> bool:
+    """True when the partial bundle is built for the Python package's plotly.js version."""
     return bundle_version(path) == plotlyjs_version()
 
 
@@ -100,9 +115,9 @@ def runtime_available(path: Path = RUNTIME_PATH) -> bool:
 
 
 def choose_bundle(requested: str | None, path: Path = BUNDLE_PATH) -> str:
-    """``cartesian`` or ``full``: what the server will send for ``requested`` (None = default).
+    """``partial`` or ``full``: what the server will send for ``requested`` (None = default).
 
-    The default is ``cartesian`` when the file is installed and current, else ``full``.
+    The default is ``partial`` when the file is built and current, else ``full``.
     """
     if requested not in (None, "", *CHOICES):
         from analysis.errors import ClassmapError
@@ -110,7 +125,7 @@ def choose_bundle(requested: str | None, path: Path = BUNDLE_PATH) -> str:
         raise ClassmapError(f"unknown plotly bundle {requested!r}; use one of {', '.join(CHOICES)}")
     if requested == "full":
         return "full"
-    return "cartesian" if cartesian_available(path) else "full"
+    return "partial" if partial_available(path) else "full"
 
 
 def choose_polyfill(requested: str | None, path: Path = RUNTIME_PATH) -> str:
@@ -141,66 +156,126 @@ def without_polyfill(scripts: str) -> str:
     return POLYFILL_TAG.sub("", scripts)
 
 
+def _npm(npm: str, args: list[str], cwd: str, what: str, timeout: int = 600) -> None:
+    """Run ``npm args`` in ``cwd``; RuntimeError with npm's last line when it fails."""
+    if shutil.which(npm) is None:
+        raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
+                           f"and run python -m app.browser_scripts")
+    done = subprocess.run([npm, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(f"{what} failed: {reason[-1] if reason else 'no output'}")
+
+
+def build_partial_bundle(staged: Path, work: str, npm: str) -> None:
+    """Build plotly.js's partial bundle of :data:`PLOTLY_TRACES` into ``staged``.
+
+    ``npm install`` of ``plotly.js`` (the Python package's version), esbuild and buffer
+    into ``work``, then esbuild bundles an entry that registers the traces with
+    plotly.js's core — the recipe of plotly.js's CUSTOM_BUNDLE.md, without cloning it.
+    """
+    version = plotlyjs_version()
+    Path(work, "package.json").write_text('{"name": "classmap-plotly", "private": true}\n')
+    _npm(npm, ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--silent",
+               f"plotly.js@{version}", f"esbuild@{ESBUILD_VERSION}", f"buffer@{BUFFER_VERSION}"],
+         work, f"npm install plotly.js@{version}")
+    modules = ",\n    ".join(f"require('plotly.js/lib/{trace}')" for trace in PLOTLY_TRACES
+                              if trace != "scatter")
+    Path(work, "entry.js").write_text(
+        f"var Plotly = require('plotly.js/lib/core');\nPlotly.register([\n    {modules}\n]);\n"
+        "module.exports = Plotly;\n")
+    # The settings of plotly.js's own build (esbuild-config.js) that these traces need;
+    # CSS is imported only by map traces.
+    esbuild = Path(work, "node_modules", ".bin", "esbuild")
+    done = subprocess.run(
+        [str(esbuild), "entry.js", "--bundle", "--minify", "--format=iife",
+         "--global-name=Plotly", "--target=es2016", "--define:global=window",
+         "--define:define.amd=false", "--define:process.env.NODE_DEBUG=false",
+         "--loader:.css=empty", "--legal-comments=none", "--log-level=error",
+         f"--banner:js={bundle_header(version)}", f"--outfile={staged}"],
+        capture_output=True, text=True, timeout=300, cwd=work)
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(f"esbuild (plotly.js partial bundle) failed: "
+                           f"{reason[0] if reason else 'no output'}")
+
+
+def pack_member(package: str, version: str, member: str) -> Callable[[Path, str, str], None]:
+    """A maker that writes file ``member`` of ``npm pack package@version`` to ``staged``."""
+
+    def make(staged: Path, work: str, npm: str) -> None:
+        _npm(npm, ["pack", f"{package}@{version}", "--silent", "--pack-destination", work],
+             work, f"npm pack {package}@{version}")
+        tarballs = sorted(Path(work).glob("*.tgz"))
+        if not tarballs:
+            raise RuntimeError(f"npm pack {package}@{version} wrote no tarball")
+        with tarfile.open(tarballs[0], "r:gz") as archive:
+            source = archive.extractfile(archive.getmember(member))
+            if source is None:
+                raise RuntimeError(f"{member} is missing from {tarballs[0].name}")
+            with staged.open("wb") as target:
+                shutil.copyfileobj(source, target)
+
+    return make
+
+
 @dataclass(frozen=True)
 class VendorScript:
-    """One file fetched from an npm package into ``assets/vendor/``."""
+    """One file made with npm into ``assets/vendor/``."""
 
     label: str
-    package: str
-    member: str  # the file inside the package tarball
     path: Path
     version: Callable[[], str]
     installed: Callable[[Path], bool]
+    make: Callable[[Path, str, str], None]  # (staged file, work folder, npm)
     fallback: str  # what the page does without it
 
 
 VENDOR_SCRIPTS = (
-    VendorScript("plotly.js cartesian bundle", "plotly.js-cartesian-dist-min",
-                 "package/plotly-cartesian.min.js", BUNDLE_PATH, plotlyjs_version,
-                 cartesian_available, "the dashboard sends the full plotly.js"),
-    VendorScript("regenerator runtime", "regenerator-runtime", "package/runtime.js",
-                 RUNTIME_PATH, lambda: RUNTIME_VERSION, runtime_available,
+    VendorScript("plotly.js partial bundle", BUNDLE_PATH, plotlyjs_version, partial_available,
+                 build_partial_bundle, "the dashboard sends the full plotly.js"),
+    VendorScript("regenerator runtime", RUNTIME_PATH, lambda: RUNTIME_VERSION, runtime_available,
+                 pack_member("regenerator-runtime", RUNTIME_VERSION, "package/runtime.js"),
                  "the dashboard sends Dash's babel polyfill"),
 )
 
 
 def fetch(script: VendorScript = VENDOR_SCRIPTS[0], path: Path | None = None,
           npm: str = "npm") -> Path:
-    """Fetch ``script`` with ``npm pack`` and install its file at ``path`` (its own path).
+    """Make ``script`` with npm and install its file at ``path`` (its own path).
 
-    The file is checked (plotly.js: its header names the version; the runtime: its
-    SHA-256) and moved into place atomically, so an interrupted fetch leaves either the
-    old file or none. Raises RuntimeError naming the problem.
+    The file is checked (the plotly.js bundle: its header names the version and the
+    traces; the runtime: its SHA-256) and moved into place atomically, so an interrupted
+    run leaves either the old file or none. Raises RuntimeError naming the problem.
     """
     path = path or script.path
-    version = script.version()
     if shutil.which(npm) is None:
         raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
                            f"and run python -m app.browser_scripts")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="classmap-vendor-") as work:
-        done = subprocess.run(
-            [npm, "pack", f"{script.package}@{version}", "--silent", "--pack-destination", work],
-            capture_output=True, text=True, timeout=300, cwd=work,
-        )
-        tarballs = sorted(Path(work).glob("*.tgz"))
-        if done.returncode != 0 or not tarballs:
-            reason = (done.stderr or done.stdout).strip().splitlines()
-            raise RuntimeError(f"npm pack {script.package}@{version} failed: "
-                               f"{reason[-1] if reason else 'no tarball'}")
-        with tarfile.open(tarballs[0], "r:gz") as archive:
-            source = archive.extractfile(archive.getmember(script.member))
-            if source is None:
-                raise RuntimeError(f"{script.member} is missing from {tarballs[0].name}")
-            staged = path.with_name(path.name + ".part")
-            with staged.open("wb") as target:
-                shutil.copyfileobj(source, target)
+    staged = path.with_name(path.name + ".part")
+    try:
+        with tempfile.TemporaryDirectory(prefix="classmap-vendor-") as work:
+            script.make(staged, work, npm)
         if not script.installed(staged):
-            staged.unlink(missing_ok=True)
-            raise RuntimeError(f"{tarballs[0].name} does not hold the expected "
-                               f"{script.label} v{version}")
+            raise RuntimeError(f"the {script.label} made by npm is not the expected "
+                               f"v{script.version()}")
         os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_files(folder: Path = VENDOR_DIR) -> list[Path]:
+    """Delete files in ``folder`` that no current vendored script owns (Dash would serve
+    every ``.js`` left there on every page, such as an earlier plotly.js bundle)."""
+    wanted = {script.path.name for script in VENDOR_SCRIPTS}
+    removed = [path for path in sorted(folder.glob("*"))
+               if path.is_file() and path.name not in wanted]
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="warn instead of failing when one cannot be fetched")
     options = parser.parse_args(argv)
     status = 0
+    if not options.check:
+        remove_stale_files()
     for script in VENDOR_SCRIPTS:
         name = f"{script.label} v{script.version()}"
         if script.installed(script.path):
@@ -221,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: missing; run python -m app.browser_scripts")
             status = 1
             continue
+        print(f"{name}: making it with npm (the plotly.js bundle takes about half a minute)…",
+              flush=True)
         try:
             fetch(script)
         except (RuntimeError, OSError, subprocess.SubprocessError, KeyError,

@@ -20,7 +20,7 @@ This is the only module of the app that reads environment variables:
 ``CLASSMAP_DEVICE``
     torch device for the analyses (``--device`` wins; default CUDA when present).
 ``CLASSMAP_PLOTLY_BUNDLE``
-    ``cartesian`` (default when ``make install`` could fetch it) or ``full``: which
+    ``partial`` (default when ``make install`` could build it) or ``full``: which
     plotly.js the pages load (see :mod:`app.browser_scripts`). ``full`` is slower to start
     and draws scatter plots of more than a few thousand points with WebGL.
 ``CLASSMAP_BABEL_POLYFILL``
@@ -88,7 +88,7 @@ class Settings:
     device : torch device for analyses, or None for "CUDA when present"
     dense_heatmap_limit : up to this many classes the heatmap shows every cell
     warm_default : analyse the default model before the server accepts requests
-    plotly_bundle : ``cartesian`` or ``full`` — the plotly.js the pages load
+    plotly_bundle : ``partial`` or ``full`` — the plotly.js the pages load
     babel_polyfill : ``drop`` or ``keep`` — whether pages load Dash's babel polyfill
     """
 

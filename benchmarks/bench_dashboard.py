@@ -14,8 +14,10 @@ Baselines, measured in the same run:
 
 - "Dash floor": a minimal Dash app in the same browser showing one empty dcc.Graph —
   the cost of Dash + plotly.js on this machine, which any Dash dashboard pays;
-- "full plotly.js": the same Classmap page served with ``CLASSMAP_PLOTLY_BUNDLE=full``
-  (the 4.8 MB bundle dash-core-components loads by itself) instead of the cartesian one;
+- "stock scripts": the same Classmap page served with ``CLASSMAP_PLOTLY_BUNDLE=full``
+  (the 4.8 MB bundle dash-core-components loads by itself) and Dash's babel polyfill
+  (``CLASSMAP_BABEL_POLYFILL=keep``) instead of the partial bundle and the regenerator
+  runtime — Dash's stock scripts;
 - "naive redraw": the same click answered the naive way, by sending whole figures
   (float heatmap + ``plotly.figure_factory.create_dendrogram``) instead of a Patch;
 - payload and build time of those naive figures.
@@ -134,15 +136,16 @@ def wait_for(url: str, process: subprocess.Popen | None = None, seconds: float =
     raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
-def start_classmap(cache_dir: Path, bundle: str | None = None) -> tuple[subprocess.Popen, str]:
+def start_classmap(cache_dir: Path, stock: bool = False) -> tuple[subprocess.Popen, str]:
     """``classmap serve`` on a free port (warm: the default model is analysed at start).
 
-    ``bundle``: ``CLASSMAP_PLOTLY_BUNDLE`` for the server (None: its default).
+    ``stock``: serve Dash's stock scripts (full plotly.js, babel polyfill) instead of the
+    vendored ones (app/browser_scripts.py).
     """
     port = free_port()
     env = {**os.environ, "CLASSMAP_JOBS_DIR": str(cache_dir / "jobs")}
-    if bundle is not None:
-        env["CLASSMAP_PLOTLY_BUNDLE"] = bundle
+    if stock:
+        env.update(CLASSMAP_PLOTLY_BUNDLE="full", CLASSMAP_BABEL_POLYFILL="keep")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--cache-dir",
          str(cache_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,7 +188,7 @@ def start_baseline(heat, dendro, plotly_bundle: Path | None = None) -> str:
     """A minimal Dash app: one empty graph (the floor) and a naive whole-figure redraw.
 
     ``plotly_bundle``: a plotly.js file served from the app's assets (defines
-    ``window.Plotly`` first, as Classmap does with the cartesian bundle); None: dcc's own.
+    ``window.Plotly`` first, as Classmap does with its partial bundle); None: dcc's own.
     """
     import shutil
 
@@ -314,19 +317,19 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
     from plotly.io.json import to_json_plotly
 
-    from app.browser_scripts import choose_bundle
+    from app.browser_scripts import choose_bundle, choose_polyfill
 
     cache_dir = Path(tempfile.mkdtemp(prefix="classmap-bench-cache-"))
     bundle = choose_bundle(None)
     process, url = start_classmap(cache_dir)
-    full_process, full_url = start_classmap(cache_dir, bundle="full")
+    full_process, full_url = start_classmap(cache_dir, stock=True)
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
     from app.browser_scripts import BUNDLE_PATH
 
-    cartesian_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
-                           if bundle == "cartesian" else None)
+    partial_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
+                         if bundle == "partial" else None)
 
     from app.figures import dendrogram_figure
     from app.tree_layout import compute_tree_layout
@@ -356,9 +359,9 @@ def main(argv=None) -> int:
                 browser, baseline_url, ("floor",), options.runs, reuse_context=False)
             floor_cached, _, _ = measure_render(browser, baseline_url, ("floor",), options.runs,
                                                 reuse_context=True)
-            cartesian_floor = (measure_render(browser, cartesian_floor_url, ("floor",),
+            partial_floor = (measure_render(browser, partial_floor_url, ("floor",),
                                               options.runs, reuse_context=False)[0]
-                               if cartesian_floor_url else [])
+                             if partial_floor_url else [])
             clicks = measure_clicks(browser, url + "/?cut=8", options.clicks)
             naive_clicks = measure_naive_click(browser, baseline_url, max(2, options.runs // 2))
             browser.close()
@@ -374,17 +377,17 @@ def main(argv=None) -> int:
         ("first full render, cached browser (ms)", median(cached), median(floor_cached),
          "≤ 2000", "Dash floor: one empty graph"),
         ("first full render, fresh browser (ms)", median(fresh), median(full_fresh),
-         "≤ 2000", "same page, full plotly.js"),
+         "≤ 2000", "same page, Dash's stock scripts"),
         ("first full render, fresh browser (ms)", median(fresh),
-         median(cartesian_floor) if cartesian_floor else 0, "≤ 2000",
-         "Dash floor with the cartesian plotly.js"),
+         median(partial_floor) if partial_floor else 0, "≤ 2000",
+         "Dash floor with the partial plotly.js"),
         ("dendrogram click → panel + outline (ms)", median(clicks), median(naive_clicks),
          "≤ 200", "naive: resend whole figures"),
         ("dendrogram click, slowest of runs (ms)", max(clicks), max(naive_clicks), "", ""),
         ("initial data payload (MB)", median(data) / mb, naive_bytes / mb, "≤ 3",
          "naive float heatmap + create_dendrogram"),
         ("static libraries, cacheable (MB)", median(static) / mb, median(full_static) / mb, "",
-         "same page, full plotly.js"),
+         "same page, Dash's stock scripts"),
         ("dendrogram figure build, 1,000 leaves (ms)", 1000 * ours_build, 1000 * dendro_build,
          "", "create_dendrogram"),
         ("dendrogram figure JSON (MB)", ours_dendro_bytes / mb, len(to_json_plotly(dendro)) / mb,
@@ -392,7 +395,7 @@ def main(argv=None) -> int:
     ]
     print(f"\nClassmap dashboard, embedded default (1,000 classes); {options.runs} page loads, "
           f"{options.clicks} clicks; medians unless noted; {os.cpu_count()} CPU cores; "
-          f"plotly.js bundle: {bundle}\n")
+          f"plotly.js bundle: {bundle}; babel polyfill: {choose_polyfill(None)}\n")
     print("| measurement | Classmap | baseline | ratio | target | baseline is |")
     print("|---|---:|---:|---:|---|---|")
     for name, value, base, target, what in rows:
@@ -400,7 +403,7 @@ def main(argv=None) -> int:
         print(f"| {name} | {value:,.2f} | {base:,.2f} | {ratio} | {target} | {what} |")
     print(f"\nper-run first render, fresh (ms): {', '.join(f'{t:.0f}' for t in fresh)}")
     print(f"per-run first render, cached (ms): {', '.join(f'{t:.0f}' for t in cached)}")
-    print(f"per-run first render, full plotly.js (ms): "
+    print(f"per-run first render, stock scripts (ms): "
           f"{', '.join(f'{t:.0f}' for t in full_fresh)}")
     print(f"per-click (ms): {', '.join(f'{t:.0f}' for t in clicks)}")
     print(f"naive heatmap figure build: {1000 * heat_build:.0f} ms")

@@ -1,4 +1,4 @@
-"""Which scripts the pages load: plotly.js (cartesian or full), with or without Dash's polyfill."""
+"""Which scripts the pages load: plotly.js (partial or full), with or without Dash's polyfill."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from app.server import create_app
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
 
-def write_bundle(path: Path, version: str) -> Path:
-    path.write_text(f"/**\n* plotly.js (cartesian - minified) v{version}\n*/\nwindow.Plotly={{}};\n")
+def write_bundle(path: Path, version: str, traces=scripts.PLOTLY_TRACES) -> Path:
+    path.write_text(scripts.bundle_header(version, tuple(traces)) + "\nwindow.Plotly={};\n")
     return path
 
 
@@ -25,15 +25,20 @@ def test_the_bundle_is_chosen_only_when_installed_and_current(tmp_path):
     current = scripts.plotlyjs_version()
     good = write_bundle(tmp_path / "good.js", current)
     stale = write_bundle(tmp_path / "stale.js", "1.0.0")
+    fewer = write_bundle(tmp_path / "fewer.js", current, ("scatter", "bar"))
+    stock = tmp_path / "stock.js"
+    stock.write_text(f"/**\n* plotly.js (cartesian - minified) v{current}\n*/\n")
     missing = tmp_path / "missing.js"
     assert scripts.bundle_version(good) == current
-    assert scripts.choose_bundle(None, good) == "cartesian"
-    assert scripts.choose_bundle("cartesian", good) == "cartesian"
+    assert scripts.choose_bundle(None, good) == "partial"
+    assert scripts.choose_bundle("partial", good) == "partial"
     assert scripts.choose_bundle("full", good) == "full"
-    # a stale or missing file: the full plotly.js, never a mismatched one
-    assert scripts.choose_bundle(None, stale) == "full"
-    assert scripts.choose_bundle("cartesian", missing) == "full"
-    with pytest.raises(ClassmapError, match="unknown plotly bundle 'gl'.*cartesian, full"):
+    # stale, built for other traces, not ours, or missing: the full plotly.js, never a
+    # mismatched one
+    for path in (stale, fewer, stock, missing):
+        assert scripts.choose_bundle(None, path) == "full", path.name
+    assert scripts.choose_bundle("partial", missing) == "full"
+    with pytest.raises(ClassmapError, match="unknown plotly bundle 'gl'.*partial, full"):
         scripts.choose_bundle("gl", good)
 
 
@@ -53,7 +58,7 @@ def test_fetch_without_npm_names_the_fix(tmp_path):
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="make install fetches them in CI")
 def test_make_install_fetched_the_current_scripts():
-    assert scripts.cartesian_available(), "run: .venv/bin/python -m app.browser_scripts"
+    assert scripts.partial_available(), "run: .venv/bin/python -m app.browser_scripts"
     assert scripts.runtime_available(), "run: .venv/bin/python -m app.browser_scripts"
 
 
@@ -68,9 +73,9 @@ def test_the_polyfill_is_dropped_only_with_the_pinned_runtime(tmp_path):
     assert scripts.choose_polyfill("keep", scripts.RUNTIME_PATH) == "keep"
     with pytest.raises(ClassmapError, match="unknown babel polyfill"):
         Settings.create(cache_dir=tmp_path, environ={"CLASSMAP_BABEL_POLYFILL": "maybe"})
-    assert scripts.assets_ignore("cartesian", "drop") == ""
+    assert scripts.assets_ignore("partial", "drop") == ""
     ignored = re.compile(scripts.assets_ignore("full", "keep"))
-    assert ignored.search("vendor/plotly-cartesian.min.js")
+    assert ignored.search("vendor/plotly-classmap.min.js")
     assert ignored.search("vendor/regenerator-runtime.js")
     assert not ignored.search("classmap.js")
 
@@ -95,18 +100,46 @@ def test_the_page_drops_the_polyfill_when_the_runtime_is_installed(tmp_path):
             assert html.index("regenerator-runtime.js") < html.index("dash_renderer")
 
 
-@pytest.mark.skipif(not scripts.cartesian_available(), reason="bundle not installed")
+@pytest.mark.skipif(not scripts.partial_available(), reason="bundle not installed")
 def test_the_page_loads_the_chosen_bundle(tmp_path):
-    for choice, expected in (("cartesian", True), ("full", False)):
+    for choice, expected in (("partial", True), ("full", False)):
         settings = Settings.create(cache_dir=tmp_path, warm_default=False,
                                    plotly_bundle=choice)
         html = create_app(settings).server.test_client().get("/").get_data(as_text=True)
-        assert ("plotly-cartesian.min.js" in html) is expected, choice
+        assert ("plotly-classmap.min.js" in html) is expected, choice
 
 
-def test_figures_use_only_cartesian_traces_or_guarded_webgl():
-    """Every trace class the app builds exists in the cartesian bundle; WebGL ones only
-    behind the ``webgl`` flag (set when the full plotly.js is served)."""
+@pytest.mark.skipif(not scripts.partial_available(), reason="bundle not installed")
+def test_the_built_bundle_registers_exactly_its_traces():
+    """The installed bundle, run in Chromium's JavaScript engine, knows the five traces."""
+    from tests.e2e.conftest import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless"])
+        page = browser.new_page()
+        page.add_script_tag(content=scripts.BUNDLE_PATH.read_text())
+        registered = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces).sort()")
+        version = page.evaluate("Plotly.version")
+        browser.close()
+    assert registered == sorted(scripts.PLOTLY_TRACES)
+    assert version == scripts.plotlyjs_version()
+
+
+def test_stale_vendor_files_are_removed(tmp_path):
+    (tmp_path / "plotly-cartesian.min.js").write_text("old")
+    (tmp_path / scripts.RUNTIME_PATH.name).write_text("kept")
+    removed = scripts.remove_stale_files(tmp_path)
+    assert [path.name for path in removed] == ["plotly-cartesian.min.js"]
+    assert [path.name for path in tmp_path.iterdir()] == [scripts.RUNTIME_PATH.name]
+
+
+def test_figures_use_only_the_bundles_traces_or_guarded_webgl():
+    """Every trace class the app builds is in the partial bundle; WebGL ones only behind
+    the ``webgl`` flag (set when the full plotly.js is served)."""
     found = {}
     for path in APP_DIR.rglob("*.py"):
         for line in path.read_text().splitlines():
@@ -115,7 +148,7 @@ def test_figures_use_only_cartesian_traces_or_guarded_webgl():
     found.pop("figure", None)
     assert found, "no figure builders found"
     for trace, uses in found.items():
-        if trace in scripts.CARTESIAN_TRACES:
+        if trace in scripts.PLOTLY_TRACES:
             continue
-        assert trace == "scattergl", f"{trace} is not in plotly.js's cartesian bundle: {uses}"
+        assert trace == "scattergl", f"{trace} is not in the partial plotly.js bundle: {uses}"
         assert all("if webgl" in line for _, line in uses), uses

@@ -135,7 +135,7 @@ def test_class_map_marks_selection_and_focal():
     many = np.zeros((figures.WEBGL_POINTS + 1, 2))
     names = ["x"] * (figures.WEBGL_POINTS + 1)
     assert figures.class_map_figure(many, names, webgl=True).data[0].type == "scattergl"
-    # the cartesian plotly.js has no WebGL traces: SVG whatever the size
+    # the partial plotly.js has no WebGL traces: SVG whatever the size
     assert figures.class_map_figure(many, names).data[0].type == "scatter"
 
 

@@ -23,6 +23,7 @@ from app.services_weights import (
     histogram_of,
     seed_line_density,
 )
+from app.browser_scripts import PLOTLY_TRACES
 from app.state import parse_query, update_selection
 from tests.app.test_layering import imported_modules
 
@@ -31,10 +32,8 @@ MODEL = "lite0-imagenet"
 DUNGENESS = ("n01978287", 118)
 KING_CRAB = ("n01981276", 121)
 READY = {"key": [MODEL, "cosine", "ward"], "state": "ready", "message": ""}
-# Trace types of plotly.js's cartesian partial bundle, which the dashboard loads.
-CARTESIAN_TRACES = {"scatter", "bar", "heatmap", "histogram", "histogram2d",
-                    "histogram2dcontour", "contour", "box", "violin", "image", "pie",
-                    "scatterternary"}
+# Trace types of the partial plotly.js bundle the dashboard loads.
+BUNDLE_TRACES = set(PLOTLY_TRACES)
 
 
 def selection(**changes):
@@ -264,7 +263,7 @@ def test_icicle_outlines_the_selected_node_and_follows_clicks(services, lite0):
                                {ids.WEIGHTS_KEY})
 
 
-def test_weights_figures_use_only_cartesian_bundle_traces(services, lite0):
+def test_weights_figures_use_only_the_bundles_traces(services, lite0):
     import ast
 
     import plotly.graph_objects as go
@@ -277,7 +276,7 @@ def test_weights_figures_use_only_cartesian_bundle_traces(services, lite0):
                cw.icicle_logic(services, sel, READY, "+"),
                cw.icicle_logic(services, dict(sel, split="full", minsize=2), READY, "+")]
     types = {trace.type for figure in figures for trace in figure.data}
-    assert {"bar", "histogram", "scatter"} <= types <= CARTESIAN_TRACES
+    assert {"bar", "histogram", "scatter"} <= types <= BUNDLE_TRACES
     # and every trace class the weights figure module names at all
     tree = ast.parse((ROOT / "app" / "figures_weights.py").read_text())
     named = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
@@ -285,7 +284,7 @@ def test_weights_figures_use_only_cartesian_bundle_traces(services, lite0):
     traces = {getattr(go, name)().type for name in named
               if isinstance(getattr(go, name), type)
               and issubclass(getattr(go, name), BaseTraceType)}
-    assert traces and traces <= CARTESIAN_TRACES, traces - CARTESIAN_TRACES
+    assert traces and traces <= BUNDLE_TRACES, traces - BUNDLE_TRACES
 
 
 def test_icicle_click_and_split_controls_are_shareable():

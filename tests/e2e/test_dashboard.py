@@ -132,6 +132,35 @@ def test_explore_and_share(dash_server, new_page, artifacts_dir):
     fresh.screenshot(path=str(artifacts_dir / "e2e-05-shared-url.png"), full_page=True)
 
 
+def test_a_shared_link_asks_the_server_only_for_the_page_and_its_views(dash_server, new_page):
+    """Nothing stands between a page's arrival and its views' requests: the URL query is
+    resolved while the layout is built, and no server callback writes the shared
+    selection or status on load (dash-renderer would hold every view back for it)."""
+    page = new_page()
+    outputs = []
+
+    def record(request):
+        if "/_dash-update-component" in request.url and request.post_data:
+            import json
+
+            outputs.append(json.loads(request.post_data)["output"])
+
+    page.on("request", record)
+    page.goto(dash_server + f"/?focal={DUNGENESS_ID}&node=1990&cut=8")
+    wait_for_dashboard(page)
+    page.wait_for_timeout(1500)
+    assert any("_pages_content" in output for output in outputs), outputs
+    shell = [output for output in outputs
+             if re.search(r"(^|\.\.)(selection|analysis-status|analysis-job)\.data", output)]
+    assert not shell, shell
+    assert len(outputs) == len(set(outputs)), outputs  # each view asked once
+    # the class picker got every option when the page was idle
+    page.wait_for_function("(document.querySelector('#focal-class') !== null)")
+    page.click("#focal-class")
+    page.keyboard.type("n0198")
+    assert page.get_by_role("option").count() > 3
+
+
 def test_bad_link_loads_defaults_with_a_notice(dash_server, new_page, artifacts_dir):
     page = new_page()
     page.goto(dash_server + "/?focal=no-such-class&cut=lots&colour=red")
