@@ -130,6 +130,11 @@ def serve_in_thread(app: dash.Dash, host: str, port: int) -> threading.Thread:
     return thread
 
 
+def report_view_error(error: Exception) -> None:
+    """A view of a multi-view callback failed: tell the user (the other views go on)."""
+    _report_callback_error(error)
+
+
 def _report_callback_error(error: Exception) -> None:
     """Global callback error handler: log it, tell the user, keep the page as it was."""
     if isinstance(error, ClassmapError):

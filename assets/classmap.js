@@ -150,6 +150,44 @@
     });
   }
 
+  /* Run ``fn(element)`` once element ``id`` is in the page (a store can be filled in the
+     same update that inserts the page, before React has put its elements in). */
+  function whenElement(id, fn, tries) {
+    var element = document.getElementById(id);
+    if (element) { fn(element); return; }
+    if ((tries || 0) < 120) {
+      window.requestAnimationFrame(function () { whenElement(id, fn, (tries || 0) + 1); });
+    }
+  }
+
+  /* ``table`` {header, rows, code, numeric} as a <table> in ``container`` (null: empty it). */
+  function drawTable(container, table) {
+    if (!table) { container.replaceChildren(); return; }
+    var code = table.code || [], numeric = table.numeric || [];
+    var element = document.createElement("table");
+    var head = element.createTHead().insertRow();
+    table.header.forEach(function (text, column) {
+      var cell = document.createElement("th");
+      cell.textContent = text;
+      if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
+      head.appendChild(cell);
+    });
+    var body = element.createTBody();
+    table.rows.forEach(function (row) {
+      var line = body.insertRow();
+      row.forEach(function (text, column) {
+        var cell = line.insertCell();
+        if (code.indexOf(column) >= 0) {
+          var inner = document.createElement("code");
+          inner.textContent = text;
+          cell.appendChild(inner);
+        } else { cell.textContent = text; }
+        if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
+      });
+    });
+    container.replaceChildren(element);
+  }
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -235,47 +273,22 @@
        element has no React children, so React leaves what is drawn here alone; as
        Dash components, hundreds of items slowed every update of the page. */
     renderList: function (items, containerId) {
-      var container = document.getElementById(containerId);
-      if (!container) { return noUpdate(); }
-      var fragment = document.createDocumentFragment();
-      (items || []).forEach(function (text) {
-        var item = document.createElement("li");
-        item.textContent = text;
-        fragment.appendChild(item);
+      whenElement(containerId, function (container) {
+        var fragment = document.createDocumentFragment();
+        (items || []).forEach(function (text) {
+          var item = document.createElement("li");
+          item.textContent = text;
+          fragment.appendChild(item);
+        });
+        container.replaceChildren(fragment);
       });
-      container.replaceChildren(fragment);
       return noUpdate();
     },
 
     /* Fill the element ``containerId`` with a table {header, rows, code, numeric}
        (``code``/``numeric``: column indices shown as code / right-aligned), or empty it. */
     renderTable: function (table, containerId) {
-      var container = document.getElementById(containerId);
-      if (!container) { return noUpdate(); }
-      if (!table) { container.replaceChildren(); return noUpdate(); }
-      var code = table.code || [], numeric = table.numeric || [];
-      var element = document.createElement("table");
-      var head = element.createTHead().insertRow();
-      table.header.forEach(function (text, column) {
-        var cell = document.createElement("th");
-        cell.textContent = text;
-        if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
-        head.appendChild(cell);
-      });
-      var body = element.createTBody();
-      table.rows.forEach(function (row) {
-        var line = body.insertRow();
-        row.forEach(function (text, column) {
-          var cell = line.insertCell();
-          if (code.indexOf(column) >= 0) {
-            var inner = document.createElement("code");
-            inner.textContent = text;
-            cell.appendChild(inner);
-          } else { cell.textContent = text; }
-          if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
-        });
-      });
-      container.replaceChildren(element);
+      whenElement(containerId, function (container) { drawTable(container, table); });
       return noUpdate();
     },
 

@@ -225,6 +225,8 @@ def start_baseline(heat, dendro, plotly_bundle: Path | None = None) -> str:
 def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
                    reuse_context: bool) -> tuple[list[float], list[int], list[int]]:
     """(ms to the last of ``views``, data bytes, static bytes) per run."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     times, data_bytes, static_bytes = [], [], []
     context = browser.new_context(viewport=VIEWPORT) if reuse_context else None
     if context is not None:  # prime the HTTP cache once
@@ -237,8 +239,19 @@ def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
         page = own.new_page()
         page.add_init_script(MARKS)
         page.goto(url)
-        page.wait_for_function(
-            f"{json.dumps(list(views))}.every(v => v in window.__marks)", timeout=60_000)
+        try:
+            page.wait_for_function(
+                f"{json.dumps(list(views))}.every(v => v in window.__marks)", timeout=60_000)
+        except PlaywrightTimeout:
+            drawn = page.evaluate("window.__marks")
+            shot = Path(tempfile.gettempdir()) / f"bench-dashboard-timeout-{len(times)}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"warning: {url}: {sorted(set(views) - set(drawn))} not drawn in 60 s "
+                  f"(screenshot {shot}); this load is left out", file=sys.stderr)
+            page.close()
+            if context is None:
+                own.close()
+            continue
         marks = page.evaluate("window.__marks")
         page.wait_for_timeout(1500)  # let late replies (class map, options) arrive
         # Bytes from the page's own Resource Timing entries (not by reading every response

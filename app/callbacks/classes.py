@@ -16,7 +16,7 @@ overlays, component trees), so tests call them without a browser.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -657,6 +657,51 @@ PANEL_OUTPUTS = ((ids.SUBTREE_TITLE, "children"), (ids.SUBTREE_STATS, "children"
                  (ids.SUBTREE_ITEMS, "data"), (ids.SUBTREE_MORE, "children"),
                  (ids.ZOOM_BUTTON, "disabled"),
                  (ids.UNZOOM_BUTTON, "disabled"), (ids.CLEAR_SELECTION, "disabled"))
+HEATMAP_OUTPUTS = ((ids.HEATMAP_FIGURE, "data"), (ids.HEATMAP_OVERLAY, "data"),
+                   (ids.HEATMAP_KEY, "data"), (ids.HEATMAP_NOTE, "children"))
+DENDROGRAM_OUTPUTS = ((ids.DENDROGRAM_FIGURE, "data"), (ids.DENDROGRAM_OVERLAY, "data"),
+                      (ids.DENDROGRAM_KEY, "data"))
+CLASS_MAP_OUTPUTS = ((ids.CLASS_MAP_FIGURE, "data"), (ids.CLASS_MAP_OVERLAY, "data"),
+                     (ids.CLASS_MAP_KEY, "data"), (ids.EMBEDDING_NOTE, "children"),
+                     (ids.EMBED_JOB, "data"))
+VIEW_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
+
+
+def views_logic(services: Services, selection: dict | None, status: dict | None,
+                zoom: dict | None, zoomed: bool, rendered: dict[str, Any],
+                on_error: Callable[[Exception], None] | None = None) -> tuple:
+    """Everything the selection drives on the Classes page, in :data:`VIEW_OUTPUTS` order:
+    heatmap, dendrogram, selection panel, class map (full figures or overlays).
+
+    One callback, so a click costs the browser and the server one request instead of
+    four. ``zoomed``: the heatmap was zoomed (only it is redrawn). ``rendered``: the
+    views' rendered keys (``heatmap``, ``dendrogram``, ``class_map``) and the finished
+    embedding job (``embed_done``). A view whose logic fails keeps its previous state
+    (``on_error`` is told; None re-raises), so one failing view never blanks the others.
+    """
+    def part(outputs: tuple, compute: Callable[[], tuple]) -> tuple:
+        try:
+            return tuple(compute())
+        except PreventUpdate:
+            return (no_update,) * len(outputs)
+        except Exception as error:  # noqa: BLE001 — reported, the other views go on
+            if on_error is None:
+                raise
+            on_error(error)
+            return (no_update,) * len(outputs)
+
+    heatmap = part(HEATMAP_OUTPUTS, lambda: update_heatmap_logic(
+        services, selection, status, zoom, rendered.get("heatmap"),
+        ids.HEATMAP if zoomed else None))
+    if zoomed:
+        return heatmap + (no_update,) * (len(VIEW_OUTPUTS) - len(HEATMAP_OUTPUTS))
+    return (heatmap
+            + part(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
+                services, selection, status, rendered.get("dendrogram")))
+            + part(PANEL_OUTPUTS, lambda: selection_panel_logic(services, selection, status))
+            + part(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
+                services, selection, status, rendered.get("embed_done"),
+                rendered.get("class_map"))))
 
 
 # -- wiring -------------------------------------------------------------------------------------------
@@ -714,15 +759,20 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
 
+    # Heatmap, dendrogram, selection panel and class map: one request per change.
     @app.callback(
-        Output(ids.HEATMAP_FIGURE, "data"), Output(ids.HEATMAP_OVERLAY, "data"),
-        Output(ids.HEATMAP_KEY, "data"), Output(ids.HEATMAP_NOTE, "children"),
+        *(Output(component, prop) for component, prop in VIEW_OUTPUTS),
         selection_in, status_in, Input(ids.HEATMAP_ZOOM, "data"),
-        State(ids.HEATMAP_KEY, "data"),
+        State(ids.HEATMAP_KEY, "data"), State(ids.DENDROGRAM_KEY, "data"),
+        State(ids.CLASS_MAP_KEY, "data"), State(ids.EMBED_DONE, "data"),
     )
-    def heatmap(selection, status, zoom, rendered):
-        triggered = ids.HEATMAP if ctx.triggered_id == ids.HEATMAP_ZOOM else ctx.triggered_id
-        return update_heatmap_logic(services, selection, status, zoom, rendered, triggered)
+    def views(selection, status, zoom, heatmap_key, dendrogram_key, class_map_key, done):
+        from app.server import report_view_error
+
+        rendered = {"heatmap": heatmap_key, "dendrogram": dendrogram_key,
+                    "class_map": class_map_key, "embed_done": done}
+        return views_logic(services, selection, status, zoom,
+                           ctx.triggered_id == ids.HEATMAP_ZOOM, rendered, report_view_error)
 
     @app.callback(
         Output(ids.HEATMAP_TOOLTIP, "show"), Output(ids.HEATMAP_TOOLTIP, "bbox"),
@@ -743,14 +793,6 @@ def register(app: Any, services: Services) -> None:
     def heatmap_click(click, selection, status, rendered):
         return heatmap_click_logic(services, click, selection, status, rendered)
 
-    @app.callback(
-        Output(ids.DENDROGRAM_FIGURE, "data"), Output(ids.DENDROGRAM_OVERLAY, "data"),
-        Output(ids.DENDROGRAM_KEY, "data"),
-        selection_in, status_in, State(ids.DENDROGRAM_KEY, "data"),
-    )
-    def dendrogram(selection, status, rendered):
-        return update_dendrogram_logic(services, selection, status, rendered)
-
     # A click on a node marker selects its subtree (again: deselects) — in the browser.
     select_on(app, Input(ids.DENDROGRAM, "clickData"), selection_store=ids.CLASSES_SELECTION,
               js_changes=f"""
@@ -760,13 +802,6 @@ def register(app: Any, services: Services) -> None:
             var node = p.customdata[0];
             return {{node: sel && sel.node === node ? null : node}};
         }})()""")
-
-    @app.callback(
-        *(Output(component, prop) for component, prop in PANEL_OUTPUTS),
-        selection_in, status_in,
-    )
-    def selection_panel(selection, status):
-        return selection_panel_logic(services, selection, status)
 
     @app.callback(
         select_request,
@@ -823,25 +858,11 @@ def register(app: Any, services: Services) -> None:
                            (ids.EMBEDDING_PICKER, "embedding")):
         bind_field(app, control, "value", field, ids.CLASSES_SELECTION)
 
-    @app.callback(
-        Output(ids.CLASS_MAP_FIGURE, "data"), Output(ids.CLASS_MAP_OVERLAY, "data"),
-        Output(ids.CLASS_MAP_KEY, "data"),
-        Output(ids.EMBEDDING_NOTE, "children"), Output(ids.EMBED_JOB, "data"),
-        selection_in, status_in, State(ids.EMBED_DONE, "data"),
-        State(ids.CLASS_MAP_KEY, "data"),
-    )
-    def class_map(selection, status, done, rendered):
-        return class_map_logic(services, selection, status, done, rendered)
-
     # A finished background embedding redraws the map. Its own callback: with EMBED_DONE
-    # as an Input of ``class_map`` (which requests the job), dash-renderer held the map's
+    # as an Input of ``views`` (which requests the job), dash-renderer held the views'
     # first call back until every other callback of the page had returned (≈ 1 s).
     @app.callback(
-        Output(ids.CLASS_MAP_FIGURE, "data", allow_duplicate=True),
-        Output(ids.CLASS_MAP_OVERLAY, "data", allow_duplicate=True),
-        Output(ids.CLASS_MAP_KEY, "data", allow_duplicate=True),
-        Output(ids.EMBEDDING_NOTE, "children", allow_duplicate=True),
-        Output(ids.EMBED_JOB, "data", allow_duplicate=True),
+        *(Output(component, prop, allow_duplicate=True) for component, prop in CLASS_MAP_OUTPUTS),
         Input(ids.EMBED_DONE, "data"), selection_state, status_state,
         State(ids.CLASS_MAP_KEY, "data"),
         prevent_initial_call=True,

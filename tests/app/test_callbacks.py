@@ -254,3 +254,32 @@ def test_exports_and_summary(services, lite0_view):
     summary = page.model_summary_logic(services, READY, selection())
     text = json.dumps(summary, default=lambda c: c.to_plotly_json())
     assert "1,000" in text and "1,280" in text
+
+
+def test_one_request_draws_every_view_and_a_failing_view_spares_the_others(
+        services, lite0_view, monkeypatch):
+    sel = selection(node=1990, cut=8)
+    out = page.views_logic(services, sel, READY, None, False, {})
+    assert len(out) == len(page.VIEW_OUTPUTS)
+    named = dict(zip(page.VIEW_OUTPUTS, out))
+    assert isinstance(named[(ids.HEATMAP_FIGURE, "data")], go.Figure)
+    assert isinstance(named[(ids.DENDROGRAM_FIGURE, "data")], go.Figure)
+    assert isinstance(named[(ids.CLASS_MAP_FIGURE, "data")], go.Figure)
+    assert named[(ids.SUBTREE_TITLE, "children")] == "Subtree of node 1990"
+    # a zoom of the heatmap redraws only the heatmap
+    zoomed = page.views_logic(services, sel, READY, None, True,
+                              {"heatmap": named[(ids.HEATMAP_KEY, "data")]})
+    assert all(value is no_update for value in zoomed[len(page.HEATMAP_OUTPUTS):])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("map exploded")
+
+    monkeypatch.setattr(page, "class_map_logic", broken)
+    reported = []
+    out = page.views_logic(services, sel, READY, None, False, {}, reported.append)
+    assert [str(error) for error in reported] == ["map exploded"]
+    named = dict(zip(page.VIEW_OUTPUTS, out))
+    assert named[(ids.CLASS_MAP_FIGURE, "data")] is no_update
+    assert named[(ids.SUBTREE_TITLE, "children")] == "Subtree of node 1990"
+    with pytest.raises(RuntimeError, match="map exploded"):
+        page.views_logic(services, sel, READY, None, False, {})
