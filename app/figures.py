@@ -80,6 +80,42 @@ def cluster_colours(labels: np.ndarray) -> np.ndarray:
     return palette[index]
 
 
+GREY_CODE = len(CLUSTER_PALETTE)  # colour code of "above the cut"
+
+
+def cluster_codes(labels: np.ndarray) -> np.ndarray:
+    """Colour code of each label (uint8: palette index, cycled; −1 → :data:`GREY_CODE`).
+
+    Big traces carry these codes with :func:`cluster_marker` instead of one colour string
+    per point: plotly.py validates each string (≈ 10 ms per 1,000 points) where it takes
+    a numeric array whole, and the codes travel as a typed array.
+    """
+    labels = np.asarray(labels)
+    return np.where(labels < 0, GREY_CODE, labels % len(CLUSTER_PALETTE)).astype(np.uint8)
+
+
+def cluster_colorscale() -> list[list]:
+    """A step colour scale mapping code ``k`` (with cmin −0.5, cmax GREY_CODE + 0.5) to
+    the palette's ``k``-th colour and GREY_CODE to grey — same colours as
+    :func:`cluster_colours`."""
+    colours = CLUSTER_PALETTE + ("#9aa5b1",)
+    steps = len(colours)
+    scale = []
+    for k, colour in enumerate(colours):
+        scale += [[k / steps, colour], [(k + 1) / steps, colour]]
+    return scale
+
+
+def cluster_marker(codes: np.ndarray | None, plain: str) -> dict[str, Any]:
+    """``marker`` colour settings: ``codes`` through the cluster scale, or ``plain``.
+
+    The scale is set either way, so an overlay can switch between ``plain`` (a colour)
+    and codes (a list) by restyling ``marker.color`` alone.
+    """
+    return dict(color=plain if codes is None else codes, colorscale=cluster_colorscale(),
+                cmin=-0.5, cmax=GREY_CODE + 0.5, showscale=False)
+
+
 def message_figure(message: str, height: int | None = None, width: int = 64) -> go.Figure:
     """An empty figure that shows ``message`` (loading, errors, nothing selected).
 
@@ -164,6 +200,7 @@ def heatmap_figure(
     shapes: Sequence[dict] = (),
     uirevision: str = "",
     height: int | None = None,
+    source: str | None = None,
 ) -> go.Figure:
     """The ordered similarity matrix (or a block-averaged overview of it).
 
@@ -178,6 +215,8 @@ def heatmap_figure(
     height : pixels, or None to fill the graph's container. A Dash graph with a CSS
         height must get None: a layout height that differs from the container makes
         every later update a full re-plot.
+    source : the cells' PNG when already made (``codes_png(encode_codes(z, scale), …)``,
+        kept by Services), else made here
 
     Traces: 0 — the cells, an ``image`` whose pixel (r, c) is cell (r, c) as a palette
     PNG of :func:`encode_codes` (hover and click events carry the cell's x, y in leaf
@@ -187,7 +226,8 @@ def heatmap_figure(
     rows, cols = z.shape
     offset = (block - 1) / 2.0
     cells = go.Image(
-        source=codes_png(encode_codes(z, scale), scale.kind), x0=col_start + offset, dx=block,
+        source=source or codes_png(encode_codes(z, scale), scale.kind),
+        x0=col_start + offset, dx=block,
         y0=row_start + offset, dy=block, hoverinfo="none", name="scores",
     )
     colour_key = go.Scatter(
@@ -294,7 +334,7 @@ def dendrogram_figure(
     node_x, node_y, node_ids, node_sizes : ndarrays of shape (m,) — internal nodes
     x_range : leaf positions shown (aligned with the heatmap's columns)
     top : height of the highest node shown
-    node_colours : ndarray of shape (m,) of colours (clusters of the cut), or None
+    node_colours : ndarray of shape (m,) of cluster colour codes (:func:`cluster_codes`), or None
     named : whether the heatmap below labels its rows (sets the shared margins)
     overlays : layout parts from :func:`dendrogram_overlays` (selection, focal, clusters)
 
@@ -302,14 +342,16 @@ def dendrogram_figure(
     redrawn without touching the two (large) traces.
     """
     overlays = overlays or dendrogram_overlays(top=top)
-    colours = node_colours if node_colours is not None else np.full(node_x.shape, TREE)
     traces = [
         go.Scatter(x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
                    hoverinfo="skip", name="links", connectgaps=False),
         go.Scatter(x=node_x, y=node_y, mode="markers", name="nodes",
-                   marker=dict(size=6, color=colours, line=dict(width=0), opacity=0.8),
-                   # A plain list: Dash drops typed-array customdata from click events.
-                   customdata=np.stack([node_ids, node_sizes], axis=1).tolist(),
+                   marker=dict(size=6, line=dict(width=0), opacity=0.8,
+                               **cluster_marker(node_colours, TREE)),
+                   # Plain JSON, not a typed array: Dash drops typed-array customdata from
+                   # click events (an object array is encoded as a list, and plotly.py
+                   # takes it whole instead of checking 999 pairs one by one).
+                   customdata=np.stack([node_ids, node_sizes], axis=1).astype(object),
                    hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
                                  "<br>height %{y:.3g}<extra></extra>"),
     ]
@@ -444,6 +486,7 @@ def neighbours_figure(
 # -- class map -------------------------------------------------------------------------------
 
 MAP_POINTS, MAP_SELECTED, MAP_FOCAL = range(3)
+MAP_COLOUR = "#3e7cb1"  # the class map's points without a cut
 WEBGL_POINTS = 3000
 
 
@@ -465,7 +508,7 @@ def class_map_figure(
     ----------
     coords : ndarray of shape (C, 2) — the embedding
     names : the C class names (hover)
-    colours : ndarray of shape (C,) of colours (clusters of the cut), or None
+    colours : ndarray of shape (C,) of cluster colour codes (:func:`cluster_codes`), or None
     selected : class indices to ring (a subtree or lasso selection), or None
     focal : (x, y, label) of the focal class
     webgl : draw more than ``WEBGL_POINTS`` classes with WebGL (only when the page has the
@@ -475,15 +518,14 @@ def class_map_figure(
     points, not all C of them.
     """
     count = coords.shape[0]
-    point_colours = colours if colours is not None else np.full(count, "#3e7cb1")
     # SVG up to a few thousand points: WebGL's start-up costs more than it saves there.
     scatter = go.Scattergl if webgl and count > WEBGL_POINTS else go.Scatter
     figure = go.Figure([
         scatter(
             x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
-            marker=dict(size=6 if count > 300 else 9, color=point_colours, opacity=0.85,
-                        line=dict(width=0)),
-            customdata=np.arange(count), hovertext=list(names),
+            marker=dict(size=6 if count > 300 else 9, opacity=0.85, line=dict(width=0),
+                        **cluster_marker(colours, MAP_COLOUR)),
+            customdata=np.arange(count), hovertext=np.asarray(list(names), dtype=object),
             hovertemplate="%{hovertext}<extra>#%{customdata}</extra>",
         ),
         go.Scatter(
@@ -534,4 +576,5 @@ __all__ = [
     "Scale", "message_figure", "encode_codes", "colour_bar", "heatmap_figure", "heatmap_shapes",
     "dendrogram_figure", "dendrogram_overlays", "neighbours_figure", "class_map_figure",
     "class_map_selected", "class_map_focal", "cluster_colour", "cluster_colours",
+    "cluster_codes", "cluster_colorscale", "cluster_marker",
 ]

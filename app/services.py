@@ -50,6 +50,8 @@ from app.matrix_tiles import (
 from app.state import MAX_TOP_K
 from app.tree_layout import TreeLayout, compute_tree_layout, cut_labels
 
+HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
+
 log = logging.getLogger(__name__)
 
 AnalysisKey = tuple[str, str, str]  # (model id, metric, linkage)
@@ -83,6 +85,7 @@ class ModelView:
     analysis: WeightAnalysis
     layout: TreeLayout
     _clusters: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _images: "OrderedDict[tuple, str]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -329,6 +332,29 @@ class Services:
         limit = self.settings.dense_heatmap_limit
         max_cells = span if span <= limit else min(HEATMAP_TILE_CELLS, limit)
         return tile_from_dense(ordered, rows, cols, max_cells)
+
+    def heatmap_image(
+        self, view: ModelView, rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+    ) -> tuple[MatrixTile, str]:
+        """:meth:`heatmap_tile` and its palette PNG (``figures.codes_png``), the PNG kept
+        per view for the last HEATMAP_IMAGES regions: encoding 1,000 × 1,000 cells takes
+        ≈ 20 ms of every page load that shows them otherwise."""
+        from app.figures import codes_png, encode_codes
+
+        tile = self.heatmap_tile(view, rows, cols)
+        key = (tile.row_start, tile.col_start, tile.z.shape, tile.block)
+        with view._lock:
+            image = view._images.get(key)
+            if image is not None:
+                view._images.move_to_end(key)
+                return tile, image
+        image = codes_png(encode_codes(tile.z, view.colour_scale), view.colour_scale.kind)
+        with view._lock:
+            view._images[key] = image
+            while len(view._images) > HEATMAP_IMAGES:
+                view._images.popitem(last=False)
+        return tile, image
 
     def cell_summary(self, view: ModelView, row: int, col: int) -> dict[str, Any]:
         """Names and exact score of heatmap cell (row, col) in leaf positions."""

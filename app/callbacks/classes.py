@@ -198,13 +198,13 @@ def update_heatmap_logic(services: Services, selection: dict | None, status: dic
 def _heatmap_figure(services: Services, view: ModelView, base: dict, region: tuple,
                     shapes: list[dict]) -> tuple[Any, int]:
     (r0, r1), (c0, c1) = region
-    tile = services.heatmap_tile(view, (r0, r1), (c0, c1))
+    tile, image = services.heatmap_image(view, (r0, r1), (c0, c1))
     names = None
     if tile.full_resolution and r0 == c0 and r1 == c1 and r1 - r0 <= figures.TICK_LABEL_LIMIT:
         names = [view.short_names[i] for i in view.layout.order[r0:r1]]
     figure = figures.heatmap_figure(
         tile.z, view.colour_scale, row_start=tile.row_start, col_start=tile.col_start,
-        block=tile.block, tick_names=names, shapes=shapes, uirevision=repr(base),
+        block=tile.block, tick_names=names, shapes=shapes, uirevision=repr(base), source=image,
     )
     return figure, tile.block
 
@@ -309,7 +309,7 @@ def node_colours_for(view: ModelView, sel: Selection, nodes: np.ndarray) -> np.n
     labels = view.clusters(sel.cut)
     if labels is None:
         return None
-    return figures.cluster_colours(node_clusters(view.layout, labels)[nodes])
+    return figures.cluster_codes(node_clusters(view.layout, labels)[nodes])
 
 
 def update_dendrogram_logic(services: Services, selection: dict | None, status: dict | None,
@@ -339,9 +339,9 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
     traces: dict[int, dict[str, Any]] = {}
     overlay = {"traces": traces, "layout": overlays}
     if rendered.get("cut") != sel.cut:
-        colours = node_colours_for(view, sel, nodes)
+        codes = node_colours_for(view, sel, nodes)
         traces[figures.DENDRO_NODES] = {"marker.color": (
-            colours if colours is not None else np.full(nodes.shape, figures.TREE)).tolist()}
+            codes.tolist() if codes is not None else figures.TREE)}
         return no_update, overlay, {**rendered, "cut": sel.cut}
     return no_update, overlay, no_update
 
@@ -510,7 +510,7 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     focal_mark = None if focal is None else (float(coords[focal, 0]), float(coords[focal, 1]),
                                              view.short_names[focal])
     labels = view.clusters(sel.cut)
-    colours = figures.cluster_colours(labels) if labels is not None else None
+    colours = figures.cluster_codes(labels) if labels is not None else None
     base = {"model": sel.model, "metric": sel.metric, "linkage": sel.linkage, "shown": shown}
     requested = [sel.model, method] if job is not no_update else (rendered or {}).get("requested")
     if not note:
@@ -536,7 +536,7 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     key: Any = no_update
     if rendered.get("cut") != sel.cut:
         traces[figures.MAP_POINTS] = {"marker.color": (
-            colours if colours is not None else np.full(view.num_classes, "#3e7cb1")).tolist()}
+            colours.tolist() if colours is not None else figures.MAP_COLOUR)}
         key = {**rendered, "cut": sel.cut, "requested": requested}
     elif requested != rendered.get("requested"):
         key = {**rendered, "requested": requested}

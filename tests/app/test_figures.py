@@ -100,7 +100,10 @@ def test_dendrogram_is_one_line_trace_whatever_the_size():
     assert len(figure.data[figures.DENDRO_LINKS].x) == 5 * len(nodes)
     assert len(figure.data[figures.DENDRO_NODES].x) == len(nodes)
     assert figure.data[figures.DENDRO_NODES].customdata[0][0] == nodes[0]
-    assert isinstance(figure.to_plotly_json()["data"][1]["customdata"], list)  # click data
+    # plain JSON (not a typed array), or Dash leaves it out of click events
+    import json
+
+    assert json.loads(figure.to_json())["data"][1]["customdata"][0] == [int(nodes[0]), 2]
     kinds = [shape.name for shape in figure.layout.shapes]
     assert kinds == ["cluster", "cut", "selected-subtree", "selected-node", "focal"]
     assert figure.layout.shapes[-1].label.text == "seven"
@@ -143,3 +146,18 @@ def test_cluster_colours_are_distinct_for_neighbours_and_grey_above_the_cut():
     colours = figures.cluster_colours(np.array([-1, 0, 1, 2]))
     assert colours[0] == figures.cluster_colour(-1)
     assert len(set(colours[1:])) == 3
+
+
+def test_cluster_codes_through_the_scale_give_the_cluster_colours():
+    labels = np.array([-1, 0, 1, 2, 17, 18, 40])
+    codes = figures.cluster_codes(labels)
+    marker = figures.cluster_marker(codes, "#000000")
+    scale = marker["colorscale"]
+
+    def colour_of(code):  # plotly's lookup: position in [cmin, cmax], then the step
+        t = (code - marker["cmin"]) / (marker["cmax"] - marker["cmin"])
+        return next(c for (a, c), (b, _) in zip(scale[::2], scale[1::2]) if a <= t <= b)
+
+    assert [colour_of(code) for code in codes] == list(figures.cluster_colours(labels))
+    assert codes.dtype == np.uint8
+    assert figures.cluster_marker(None, "#123456")["color"] == "#123456"

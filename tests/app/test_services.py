@@ -36,6 +36,17 @@ def test_heatmap_tile_is_the_matrix_in_leaf_order(services, lite0_view, lite0_pe
     assert cell["row"] == lite0_view.names[order[10]]
 
 
+def test_heatmap_image_is_the_tiles_png_made_once(services, lite0_view):
+    from app.figures import encode_codes, png_codes
+
+    tile, image = services.heatmap_image(lite0_view)
+    again_tile, again = services.heatmap_image(lite0_view)
+    assert again is image  # kept, not encoded again
+    np.testing.assert_array_equal(png_codes(image), encode_codes(tile.z, lite0_view.colour_scale))
+    _, zoomed = services.heatmap_image(lite0_view, (10, 60), (10, 60))
+    assert png_codes(zoomed).shape == (50, 50) and zoomed is not image
+
+
 def test_subtree_summary_and_cohesion(services, lite0_view, lite0_pearson):
     linkage = lite0_view.analysis.linkage
     node = next(n for n in range(1000, 1999) if 30 <= len(subtree_leaves(linkage, n)) <= 60)
