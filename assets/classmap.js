@@ -141,9 +141,16 @@
      exist only once the browser has loaded the image; a hover before that throws
      ("reading 'el'"). Skip such hovers (a `plotly_beforehover` handler returning false
      cancels one); the next mouse move after the load hovers normally. */
-  function guardImageHover(graphId) {
+  function guardImageHover(graphId, tries) {
     var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
-    if (!gd || !gd.on || gd.__classmapHoverGuard) { return; }
+    if (!gd || !gd.on) {
+      // The figure can arrive before the graph's first draw has set plotly up on it.
+      if ((tries || 0) < 600) {
+        window.requestAnimationFrame(function () { guardImageHover(graphId, (tries || 0) + 1); });
+      }
+      return;
+    }
+    if (gd.__classmapHoverGuard) { return; }
     gd.__classmapHoverGuard = true;
     gd.on("plotly_beforehover", function () {
       return !(gd._fullData || []).some(function (t) { return t._hasSource && !t._canvas; });
