@@ -269,6 +269,20 @@
       return [same(wanted, value) ? noUpdate() : wanted, noUpdate()];
     },
 
+    /* bindField for a dropdown: when the selection gives the picker a value that none
+       of its options has yet, the same update adds a provisional option for it (Dash 4's
+       dropdown clears a value that is not among its options; the server's options,
+       with the class's full name, replace it). Returns [value, options, selection]. */
+    bindPicker: function (value, sel, options, field, rules) {
+      var out = window.classmap.bindField(value, sel, field, "value", rules);
+      var shown = out[0];
+      var known = (options || []).some(function (o) { return o && o.value === shown; });
+      if (shown === noUpdate() || shown === null || shown === undefined || known) {
+        return [out[0], noUpdate(), out[1]];
+      }
+      return [shown, [{label: String(shown), value: shown}].concat(options || []), out[1]];
+    },
+
     /* Apply ``changes`` to the selection unless they change nothing. */
     update: function (sel, changes, rules) {
       if (!sel) { return noUpdate(); }

@@ -27,8 +27,8 @@ from analysis.errors import ClassmapError
 from analysis.progress import CallbackProgress
 from analysis.similarity import METRIC_KIND
 from app import figures, ids
-from app.callbacks.shared import (bind_field, mirror_shared_state, project_selection,
-                                  relay_selection_requests, select_on)
+from app.callbacks.shared import (bind_field, bind_picker, mirror_shared_state,
+                                  project_selection, relay_selection_requests, select_on)
 from app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
 from app.state import Selection, update_selection
 from app.tree_layout import cluster_runs, cut_height, node_clusters
@@ -446,6 +446,21 @@ def focal_option(view: ModelView, index: int) -> dict[str, str]:
             "value": view.ids[index]}
 
 
+def picker_options(services: Services, resolved: dict[str, Any]) -> list[dict[str, str]]:
+    """The class picker's options in the page's layout: the resolved focal class's own
+    (a provisional one named by its id while the analysis is not in memory), or none."""
+    selection = resolved.get("selection") or {}
+    focal = selection.get("focal")
+    if not focal:
+        return []
+    if (resolved.get("status") or {}).get("state") == "ready":
+        view = services.view(tuple(resolved["status"]["key"]))
+        index = view.find_class(focal)
+        if index is not None:
+            return [focal_option(view, index)]
+    return [{"label": str(focal), "value": focal}]
+
+
 def focal_options_logic(services: Services, search: str | None, value: str | None,
                         selection: dict | None, status: dict | None,
                         triggered: str | None) -> tuple[list[dict], Any]:
@@ -854,7 +869,8 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
 
-    for control, field in ((ids.FOCAL, "focal"), (ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
+    bind_picker(app, ids.FOCAL, "focal", ids.CLASSES_SELECTION)
+    for control, field in ((ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
                            (ids.EMBEDDING_PICKER, "embedding")):
         bind_field(app, control, "value", field, ids.CLASSES_SELECTION)
 

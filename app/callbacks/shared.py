@@ -225,6 +225,28 @@ def relay_selection_requests(app: Any, request_store: str) -> None:
     )
 
 
+def bind_picker(app: Any, component_id: Any, field: str,
+                selection_store: str = ids.SELECTION) -> None:
+    """:func:`bind_field` for a ``dcc.Dropdown``: a value the selection sets that is not
+    among the dropdown's options comes with a provisional option in the same update.
+
+    Dash 4's dropdown clears a value it has no option for, which would also clear the
+    selection's field (say, the focal class of a shared link whose options have not
+    arrived yet).
+    """
+    app.clientside_callback(
+        f"function(value, sel, options) {{ return window.classmap.bindPicker(value, sel, "
+        f"options, {json.dumps(field)}, {rules_json()}); }}",
+        Output(component_id, "value", allow_duplicate=True),
+        Output(component_id, "options", allow_duplicate=True),
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(component_id, "value"),
+        Input(selection_store, "data"),
+        State(component_id, "options"),
+        prevent_initial_call=True,
+    )
+
+
 def select_on(app: Any, trigger: Input, js_changes: str,
               selection_store: str = ids.SELECTION) -> None:
     """Update the selection in the browser when ``trigger`` fires.

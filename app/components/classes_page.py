@@ -19,8 +19,12 @@ from app.state import MAX_CUT, MAX_TOP_K
 PAGE = "classes"
 
 
-def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) -> html.Div:
-    """The page for ``selection`` (already parsed from the URL)."""
+def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
+                       resolved: Mapping[str, Any] | None = None,
+                       focal_options: Sequence[Mapping[str, str]] = ()) -> html.Div:
+    """The page for ``selection`` (parsed from the URL; ``resolved``: as the shell will
+    adopt it). ``focal_options``: the class picker's first options, which must hold the
+    focal class (Dash's dropdown clears a value it has no option for)."""
     cut = int(selection.get("cut") or 0)
     k = int(selection.get("k") or 10)
     embedding = selection.get("embedding") or "pca"
@@ -55,7 +59,8 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         [
             html.Div([
                 field("Focal class", dcc.Dropdown(
-                    id=ids.FOCAL, options=[], value=selection.get("focal"), searchable=True,
+                    id=ids.FOCAL, options=list(focal_options), value=selection.get("focal"),
+                    searchable=True,
                     clearable=True,
                     placeholder="Search a class by name or id…", className="cm-focal-picker",
                     optionHeight=44, maxHeight=360,
@@ -125,7 +130,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
     summary = html.Div(id=ids.MODEL_SUMMARY, className="cm-summary",
                        children=html.Span("Loading the model…", className="cm-muted"))
     return html.Div([
-        page_query_store(PAGE, selection, problems),
+        page_query_store(PAGE, selection, problems, resolved),
         summary,
         html.Div([
             html.Div([matrix], className="cm-col-main"),

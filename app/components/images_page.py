@@ -14,7 +14,8 @@ from dash import dcc, html
 
 from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from app import ids
-from app.components.widgets import card, field, graph, job_progress, page_query_store
+from app.components.widgets import (card, field, graph, job_progress, page_query_store,
+                                    provisional_options)
 from app.figures import message_figure
 from app.services_images import REPRESENTATION_LABELS, DataSetEntry
 
@@ -60,7 +61,8 @@ def image_controls(selection: Mapping[str, Any], data_sets: Sequence[DataSetEntr
                 options=[{"label": entry.label, "value": entry.id} for entry in data_sets],
                 style={"minWidth": "300px"})),
             field("Class", dcc.Dropdown(
-                id=ids.IMAGE_FOCAL, value=selection.get("focal"), options=[], clearable=True,
+                id=ids.IMAGE_FOCAL, value=selection.get("focal"),
+                options=provisional_options(selection.get("focal")), clearable=True,
                 searchable=True, placeholder="Highlight a class…", className="cm-focal-picker",
                 style={"minWidth": "240px"})),
             *extra,

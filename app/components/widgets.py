@@ -63,20 +63,28 @@ def job_progress(panel_id: str, progress_id: str, label_id: str, cancel_id: str,
     ], id=panel_id, className="cm-job", hidden=True)
 
 
-def page_query_store(page: str, selection: Mapping[str, Any],
-                     problems: Sequence[str]) -> dcc.Store:
+def page_query_store(page: str, selection: Mapping[str, Any], problems: Sequence[str],
+                     resolved: Mapping[str, Any] | None = None) -> dcc.Store:
     """The store a page's ``layout(**query)`` puts its resolved URL query in.
 
-    The query is checked against the model here, on the server, while the page is
-    built (``resolve_page_query``: instant when the analysis is in memory); the
-    shell adopts the result in the browser, so no server round trip stands between
-    the page's arrival and its views' first requests.
+    The query is checked against the model on the server while the page is built
+    (``resolve_page_query``, instant when the analysis is in memory; ``resolved`` when
+    the page did it already); the shell adopts the result in the browser, so no server
+    round trip stands between the page's arrival and its views' first requests.
     """
-    from app.callbacks.shared import resolve_page_query
-    from app.server import current_services
+    if resolved is None:
+        from app.callbacks.shared import resolve_page_query
+        from app.server import current_services
 
-    return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page},
-                     data=resolve_page_query(current_services(), dict(selection), problems))
+        resolved = resolve_page_query(current_services(), dict(selection), problems)
+    return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page}, data=dict(resolved))
+
+
+def provisional_options(value: Any) -> list[dict[str, Any]]:
+    """A dropdown's first options: one for ``value`` (named by itself) until the server's
+    arrive. Dash 4's dropdown clears a value it has no option for when it mounts, and a
+    bound picker would clear the shared selection's field with it."""
+    return [] if value in (None, "") else [{"label": str(value), "value": value}]
 
 
 def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | None = None,

@@ -12,12 +12,17 @@ dash.register_page(__name__, path="/", name="Classes", title="Classmap — class
 
 
 def layout(**query: str) -> dash.html.Div:
-    """The page for the URL ``query`` (parsed and checked against the configured models)."""
+    """The page for the URL ``query`` (parsed, checked against the configured models and,
+    when its analysis is in memory, against the model)."""
+    from app.callbacks.classes import picker_options
+    from app.callbacks.shared import resolve_page_query
     from app.server import current_services
 
-    settings = current_services().settings
-    selection, problems = parse_query(query, settings.model_ids)
-    return build_classes_page(selection, problems)
+    services = current_services()
+    selection, problems = parse_query(query, services.settings.model_ids)
+    resolved = resolve_page_query(services, selection, problems)
+    return build_classes_page(resolved["selection"], problems, resolved=resolved,
+                              focal_options=picker_options(services, resolved))
 
 
 __all__ = ["PAGE", "layout"]

@@ -15,7 +15,7 @@ from dash import dcc, html
 import app.services_weights  # noqa: F401 — registers the page's selection fields
 from analysis.channel_split import SPLIT_MODES
 from app import ids
-from app.components.widgets import card, field, graph, page_query_store
+from app.components.widgets import card, field, graph, page_query_store, provisional_options
 from app.figures import message_figure
 from app.services_weights import MAX_MIN_SIZE
 from app.state import parse_query
@@ -50,7 +50,8 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         "Focal class",
         [
             field("Focal class", dcc.Dropdown(
-                id=ids.weights_control("focal"), options=[], value=selection.get("focal"),
+                id=ids.weights_control("focal"), value=selection.get("focal"),
+                options=provisional_options(selection.get("focal")),
                 searchable=True, clearable=True, placeholder="Search a class by name or id…",
                 optionHeight=44, maxHeight=360)),
             html.H3(id=ids.WEIGHTS_FOCAL_TITLE, className="cm-selection-title",

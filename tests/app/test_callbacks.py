@@ -283,3 +283,15 @@ def test_one_request_draws_every_view_and_a_failing_view_spares_the_others(
     assert named[(ids.SUBTREE_TITLE, "children")] == "Subtree of node 1990"
     with pytest.raises(RuntimeError, match="map exploded"):
         page.views_logic(services, sel, READY, None, False, {})
+
+
+def test_the_picker_starts_with_the_focal_class_option(services, lite0_view):
+    """Dash 4's dropdown clears a value it has no option for (and with it the shared
+    link's focal class), so the layout gives the picker the focal class's option."""
+    resolved = shared.resolve_page_query(services, selection(focal="Dungeness crab"), [])
+    options = page.picker_options(services, resolved)
+    assert [option["value"] for option in options] == [DUNGENESS_ID]
+    assert options[0]["label"].startswith("Dungeness crab")
+    assert page.picker_options(services, shared.resolve_page_query(services, selection(), [])) == []
+    pending = {"selection": {"focal": "n0123"}, "status": {"state": "pending"}}
+    assert page.picker_options(services, pending) == [{"label": "n0123", "value": "n0123"}]
