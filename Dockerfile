@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     CLASSMAP_CACHE_DIR=/var/cache/classmap \
-    NUMBA_CACHE_DIR=/var/cache/classmap/numba
+    NUMBA_CACHE_DIR=/var/cache/classmap/numba \
+    CLASSMAP_COMPRESS=1
 
 # The service user owns the cache: diskcache pickles, so nobody else may write it.
 RUN useradd --create-home --uid 10001 classmap \

@@ -298,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: missing; run python -m app.browser_scripts")
             status = 1
             continue
-        print(f"{name}: making it with npm (the plotly.js bundle takes about half a minute)…",
-              flush=True)
+        hint = " (about half a minute)" if script.path == BUNDLE_PATH else ""
+        print(f"{name}: making it with npm{hint}…", flush=True)
         try:
             fetch(script)
         except (RuntimeError, OSError, subprocess.SubprocessError, KeyError,

@@ -23,6 +23,10 @@ This is the only module of the app that reads environment variables:
     ``partial`` (default when ``make install`` could build it) or ``full``: which
     plotly.js the pages load (see :mod:`app.browser_scripts`). ``full`` is slower to start
     and draws scatter plots of more than a few thousand points with WebGL.
+``CLASSMAP_COMPRESS``
+    ``1`` to compress responses (gzip/brotli, flask-compress) for browsers on other
+    machines: a fresh page load then moves about half the bytes. Off by default: on
+    the server's own machine it only costs CPU. The Docker image turns it on.
 ``CLASSMAP_BABEL_POLYFILL``
     ``drop`` (default when ``make install`` could fetch the regenerator runtime) or
     ``keep``: whether pages leave out Dash's babel polyfill, which slows plotly.js
@@ -54,6 +58,7 @@ JOBS_DIR_ENV = "CLASSMAP_JOBS_DIR"
 DEVICE_ENV = "CLASSMAP_DEVICE"
 PLOTLY_BUNDLE_ENV = "CLASSMAP_PLOTLY_BUNDLE"
 POLYFILL_ENV = "CLASSMAP_BABEL_POLYFILL"
+COMPRESS_ENV = "CLASSMAP_COMPRESS"
 # Above this many classes the heatmap is a block-aggregated overview.
 DENSE_HEATMAP_LIMIT = 2000
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
@@ -90,6 +95,7 @@ class Settings:
     warm_default : analyse the default model before the server accepts requests
     plotly_bundle : ``partial`` or ``full`` — the plotly.js the pages load
     babel_polyfill : ``drop`` or ``keep`` — whether pages load Dash's babel polyfill
+    compress : compress responses (CLASSMAP_COMPRESS)
     """
 
     models: tuple[ModelEntry, ...]
@@ -103,6 +109,7 @@ class Settings:
     # -- end image data sets ------------------------------------------------------------
     plotly_bundle: str = "full"
     babel_polyfill: str = "keep"
+    compress: bool = False
 
     @property
     def webgl(self) -> bool:
@@ -160,6 +167,7 @@ class Settings:
         data_roots: "list[str | Path] | tuple[str | Path, ...] | None" = None,  # issue 5
         plotly_bundle: str | None = None,
         babel_polyfill: str | None = None,
+        compress: bool | None = None,
     ) -> "Settings":
         """Settings with ``primary`` as the default model (None: the embedded default).
 
@@ -186,7 +194,19 @@ class Settings:
             data_roots=parse_data_roots(data_roots, env),  # image data sets (issue 5)
             plotly_bundle=choose_bundle(plotly_bundle or env.get(PLOTLY_BUNDLE_ENV) or None),
             babel_polyfill=choose_polyfill(babel_polyfill or env.get(POLYFILL_ENV) or None),
+            compress=compress if compress is not None else parse_flag(env.get(COMPRESS_ENV),
+                                                                      COMPRESS_ENV),
         )
+
+
+def parse_flag(text: str | None, name: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (unset: off)."""
+    value = (text or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ClassmapError(f"{name}={text!r} is not on or off; use 1 or 0")
 
 
 def entry_from_spec(spec: ModelSpec, model_id: str | None = None,

@@ -49,6 +49,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
         background_callback_manager=DiskcacheManager(jobs),
         on_error=_report_callback_error,
         suppress_callback_exceptions=False,
+        compress=settings.compress,
     )
     app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
@@ -114,8 +115,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
     if settings.warm_default:
         warm_up(services)
     log.warning("Classmap dashboard on http://%s:%d/ (models: %s; plotly.js: %s; babel "
-                "polyfill: %s)", host, port, ", ".join(settings.model_ids),
-                settings.plotly_bundle, settings.babel_polyfill)
+                "polyfill: %s; compression: %s)", host, port, ", ".join(settings.model_ids),
+                settings.plotly_bundle, settings.babel_polyfill,
+                "on" if settings.compress else "off")
     app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
 
 

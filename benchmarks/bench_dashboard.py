@@ -74,13 +74,14 @@ PAGE_VIEWS = ("heatmap", "dendrogram", "neighbours", "classmap", "panel")
 
 # Bytes the page downloaded (decoded body sizes): static libraries vs data.
 SIZES = """() => {
-  const sizes = {static: 0, data: 0};
+  const sizes = {static: 0, data: 0, static_wire: 0, data_wire: 0};
   for (const e of performance.getEntriesByType('navigation')
                   .concat(performance.getEntriesByType('resource'))) {
     const path = new URL(e.name).pathname;
     const kind = path.startsWith('/_dash-component-suites/') || path.startsWith('/assets/')
       ? 'static' : 'data';
     sizes[kind] += e.decodedBodySize || 0;
+    sizes[kind + '_wire'] += e.encodedBodySize || 0;  // as sent: compressed when it was
   }
   return sizes;
 }"""
@@ -136,16 +137,18 @@ def wait_for(url: str, process: subprocess.Popen | None = None, seconds: float =
     raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
-def start_classmap(cache_dir: Path, stock: bool = False) -> tuple[subprocess.Popen, str]:
+def start_classmap(cache_dir: Path, stock: bool = False,
+                   compress: bool = False) -> tuple[subprocess.Popen, str]:
     """``classmap serve`` on a free port (warm: the default model is analysed at start).
 
     ``stock``: serve Dash's stock scripts (full plotly.js, babel polyfill) instead of the
-    vendored ones (app/browser_scripts.py).
+    vendored ones (app/browser_scripts.py). ``compress``: CLASSMAP_COMPRESS=1.
     """
     port = free_port()
     env = {**os.environ, "CLASSMAP_JOBS_DIR": str(cache_dir / "jobs")}
     if stock:
         env.update(CLASSMAP_PLOTLY_BUNDLE="full", CLASSMAP_BABEL_POLYFILL="keep")
+    env["CLASSMAP_COMPRESS"] = "1" if compress else "0"
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--cache-dir",
          str(cache_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -223,8 +226,10 @@ def start_baseline(heat, dendro, plotly_bundle: Path | None = None) -> str:
 
 
 def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
-                   reuse_context: bool) -> tuple[list[float], list[int], list[int]]:
-    """(ms to the last of ``views``, data bytes, static bytes) per run."""
+                   reuse_context: bool, wire: list[int] | None = None,
+                   ) -> tuple[list[float], list[int], list[int]]:
+    """(ms to the last of ``views``, data bytes, static bytes) per run; ``wire`` gets the
+    bytes as sent (compressed when the server compresses) of each run."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     times, data_bytes, static_bytes = [], [], []
@@ -260,6 +265,8 @@ def measure_render(browser, url: str, views: tuple[str, ...], runs: int,
         times.append(max(marks[v] for v in views))
         data_bytes.append(sizes["data"])
         static_bytes.append(sizes["static"])
+        if wire is not None:
+            wire.append(sizes["data_wire"] + sizes["static_wire"])
         page.close()
         if context is None:
             own.close()
@@ -336,6 +343,7 @@ def main(argv=None) -> int:
     bundle = choose_bundle(None)
     process, url = start_classmap(cache_dir)
     full_process, full_url = start_classmap(cache_dir, stock=True)
+    zipped_process, zipped_url = start_classmap(cache_dir, compress=True)
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
@@ -368,6 +376,12 @@ def main(argv=None) -> int:
                 browser, full_url + "/" + QUERY, PAGE_VIEWS, options.runs, reuse_context=False)
             cached, _, _ = measure_render(browser, url + "/" + QUERY, PAGE_VIEWS, options.runs,
                                           reuse_context=True)
+            plain_wire: list[int] = []
+            zipped_wire: list[int] = []
+            measure_render(browser, url + "/" + QUERY, PAGE_VIEWS, 2, reuse_context=False,
+                           wire=plain_wire)
+            zipped, _, _ = measure_render(browser, zipped_url + "/" + QUERY, PAGE_VIEWS,
+                                          options.runs, reuse_context=False, wire=zipped_wire)
             floor_fresh, _, _ = measure_render(
                 browser, baseline_url, ("floor",), options.runs, reuse_context=False)
             floor_cached, _, _ = measure_render(browser, baseline_url, ("floor",), options.runs,
@@ -379,7 +393,7 @@ def main(argv=None) -> int:
             naive_clicks = measure_naive_click(browser, baseline_url, max(2, options.runs // 2))
             browser.close()
     finally:
-        for server in (process, full_process):
+        for server in (process, full_process, zipped_process):
             server.terminate()
             server.wait(timeout=10)
 
@@ -401,6 +415,10 @@ def main(argv=None) -> int:
          "naive float heatmap + create_dendrogram"),
         ("static libraries, cacheable (MB)", median(static) / mb, median(full_static) / mb, "",
          "same page, Dash's stock scripts"),
+        ("fresh load over the wire, compression on (MB)", median(zipped_wire) / mb,
+         median(plain_wire) / mb, "≤ 3", "same page, compression off (default)"),
+        ("first full render, fresh browser, compression on (ms)", median(zipped),
+         median(fresh), "≤ 2000", "same page, compression off (default)"),
         ("dendrogram figure build, 1,000 leaves (ms)", 1000 * ours_build, 1000 * dendro_build,
          "", "create_dendrogram"),
         ("dendrogram figure JSON (MB)", ours_dendro_bytes / mb, len(to_json_plotly(dendro)) / mb,

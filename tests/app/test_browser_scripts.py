@@ -152,3 +152,20 @@ def test_figures_use_only_the_bundles_traces_or_guarded_webgl():
             continue
         assert trace == "scattergl", f"{trace} is not in the partial plotly.js bundle: {uses}"
         assert all("if webgl" in line for _, line in uses), uses
+
+
+def test_compression_is_off_by_default_and_on_when_asked(tmp_path):
+    assert not Settings.create(cache_dir=tmp_path, environ={}).compress
+    with pytest.raises(ClassmapError, match="CLASSMAP_COMPRESS='maybe' is not on or off"):
+        Settings.create(cache_dir=tmp_path, environ={"CLASSMAP_COMPRESS": "maybe"})
+    for flag, on in (("1", True), ("0", False)):
+        settings = Settings.create(cache_dir=tmp_path, warm_default=False,
+                                   environ={"CLASSMAP_COMPRESS": flag})
+        client = create_app(settings).server.test_client()
+        response = client.get("/_dash-layout", headers={"Accept-Encoding": "gzip"})
+        assert (response.headers.get("Content-Encoding") == "gzip") is on, flag
+        if on:
+            import gzip
+            import json
+
+            assert json.loads(gzip.decompress(response.get_data()))["type"] == "Div"
