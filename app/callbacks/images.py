@@ -28,7 +28,7 @@ from analysis.progress import CallbackProgress
 from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from app import figures_images as figs
 from app import ids
-from app.callbacks.shared import relay_selection_requests, rules_json
+from app.callbacks.shared import bind_picker, relay_selection_requests, rules_json
 from app.services import Services
 from app.services_images import (
     REPRESENTATION_LABELS,
@@ -496,7 +496,8 @@ def register(app: Any, services: Services) -> None:
         return focal_options_logic(images, selection, status)
 
     bind_image_field(app, ids.DATA_PICKER, "data")
-    bind_image_field(app, ids.IMAGE_FOCAL, "focal")
+    # The class picker: a value it has no option for comes with a provisional one.
+    bind_picker(app, ids.IMAGE_FOCAL, "focal", ids.IMAGE_SELECTION)
     bind_image_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep")
 
     # Samples
