@@ -47,7 +47,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
         title="Classmap",
         update_title=None,
         background_callback_manager=DiskcacheManager(jobs),
-        on_error=_report_callback_error,
+        on_error=report_callback_error,
         suppress_callback_exceptions=False,
         compress=settings.compress,
     )
@@ -132,12 +132,7 @@ def serve_in_thread(app: dash.Dash, host: str, port: int) -> threading.Thread:
     return thread
 
 
-def report_view_error(error: Exception) -> None:
-    """A view of a multi-view callback failed: tell the user (the other views go on)."""
-    _report_callback_error(error)
-
-
-def _report_callback_error(error: Exception) -> None:
+def report_callback_error(error: Exception) -> None:
     """Global callback error handler: log it, tell the user, keep the page as it was."""
     if isinstance(error, ClassmapError):
         log.warning("callback refused input: %s", error)

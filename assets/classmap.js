@@ -141,29 +141,30 @@
      exist only once the browser has loaded the image; a hover before that throws
      ("reading 'el'"). Skip such hovers (a `plotly_beforehover` handler returning false
      cancels one); the next mouse move after the load hovers normally. */
-  function guardImageHover(graphId, tries) {
-    var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
-    if (!gd || !gd.on) {
-      // The figure can arrive before the graph's first draw has set plotly up on it.
-      if ((tries || 0) < 600) {
-        window.requestAnimationFrame(function () { guardImageHover(graphId, (tries || 0) + 1); });
-      }
-      return;
-    }
-    if (gd.__classmapHoverGuard) { return; }
-    gd.__classmapHoverGuard = true;
-    gd.on("plotly_beforehover", function () {
-      return !(gd._fullData || []).some(function (t) { return t._hasSource && !t._canvas; });
+  function guardImageHover(graphId) {
+    // The figure can arrive before the graph's first draw has set plotly up on it.
+    whenFound(function () {
+      var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
+      return gd && gd.on ? gd : null;
+    }, function (gd) {
+      if (gd.__classmapHoverGuard) { return; }
+      gd.__classmapHoverGuard = true;
+      gd.on("plotly_beforehover", function () {
+        return !(gd._fullData || []).some(function (t) { return t._hasSource && !t._canvas; });
+      });
     });
   }
 
-  /* Run ``fn(element)`` once element ``id`` is in the page (a store can be filled in the
-     same update that inserts the page, before React has put its elements in). */
-  function whenElement(id, fn, tries) {
-    var element = document.getElementById(id);
-    if (element) { fn(element); return; }
-    if ((tries || 0) < 120) {
-      window.requestAnimationFrame(function () { whenElement(id, fn, (tries || 0) + 1); });
+  function whenElement(id, fn) {
+    whenFound(function () { return document.getElementById(id); }, fn);
+  }
+
+  /* Run ``fn(thing)`` once ``find()`` returns it, trying once a frame for up to ≈ 10 s. */
+  function whenFound(find, fn, tries) {
+    var thing = find();
+    if (thing) { fn(thing); return; }
+    if ((tries || 0) < 600) {
+      window.requestAnimationFrame(function () { whenFound(find, fn, (tries || 0) + 1); });
     }
   }
 

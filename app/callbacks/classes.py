@@ -29,6 +29,7 @@ from analysis.similarity import METRIC_KIND
 from app import figures, ids
 from app.callbacks.shared import (bind_field, bind_picker, mirror_shared_state,
                                   project_selection, relay_selection_requests, select_on)
+from app.components.widgets import provisional_options
 from app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
 from app.state import Selection, update_selection
 from app.tree_layout import cluster_runs, cut_height, node_clusters
@@ -458,7 +459,7 @@ def picker_options(services: Services, resolved: dict[str, Any]) -> list[dict[st
         index = view.find_class(focal)
         if index is not None:
             return [focal_option(view, index)]
-    return [{"label": str(focal), "value": focal}]
+    return provisional_options(focal)
 
 
 def focal_options_logic(services: Services, search: str | None, value: str | None,
@@ -782,12 +783,12 @@ def register(app: Any, services: Services) -> None:
         State(ids.CLASS_MAP_KEY, "data"), State(ids.EMBED_DONE, "data"),
     )
     def views(selection, status, zoom, heatmap_key, dendrogram_key, class_map_key, done):
-        from app.server import report_view_error
+        from app.server import report_callback_error
 
         rendered = {"heatmap": heatmap_key, "dendrogram": dendrogram_key,
                     "class_map": class_map_key, "embed_done": done}
         return views_logic(services, selection, status, zoom,
-                           ctx.triggered_id == ids.HEATMAP_ZOOM, rendered, report_view_error)
+                           ctx.triggered_id == ids.HEATMAP_ZOOM, rendered, report_callback_error)
 
     @app.callback(
         Output(ids.HEATMAP_TOOLTIP, "show"), Output(ids.HEATMAP_TOOLTIP, "bbox"),
