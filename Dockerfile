@@ -26,7 +26,7 @@ COPY assets ./assets
 # the vendored browser scripts into assets/vendor/ (app/browser_scripts.py).
 RUN pip install --no-cache-dir -e .
 RUN --mount=type=bind,from=node:22-bookworm-slim,source=/usr/local,target=/opt/node \
-    PATH="/opt/node/bin:$PATH" python -m app.browser_scripts --optional
+    PATH="/opt/node/bin:$PATH" python -m classmap.app.browser_scripts --optional
 
 USER 10001
 EXPOSE 8050

@@ -33,7 +33,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 # (built with npm and esbuild) and the regenerator runtime (see app/browser_scripts.py). A no-op when they are current; without npm
 # the dashboard sends Dash's stock scripts instead (full plotly.js, babel polyfill).
 browser-scripts: $(VENV)/.installed
-	@$(BIN)/python -m app.browser_scripts --optional
+	@$(BIN)/python -m classmap.app.browser_scripts --optional
 
 install: $(VENV)/.installed browser-scripts
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 LAYOUTS = ("NCHW", "NHWC", "tokens")
 

@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from analysis.cache import ResultCache, make_key
-from analysis.errors import ClassmapError
-from analysis.progress import NullProgress
+from classmap.analysis.cache import ResultCache, make_key
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.progress import NullProgress
 
 if TYPE_CHECKING:  # models imports the network code; only its type is needed here
-    from analysis.models import ClassifierHead
+    from classmap.analysis.models import ClassifierHead
 
 log = logging.getLogger(__name__)
 
@@ -783,7 +783,7 @@ def _chunk_rows(dim: int) -> int:
 
 
 def _default_device() -> torch.device:
-    from analysis.models import default_device
+    from classmap.analysis.models import default_device
 
     return default_device()
 

@@ -1,6 +1,6 @@
 """Smooth Grad-CAM++ restricted to a set of the head's input channels (seed 001).
 
-The seed shows, for a node of a class's channel split (``analysis.channel_split``),
+The seed shows, for a node of a class's channel split (``classmap.analysis.channel_split``),
 where in an image those channels respond. For a timm network the head's D input
 features are the D channels of the last feature map ``A = forward_features(x)``
 (shape [D, h, w]), pooled and fed to the classifier. Smooth Grad-CAM++ (Omeiza et
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.errors import ClassmapError
-from analysis.models import LoadedClassifier
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import LoadedClassifier
 
 DEFAULT_SAMPLES = 8
 DEFAULT_NOISE = 0.15

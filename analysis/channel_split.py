@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 DEFAULT_MIN_SIZE = 20
 DEFAULT_MODE = "chains"

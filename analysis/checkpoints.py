@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors",)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.checkpoints import check_readable_file
-from analysis.errors import ClassmapError
+from classmap.analysis.checkpoints import check_readable_file
+from classmap.analysis.errors import ClassmapError
 
 
 @dataclass(frozen=True)

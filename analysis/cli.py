@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from analysis.errors import ClassmapError
+from classmap.analysis import __version__
+from classmap.analysis.errors import ClassmapError
 
 log = logging.getLogger("classmap")
 
@@ -49,14 +50,14 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     """A ModelSpec from the shared model flags."""
-    from analysis.models import ModelSpec
+    from classmap.analysis.models import ModelSpec
 
     return ModelSpec(model=args.model, weights=args.weights, head=args.head, classes=args.classes)
 
 
 def cache_from_args(args: argparse.Namespace):
     """The ResultCache named by ``--cache-dir`` (or the default)."""
-    from analysis.cache import ResultCache
+    from classmap.analysis.cache import ResultCache
 
     try:
         return ResultCache(args.cache_dir)
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See how a trained image classifier relates its classes.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--version", action="version", version=f"classmap {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
     export = commands.add_parser(
@@ -100,10 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Analyses that add files to ``export``: each module has
 # ``add_export_flags(parser)`` and ``export_writers(args, head, cache, progress) -> [Writer]``.
-EXPORT_EXTENSIONS: tuple[str, ...] = ("analysis.ald_export", "analysis.image_export")
+EXPORT_EXTENSIONS: tuple[str, ...] = ("classmap.analysis.ald_export", "classmap.analysis.image_export")
 # Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
 # ``handler=function(args) -> exit code``.
-COMMAND_MODULES: tuple[str, ...] = ("analysis.training",)
+COMMAND_MODULES: tuple[str, ...] = ("classmap.analysis.training",)
 
 
 def _modules(names: Sequence[str]) -> list:
@@ -114,10 +116,10 @@ def _modules(names: Sequence[str]) -> list:
 
 def run_export(args: argparse.Namespace) -> int:
     """``classmap export``: load, analyse (cached), write atomically."""
-    from analysis.export import check_output_dir, versions, weight_writer, write_export
-    from analysis.models import load_head
-    from analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
-    from analysis.progress import TqdmProgress
+    from classmap.analysis.export import check_output_dir, versions, weight_writer, write_export
+    from classmap.analysis.models import load_head
+    from classmap.analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
+    from classmap.analysis.progress import TqdmProgress
 
     check_output_dir(args.out)
     progress = TqdmProgress(quiet=args.quiet)

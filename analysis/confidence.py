@@ -28,8 +28,8 @@ from scipy.spatial.distance import squareform
 from sklearn.cluster import KMeans
 from sklearn.manifold import TSNE
 
-from analysis.errors import ClassmapError
-from analysis.representations import check_labels, check_vectors, relabel_by_first_appearance
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.representations import check_labels, check_vectors, relabel_by_first_appearance
 
 JS_LINKAGES = ("average", "complete", "single", "weighted")
 KMEANS_N_INIT = 10

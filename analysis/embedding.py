@@ -1,7 +1,7 @@
 """2-D maps of the classes: each class's head row placed so similar classes sit close.
 
 Input is the classifier head ``W [C, D]``, row-standardised exactly as for the
-similarity (``analysis.similarity.standardise_rows``), so the map shows the same
+similarity (``classmap.analysis.similarity.standardise_rows``), so the map shows the same
 geometry the heatmap scores:
 
 - ``pca``: the first two principal components of the standardised rows (fast; the
@@ -28,11 +28,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis.cache import ResultCache, make_key
-from analysis.errors import ClassmapError
-from analysis.models import ClassifierHead
-from analysis.progress import NullProgress
-from analysis.similarity import standardise_rows
+from classmap.analysis.cache import ResultCache, make_key
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import ClassifierHead
+from classmap.analysis.progress import NullProgress
+from classmap.analysis.similarity import standardise_rows
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from analysis import __version__
-from analysis.errors import ClassmapError
-from analysis.hierarchy import to_newick
-from analysis.pipeline import MAX_DENSE_CLASSES, WeightAnalysis
+from classmap.analysis import __version__
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.hierarchy import to_newick
+from classmap.analysis.pipeline import MAX_DENSE_CLASSES, WeightAnalysis
 
 Writer = Callable[[Path], dict[str, Any]]
 MANIFEST = "manifest.json"

@@ -22,8 +22,8 @@ import torch
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from analysis.errors import ClassmapError
-from analysis.similarity import check_metric, similarity_matrix
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.similarity import check_metric, similarity_matrix
 
 LINKAGES = ("ward", "average", "complete", "single")
 DENSE_WARD_LIMIT = 5000

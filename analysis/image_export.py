@@ -1,9 +1,9 @@
 """``classmap export --data DIR|digits``: the image-based results as files.
 
-An export extension (``analysis.cli.EXPORT_EXTENSIONS``): with ``--data``, the export
+An export extension (``classmap.analysis.cli.EXPORT_EXTENSIONS``): with ``--data``, the export
 also loads the whole network for the same model flags, extracts every image's
 representations and runs every seed-002 and seed-003 analysis
-(:mod:`analysis.image_pipeline`), then writes:
+(:mod:`classmap.analysis.image_pipeline`), then writes:
 
 ==============================  =====================================================
 file                            content
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.image_pipeline import (
+from classmap.analysis.image_pipeline import (
     CAM_DTYPE,
     DEFAULT_BATCH_SIZE,
     ImageAnalysis,
@@ -48,7 +48,7 @@ from analysis.image_pipeline import (
     analyse_images,
     extract_representations,
 )
-from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 
 Writer = Callable[[Path], dict[str, Any]]
 FILES = (
@@ -77,9 +77,9 @@ def export_writers(args: argparse.Namespace, head: Any, cache: Any, progress: An
     """The image writer when ``--data`` is given, else nothing."""
     if not getattr(args, "data", None):
         return []
-    from analysis.cli import spec_from_args
-    from analysis.data import load_dataset
-    from analysis.models import load_classifier
+    from classmap.analysis.cli import spec_from_args
+    from classmap.analysis.data import load_dataset
+    from classmap.analysis.models import load_classifier
 
     with progress.step("load network", total=1) as advance:
         classifier = load_classifier(spec_from_args(args), cache, device=args.device)

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.cache import ResultCache, make_key
-from analysis.errors import ClassmapError
-from analysis.hierarchy import check_linkage, leaf_order, linkage_matrix
-from analysis.models import ClassifierHead, ModelSpec, default_device, load_head
-from analysis.progress import NullProgress
-from analysis.similarity import (
+from classmap.analysis.cache import ResultCache, make_key
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.hierarchy import check_linkage, leaf_order, linkage_matrix
+from classmap.analysis.models import ClassifierHead, ModelSpec, default_device, load_head
+from classmap.analysis.progress import NullProgress
+from classmap.analysis.similarity import (
     METRIC_KIND,
     Neighbours,
     check_metric,

@@ -40,7 +40,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 REPRESENTATIONS = ("grad_weights", "softmax", "features")
 CLUSTERING_ALGORITHMS = ("kmeans", "gmm")

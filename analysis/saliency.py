@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from analysis.errors import ClassmapError
-from analysis.representations import check_labels
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.representations import check_labels
 
 MAP_MEASURES = ("cc", "sim", "kld", "auc")
 DEFAULT_EPS = 1e-7

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 METRICS = ("cosine", "euclidean")
 # A metric's scores are similarities (larger = closer) or distances (smaller = closer).

@@ -22,7 +22,7 @@ more than they need to:
   standalone ``regenerator-runtime`` installed, the page leaves the polyfill out and
   loads that instead.
 
-Neither is part of a Python package. ``python -m app.browser_scripts`` (run by ``make
+Neither is part of a Python package. ``python -m classmap.app.browser_scripts`` (run by ``make
 install`` and the Dockerfile) makes them with npm into ``assets/vendor/``
 (git-ignored): the plotly.js bundle from ``plotly.js`` at the *same version* as the full
 bundle of the installed ``plotly`` package (its header names the version and the
@@ -120,7 +120,7 @@ def choose_bundle(requested: str | None, path: Path = BUNDLE_PATH) -> str:
     The default is ``partial`` when the file is built and current, else ``full``.
     """
     if requested not in (None, "", *CHOICES):
-        from analysis.errors import ClassmapError
+        from classmap.analysis.errors import ClassmapError
 
         raise ClassmapError(f"unknown plotly bundle {requested!r}; use one of {', '.join(CHOICES)}")
     if requested == "full":
@@ -134,7 +134,7 @@ def choose_polyfill(requested: str | None, path: Path = RUNTIME_PATH) -> str:
     The default drops it when the standalone regenerator runtime is installed.
     """
     if requested not in (None, "", *POLYFILL_CHOICES):
-        from analysis.errors import ClassmapError
+        from classmap.analysis.errors import ClassmapError
 
         raise ClassmapError(f"unknown babel polyfill choice {requested!r}; use one of "
                             f"{', '.join(POLYFILL_CHOICES)}")
@@ -160,7 +160,7 @@ def _npm(npm: str, args: list[str], cwd: str, what: str, timeout: int = 600) -> 
     """Run ``npm args`` in ``cwd``; RuntimeError with npm's last line when it fails."""
     if shutil.which(npm) is None:
         raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
-                           f"and run python -m app.browser_scripts")
+                           f"and run python -m classmap.app.browser_scripts")
     done = subprocess.run([npm, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd)
     if done.returncode != 0:
@@ -252,7 +252,7 @@ def fetch(script: VendorScript = VENDOR_SCRIPTS[0], path: Path | None = None,
     path = path or script.path
     if shutil.which(npm) is None:
         raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
-                           f"and run python -m app.browser_scripts")
+                           f"and run python -m classmap.app.browser_scripts")
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(path.name + ".part")
     try:
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: installed ({script.path})")
             continue
         if options.check:
-            print(f"{name}: missing; run python -m app.browser_scripts")
+            print(f"{name}: missing; run python -m classmap.app.browser_scripts")
             status = 1
             continue
         hint = " (about half a minute)" if script.path == BUNDLE_PATH else ""

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from analysis.cli import OneLineParser, add_model_flags, build_parser, run
+from classmap.analysis.cli import OneLineParser, add_model_flags, build_parser, run
 
 
 def build_full_parser() -> argparse.ArgumentParser:
@@ -35,8 +35,8 @@ def build_full_parser() -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``classmap serve``: build the app for the configured model and run it."""
-    from app.config import Settings
-    from app.server import serve
+    from classmap.app.config import Settings
+    from classmap.app.server import serve
 
     settings = Settings.from_args(args)
     serve(settings, host=args.host, port=args.port, debug=args.debug)

@@ -21,7 +21,7 @@ This is the only module of the app that reads environment variables:
     torch device for the analyses (``--device`` wins; default CUDA when present).
 ``CLASSMAP_PLOTLY_BUNDLE``
     ``partial`` (default when ``make install`` could build it) or ``full``: which
-    plotly.js the pages load (see :mod:`app.browser_scripts`). ``full`` is slower to start
+    plotly.js the pages load (see :mod:`classmap.app.browser_scripts`). ``full`` is slower to start
     and draws scatter plots of more than a few thousand points with WebGL.
 ``CLASSMAP_COMPRESS``
     ``1`` to compress responses (gzip/brotli, flask-compress) for browsers on other
@@ -30,7 +30,7 @@ This is the only module of the app that reads environment variables:
 ``CLASSMAP_BABEL_POLYFILL``
     ``drop`` (default when ``make install`` could fetch the regenerator runtime) or
     ``keep``: whether pages leave out Dash's babel polyfill, which slows plotly.js
-    down in current browsers (see :mod:`app.browser_scripts`).
+    down in current browsers (see :mod:`classmap.app.browser_scripts`).
 
 The browser only ever sends a model *id* from :attr:`Settings.models`; it never
 names a file. Ids are derived from the spec (not random), so a shared URL keeps
@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from analysis.cache import default_cache_dir
-from analysis.errors import ClassmapError
-from analysis.models import EMBEDDED_MODELS, ModelSpec
-from app.browser_scripts import choose_bundle, choose_polyfill
+from classmap.analysis.cache import default_cache_dir
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import EMBEDDED_MODELS, ModelSpec
+from classmap.app.browser_scripts import choose_bundle, choose_polyfill
 
 MODELS_ENV = "CLASSMAP_MODELS"
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale
 
-from app.matrix_tiles import ColourScale as Scale
+from classmap.app.matrix_tiles import ColourScale as Scale
 
 CODE_MAX = 254  # colour codes 0 … 254; the midpoint 127 is the scale's centre
 FONT = "Inter, 'Segoe UI', system-ui, -apple-system, 'Helvetica Neue', Arial, sans-serif"

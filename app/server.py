@@ -20,11 +20,11 @@ import dash
 import diskcache
 from dash import DiskcacheManager
 
-from analysis.errors import ClassmapError
-from app import ids
-from app.config import Settings, ensure_private_dir
-from app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
-from app.services import Services
+from classmap.analysis.errors import ClassmapError
+from classmap.app import ids
+from classmap.app.config import Settings, ensure_private_dir
+from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
+from classmap.app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
     app._classmap_services = services  # type: ignore[attr-defined]
-    from app.components.shell import build_shell
+    from classmap.app.components.shell import build_shell
 
     app.layout = build_shell(settings)
     for module in callback_modules():
@@ -78,7 +78,7 @@ class ClassmapDash(dash.Dash):
 
 def callback_modules() -> list[Any]:
     """Every module in ``app/callbacks`` (each provides ``register(app, services)``)."""
-    import app.callbacks as package
+    import classmap.app.callbacks as package
 
     names = sorted(info.name for info in pkgutil.iter_modules(package.__path__)
                    if not info.name.startswith("_"))

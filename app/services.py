@@ -1,7 +1,7 @@
 """Per-process handles the callbacks call: loaded models, analyses, caches, exports.
 
 A callback reads its inputs, makes one call here, hands the result to
-``app.figures`` and returns. Everything that computes lives here or below
+``classmap.app.figures`` and returns. Everything that computes lives here or below
 (``analysis``), so callbacks stay thin and every number on screen can be checked
 without a browser.
 
@@ -26,29 +26,29 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from analysis.cache import ResultCache
-from analysis.embedding import (
+from classmap.analysis.cache import ResultCache
+from classmap.analysis.embedding import (
     ClassEmbedding,
     EmbeddingParams,
     check_embedding_method,
     embed_classes,
     embedding_cached,
 )
-from analysis.errors import ClassmapError
-from analysis.hierarchy import to_newick
-from analysis.models import ClassifierHead, load_head
-from analysis.pipeline import WeightAnalysis, WeightParams, analyse_weights
-from analysis.similarity import METRIC_KIND, standardise_rows
-from app.config import ModelEntry, Settings
-from app.matrix_tiles import (
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.hierarchy import to_newick
+from classmap.analysis.models import ClassifierHead, load_head
+from classmap.analysis.pipeline import WeightAnalysis, WeightParams, analyse_weights
+from classmap.analysis.similarity import METRIC_KIND, standardise_rows
+from classmap.app.config import ModelEntry, Settings
+from classmap.app.matrix_tiles import (
     ColourScale,
     MatrixTile,
     symmetric_limit,
     tile_from_dense,
     value_range,
 )
-from app.state import MAX_TOP_K
-from app.tree_layout import TreeLayout, compute_tree_layout, cut_labels
+from classmap.app.state import MAX_TOP_K
+from classmap.app.tree_layout import TreeLayout, compute_tree_layout, cut_labels
 
 HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
 
@@ -340,7 +340,7 @@ class Services:
         """:meth:`heatmap_tile` and its palette PNG (``figures.codes_png``), the PNG kept
         per view for the last HEATMAP_IMAGES regions: encoding 1,000 × 1,000 cells takes
         ≈ 20 ms of every page load that shows them otherwise."""
-        from app.figures import codes_png, encode_codes
+        from classmap.app.figures import codes_png, encode_codes
 
         tile = self.heatmap_tile(view, rows, cols)
         key = (tile.row_start, tile.col_start, tile.z.shape, tile.block)

@@ -1,7 +1,7 @@
 """Services of the Weight distributions page: ALD fits, weight histograms, channel splits.
 
 The page's callbacks make one call here and hand the result to
-``app.figures_weights``. Fits come from :func:`analysis.ald.analyse_ald` (cached on
+``classmap.app.figures_weights``. Fits come from :func:`classmap.analysis.ald.analyse_ald` (cached on
 disk by the head's digest, and here in memory per model); splits are computed per
 request (≈ 2 ms per class). The page's own shareable keys are registered in the
 shared selection at import (``split``, ``minsize``, ``snode``).
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.ald import AldAnalysis, analyse_ald
-from analysis.channel_split import (
+from classmap.analysis.ald import AldAnalysis, analyse_ald
+from classmap.analysis.channel_split import (
     DEFAULT_MIN_SIZE,
     DEFAULT_MODE,
     ROOT_LABEL,
@@ -29,14 +29,14 @@ from analysis.channel_split import (
     check_split_mode,
     split_head_class,
 )
-from analysis.channel_cam import ChannelCam, smooth_gradcam_pp_channels
-from analysis.data import DIGITS
-from analysis.errors import ClassmapError
-from analysis.models import LENET5_ARCH, LENET_DIGITS
-from app.image_render import cam_overlay_uri, image_uri
-from app.services import ModelView, Services
-from app.services_images import DataSetEntry, ImageServices
-from app.state import Field, parse_choice, parse_int_range, register_field
+from classmap.analysis.channel_cam import ChannelCam, smooth_gradcam_pp_channels
+from classmap.analysis.data import DIGITS
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import LENET5_ARCH, LENET_DIGITS
+from classmap.app.image_render import cam_overlay_uri, image_uri
+from classmap.app.services import ModelView, Services
+from classmap.app.services_images import DataSetEntry, ImageServices
+from classmap.app.state import Field, parse_choice, parse_int_range, register_field
 
 MAX_MIN_SIZE = 10_000
 HISTOGRAM_BINS = 80

@@ -150,7 +150,7 @@ def start_classmap(cache_dir: Path, stock: bool = False,
         env.update(CLASSMAP_PLOTLY_BUNDLE="full", CLASSMAP_BABEL_POLYFILL="keep")
     env["CLASSMAP_COMPRESS"] = "1" if compress else "0"
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--cache-dir",
+        [sys.executable, "-m", "classmap.app.cli", "serve", "--port", str(port), "--cache-dir",
          str(cache_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/", process)
@@ -162,9 +162,9 @@ def build_naive_figures():
     import plotly.figure_factory as ff
     import plotly.graph_objects as go
 
-    from analysis.cache import ResultCache
-    from analysis.models import ModelSpec, load_head
-    from analysis.pipeline import WeightParams, analyse_weights
+    from classmap.analysis.cache import ResultCache
+    from classmap.analysis.models import ModelSpec, load_head
+    from classmap.analysis.pipeline import WeightParams, analyse_weights
 
     cache = ResultCache(Path(tempfile.mkdtemp(prefix="classmap-bench-")))
     head = load_head(ModelSpec(), cache)
@@ -337,7 +337,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
     from plotly.io.json import to_json_plotly
 
-    from app.browser_scripts import choose_bundle, choose_polyfill
+    from classmap.app.browser_scripts import choose_bundle, choose_polyfill
 
     cache_dir = Path(tempfile.mkdtemp(prefix="classmap-bench-cache-"))
     bundle = choose_bundle(None)
@@ -347,13 +347,13 @@ def main(argv=None) -> int:
     heat, dendro, heat_build, dendro_build, _ = build_naive_figures()
     naive_bytes = len(to_json_plotly(heat)) + len(to_json_plotly(dendro))
     baseline_url = start_baseline(heat, dendro)
-    from app.browser_scripts import BUNDLE_PATH
+    from classmap.app.browser_scripts import BUNDLE_PATH
 
     partial_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
                          if bundle == "partial" else None)
 
-    from app.figures import dendrogram_figure
-    from app.tree_layout import compute_tree_layout
+    from classmap.app.figures import dendrogram_figure
+    from classmap.app.tree_layout import compute_tree_layout
     import numpy as np
 
     _, _, _, _, analysis = build_naive_figures()

@@ -27,10 +27,10 @@ TARGET_SECONDS = 60.0
 
 
 def main() -> None:
-    from analysis.cache import ResultCache
-    from analysis.data import load_dataset
-    from analysis.image_pipeline import ImageParams, analyse_images, extract_representations
-    from analysis.models import LENET_DIGITS, ModelSpec, load_classifier
+    from classmap.analysis.cache import ResultCache
+    from classmap.analysis.data import load_dataset
+    from classmap.analysis.image_pipeline import ImageParams, analyse_images, extract_representations
+    from classmap.analysis.models import LENET_DIGITS, ModelSpec, load_classifier
 
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:

@@ -25,7 +25,7 @@ EXPORT_CODE = r"""
 import json, tempfile, time, resource
 from pathlib import Path
 import torch, timm, scipy, fastcluster, sklearn  # imports excluded from the timing
-import analysis.cli, analysis.export, analysis.pipeline, analysis.models, analysis.classnames
+import classmap.analysis.cli, analysis.export, analysis.pipeline, analysis.models, analysis.classnames
 from timm.data import ImageNetInfo
 ImageNetInfo()  # timm's class metadata module loads lazily: part of import, not of work
 tmp = Path(tempfile.mkdtemp())
@@ -46,7 +46,7 @@ SEED_STYLE_CODE = r"""
 import json, time
 import numpy as np, torch
 from scipy.cluster import hierarchy
-from analysis.models import ModelSpec, load_head
+from classmap.analysis.models import ModelSpec, load_head
 head = load_head(ModelSpec())
 started = time.perf_counter()
 w = torch.from_numpy(head.weight)
@@ -60,7 +60,7 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 TOPK_CODE = r"""
 import json, resource, time
 import numpy as np, torch
-from analysis.similarity import nearest_classes, standardise_rows
+from classmap.analysis.similarity import nearest_classes, standardise_rows
 rng = np.random.default_rng(0)
 weight = rng.normal(size=({classes}, {dim})).astype(np.float32)
 def rss_mb():

@@ -60,11 +60,11 @@ def test_runs_as_an_unprivileged_user_with_a_private_cache():
 def test_install_step_is_the_projects_own():
     run = " ".join(rest for keyword, rest in _instructions() if keyword == "RUN")
     assert "pip install --no-cache-dir -e ." in run  # editable: assets/ stay beside app/
-    assert "python -m app.browser_scripts" in run
+    assert "python -m classmap.app.browser_scripts" in run
 
 
 def test_command_is_a_valid_classmap_invocation():
-    from app.cli import build_full_parser
+    from classmap.app.cli import build_full_parser
 
     command = json.loads(next(rest for keyword, rest in _instructions() if keyword == "CMD"))
     assert command[0] == "classmap"

@@ -1,5 +1,5 @@
 """Callback modules; each provides ``register(app, services)``.
 
-``app.server.create_app`` registers every module in this package (files starting with
+``classmap.app.server.create_app`` registers every module in this package (files starting with
 ``_`` excepted), so a new page's callbacks join by adding one module here.
 """

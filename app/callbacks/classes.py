@@ -22,17 +22,17 @@ import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from analysis.embedding import EMBEDDING_LABELS
-from analysis.errors import ClassmapError
-from analysis.progress import CallbackProgress
-from analysis.similarity import METRIC_KIND
-from app import figures, ids
-from app.callbacks.shared import (bind_field, bind_picker, mirror_shared_state,
+from classmap.analysis.embedding import EMBEDDING_LABELS
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.progress import CallbackProgress
+from classmap.analysis.similarity import METRIC_KIND
+from classmap.app import figures, ids
+from classmap.app.callbacks.shared import (bind_field, bind_picker, mirror_shared_state,
                                   project_selection, relay_selection_requests, select_on)
-from app.components.widgets import provisional_options
-from app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
-from app.state import Selection, update_selection
-from app.tree_layout import cluster_runs, cut_height, node_clusters
+from classmap.app.components.widgets import provisional_options
+from classmap.app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
+from classmap.app.state import Selection, update_selection
+from classmap.app.tree_layout import cluster_runs, cut_height, node_clusters
 
 log = logging.getLogger(__name__)
 
@@ -783,7 +783,7 @@ def register(app: Any, services: Services) -> None:
         State(ids.CLASS_MAP_KEY, "data"), State(ids.EMBED_DONE, "data"),
     )
     def views(selection, status, zoom, heatmap_key, dendrogram_key, class_map_key, done):
-        from app.server import report_callback_error
+        from classmap.app.server import report_callback_error
 
         rendered = {"heatmap": heatmap_key, "dendrogram": dendrogram_key,
                     "class_map": class_map_key, "embed_done": done}

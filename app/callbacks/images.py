@@ -22,22 +22,22 @@ import numpy as np
 from dash import ALL, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
-from analysis.data import DIGITS
-from analysis.errors import ClassmapError
-from analysis.progress import CallbackProgress
-from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
-from app import figures_images as figs
-from app import ids
-from app.callbacks.shared import bind_picker, relay_selection_requests, rules_json
-from app.services import Services
-from app.services_images import (
+from classmap.analysis.data import DIGITS
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.progress import CallbackProgress
+from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.app import figures_images as figs
+from classmap.app import ids
+from classmap.app.callbacks.shared import bind_picker, relay_selection_requests, rules_json
+from classmap.app.services import Services
+from classmap.app.services_images import (
     REPRESENTATION_LABELS,
     ImageResult,
     ImageServices,
     class_index,
     image_services_for,
 )
-from app.state import coerce_selection, update_selection
+from classmap.app.state import coerce_selection, update_selection
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +411,7 @@ def heatmap_click_logic(images: ImageServices, click: dict | None, selection: di
 def bind_image_field(app: Any, component_id: Any, field: str) -> None:
     """Two-way binding of a control's ``value`` and the selection's ``field``, in the browser.
 
-    Like :func:`app.callbacks.shared.bind_field`, but listening to the page-local copy
+    Like :func:`classmap.app.callbacks.shared.bind_field`, but listening to the page-local copy
     of the selection, so the callback never has a missing Input on other pages. A
     pattern-matching ``component_id`` (with ALL) binds every matching control.
     """

@@ -38,11 +38,11 @@ from typing import Any, Callable, Sequence
 from dash import ALL, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from analysis.errors import ClassmapError
-from analysis.progress import CallbackProgress
-from app import ids
-from app.services import Services
-from app.state import check_against_model, coerce_selection, selection_rules
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.progress import CallbackProgress
+from classmap.app import ids
+from classmap.app.services import Services
+from classmap.app.state import check_against_model, coerce_selection, selection_rules
 
 log = logging.getLogger(__name__)
 

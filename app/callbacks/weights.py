@@ -22,16 +22,16 @@ import numpy as np
 from dash import ALL, Input, Output, Patch, State, ctx, html
 from dash.exceptions import PreventUpdate
 
-from analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
-from analysis.errors import ClassmapError
-from app import figures_weights as wfig
-from app import ids
-from app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from app.callbacks.shared import project_selection, relay_selection_requests, rules_json
-from app.figures import message_figure
-from app.services import ModelView, Services
-from app.services_images import ImageServices, image_services_for
-from app.services_weights import (
+from classmap.analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
+from classmap.analysis.errors import ClassmapError
+from classmap.app import figures_weights as wfig
+from classmap.app import ids
+from classmap.app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
+from classmap.app.callbacks.shared import project_selection, relay_selection_requests, rules_json
+from classmap.app.figures import message_figure
+from classmap.app.services import ModelView, Services
+from classmap.app.services_images import ImageServices, image_services_for
+from classmap.app.services_weights import (
     MAX_MIN_SIZE,
     ald_analysis,
     cam_data_sets,
@@ -44,7 +44,7 @@ from app.services_weights import (
     node_of_label,
     problem_classes,
 )
-from app.state import Selection, update_selection
+from classmap.app.state import Selection, update_selection
 
 log = logging.getLogger(__name__)
 

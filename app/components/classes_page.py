@@ -10,11 +10,11 @@ from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
-from analysis.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
-from app import ids
-from app.components.widgets import button, card, field, graph, job_progress, page_query_store
-from app.figures import message_figure
-from app.state import MAX_CUT, MAX_TOP_K
+from classmap.analysis.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
+from classmap.app import ids
+from classmap.app.components.widgets import button, card, field, graph, job_progress, page_query_store
+from classmap.app.figures import message_figure
+from classmap.app.state import MAX_CUT, MAX_TOP_K
 
 PAGE = "classes"
 

@@ -12,12 +12,12 @@ from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
-from analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
-from app import ids
-from app.components.widgets import (card, field, graph, job_progress, page_query_store,
+from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.app import ids
+from classmap.app.components.widgets import (card, field, graph, job_progress, page_query_store,
                                     provisional_options)
-from app.figures import message_figure
-from app.services_images import REPRESENTATION_LABELS, DataSetEntry
+from classmap.app.figures import message_figure
+from classmap.app.services_images import REPRESENTATION_LABELS, DataSetEntry
 
 ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 IMAGE_BOX = {"width": "224px", "height": "224px", "imageRendering": "pixelated",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dash
 from dash import dcc, html
 
-from analysis.hierarchy import LINKAGES
-from app import ids
-from app.components.widgets import button, field, job_progress
-from app.config import Settings
+from classmap.analysis.hierarchy import LINKAGES
+from classmap.app import ids
+from classmap.app.components.widgets import button, field, job_progress
+from classmap.app.config import Settings
 
 METRIC_OPTIONS = [
     {"label": "cosine", "value": "cosine",

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
-from app import ids
+from classmap.app import ids
 
 # Plotly's modebar: keep the tools researchers use, drop the rest; image export
 # format is switched by the page's "images as" control.
@@ -73,8 +73,8 @@ def page_query_store(page: str, selection: Mapping[str, Any], problems: Sequence
     round trip stands between the page's arrival and its views' first requests.
     """
     if resolved is None:
-        from app.callbacks.shared import resolve_page_query
-        from app.server import current_services
+        from classmap.app.callbacks.shared import resolve_page_query
+        from classmap.app.server import current_services
 
         resolved = resolve_page_query(current_services(), dict(selection), problems)
     return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page}, data=dict(resolved))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dash
 
-from app.components.images_page import build_clustering_page
-from app.services_images import data_entries
-from app.state import parse_query
+from classmap.app.components.images_page import build_clustering_page
+from classmap.app.services_images import data_entries
+from classmap.app.state import parse_query
 
 PAGE = "clustering"
 
@@ -16,7 +16,7 @@ dash.register_page(__name__, path="/clustering", name="Clustering", title="Class
 
 def layout(**query: str) -> dash.html.Div:
     """The page for the URL ``query`` (parsed; the data set id is checked by the callbacks)."""
-    from app.server import current_services
+    from classmap.app.server import current_services
 
     settings = current_services().settings
     selection, problems = parse_query(query, settings.model_ids)

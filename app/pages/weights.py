@@ -1,7 +1,7 @@
 """``/weights`` — Weight distributions: asymmetric Laplace fits and channel splits (seed 001).
 
 Joins the shared selection (model, focal class) and adds three shareable keys of its
-own (``split``, ``minsize``, ``snode``; registered in ``app.services_weights``).
+own (``split``, ``minsize``, ``snode``; registered in ``classmap.app.services_weights``).
 Built from the parsed URL query only; figures arrive from ``app/callbacks/weights.py``.
 """
 
@@ -12,13 +12,13 @@ from typing import Any, Mapping, Sequence
 import dash
 from dash import dcc, html
 
-import app.services_weights  # noqa: F401 — registers the page's selection fields
-from analysis.channel_split import SPLIT_MODES
-from app import ids
-from app.components.widgets import card, field, graph, page_query_store, provisional_options
-from app.figures import message_figure
-from app.services_weights import MAX_MIN_SIZE
-from app.state import parse_query
+import classmap.app.services_weights  # noqa: F401 — registers the page's selection fields
+from classmap.analysis.channel_split import SPLIT_MODES
+from classmap.app import ids
+from classmap.app.components.widgets import card, field, graph, page_query_store, provisional_options
+from classmap.app.figures import message_figure
+from classmap.app.services_weights import MAX_MIN_SIZE
+from classmap.app.state import parse_query
 
 PAGE = "weights"
 
@@ -127,7 +127,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
 
 def layout(**query: str) -> html.Div:
     """The page for the URL ``query`` (parsed and checked against the configured models)."""
-    from app.server import current_services
+    from classmap.app.server import current_services
 
     settings = current_services().settings
     selection, problems = parse_query(query, settings.model_ids)

@@ -16,8 +16,8 @@ import torch
 from scipy import optimize, stats
 from sklearn.metrics import r2_score
 
-from analysis import ald
-from analysis.ald import (
+from classmap.analysis import ald
+from classmap.analysis.ald import (
     AldParams,
     analyse_ald,
     derive_seed_parameters,
@@ -25,8 +25,8 @@ from analysis.ald import (
     fit_mle,
     fit_pooled,
 )
-from analysis.cache import ResultCache
-from analysis.errors import ClassmapError
+from classmap.analysis.cache import ResultCache
+from classmap.analysis.errors import ClassmapError
 
 SUBSET = np.linspace(0, 999, 30).astype(int)  # 30 classes of the 1000, spread evenly
 
@@ -357,7 +357,7 @@ def test_too_few_features_for_any_fit():
 
 
 def test_one_by_one_conv_head_is_fitted_like_a_linear_head():
-    from analysis.models import extract_head
+    from classmap.analysis.models import extract_head
 
     torch.manual_seed(0)
     network = torch.nn.Sequential(
@@ -388,8 +388,8 @@ def test_bad_matrices_raise_one_line_errors():
 
 
 def test_analyse_ald_is_cached_by_digest_and_params(tmp_path, mixed_head):
-    from analysis.classnames import ClassNames
-    from analysis.models import ModelSpec, head_from_arrays
+    from classmap.analysis.classnames import ClassNames
+    from classmap.analysis.models import ModelSpec, head_from_arrays
 
     names = tuple(f"c{i}" for i in range(mixed_head.shape[0]))
     head = head_from_arrays(mixed_head, None, ClassNames(names, names, "generic"),

@@ -10,13 +10,13 @@ import math
 import numpy as np
 import pytest
 
-from analysis import ald_export
-from analysis.ald import fit_ald, fit_pooled
-from analysis.cache import ResultCache
-from analysis.classnames import ClassNames
-from analysis.export import write_export
-from analysis.models import ModelSpec, head_from_arrays
-from analysis.progress import NullProgress
+from classmap.analysis import ald_export
+from classmap.analysis.ald import fit_ald, fit_pooled
+from classmap.analysis.cache import ResultCache
+from classmap.analysis.classnames import ClassNames
+from classmap.analysis.export import write_export
+from classmap.analysis.models import ModelSpec, head_from_arrays
+from classmap.analysis.progress import NullProgress
 
 EXPECTED_HEADER = [
     "class_index", "r2_pos", "r2_neg", "slope_pos", "intercept_pos", "slope_neg",
@@ -126,9 +126,9 @@ def test_undefined_pooled_mapping_is_null_with_a_status(tmp_path):
 
 def test_cli_export_with_ald(tmp_path, monkeypatch):
     """Through ``classmap export``, where cli.py registers the extension."""
-    from analysis import cli
+    from classmap.analysis import cli
 
-    assert "analysis.ald_export" in cli.EXPORT_EXTENSIONS
+    assert "classmap.analysis.ald_export" in cli.EXPORT_EXTENSIONS
     weight = np.random.default_rng(9).laplace(0.0, 0.05, (6, 40)).astype(np.float32)
     np.save(tmp_path / "head.npy", weight)
     code = cli.main([

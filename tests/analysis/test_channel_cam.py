@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.channel_cam import smooth_gradcam_pp_channels
-from analysis.channel_split import split_head_class
-from analysis.errors import ClassmapError
+from classmap.analysis.channel_cam import smooth_gradcam_pp_channels
+from classmap.analysis.channel_split import split_head_class
+from classmap.analysis.errors import ClassmapError
 
 TABBY = 281  # ImageNet "tabby cat"; chelsea is a tabby
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.channel_split import (
+from classmap.analysis.channel_split import (
     BELOW_MIN_SIZE,
     ONE_SIDED,
     SPLIT,
@@ -18,7 +18,7 @@ from analysis.channel_split import (
     split_class,
     split_head_class,
 )
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 ROWS = (0, 118, 281, 407, 999)
 

@@ -9,7 +9,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import adjusted_rand_score, confusion_matrix
 
-from analysis.confidence import (
+from classmap.analysis.confidence import (
     JS_LINKAGES,
     class_mean_softmax,
     cluster_classes_kmeans,
@@ -19,7 +19,7 @@ from analysis.confidence import (
     js_linkage,
     tsne_softmax,
 )
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 GROUPS = np.array([0, 0, 0, 1, 1, 1])  # classes 0–2 and 3–5 confuse among themselves
 

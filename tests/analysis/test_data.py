@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis.classnames import ClassNames
-from analysis.data import (
+from classmap.analysis.classnames import ClassNames
+from classmap.analysis.data import (
     DIGITS,
     load_dataset,
     load_digits_dataset,
@@ -19,7 +19,7 @@ from analysis.data import (
     open_image,
     resolve_data_root,
 )
-from analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError
 
 CLASSES = ClassNames(
     ids=("n001", "n002", "n003", "n004", "n005"),
@@ -214,8 +214,8 @@ def test_links_inside_a_root_that_lead_outside_are_skipped(tmp_path):
 def test_digits_are_the_held_out_split_exactly_as_lenet_sees_it():
     from sklearn.datasets import load_digits
 
-    from analysis.lenet import load_digits_split, prepare_grey_images
-    from analysis.models import LeNetPreprocess
+    from classmap.analysis.lenet import load_digits_split, prepare_grey_images
+    from classmap.analysis.models import LeNetPreprocess
 
     digits_names = ClassNames(tuple(str(i) for i in range(10)), tuple(str(i) for i in range(10)),
                               "test")

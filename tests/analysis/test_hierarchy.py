@@ -8,8 +8,8 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.errors import ClassmapError
-from analysis.hierarchy import (
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.hierarchy import (
     condensed_distances,
     cut_clusters,
     leaf_order,
@@ -17,7 +17,7 @@ from analysis.hierarchy import (
     subtree_leaves,
     to_newick,
 )
-from analysis.similarity import nearest_classes, standardise_rows
+from classmap.analysis.similarity import nearest_classes, standardise_rows
 
 
 def planted_head(
@@ -68,7 +68,7 @@ def test_ward_matches_scipy_on_the_standardised_vectors():
 
 
 def test_large_ward_uses_the_memory_saving_routine(monkeypatch):
-    import analysis.hierarchy as module
+    import classmap.analysis.hierarchy as module
 
     called = []
     monkeypatch.setattr(module, "DENSE_WARD_LIMIT", 10)

@@ -11,8 +11,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
-from analysis.errors import ClassmapError
-from analysis.representations import (
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.representations import (
     CLUSTERING_ALGORITHMS,
     REPRESENTATIONS,
     check_representation,

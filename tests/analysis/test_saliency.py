@@ -13,8 +13,8 @@ import pytest
 from scipy.stats import entropy, pearsonr
 from sklearn.metrics import roc_auc_score
 
-from analysis.errors import ClassmapError
-from analysis.saliency import (
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.saliency import (
     MapAgreement,
     auc_top_fraction,
     correlation_coefficient,

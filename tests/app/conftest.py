@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import Settings
-from app.services import Services
+from classmap.app.config import Settings
+from classmap.app.services import Services
 
 
 def write_planted_head(path: Path, groups: int, per_group: int, dim: int = 32,

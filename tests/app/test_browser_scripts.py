@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.errors import ClassmapError
-from app import browser_scripts as scripts
-from app.config import Settings
-from app.server import create_app
+from classmap.analysis.errors import ClassmapError
+from classmap.app import browser_scripts as scripts
+from classmap.app.config import Settings
+from classmap.app.server import create_app
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -58,8 +58,8 @@ def test_fetch_without_npm_names_the_fix(tmp_path):
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="make install fetches them in CI")
 def test_make_install_fetched_the_current_scripts():
-    assert scripts.partial_available(), "run: .venv/bin/python -m app.browser_scripts"
-    assert scripts.runtime_available(), "run: .venv/bin/python -m app.browser_scripts"
+    assert scripts.partial_available(), "run: .venv/bin/python -m classmap.app.browser_scripts"
+    assert scripts.runtime_available(), "run: .venv/bin/python -m classmap.app.browser_scripts"
 
 
 def test_the_polyfill_is_dropped_only_with_the_pinned_runtime(tmp_path):

@@ -9,11 +9,11 @@ import pytest
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
-from analysis.hierarchy import subtree_leaves
-from app import ids
-from app.callbacks import classes as page
-from app.callbacks import shared
-from app.state import default_selection, update_selection
+from classmap.analysis.hierarchy import subtree_leaves
+from classmap.app import ids
+from classmap.app.callbacks import classes as page
+from classmap.app.callbacks import shared
+from classmap.app.state import default_selection, update_selection
 
 KEY = ["lite0-imagenet", "cosine", "ward"]
 READY = {"key": KEY, "state": "ready", "message": ""}
@@ -23,7 +23,7 @@ DUNGENESS_ID = "n01978287"
 
 def cells(figure):
     """The colour codes a heatmap figure draws (its image trace's PNG), shape (rows, cols)."""
-    from app.figures import png_codes
+    from classmap.app.figures import png_codes
 
     return png_codes(figure.data[0].source)
 

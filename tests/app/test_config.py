@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from analysis.errors import ClassmapError
-from analysis.models import ModelSpec
-from app.config import Settings, ensure_private_dir, entry_from_spec, parse_models
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import ModelSpec
+from classmap.app.config import Settings, ensure_private_dir, entry_from_spec, parse_models
 
 
 def args(**values):

@@ -9,16 +9,16 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
-from analysis.embedding import (
+from classmap.analysis.embedding import (
     EmbeddingParams,
     check_embedding_method,
     embed_classes,
     embedding_cached,
     umap_available,
 )
-from analysis.errors import ClassmapError
-from analysis.models import ModelSpec, head_from_arrays
-from analysis.classnames import resolve_class_names
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.models import ModelSpec, head_from_arrays
+from classmap.analysis.classnames import resolve_class_names
 
 
 def planted_head(groups=5, per_group=12, dim=40, seed=0):
@@ -88,7 +88,7 @@ def test_tsne_is_deterministic_for_a_seed_and_small_heads_work():
 
 
 def test_results_are_cached(tmp_path):
-    from analysis.cache import ResultCache
+    from classmap.analysis.cache import ResultCache
 
     cache = ResultCache(tmp_path / "cache")
     head, _ = planted_head()

@@ -9,9 +9,9 @@ import pytest
 from plotly.io.json import to_json_plotly
 from scipy.cluster import hierarchy
 
-from app import figures
-from app.matrix_tiles import ColourScale
-from app.tree_layout import compute_tree_layout
+from classmap.app import figures
+from classmap.app.matrix_tiles import ColourScale
+from classmap.app.tree_layout import compute_tree_layout
 
 SCALE = ColourScale("diverging", -0.5, 0.5, "cosine")
 

@@ -14,13 +14,13 @@ from PIL import Image
 from scipy.cluster.hierarchy import leaves_list
 from sklearn.metrics import adjusted_rand_score, confusion_matrix
 
-from analysis.errors import ClassmapError
-from app import figures_images as figs
-from app import image_render
-from app.callbacks import images as cb
-from app.config import Settings, parse_data_roots
-from app.services import Services
-from app.services_images import DataSetEntry, ImageServices, data_entries
+from classmap.analysis.errors import ClassmapError
+from classmap.app import figures_images as figs
+from classmap.app import image_render
+from classmap.app.callbacks import images as cb
+from classmap.app.config import Settings, parse_data_roots
+from classmap.app.services import Services
+from classmap.app.services_images import DataSetEntry, ImageServices, data_entries
 
 MODEL, DATA = "lenet-digits", "digits"
 SEL = {"model": MODEL, "data": DATA, "rep": "features"}

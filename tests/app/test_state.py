@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.state import (
+from classmap.app.state import (
     FIELDS,
     Field,
     Selection,

@@ -13,18 +13,18 @@ import scipy.integrate
 import scipy.stats
 from dash.exceptions import PreventUpdate
 
-import app.callbacks.weights as cw
-import app.figures_weights as wfig
-from app import ids
-from app.services_weights import (
+import classmap.app.callbacks.weights as cw
+import classmap.app.figures_weights as wfig
+from classmap.app import ids
+from classmap.app.services_weights import (
     ald_analysis,
     ald_density,
     class_distribution,
     histogram_of,
     seed_line_density,
 )
-from app.browser_scripts import PLOTLY_TRACES
-from app.state import parse_query, update_selection
+from classmap.app.browser_scripts import PLOTLY_TRACES
+from classmap.app.state import parse_query, update_selection
 from tests.app.test_layering import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -306,7 +306,7 @@ def test_icicle_click_and_split_controls_are_shareable():
 
 
 def test_split_params_fall_back_on_bad_values():
-    from app.state import Selection
+    from classmap.app.state import Selection
 
     for minsize, expected in ((None, 20), (1, 20), (2.5, 20), (35, 35)):
         sel = Selection.from_store(selection(minsize=minsize), MODEL)

@@ -1,6 +1,6 @@
 """Browser and server fixtures for the end-to-end tests.
 
-The app under test runs as ``python -m app.cli serve`` (the real console script) in
+The app under test runs as ``python -m classmap.app.cli serve`` (the real console script) in
 a subprocess on 127.0.0.1 and a free port, sharing the session's result cache, with
 one deliberately broken model configured. Chromium is Debian's (/usr/bin/chromium),
 driven by Playwright. Without a browser the tests skip — unless ``CI=true``, where a
@@ -78,7 +78,7 @@ def dash_server(session_cache, tmp_path_factory, artifacts_dir):
     log_path = artifacts_dir / "e2e-server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--cache-dir", str(session_cache.directory)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
