@@ -22,12 +22,15 @@ more than they need to:
   standalone ``regenerator-runtime`` installed, the page leaves the polyfill out and
   loads that instead.
 
-Neither is part of a Python package. ``python -m classmap.app.browser_scripts`` (run by ``make
-install`` and the Dockerfile) makes them with npm into ``assets/vendor/``
-(git-ignored): the plotly.js bundle from ``plotly.js`` at the *same version* as the full
-bundle of the installed ``plotly`` package (its header names the version and the
-traces, so a changed version or trace list is rebuilt), and ``regenerator-runtime`` at
-a pinned version whose file is checked by its SHA-256. Dash serves every script in
+Neither is part of a Python package. ``python -m classmap.app.browser_scripts`` (run by
+``make install``, before ``python -m build``, and in the Dockerfile) makes them into
+``assets/vendor/`` (git-ignored) from the npm packages pinned in ``assets/npm/``'s
+committed ``package-lock.json``, installed with ``npm ci`` (integrity-checked, no
+install scripts): the plotly.js bundle from ``plotly.js`` at the *same version* as the
+full bundle of the pinned ``plotly`` Python package (a test checks the lockfile; the
+bundle's header names the version and the traces, so a changed version or trace list
+is rebuilt), and ``regenerator-runtime``, whose file is checked by its SHA-256. To move
+plotly.js on: ``npm install --package-lock-only plotly.js@X`` in ``assets/npm``. Dash serves every script in
 ``assets/`` on every page, before dash-renderer: ``window.Plotly`` then exists before
 the first graph mounts and dash-core-components uses it instead of loading its own.
 ``benchmarks/bench_dashboard.py`` measures the page with and without them.
@@ -41,12 +44,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +69,11 @@ POLYFILL_CHOICES = ("drop", "keep")
 # Trace types the partial bundle holds: every type Classmap's figures use (a test reads
 # app/ for them). scatter is part of plotly.js's core.
 PLOTLY_TRACES = ("scatter", "bar", "heatmap", "histogram", "image")
-# The npm packages that build it (pinned but plotly.js, which follows the Python package).
-ESBUILD_VERSION = "0.28.2"
-BUFFER_VERSION = "6.0.3"  # plotly.js's image trace requires "buffer/"
+# The npm packages that build them, pinned by a committed lockfile (``npm ci``):
+# plotly.js (the Python plotly package's version), esbuild, buffer (plotly.js's image
+# trace requires "buffer/") and regenerator-runtime.
+NPM_DIR = ASSETS_DIR / "npm"
+LOCKFILE = NPM_DIR / "package-lock.json"
 HEADER = re.compile(r"plotly\.js v(?P<version>[^,\s]+), partial bundle for Classmap: "
                     r"traces (?P<traces>[a-z, ]+)")
 RUNTIME_VERSION = "0.14.1"
@@ -159,7 +164,7 @@ def without_polyfill(scripts: str) -> str:
 def _npm(npm: str, args: list[str], cwd: str, what: str, timeout: int = 600) -> None:
     """Run ``npm args`` in ``cwd``; RuntimeError with npm's last line when it fails."""
     if shutil.which(npm) is None:
-        raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
+        raise RuntimeError(f"{npm!r} is not installed; install Node.js with npm "
                            f"and run python -m classmap.app.browser_scripts")
     done = subprocess.run([npm, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd)
@@ -168,18 +173,39 @@ def _npm(npm: str, args: list[str], cwd: str, what: str, timeout: int = 600) -> 
         raise RuntimeError(f"{what} failed: {reason[-1] if reason else 'no output'}")
 
 
-def build_partial_bundle(staged: Path, work: str, npm: str) -> None:
+def locked_versions(lockfile: Path = LOCKFILE) -> dict[str, str]:
+    """``{package: version}`` of the direct dependencies pinned in ``assets/npm``'s lockfile."""
+    packages = json.loads(lockfile.read_text(encoding="utf-8"))["packages"]
+    direct = packages[""]["dependencies"]
+    return {name: packages[f"node_modules/{name}"]["version"] for name in direct}
+
+
+def install_locked_packages(work: str, npm: str) -> Path:
+    """``npm ci`` of ``assets/npm`` (package.json + package-lock.json) in ``work``.
+
+    Returns the ``node_modules`` folder. Every package is the lockfile's, checked
+    against its integrity hash by npm; no install script runs.
+    """
+    for name in ("package.json", LOCKFILE.name):
+        shutil.copyfile(NPM_DIR / name, Path(work, name))
+    _npm(npm, ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"],
+         work, f"npm ci (packages locked in {NPM_DIR.name}/{LOCKFILE.name})")
+    return Path(work, "node_modules")
+
+
+def build_partial_bundle(staged: Path, node_modules: Path) -> None:
     """Build plotly.js's partial bundle of :data:`PLOTLY_TRACES` into ``staged``.
 
-    ``npm install`` of ``plotly.js`` (the Python package's version), esbuild and buffer
-    into ``work``, then esbuild bundles an entry that registers the traces with
-    plotly.js's core — the recipe of plotly.js's CUSTOM_BUNDLE.md, without cloning it.
+    esbuild bundles an entry that registers the traces with plotly.js's core — the
+    recipe of plotly.js's CUSTOM_BUNDLE.md, without cloning it. The plotly.js it
+    bundles is the lockfile's, which must be the Python package's plotly.js.
     """
-    version = plotlyjs_version()
-    Path(work, "package.json").write_text('{"name": "classmap-plotly", "private": true}\n')
-    _npm(npm, ["install", "--no-audit", "--no-fund", "--ignore-scripts", "--silent",
-               f"plotly.js@{version}", f"esbuild@{ESBUILD_VERSION}", f"buffer@{BUFFER_VERSION}"],
-         work, f"npm install plotly.js@{version}")
+    version = locked_versions()["plotly.js"]
+    if version != plotlyjs_version():
+        raise RuntimeError(f"{NPM_DIR.name}/{LOCKFILE.name} pins plotly.js {version} but the "
+                           f"plotly package bundles {plotlyjs_version()}; in {NPM_DIR} run "
+                           f"npm install --package-lock-only plotly.js@{plotlyjs_version()}")
+    work = node_modules.parent
     modules = ",\n    ".join(f"require('plotly.js/lib/{trace}')" for trace in PLOTLY_TRACES
                               if trace != "scatter")
     Path(work, "entry.js").write_text(
@@ -187,7 +213,7 @@ def build_partial_bundle(staged: Path, work: str, npm: str) -> None:
         "module.exports = Plotly;\n")
     # The settings of plotly.js's own build (esbuild-config.js) that these traces need;
     # CSS is imported only by map traces.
-    esbuild = Path(work, "node_modules", ".bin", "esbuild")
+    esbuild = node_modules / ".bin" / "esbuild"
     done = subprocess.run(
         [str(esbuild), "entry.js", "--bundle", "--minify", "--format=iife",
          "--global-name=Plotly", "--target=es2016", "--define:global=window",
@@ -201,34 +227,24 @@ def build_partial_bundle(staged: Path, work: str, npm: str) -> None:
                            f"{reason[0] if reason else 'no output'}")
 
 
-def pack_member(package: str, version: str, member: str) -> Callable[[Path, str, str], None]:
-    """A maker that writes file ``member`` of ``npm pack package@version`` to ``staged``."""
+def copy_installed_file(member: str) -> Callable[[Path, Path], None]:
+    """A maker that copies ``node_modules/<member>`` to ``staged``."""
 
-    def make(staged: Path, work: str, npm: str) -> None:
-        _npm(npm, ["pack", f"{package}@{version}", "--silent", "--pack-destination", work],
-             work, f"npm pack {package}@{version}")
-        tarballs = sorted(Path(work).glob("*.tgz"))
-        if not tarballs:
-            raise RuntimeError(f"npm pack {package}@{version} wrote no tarball")
-        with tarfile.open(tarballs[0], "r:gz") as archive:
-            source = archive.extractfile(archive.getmember(member))
-            if source is None:
-                raise RuntimeError(f"{member} is missing from {tarballs[0].name}")
-            with staged.open("wb") as target:
-                shutil.copyfileobj(source, target)
+    def make(staged: Path, node_modules: Path) -> None:
+        shutil.copyfile(node_modules / member, staged)
 
     return make
 
 
 @dataclass(frozen=True)
 class VendorScript:
-    """One file made with npm into ``assets/vendor/``."""
+    """One file made from the locked npm packages into ``assets/vendor/``."""
 
     label: str
     path: Path
     version: Callable[[], str]
     installed: Callable[[Path], bool]
-    make: Callable[[Path, str, str], None]  # (staged file, work folder, npm)
+    make: Callable[[Path, Path], None]  # (staged file, node_modules folder)
     fallback: str  # what the page does without it
 
 
@@ -236,30 +252,31 @@ VENDOR_SCRIPTS = (
     VendorScript("plotly.js partial bundle", BUNDLE_PATH, plotlyjs_version, partial_available,
                  build_partial_bundle, "the dashboard sends the full plotly.js"),
     VendorScript("regenerator runtime", RUNTIME_PATH, lambda: RUNTIME_VERSION, runtime_available,
-                 pack_member("regenerator-runtime", RUNTIME_VERSION, "package/runtime.js"),
+                 copy_installed_file("regenerator-runtime/runtime.js"),
                  "the dashboard sends Dash's babel polyfill"),
 )
 
 
 def fetch(script: VendorScript = VENDOR_SCRIPTS[0], path: Path | None = None,
-          npm: str = "npm") -> Path:
-    """Make ``script`` with npm and install its file at ``path`` (its own path).
+          npm: str = "npm", node_modules: Path | None = None) -> Path:
+    """Make ``script`` from the locked npm packages and install its file at ``path``.
 
-    The file is checked (the plotly.js bundle: its header names the version and the
-    traces; the runtime: its SHA-256) and moved into place atomically, so an interrupted
-    run leaves either the old file or none. Raises RuntimeError naming the problem.
+    ``node_modules``: an ``npm ci`` already done (:func:`install_locked_packages`);
+    None runs one in a temporary folder. The file is checked (the plotly.js bundle: its
+    header names the version and the traces; the runtime: its SHA-256) and moved into
+    place atomically, so an interrupted run leaves either the old file or none. Raises
+    RuntimeError naming the problem.
     """
     path = path or script.path
-    if shutil.which(npm) is None:
-        raise RuntimeError(f"{npm!r} is not installed; install npm (apt-get install npm) "
-                           f"and run python -m classmap.app.browser_scripts")
+    if node_modules is None:
+        with tempfile.TemporaryDirectory(prefix="classmap-vendor-") as work:
+            return fetch(script, path, npm, install_locked_packages(work, npm))
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(path.name + ".part")
     try:
-        with tempfile.TemporaryDirectory(prefix="classmap-vendor-") as work:
-            script.make(staged, work, npm)
+        script.make(staged, node_modules)
         if not script.installed(staged):
-            raise RuntimeError(f"the {script.label} made by npm is not the expected "
+            raise RuntimeError(f"the {script.label} made from the lockfile is not the expected "
                                f"v{script.version()}")
         os.replace(staged, path)
     finally:
@@ -284,34 +301,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="only report whether the installed files are current")
     parser.add_argument("--optional", action="store_true",
-                        help="warn instead of failing when one cannot be fetched")
+                        help="warn instead of failing when one cannot be made")
+    parser.add_argument("--npm", default="npm", help="the npm to run (default: npm on PATH)")
+    parser.add_argument("--vendor-dir", type=Path, default=VENDOR_DIR,
+                        help="where to install them (default: assets/vendor)")
     options = parser.parse_args(argv)
-    status = 0
-    if not options.check:
-        remove_stale_files()
-    for script in VENDOR_SCRIPTS:
+    folder: Path = options.vendor_dir
+    wanted = [(script, folder / script.path.name) for script in VENDOR_SCRIPTS]
+    missing = []
+    for script, path in wanted:
         name = f"{script.label} v{script.version()}"
-        if script.installed(script.path):
-            print(f"{name}: installed ({script.path})")
-            continue
-        if options.check:
-            print(f"{name}: missing; run python -m classmap.app.browser_scripts")
-            status = 1
-            continue
-        hint = " (about half a minute)" if script.path == BUNDLE_PATH else ""
-        print(f"{name}: making it with npm{hint}…", flush=True)
-        try:
-            fetch(script)
-        except (RuntimeError, OSError, subprocess.SubprocessError, KeyError,
-                tarfile.TarError) as error:
-            if options.optional:
-                print(f"warning: {name} not installed: {error}; {script.fallback} (slower "
-                      "first render)", file=sys.stderr)
-                continue
-            print(f"error: {name} not installed: {error}", file=sys.stderr)
-            return 2
-        print(f"{name}: installed ({script.path})")
-    return status
+        if script.installed(path):
+            print(f"{name}: installed ({path})")
+        else:
+            missing.append((script, path))
+            if options.check:
+                print(f"{name}: missing; run python -m classmap.app.browser_scripts")
+    if options.check:
+        return 1 if missing else 0
+    if folder.is_dir():
+        remove_stale_files(folder)
+    if not missing:
+        return 0
+    print(f"making {', '.join(script.label for script, _ in missing)} from {NPM_DIR.name}/"
+          f"{LOCKFILE.name} with npm ci (about half a minute)…", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="classmap-vendor-") as work:
+            node_modules = install_locked_packages(work, options.npm)
+            for script, path in missing:
+                fetch(script, path, options.npm, node_modules)
+                print(f"{script.label} v{script.version()}: installed ({path})")
+    except (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+        fallback = "; ".join(script.fallback for script, path in missing
+                             if not script.installed(path))
+        if options.optional:
+            print(f"warning: vendored scripts not installed: {error}; {fallback} (slower "
+                  "first render)", file=sys.stderr)
+            return 0
+        print(f"error: vendored scripts not installed: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,39 @@ def test_settings_read_the_environment(tmp_path):
 
 def test_fetch_without_npm_names_the_fix(tmp_path):
     for script in scripts.VENDOR_SCRIPTS:
-        with pytest.raises(RuntimeError, match="'no-such-npm' is not installed.*apt-get install npm"):
+        with pytest.raises(RuntimeError, match="'no-such-npm' is not installed.*Node.js with npm"):
             scripts.fetch(script, tmp_path / "file.js", npm="no-such-npm")
         assert not (tmp_path / "file.js").exists()
 
 
-@pytest.mark.skipif(os.environ.get("CI") != "true", reason="make install fetches them in CI")
+def test_the_lockfile_pins_the_python_packages_plotlyjs_and_the_runtime():
+    locked = scripts.locked_versions()
+    assert locked["plotly.js"] == scripts.plotlyjs_version()
+    assert locked["regenerator-runtime"] == scripts.RUNTIME_VERSION
+    assert {"esbuild", "buffer"} <= set(locked)
+
+
+def test_without_npm_the_install_completes_and_pages_get_dashs_stock_scripts(tmp_path, capsys):
+    vendor = tmp_path / "vendor"
+    status = scripts.main(["--optional", "--npm", "no-such-npm", "--vendor-dir", str(vendor)])
+    assert status == 0
+    assert "warning: vendored scripts not installed: 'no-such-npm' is not installed" in (
+        capsys.readouterr().err)
+    assert not any(vendor.glob("*.js"))
+    assert scripts.main(["--check", "--vendor-dir", str(vendor)]) == 1
+    # What the server then chooses, and what the page then loads: Dash's own scripts.
+    bundle = scripts.choose_bundle(None, vendor / scripts.BUNDLE_PATH.name)
+    polyfill = scripts.choose_polyfill(None, vendor / scripts.RUNTIME_PATH.name)
+    assert (bundle, polyfill) == ("full", "keep")
+    settings = Settings.create(cache_dir=tmp_path, warm_default=False, plotly_bundle=bundle,
+                               babel_polyfill=polyfill)
+    html = create_app(settings).server.test_client().get("/").get_data(as_text=True)
+    assert "polyfill@" in html and "plotly-classmap.min.js" not in html
+    assert "regenerator-runtime.js" not in html
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true" or shutil.which("npm") is None,
+                    reason="make install makes them in CI where npm exists")
 def test_make_install_fetched_the_current_scripts():
     assert scripts.partial_available(), "run: .venv/bin/python -m classmap.app.browser_scripts"
     assert scripts.runtime_available(), "run: .venv/bin/python -m classmap.app.browser_scripts"

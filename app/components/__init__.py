@@ -1,1 +1,0 @@
-"""Layout builders and reusable widgets of the dashboard (no callbacks here)."""
