@@ -50,7 +50,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     """A ModelSpec from the shared model flags."""
-    from classmap.analysis.models import ModelSpec
+    from classmap.analysis.loading.models import ModelSpec
 
     return ModelSpec(model=args.model, weights=args.weights, head=args.head, classes=args.classes)
 
@@ -102,10 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Analyses that add files to ``export``: each module has
 # ``add_export_flags(parser)`` and ``export_writers(args, head, cache, progress) -> [Writer]``.
-EXPORT_EXTENSIONS: tuple[str, ...] = ("classmap.analysis.ald_export", "classmap.analysis.image_export")
+EXPORT_EXTENSIONS: tuple[str, ...] = (
+    "classmap.analysis.exports.ald",
+    "classmap.analysis.exports.images",
+)
 # Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
 # ``handler=function(args) -> exit code``.
-COMMAND_MODULES: tuple[str, ...] = ("classmap.analysis.training",)
+COMMAND_MODULES: tuple[str, ...] = ("classmap.analysis.loading.training",)
 
 
 def _modules(names: Sequence[str]) -> list:
@@ -116,9 +119,9 @@ def _modules(names: Sequence[str]) -> list:
 
 def run_export(args: argparse.Namespace) -> int:
     """``classmap export``: load, analyse (cached), write atomically."""
-    from classmap.analysis.export import check_output_dir, versions, weight_writer, write_export
-    from classmap.analysis.models import load_head
-    from classmap.analysis.pipeline import DEFAULT_TOP_K, WeightParams, analyse_weights
+    from classmap.analysis.exports.folder import check_output_dir, versions, weight_writer, write_export
+    from classmap.analysis.loading.models import load_head
+    from classmap.analysis.pipelines.weights import DEFAULT_TOP_K, WeightParams, analyse_weights
     from classmap.analysis.progress import TqdmProgress
 
     check_output_dir(args.out)

@@ -49,7 +49,7 @@ from typing import Any, Mapping
 
 from classmap.analysis.cache import default_cache_dir
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import EMBEDDED_MODELS, ModelSpec
+from classmap.analysis.loading.models import EMBEDDED_MODELS, ModelSpec
 from classmap.app.browser_scripts import choose_bundle, choose_polyfill
 
 MODELS_ENV = "CLASSMAP_MODELS"

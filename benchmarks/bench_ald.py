@@ -1,7 +1,7 @@
 """Benchmark: vectorised asymmetric Laplace fits against scipy, class by class.
 
 Fits every class of the embedded ImageNet head (EfficientNet-Lite0, 1000 × 1280) with
-:func:`classmap.analysis.ald.fit_mle` in one call, and times ``scipy.stats.laplace_asymmetric.fit``
+:func:`classmap.analysis.methods.ald.fit_mle` in one call, and times ``scipy.stats.laplace_asymmetric.fit``
 on a spread sample of classes, extrapolated per class to all of them (scipy needs
 several seconds for the whole head, so the sample keeps the run short; the table
 says which rows are extrapolated). The seed regression is timed the same way against
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from classmap.analysis.ald import fit_ald, fit_mle, regress_log_linear
-from classmap.analysis.models import ModelSpec, load_head
+from classmap.analysis.methods.ald import fit_ald, fit_mle, regress_log_linear
+from classmap.analysis.loading.models import ModelSpec, load_head
 
 TARGET_SECONDS = 0.5
 TARGET_SPEEDUP = 100.0

@@ -163,8 +163,8 @@ def build_naive_figures():
     import plotly.graph_objects as go
 
     from classmap.analysis.cache import ResultCache
-    from classmap.analysis.models import ModelSpec, load_head
-    from classmap.analysis.pipeline import WeightParams, analyse_weights
+    from classmap.analysis.loading.models import ModelSpec, load_head
+    from classmap.analysis.pipelines.weights import WeightParams, analyse_weights
 
     cache = ResultCache(Path(tempfile.mkdtemp(prefix="classmap-bench-")))
     head = load_head(ModelSpec(), cache)
@@ -352,8 +352,8 @@ def main(argv=None) -> int:
     partial_floor_url = (start_baseline(heat, dendro, BUNDLE_PATH)
                          if bundle == "partial" else None)
 
-    from classmap.app.figures import dendrogram_figure
-    from classmap.app.tree_layout import compute_tree_layout
+    from classmap.app.pages.classes.figures import dendrogram_figure
+    from classmap.app.shell.tree_layout import compute_tree_layout
     import numpy as np
 
     _, _, _, _, analysis = build_naive_figures()

@@ -28,9 +28,9 @@ TARGET_SECONDS = 60.0
 
 def main() -> None:
     from classmap.analysis.cache import ResultCache
-    from classmap.analysis.data import load_dataset
-    from classmap.analysis.image_pipeline import ImageParams, analyse_images, extract_representations
-    from classmap.analysis.models import LENET_DIGITS, ModelSpec, load_classifier
+    from classmap.analysis.loading.data import load_dataset
+    from classmap.analysis.pipelines.images import ImageParams, analyse_images, extract_representations
+    from classmap.analysis.loading.models import LENET_DIGITS, ModelSpec, load_classifier
 
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:

@@ -25,18 +25,19 @@ EXPORT_CODE = r"""
 import json, tempfile, time, resource
 from pathlib import Path
 import torch, timm, scipy, fastcluster, sklearn  # imports excluded from the timing
-import classmap.analysis.cli, analysis.export, analysis.pipeline, analysis.models, analysis.classnames
+import classmap.analysis.cli, classmap.analysis.exports.folder, classmap.analysis.pipelines.weights
+import classmap.analysis.loading.models, classmap.analysis.loading.classnames
 from timm.data import ImageNetInfo
 ImageNetInfo()  # timm's class metadata module loads lazily: part of import, not of work
 tmp = Path(tempfile.mkdtemp())
 args = ["export", "--quiet", "--cache-dir", str(tmp / "cache")]
 started = time.perf_counter()
-assert analysis.cli.main(args + ["--out", str(tmp / "cold")]) == 0
+assert classmap.analysis.cli.main(args + ["--out", str(tmp / "cold")]) == 0
 cold = time.perf_counter() - started
 warm = []
 for i in range(5):
     started = time.perf_counter()
-    assert analysis.cli.main(args + ["--out", str(tmp / f"warm{i}")]) == 0
+    assert classmap.analysis.cli.main(args + ["--out", str(tmp / f"warm{i}")]) == 0
     warm.append(time.perf_counter() - started)
 steps = json.loads((tmp / "cold" / "manifest.json").read_text())["seconds"]
 print(json.dumps({"cold": cold, "warm": min(warm), "steps": steps}))
@@ -46,7 +47,7 @@ SEED_STYLE_CODE = r"""
 import json, time
 import numpy as np, torch
 from scipy.cluster import hierarchy
-from classmap.analysis.models import ModelSpec, load_head
+from classmap.analysis.loading.models import ModelSpec, load_head
 head = load_head(ModelSpec())
 started = time.perf_counter()
 w = torch.from_numpy(head.weight)
@@ -60,7 +61,7 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 TOPK_CODE = r"""
 import json, resource, time
 import numpy as np, torch
-from classmap.analysis.similarity import nearest_classes, standardise_rows
+from classmap.analysis.methods.similarity import nearest_classes, standardise_rows
 rng = np.random.default_rng(0)
 weight = rng.normal(size=({classes}, {dim})).astype(np.float32)
 def rss_mb():

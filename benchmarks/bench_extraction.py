@@ -52,7 +52,7 @@ def batches(images: torch.Tensor, size: int) -> list[torch.Tensor]:
 def measure(network, family, layer, images, batch_size, repeats, per_image_limit):
     from pytorch_grad_cam import GradCAM
 
-    from classmap.analysis.activations import extract_batch, find_feature_site
+    from classmap.analysis.methods.gradcam import extract_batch, find_feature_site
 
     site = find_feature_site(network, family)
     chunks = batches(images, batch_size)
@@ -97,8 +97,8 @@ def measure(network, family, layer, images, batch_size, repeats, per_image_limit
 
 def pipeline_throughput(classifier, count: int, batch_size: int) -> tuple[float, float]:
     """Images/s of extract_representations on a folder of JPEGs (decode included)."""
-    from classmap.analysis.data import load_dataset
-    from classmap.analysis.image_pipeline import extract_representations
+    from classmap.analysis.loading.data import load_dataset
+    from classmap.analysis.pipelines.images import extract_representations
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from classmap.analysis.lenet import LeNet5, load_digits_split
-    from classmap.analysis.models import ModelSpec, load_classifier
+    from classmap.analysis.loading.lenet import LeNet5, load_digits_split
+    from classmap.analysis.loading.models import ModelSpec, load_classifier
 
     torch.manual_seed(0)
     lite0 = load_classifier(ModelSpec(), None, device="cpu")

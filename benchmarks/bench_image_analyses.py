@@ -8,9 +8,9 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics.pairwise import cosine_similarity
 
-from classmap.analysis.confidence import js_divergence_matrix
-from classmap.analysis.representations import within_class_cosine
-from classmap.analysis.saliency import map_agreement, within_class_map_agreement
+from classmap.analysis.methods.confidence import js_divergence_matrix
+from classmap.analysis.methods.representations import within_class_cosine
+from classmap.analysis.methods.saliency import map_agreement, within_class_map_agreement
 
 
 def best(fn, repeat=3):

@@ -31,7 +31,7 @@ def session_cache():
 @pytest.fixture(scope="session")
 def lite0_head(session_cache):
     """The embedded ImageNet EfficientNet-Lite0 head: weight [1000, 1280]."""
-    from classmap.analysis.models import ModelSpec, load_head
+    from classmap.analysis.loading.models import ModelSpec, load_head
 
     return load_head(ModelSpec(), session_cache)
 
@@ -39,7 +39,7 @@ def lite0_head(session_cache):
 @pytest.fixture(scope="session")
 def lite0_classifier(session_cache):
     """The whole embedded EfficientNet-Lite0 network on the CPU."""
-    from classmap.analysis.models import ModelSpec, load_classifier
+    from classmap.analysis.loading.models import ModelSpec, load_classifier
 
     return load_classifier(ModelSpec(), session_cache, device="cpu")
 
@@ -47,7 +47,7 @@ def lite0_classifier(session_cache):
 @pytest.fixture(scope="session")
 def lenet_digits(session_cache):
     """LeNet-5 trained on scikit-learn's digits (trained once per session, then cached)."""
-    from classmap.analysis.models import LENET_DIGITS, ModelSpec, load_classifier
+    from classmap.analysis.loading.models import LENET_DIGITS, ModelSpec, load_classifier
 
     return load_classifier(ModelSpec(model=LENET_DIGITS), session_cache, device="cpu")
 

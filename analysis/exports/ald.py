@@ -11,8 +11,8 @@ Adds two files to an export folder:
   the zero count and the seed's derived κ, λ and mean (``null`` plus a status where
   the mapping is undefined).
 
-The numbers come from :func:`classmap.analysis.ald.analyse_ald`, cached by head digest,
-parameters and :data:`classmap.analysis.ald.ALD_VERSION`.
+The numbers come from :func:`classmap.analysis.methods.ald.analyse_ald`, cached by head digest,
+parameters and :data:`classmap.analysis.methods.ald.ALD_VERSION`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK, AldAnalysis, analyse_ald
+from classmap.analysis.methods.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK, AldAnalysis, analyse_ald
 from classmap.analysis.cache import ResultCache
-from classmap.analysis.export import Writer
-from classmap.analysis.models import ClassifierHead
+from classmap.analysis.exports.folder import Writer
+from classmap.analysis.loading.models import ClassifierHead
 
 ALD_CSV = "ald.csv"
 ALD_POOLED_JSON = "ald_pooled.json"

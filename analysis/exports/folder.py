@@ -26,8 +26,8 @@ import numpy as np
 
 from classmap.analysis import __version__
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.hierarchy import to_newick
-from classmap.analysis.pipeline import MAX_DENSE_CLASSES, WeightAnalysis
+from classmap.analysis.methods.hierarchy import to_newick
+from classmap.analysis.pipelines.weights import MAX_DENSE_CLASSES, WeightAnalysis
 
 Writer = Callable[[Path], dict[str, Any]]
 MANIFEST = "manifest.json"

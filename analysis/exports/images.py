@@ -3,7 +3,7 @@
 An export extension (``classmap.analysis.cli.EXPORT_EXTENSIONS``): with ``--data``, the export
 also loads the whole network for the same model flags, extracts every image's
 representations and runs every seed-002 and seed-003 analysis
-(:mod:`classmap.analysis.image_pipeline`), then writes:
+(:mod:`classmap.analysis.pipelines.images`), then writes:
 
 ==============================  =====================================================
 file                            content
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.image_pipeline import (
+from classmap.analysis.pipelines.images import (
     CAM_DTYPE,
     DEFAULT_BATCH_SIZE,
     ImageAnalysis,
@@ -48,7 +48,7 @@ from classmap.analysis.image_pipeline import (
     analyse_images,
     extract_representations,
 )
-from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 
 Writer = Callable[[Path], dict[str, Any]]
 FILES = (
@@ -78,8 +78,8 @@ def export_writers(args: argparse.Namespace, head: Any, cache: Any, progress: An
     if not getattr(args, "data", None):
         return []
     from classmap.analysis.cli import spec_from_args
-    from classmap.analysis.data import load_dataset
-    from classmap.analysis.models import load_classifier
+    from classmap.analysis.loading.data import load_dataset
+    from classmap.analysis.loading.models import load_classifier
 
     with progress.step("load network", total=1) as advance:
         classifier = load_classifier(spec_from_args(args), cache, device=args.device)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classmap.analysis.checkpoints import check_readable_file
+from classmap.analysis.loading.checkpoints import check_readable_file
 from classmap.analysis.errors import ClassmapError
 
 

@@ -11,7 +11,7 @@ Two sources, one :class:`ImageDataset`:
   that lists them. Without a model (``classmap train``) the sorted folder names are
   the classes.
 - ``digits`` — the held-out 20 % of scikit-learn's bundled digits (the split of
-  :func:`classmap.analysis.lenet.load_digits_split`), in row order, kept in memory as grey
+  :func:`classmap.analysis.loading.lenet.load_digits_split`), in row order, kept in memory as grey
   values in [0, 1] (PIL mode ``F``) so LeNet sees exactly what it was evaluated on.
 
 Every file is read once when the set is opened: decoded completely (a truncated JPEG
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from classmap.analysis.classnames import ClassNames
+from classmap.analysis.loading.classnames import ClassNames
 from classmap.analysis.errors import ClassmapError
 
 log = logging.getLogger(__name__)
@@ -268,14 +268,14 @@ def resolve_data_root(path: str | Path, allowed_roots: Sequence[str | Path]) -> 
 
 
 def load_digits_dataset(classes: ClassNames | None = None, *, channels: int = 1) -> ImageDataset:
-    """The held-out digits of :func:`classmap.analysis.lenet.load_digits_split`, in row order.
+    """The held-out digits of :func:`classmap.analysis.loading.lenet.load_digits_split`, in row order.
 
     Labels are matched to ``classes`` by id or name (``"0"`` … ``"9"``).
     """
     from sklearn.datasets import load_digits
 
     from classmap.analysis.cache import digest_arrays
-    from classmap.analysis.lenet import DIGITS_SEED, load_digits_split
+    from classmap.analysis.loading.lenet import DIGITS_SEED, load_digits_split
 
     rows = np.sort(load_digits_split(DIGITS_SEED).test_indices).astype(np.int64)
     digits = load_digits()

@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from classmap.analysis.cache import ResultCache, digest_arrays, digest_file, make_key
-from classmap.analysis.checkpoints import TensorFile, check_readable_file, read_tensor_file
-from classmap.analysis.classnames import ClassNames, checkpoint_class_names, resolve_class_names
+from classmap.analysis.loading.checkpoints import TensorFile, check_readable_file, read_tensor_file
+from classmap.analysis.loading.classnames import ClassNames, checkpoint_class_names, resolve_class_names
 from classmap.analysis.errors import ClassmapError
 
 log = logging.getLogger(__name__)
@@ -592,7 +592,7 @@ def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
 
 
 def _load_lenet_digits(spec: ModelSpec, cache: ResultCache | None) -> LoadedClassifier:
-    from classmap.analysis.lenet import (
+    from classmap.analysis.loading.lenet import (
         DIGITS_MEAN,
         DIGITS_SEED,
         DIGITS_STD,
@@ -656,7 +656,7 @@ class LeNetPreprocess:
     std: tuple[float, ...]
 
     def __call__(self, image: Any) -> torch.Tensor:
-        from classmap.analysis.lenet import INPUT_SIZE
+        from classmap.analysis.loading.lenet import INPUT_SIZE
 
         if image.mode == "F":
             pixels = np.asarray(image, dtype=np.float32)[None]
@@ -679,7 +679,7 @@ class LeNetPreprocess:
 
     def data_config(self) -> dict[str, Any]:
         """timm-style data config of this preprocessing."""
-        from classmap.analysis.lenet import INPUT_SIZE
+        from classmap.analysis.loading.lenet import INPUT_SIZE
 
         return {
             "input_size": (self.channels, INPUT_SIZE, INPUT_SIZE),
@@ -692,7 +692,7 @@ class LeNetPreprocess:
 def _load_lenet5_checkpoint(spec: ModelSpec) -> LoadedClassifier:
     """A LeNet-5 ``--weights`` file: channels and classes from the tensors' shapes, class
     names and input normalisation (``input_mean``/``input_std``) from its metadata."""
-    from classmap.analysis.lenet import DIGITS_MEAN, DIGITS_STD, LeNet5
+    from classmap.analysis.loading.lenet import DIGITS_MEAN, DIGITS_STD, LeNet5
 
     assert spec.weights is not None
     state = read_tensor_file(spec.weights, "--weights")

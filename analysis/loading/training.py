@@ -5,25 +5,25 @@
     classmap train --data DIR|digits --arch lenet5 [--epochs N] [--seed S] --out FILE
 
 writes a safetensors checkpoint that ``--model lenet5 --weights FILE`` loads back
-(:mod:`classmap.analysis.models`). Its metadata carries what the loader needs and what a
+(:mod:`classmap.analysis.loading.models`). Its metadata carries what the loader needs and what a
 reader wants to know: ``class_names`` (JSON list, read by
 ``classnames.checkpoint_class_names``), ``input_mean``/``input_std`` (the input
 normalisation), and the architecture, epochs, seed, held-out accuracy and data digest.
 
 Data:
 
-- ``digits`` — the fixed 80/20 split of :func:`classmap.analysis.lenet.load_digits_split` (the
+- ``digits`` — the fixed 80/20 split of :func:`classmap.analysis.loading.lenet.load_digits_split` (the
   split never depends on ``--seed``, so ``--data digits`` analyses are always held
   out); 1 grey channel, normalised like ``lenet-digits``. With the default seed and
   epochs this reproduces the embedded ``lenet-digits`` network.
-- a folder — every readable image (see :mod:`classmap.analysis.data`), classes = the sorted
-  folder names with images, RGB at 32 × 32 (:class:`classmap.analysis.models.LeNetPreprocess`,
+- a folder — every readable image (see :mod:`classmap.analysis.loading.data`), classes = the sorted
+  folder names with images, RGB at 32 × 32 (:class:`classmap.analysis.loading.models.LeNetPreprocess`,
   the same code that prepares images for analysis later). A stratified 20 % of each
   class (rounded down; classes under 5 images keep all for training) is held out
   with split seed 0 to report accuracy; the per-channel mean and std of the training
   images become the input normalisation.
 
-Training is :func:`classmap.analysis.lenet.train_lenet` (Adam, cross-entropy, seeded,
+Training is :func:`classmap.analysis.loading.lenet.train_lenet` (Adam, cross-entropy, seeded,
 deterministic on the CPU); ``--seed`` sets the initialisation and batch order. The
 file is written to a temporary name beside ``--out`` and renamed into place.
 """
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from classmap.analysis import __version__
-from classmap.analysis.data import DIGITS, DataReport, load_dataset
+from classmap.analysis.loading.data import DIGITS, DataReport, load_dataset
 from classmap.analysis.errors import ClassmapError
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def train_model(
     on_epoch: Any = None,
 ) -> TrainedModel:
     """Train ``arch`` on ``data``; ``on_epoch(epoch, loss, accuracy)`` after each epoch."""
-    from classmap.analysis.lenet import train_lenet
+    from classmap.analysis.loading.lenet import train_lenet
 
     if arch not in ARCHITECTURES:
         raise ClassmapError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -256,7 +256,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _digits_training_data() -> TrainingData:
     from classmap.analysis.cache import digest_arrays
-    from classmap.analysis.lenet import DIGITS_MEAN, DIGITS_SEED, DIGITS_STD, load_digits_split
+    from classmap.analysis.loading.lenet import DIGITS_MEAN, DIGITS_SEED, DIGITS_STD, load_digits_split
 
     split = load_digits_split(DIGITS_SEED)
     counts = np.bincount(split.train_labels, minlength=10)
@@ -280,7 +280,7 @@ def _digits_training_data() -> TrainingData:
 
 
 def _folder_training_data(source: str) -> TrainingData:
-    from classmap.analysis.models import LeNetPreprocess
+    from classmap.analysis.loading.models import LeNetPreprocess
 
     dataset = load_dataset(source, None, channels=3)
     raw = LeNetPreprocess(3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))

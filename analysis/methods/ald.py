@@ -45,7 +45,7 @@ from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import NullProgress
 
 if TYPE_CHECKING:  # models imports the network code; only its type is needed here
-    from classmap.analysis.models import ClassifierHead
+    from classmap.analysis.loading.models import ClassifierHead
 
 log = logging.getLogger(__name__)
 
@@ -783,7 +783,7 @@ def _chunk_rows(dim: int) -> int:
 
 
 def _default_device() -> torch.device:
-    from classmap.analysis.models import default_device
+    from classmap.analysis.loading.models import default_device
 
     return default_device()
 

@@ -1,6 +1,6 @@
 """Smooth Grad-CAM++ restricted to a set of the head's input channels (seed 001).
 
-The seed shows, for a node of a class's channel split (``classmap.analysis.channel_split``),
+The seed shows, for a node of a class's channel split (``classmap.analysis.methods.channel_split``),
 where in an image those channels respond. For a timm network the head's D input
 features are the D channels of the last feature map ``A = forward_features(x)``
 (shape [D, h, w]), pooled and fed to the classifier. Smooth Grad-CAM++ (Omeiza et
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import LoadedClassifier
+from classmap.analysis.loading.models import LoadedClassifier
 
 DEFAULT_SAMPLES = 8
 DEFAULT_NOISE = 0.15

@@ -29,7 +29,7 @@ from sklearn.cluster import KMeans
 from sklearn.manifold import TSNE
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.representations import check_labels, check_vectors, relabel_by_first_appearance
+from classmap.analysis.methods.representations import check_labels, check_vectors, relabel_by_first_appearance
 
 JS_LINKAGES = ("average", "complete", "single", "weighted")
 KMEANS_N_INIT = 10

@@ -1,7 +1,7 @@
 """2-D maps of the classes: each class's head row placed so similar classes sit close.
 
 Input is the classifier head ``W [C, D]``, row-standardised exactly as for the
-similarity (``classmap.analysis.similarity.standardise_rows``), so the map shows the same
+similarity (``classmap.analysis.methods.similarity.standardise_rows``), so the map shows the same
 geometry the heatmap scores:
 
 - ``pca``: the first two principal components of the standardised rows (fast; the
@@ -30,9 +30,9 @@ import numpy as np
 
 from classmap.analysis.cache import ResultCache, make_key
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import ClassifierHead
+from classmap.analysis.loading.models import ClassifierHead
 from classmap.analysis.progress import NullProgress
-from classmap.analysis.similarity import standardise_rows
+from classmap.analysis.methods.similarity import standardise_rows
 
 log = logging.getLogger(__name__)
 

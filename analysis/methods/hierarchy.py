@@ -23,7 +23,7 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.similarity import check_metric, similarity_matrix
+from classmap.analysis.methods.similarity import check_metric, similarity_matrix
 
 LINKAGES = ("ward", "average", "complete", "single")
 DENSE_WARD_LIMIT = 5000

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.representations import check_labels
+from classmap.analysis.methods.representations import check_labels
 
 MAP_MEASURES = ("cc", "sim", "kld", "auc")
 DEFAULT_EPS = 1e-7

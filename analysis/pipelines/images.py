@@ -3,7 +3,7 @@
 Two cached steps, the same for the CLI (``classmap export --data``) and the web app:
 
 1. :func:`extract_representations` — every image of an :class:`~analysis.data.ImageDataset`
-   through the classifier once (:mod:`classmap.analysis.activations`: one forward and one
+   through the classifier once (:mod:`classmap.analysis.methods.gradcam`: one forward and one
    backward per batch) → :class:`Representations` (features, logits, softmax,
    Grad-CAM weights and maps). Cached under the digest of **every** tensor of the
    network (not only the head), the data set's digest, the preprocessing, the feature
@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from classmap.analysis.activations import BatchActivations, extract_batch, find_feature_site
+from classmap.analysis.methods.gradcam import BatchActivations, extract_batch, find_feature_site
 from classmap.analysis.cache import ResultCache, make_key
-from classmap.analysis.confidence import (
+from classmap.analysis.methods.confidence import (
     JS_LINKAGES,
     class_mean_softmax,
     cluster_classes_kmeans,
@@ -52,10 +52,10 @@ from classmap.analysis.confidence import (
     js_linkage,
     tsne_softmax,
 )
-from classmap.analysis.data import ImageDataset
+from classmap.analysis.loading.data import ImageDataset
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import NullProgress
-from classmap.analysis.representations import (
+from classmap.analysis.methods.representations import (
     CLUSTERING_ALGORITHMS,
     REPRESENTATIONS,
     SCALINGS,
@@ -66,7 +66,7 @@ from classmap.analysis.representations import (
     project_pca,
     within_class_cosine,
 )
-from classmap.analysis.saliency import MapAgreement, MapAgreementTable, within_class_map_agreement
+from classmap.analysis.methods.saliency import MapAgreement, MapAgreementTable, within_class_map_agreement
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import torch
 
 from classmap.analysis.cache import ResultCache, make_key
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.hierarchy import check_linkage, leaf_order, linkage_matrix
-from classmap.analysis.models import ClassifierHead, ModelSpec, default_device, load_head
+from classmap.analysis.methods.hierarchy import check_linkage, leaf_order, linkage_matrix
+from classmap.analysis.loading.models import ClassifierHead, ModelSpec, default_device, load_head
 from classmap.analysis.progress import NullProgress
-from classmap.analysis.similarity import (
+from classmap.analysis.methods.similarity import (
     METRIC_KIND,
     Neighbours,
     check_metric,

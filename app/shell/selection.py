@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 from urllib.parse import quote
 
-from classmap.analysis.hierarchy import LINKAGES
-from classmap.analysis.similarity import METRICS
+from classmap.analysis.methods.hierarchy import LINKAGES
+from classmap.analysis.methods.similarity import METRICS
 
 MAX_CUT = 60  # clusters the cut control offers at most
 MAX_TOP_K = 25  # neighbours kept per class by the analysis (WeightParams.top_k)
@@ -147,7 +147,7 @@ def encode_index_set(values: Iterable[int]) -> str:
 
 
 def _embedding_names() -> tuple[str, ...]:
-    from classmap.analysis.embedding import EMBEDDING_METHODS
+    from classmap.analysis.methods.embedding import EMBEDDING_METHODS
 
     return tuple(EMBEDDING_METHODS)
 

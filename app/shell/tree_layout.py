@@ -166,7 +166,7 @@ def cluster_runs(layout: TreeLayout, labels: np.ndarray) -> list[tuple[int, int,
 def cut_labels(layout: TreeLayout, num_clusters: int) -> np.ndarray:
     """Cluster of each class when the last ``num_clusters − 1`` merges are undone.
 
-    The same partition as ``classmap.analysis.hierarchy.cut_clusters`` (scipy's ``cut_tree``,
+    The same partition as ``classmap.analysis.methods.hierarchy.cut_clusters`` (scipy's ``cut_tree``,
     which undoes merges in linkage-row order), in O(C) instead of O(C²): the clusters
     are the children of the undone merges that are not undone merges themselves, and
     each is one interval of leaf positions. Labels are numbered left to right.

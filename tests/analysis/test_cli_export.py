@@ -86,7 +86,7 @@ def test_repeated_export_is_served_from_the_cache(
 ):
     """A 2,000 × 512 head: the cold export computes, the repeat only reads and writes
     (same files, byte for byte)."""
-    from classmap.analysis import pipeline
+    from classmap.analysis.pipelines import weights as pipeline
 
     head = tmp_path / "head.npy"
     np.save(head, np.random.default_rng(0).normal(size=(2000, 512)).astype(np.float32))
@@ -108,7 +108,7 @@ def test_repeated_export_is_served_from_the_cache(
 
 
 def test_embedded_default_repeat_comes_from_the_cache(tmp_path, capsys, monkeypatch):
-    from classmap.analysis import pipeline
+    from classmap.analysis.pipelines import weights as pipeline
 
     args = ["export", "--quiet", "--top-k", "3", "--cache-dir", str(tmp_path / "cache")]
     assert run_cli(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
@@ -135,7 +135,7 @@ def test_cache_key_changes_with_parameters_and_weights(tmp_path, capsys, small_h
 
 
 def test_failure_in_a_writer_leaves_no_partial_output(tmp_path, monkeypatch, capsys, small_head):
-    from classmap.analysis import export
+    from classmap.analysis.exports import folder as export
 
     def broken(path, result):
         (path.parent / "half-written.csv").write_text("x")

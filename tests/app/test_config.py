@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import ModelSpec
+from classmap.analysis.loading.models import ModelSpec
 from classmap.app.config import Settings, ensure_private_dir, entry_from_spec, parse_models
 
 

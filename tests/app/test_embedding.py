@@ -9,7 +9,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
-from classmap.analysis.embedding import (
+from classmap.analysis.methods.embedding import (
     EmbeddingParams,
     check_embedding_method,
     embed_classes,
@@ -17,8 +17,8 @@ from classmap.analysis.embedding import (
     umap_available,
 )
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import ModelSpec, head_from_arrays
-from classmap.analysis.classnames import resolve_class_names
+from classmap.analysis.loading.models import ModelSpec, head_from_arrays
+from classmap.analysis.loading.classnames import resolve_class_names
 
 
 def planted_head(groups=5, per_group=12, dim=40, seed=0):

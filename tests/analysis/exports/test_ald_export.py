@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from classmap.analysis import ald_export
-from classmap.analysis.ald import fit_ald, fit_pooled
+from classmap.analysis.exports import ald as ald_export
+from classmap.analysis.methods.ald import fit_ald, fit_pooled
 from classmap.analysis.cache import ResultCache
-from classmap.analysis.classnames import ClassNames
-from classmap.analysis.export import write_export
-from classmap.analysis.models import ModelSpec, head_from_arrays
+from classmap.analysis.loading.classnames import ClassNames
+from classmap.analysis.exports.folder import write_export
+from classmap.analysis.loading.models import ModelSpec, head_from_arrays
 from classmap.analysis.progress import NullProgress
 
 EXPECTED_HEADER = [
@@ -128,7 +128,7 @@ def test_cli_export_with_ald(tmp_path, monkeypatch):
     """Through ``classmap export``, where cli.py registers the extension."""
     from classmap.analysis import cli
 
-    assert "classmap.analysis.ald_export" in cli.EXPORT_EXTENSIONS
+    assert "classmap.analysis.exports.ald" in cli.EXPORT_EXTENSIONS
     weight = np.random.default_rng(9).laplace(0.0, 0.05, (6, 40)).astype(np.float32)
     np.save(tmp_path / "head.npy", weight)
     code = cli.main([

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classmap.analysis.classnames import ClassNames
-from classmap.analysis.data import (
+from classmap.analysis.loading.classnames import ClassNames
+from classmap.analysis.loading.data import (
     DIGITS,
     load_dataset,
     load_digits_dataset,
@@ -214,8 +214,8 @@ def test_links_inside_a_root_that_lead_outside_are_skipped(tmp_path):
 def test_digits_are_the_held_out_split_exactly_as_lenet_sees_it():
     from sklearn.datasets import load_digits
 
-    from classmap.analysis.lenet import load_digits_split, prepare_grey_images
-    from classmap.analysis.models import LeNetPreprocess
+    from classmap.analysis.loading.lenet import load_digits_split, prepare_grey_images
+    from classmap.analysis.loading.models import LeNetPreprocess
 
     digits_names = ClassNames(tuple(str(i) for i in range(10)), tuple(str(i) for i in range(10)),
                               "test")

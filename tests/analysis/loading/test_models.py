@@ -12,15 +12,15 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from classmap.analysis.classnames import resolve_class_names
+from classmap.analysis.loading.classnames import resolve_class_names
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import (
+from classmap.analysis.loading.models import (
     ModelSpec,
     extract_head,
     load_classifier,
     load_head,
 )
-from classmap.analysis.pipeline import WeightParams, analyse_weights
+from classmap.analysis.pipelines.weights import WeightParams, analyse_weights
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -79,7 +79,7 @@ def test_lenet_digits_reaches_95_percent_held_out(lenet_digits):
     assert lenet_digits.head.weight.shape == (10, 84)
     accuracy = float(lenet_digits.head.source.split("accuracy ")[1].rstrip(")"))
     assert accuracy >= 0.95
-    from classmap.analysis.lenet import load_digits_split
+    from classmap.analysis.loading.lenet import load_digits_split
 
     split = load_digits_split()
     with torch.inference_mode():
@@ -88,7 +88,7 @@ def test_lenet_digits_reaches_95_percent_held_out(lenet_digits):
 
 
 def test_lenet_digits_training_is_deterministic():
-    from classmap.analysis.lenet import load_digits_split, train_lenet
+    from classmap.analysis.loading.lenet import load_digits_split, train_lenet
 
     split = load_digits_split()
     small = slice(0, 300)

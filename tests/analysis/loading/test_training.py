@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 from classmap.analysis import cli
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import ModelSpec, load_classifier, load_head
-from classmap.analysis.training import (
+from classmap.analysis.loading.models import ModelSpec, load_classifier, load_head
+from classmap.analysis.loading.training import (
     prepare_training_data,
     save_checkpoint,
     split_held_out,
@@ -26,7 +26,7 @@ from classmap.analysis.training import (
 @pytest.fixture
 def cli_with_train():
     """The CLI, whose COMMAND_MODULES registers ``train``."""
-    assert "classmap.analysis.training" in cli.COMMAND_MODULES
+    assert "classmap.analysis.loading.training" in cli.COMMAND_MODULES
     return cli.main
 
 
@@ -86,7 +86,7 @@ def test_checkpoint_loads_back_as_lenet5_with_names_and_same_outputs(tmp_path, d
 
 
 def test_digits_training_data_is_the_fixed_split_with_lenet_digits_normalisation(digits_data):
-    from classmap.analysis.lenet import load_digits_split
+    from classmap.analysis.loading.lenet import load_digits_split
 
     split = load_digits_split(seed=0)
     np.testing.assert_array_equal(digits_data.train_images, split.train_images)
@@ -207,7 +207,7 @@ def test_lenet5_loader_refuses_wrong_files(tmp_path):
     save_file({"weight": torch.zeros(3, 4)}, str(other))
     with pytest.raises(ClassmapError, match="not a LeNet-5 checkpoint"):
         load_head(ModelSpec(model="lenet5", weights=str(other)))
-    from classmap.analysis.lenet import LeNet5
+    from classmap.analysis.loading.lenet import LeNet5
 
     state = {k: v.contiguous() for k, v in LeNet5(in_channels=3, num_classes=4).state_dict().items()}
     bad = tmp_path / "bad.safetensors"

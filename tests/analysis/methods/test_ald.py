@@ -16,8 +16,8 @@ import torch
 from scipy import optimize, stats
 from sklearn.metrics import r2_score
 
-from classmap.analysis import ald
-from classmap.analysis.ald import (
+from classmap.analysis.methods import ald
+from classmap.analysis.methods.ald import (
     AldParams,
     analyse_ald,
     derive_seed_parameters,
@@ -357,7 +357,7 @@ def test_too_few_features_for_any_fit():
 
 
 def test_one_by_one_conv_head_is_fitted_like_a_linear_head():
-    from classmap.analysis.models import extract_head
+    from classmap.analysis.loading.models import extract_head
 
     torch.manual_seed(0)
     network = torch.nn.Sequential(
@@ -388,8 +388,8 @@ def test_bad_matrices_raise_one_line_errors():
 
 
 def test_analyse_ald_is_cached_by_digest_and_params(tmp_path, mixed_head):
-    from classmap.analysis.classnames import ClassNames
-    from classmap.analysis.models import ModelSpec, head_from_arrays
+    from classmap.analysis.loading.classnames import ClassNames
+    from classmap.analysis.loading.models import ModelSpec, head_from_arrays
 
     names = tuple(f"c{i}" for i in range(mixed_head.shape[0]))
     head = head_from_arrays(mixed_head, None, ClassNames(names, names, "generic"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classmap.analysis.channel_cam import smooth_gradcam_pp_channels
-from classmap.analysis.channel_split import split_head_class
+from classmap.analysis.methods.channel_cam import smooth_gradcam_pp_channels
+from classmap.analysis.methods.channel_split import split_head_class
 from classmap.analysis.errors import ClassmapError
 
 TABBY = 281  # ImageNet "tabby cat"; chelsea is a tabby

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classmap.analysis.channel_split import (
+from classmap.analysis.methods.channel_split import (
     BELOW_MIN_SIZE,
     ONE_SIDED,
     SPLIT,

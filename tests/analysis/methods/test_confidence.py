@@ -9,7 +9,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import adjusted_rand_score, confusion_matrix
 
-from classmap.analysis.confidence import (
+from classmap.analysis.methods.confidence import (
     JS_LINKAGES,
     class_mean_softmax,
     cluster_classes_kmeans,

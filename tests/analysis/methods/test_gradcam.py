@@ -21,9 +21,9 @@ import timm
 import torch
 from pytorch_grad_cam import GradCAM
 
-from classmap.analysis.activations import extract_batch, find_feature_site, grad_cam_maps
+from classmap.analysis.methods.gradcam import extract_batch, find_feature_site, grad_cam_maps
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.lenet import LeNet5, load_digits_split, train_lenet
+from classmap.analysis.loading.lenet import LeNet5, load_digits_split, train_lenet
 
 TOLERANCE = 1e-4
 

@@ -9,7 +9,7 @@ from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_rand_score
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.hierarchy import (
+from classmap.analysis.methods.hierarchy import (
     condensed_distances,
     cut_clusters,
     leaf_order,
@@ -17,7 +17,7 @@ from classmap.analysis.hierarchy import (
     subtree_leaves,
     to_newick,
 )
-from classmap.analysis.similarity import nearest_classes, standardise_rows
+from classmap.analysis.methods.similarity import nearest_classes, standardise_rows
 
 
 def planted_head(
@@ -68,7 +68,7 @@ def test_ward_matches_scipy_on_the_standardised_vectors():
 
 
 def test_large_ward_uses_the_memory_saving_routine(monkeypatch):
-    import classmap.analysis.hierarchy as module
+    import classmap.analysis.methods.hierarchy as module
 
     called = []
     monkeypatch.setattr(module, "DENSE_WARD_LIMIT", 10)

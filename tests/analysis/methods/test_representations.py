@@ -12,7 +12,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.representations import (
+from classmap.analysis.methods.representations import (
     CLUSTERING_ALGORITHMS,
     REPRESENTATIONS,
     check_representation,

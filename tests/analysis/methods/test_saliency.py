@@ -14,7 +14,7 @@ from scipy.stats import entropy, pearsonr
 from sklearn.metrics import roc_auc_score
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.saliency import (
+from classmap.analysis.methods.saliency import (
     MapAgreement,
     auc_top_fraction,
     correlation_coefficient,

@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import cosine_similarity
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.similarity import (
+from classmap.analysis.methods.similarity import (
     nearest_classes,
     pairwise_scores,
     similarity_matrix,
@@ -115,7 +115,7 @@ def test_unknown_metric_lists_choices(weights):
 
 def test_chunked_memory_never_builds_full_matrix(monkeypatch, weights):
     """Every scored block has at most chunk_rows rows."""
-    from classmap.analysis import similarity
+    from classmap.analysis.methods import similarity
 
     shapes = []
     original = similarity.pairwise_scores

@@ -16,12 +16,12 @@ from PIL import Image
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import adjusted_rand_score, confusion_matrix
 
-import classmap.analysis.image_pipeline as pipeline
+import classmap.analysis.pipelines.images as pipeline
 from classmap.analysis import cli
 from classmap.analysis.cache import ResultCache
-from classmap.analysis.data import load_dataset
+from classmap.analysis.loading.data import load_dataset
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.image_pipeline import (
+from classmap.analysis.pipelines.images import (
     ImageParams,
     Representations,
     analyse_images,
@@ -31,8 +31,8 @@ from classmap.analysis.image_pipeline import (
     sample_cam,
     sample_summary,
 )
-from classmap.analysis.models import ModelSpec, load_classifier
-from classmap.analysis.training import prepare_training_data, save_checkpoint, train_model
+from classmap.analysis.loading.models import ModelSpec, load_classifier
+from classmap.analysis.loading.training import prepare_training_data, save_checkpoint, train_model
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ def test_bad_parameters_are_clear_errors(digits_reps, digits_setup):
 @pytest.fixture
 def cli_with_images():
     """The CLI, whose EXPORT_EXTENSIONS adds the image files with ``--data``."""
-    assert "classmap.analysis.image_export" in cli.EXPORT_EXTENSIONS
+    assert "classmap.analysis.exports.images" in cli.EXPORT_EXTENSIONS
     return cli.main
 
 

@@ -1,0 +1,1 @@
+"""Exports: atomic export folders and the writers of each analysis's files."""

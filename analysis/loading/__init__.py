@@ -1,0 +1,1 @@
+"""Loading: model sources behind one registry, checkpoints, class names, data sets."""

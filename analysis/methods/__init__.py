@@ -1,0 +1,1 @@
+"""Methods: pure computation, arrays in and arrays out (no cache, no files)."""

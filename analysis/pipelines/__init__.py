@@ -1,0 +1,1 @@
+"""Pipelines: cached orchestration of loading and methods (one get-or-compute helper)."""
