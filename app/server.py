@@ -1,19 +1,16 @@
 """The Dash app factory and the ``classmap serve`` runner.
 
-``create_app(settings)`` builds one app: Dash Pages from ``app/pages`` (one module
-per URL), the shell from ``app/components/shell.py``, callbacks from every module in
-``app/callbacks`` (each has ``register(app, services)``), background callbacks on a
-DiskcacheManager whose folder is private (mode 0700), and a global error handler that
-logs the traceback and tells the user in the page instead of leaving it stale.
+``create_app(settings)`` builds one app: the shell (``app/shell``: frame, shared
+selection, background jobs) and every page package in ``app/pages`` (each registers
+its URL, layout and callbacks with ``register(app, services)``), background callbacks
+on a DiskcacheManager whose folder is private (mode 0700), and a global error handler
+that logs the traceback and tells the user in the page instead of leaving it stale.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import threading
-from pathlib import Path
 from typing import Any
 
 import dash
@@ -21,15 +18,20 @@ import diskcache
 from dash import DiskcacheManager
 
 from classmap.analysis.errors import ClassmapError
-from classmap.app import ids
-from classmap.app.config import Settings, ensure_private_dir
 from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
-from classmap.app.services import Services
+from classmap.app.config import Settings, ensure_private_dir
+from classmap.app.pages import register_pages
+from classmap.app.shell import callbacks as shell_callbacks
+from classmap.app.shell.callbacks import report_callback_error
+from classmap.app.shell.clientside import config_script
+from classmap.app.shell.layout import build_shell
+from classmap.app.shell.services import Services, current_services
+
+__all__ = ["ClassmapDash", "create_app", "current_services", "report_callback_error", "serve",
+           "serve_in_thread", "warm_up"]
 
 log = logging.getLogger(__name__)
 
-APP_DIR = Path(__file__).resolve().parent
-PAGES_DIR = APP_DIR / "pages"
 SERVICES_KEY = "CLASSMAP_SERVICES"
 
 
@@ -40,7 +42,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     app = ClassmapDash(
         __name__,
         use_pages=True,
-        pages_folder=str(PAGES_DIR),
+        pages_folder="",  # pages are registered by their packages (app/pages), not scanned
         assets_folder=str(ASSETS_DIR),
         # Vendored scripts (assets/vendor) are left out when Dash's stock ones are chosen.
         assets_ignore=assets_ignore(settings.plotly_bundle, settings.babel_polyfill),
@@ -54,16 +56,15 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
     app._classmap_services = services  # type: ignore[attr-defined]
-    from classmap.app.components.shell import build_shell
-
-    app.layout = build_shell(settings)
-    for module in callback_modules():
-        module.register(app, services)
+    shell_callbacks.register(app, services)
+    register_pages(app, services)
+    app.layout = build_shell(settings)  # after the pages: the header links to each
     return app
 
 
 class ClassmapDash(dash.Dash):
-    """dash.Dash whose pages can leave out Dash's babel polyfill (app/browser_scripts.py).
+    """dash.Dash whose pages carry the browser config (shell/clientside.py) and can leave out
+    Dash's babel polyfill (app/browser_scripts.py).
 
     ``interpolate_index`` is Dash's documented hook for customising the page's HTML.
     """
@@ -73,22 +74,10 @@ class ClassmapDash(dash.Dash):
     def interpolate_index(self, **kwargs: Any) -> str:
         if self.drop_polyfill:
             kwargs["scripts"] = without_polyfill(kwargs["scripts"])
+        # The selection schema and the clientside callbacks' constants, read by
+        # assets/classmap.js (before any script, so it is there when they run).
+        kwargs["scripts"] = config_script(self) + kwargs["scripts"]
         return super().interpolate_index(**kwargs)
-
-
-def callback_modules() -> list[Any]:
-    """Every module in ``app/callbacks`` (each provides ``register(app, services)``)."""
-    import classmap.app.callbacks as package
-
-    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__)
-                   if not info.name.startswith("_"))
-    return [importlib.import_module(f"{package.__name__}.{name}") for name in names]
-
-
-def current_services() -> Services:
-    """The Services of the app serving the current request (for pages' ``layout()``)."""
-    app = dash.get_app()
-    return app._classmap_services  # type: ignore[attr-defined]
 
 
 def warm_up(services: Services) -> None:
@@ -130,18 +119,3 @@ def serve_in_thread(app: dash.Dash, host: str, port: int) -> threading.Thread:
     thread._classmap_server = server  # type: ignore[attr-defined]
     thread.start()
     return thread
-
-
-def report_callback_error(error: Exception) -> None:
-    """Global callback error handler: log it, tell the user, keep the page as it was."""
-    if isinstance(error, ClassmapError):
-        log.warning("callback refused input: %s", error)
-        text = str(error)
-    else:
-        log.error("callback failed", exc_info=error)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        text = (f"Something went wrong ({type(error).__name__}{': ' + first[:160] if first else ''}); "
-                "the view keeps its previous state — the server log has the details")
-    dash.set_props(ids.NOTICE_TEXT, {"children": text})
-    dash.set_props(ids.NOTICE, {"className": "cm-notice cm-notice-error"})
-    return None

@@ -10,7 +10,7 @@ leaves its arrays in the :class:`~analysis.cache.ResultCache`, where the server
 process then finds them by key in milliseconds (:meth:`ImageServices.ready`).
 
 Also registers the image pages' shareable selection keys (``data``, ``rep``,
-``image``) with :func:`classmap.app.state.register_field`.
+``image``) with :func:`classmap.app.shell.selection.register_field`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 
-from classmap.analysis.data import DIGITS, ImageDataset, load_dataset, resolve_data_root
+from classmap.analysis.loading.data import DIGITS, ImageDataset, load_dataset, resolve_data_root
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.image_pipeline import (
+from classmap.analysis.pipelines.images import (
     ImageAnalysis,
     ImageParams,
     Representations,
@@ -41,11 +41,11 @@ from classmap.analysis.image_pipeline import (
     sample_summary,
     SampleSummary,
 )
-from classmap.analysis.models import LoadedClassifier, load_classifier
-from classmap.analysis.representations import REPRESENTATIONS
-from classmap.app.image_render import cam_overlay_uri, image_uri
-from classmap.app.services import Services
-from classmap.app.state import Field, parse_choice, parse_int_range, parse_text, register_field
+from classmap.analysis.loading.models import LoadedClassifier, load_classifier
+from classmap.analysis.methods.representations import REPRESENTATIONS
+from classmap.app.shell.image_render import cam_overlay_uri, image_uri
+from classmap.app.shell.services import Services
+from classmap.app.shell.selection import Field, parse_choice, parse_int_range, parse_text, register_field
 
 log = logging.getLogger(__name__)
 

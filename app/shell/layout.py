@@ -10,9 +10,9 @@ from __future__ import annotations
 import dash
 from dash import dcc, html
 
-from classmap.analysis.hierarchy import LINKAGES
-from classmap.app import ids
-from classmap.app.components.widgets import button, field, job_progress
+from classmap.analysis.methods.hierarchy import LINKAGES
+from classmap.app.shell import ids
+from classmap.app.shell.widgets import button, field, job_progress
 from classmap.app.config import Settings
 
 METRIC_OPTIONS = [

@@ -5,15 +5,20 @@ than that is shown as the mean of ``block × block`` squares (an overview); zoom
 into it asks for the smaller region again, which comes back at a finer block, down
 to every cell. Positions are leaf positions (dendrogram order).
 
-No plotting here: arrays in, arrays out.
+No plotting here: arrays in, arrays out (and the tiles' colour codes as a palette PNG).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from PIL import Image
+from plotly.colors import get_colorscale, sample_colorscale
 
 
 @dataclass(frozen=True)
@@ -153,3 +158,47 @@ def value_range(ordered: np.ndarray, quantile: float = 0.001) -> tuple[float, fl
     if high <= low:
         high = low + 1.0
     return float(low), float(high)
+
+
+# -- colour codes and their PNG (the heatmap's wire format) ----------------------------
+
+CODE_MAX = 254  # colour codes 0 … 254; the midpoint 127 is the scale's centre
+SCALES = {"diverging": "RdBu_r", "sequential": "YlOrRd_r"}
+
+
+def encode_codes(values: np.ndarray, scale: ColourScale) -> np.ndarray:
+    """Scores → colour codes 0…254 (uint8), clipped to ``[scale.low, scale.high]``.
+
+    For a diverging scale ``low = −high``, so 0 maps to code 127, the centre colour.
+    """
+    span = scale.high - scale.low or 1.0
+    scaled = (np.asarray(values, dtype=np.float32) - scale.low) * (CODE_MAX / span)
+    return np.clip(np.rint(scaled), 0, CODE_MAX).astype(np.uint8)
+
+
+@lru_cache(maxsize=None)
+def code_palette(kind: str) -> bytes:
+    """RGB bytes of the 255 colours of codes 0 … CODE_MAX on scale ``kind``, shape (255·3,)."""
+    colours = sample_colorscale(get_colorscale(SCALES[kind]),
+                                [code / CODE_MAX for code in range(CODE_MAX + 1)],
+                                colortype="tuple")
+    return (np.asarray(colours) * 255).round().astype(np.uint8).tobytes()
+
+
+def codes_png(codes: np.ndarray, kind: str) -> str:
+    """A ``data:image/png`` URI of ``codes`` (uint8, shape (rows, cols)) in palette colours.
+
+    Pixel (r, c) holds palette index ``codes[r, c]``; :func:`png_codes` reads it back.
+    """
+    image = Image.fromarray(np.ascontiguousarray(codes, dtype=np.uint8), mode="P")
+    image.putpalette(code_palette(kind))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def png_codes(uri: str) -> np.ndarray:
+    """The colour codes in a :func:`codes_png` URI, shape (rows, cols), uint8."""
+    data = base64.b64decode(uri.split(",", 1)[1])
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)

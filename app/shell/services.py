@@ -1,7 +1,7 @@
 """Per-process handles the callbacks call: loaded models, analyses, caches, exports.
 
 A callback reads its inputs, makes one call here, hands the result to
-``classmap.app.figures`` and returns. Everything that computes lives here or below
+its page's ``figures`` module and returns. Everything that computes lives here or below
 (``analysis``), so callbacks stay thin and every number on screen can be checked
 without a browser.
 
@@ -27,28 +27,23 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from classmap.analysis.cache import ResultCache
-from classmap.analysis.embedding import (
-    ClassEmbedding,
-    EmbeddingParams,
-    check_embedding_method,
-    embed_classes,
-    embedding_cached,
-)
+from classmap.analysis.methods.embedding import EmbeddingParams, check_embedding_method
+from classmap.analysis.pipelines.embedding import ClassEmbedding, embed_classes, embedding_cached
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.hierarchy import to_newick
-from classmap.analysis.models import ClassifierHead, load_head
-from classmap.analysis.pipeline import WeightAnalysis, WeightParams, analyse_weights
-from classmap.analysis.similarity import METRIC_KIND, standardise_rows
+from classmap.analysis.methods.hierarchy import to_newick
+from classmap.analysis.loading.models import ClassifierHead, load_head
+from classmap.analysis.pipelines.weights import WeightAnalysis, WeightParams, analyse_weights
+from classmap.analysis.methods.similarity import METRIC_KIND, standardise_rows
 from classmap.app.config import ModelEntry, Settings
-from classmap.app.matrix_tiles import (
+from classmap.app.shell.matrix_tiles import (
     ColourScale,
     MatrixTile,
     symmetric_limit,
     tile_from_dense,
     value_range,
 )
-from classmap.app.state import MAX_TOP_K
-from classmap.app.tree_layout import TreeLayout, compute_tree_layout, cut_labels
+from classmap.app.shell.selection import MAX_TOP_K
+from classmap.app.shell.tree_layout import TreeLayout, compute_tree_layout, cut_labels
 
 HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
 
@@ -340,7 +335,7 @@ class Services:
         """:meth:`heatmap_tile` and its palette PNG (``figures.codes_png``), the PNG kept
         per view for the last HEATMAP_IMAGES regions: encoding 1,000 × 1,000 cells takes
         ≈ 20 ms of every page load that shows them otherwise."""
-        from classmap.app.figures import codes_png, encode_codes
+        from classmap.app.shell.matrix_tiles import codes_png, encode_codes
 
         tile = self.heatmap_tile(view, rows, cols)
         key = (tile.row_start, tile.col_start, tile.z.shape, tile.block)
@@ -473,3 +468,11 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()
+
+
+def current_services() -> Services:
+    """The Services of the app serving the current request (for pages' ``layout()``)."""
+    import dash
+
+    app = dash.get_app()
+    return app._classmap_services  # type: ignore[attr-defined]

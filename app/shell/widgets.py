@@ -1,12 +1,10 @@
-"""Small reusable layout pieces: cards, buttons, stats, job progress, page state."""
+"""Small reusable layout pieces: cards, buttons, stats, fields, job progress, graphs."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from dash import dcc, html
-
-from classmap.app import ids
 
 # Plotly's modebar: keep the tools researchers use, drop the rest; image export
 # format is switched by the page's "images as" control.
@@ -61,23 +59,6 @@ def job_progress(panel_id: str, progress_id: str, label_id: str, cancel_id: str,
         html.Progress(id=progress_id, max=100, className="cm-job-bar"),
         button("Cancel", cancel_id, kind="ghost", title="stop this computation"),
     ], id=panel_id, className="cm-job", hidden=True)
-
-
-def page_query_store(page: str, selection: Mapping[str, Any], problems: Sequence[str],
-                     resolved: Mapping[str, Any] | None = None) -> dcc.Store:
-    """The store a page's ``layout(**query)`` puts its resolved URL query in.
-
-    The query is checked against the model on the server while the page is built
-    (``resolve_page_query``, instant when the analysis is in memory; ``resolved`` when
-    the page did it already); the shell adopts the result in the browser, so no server
-    round trip stands between the page's arrival and its views' first requests.
-    """
-    if resolved is None:
-        from classmap.app.callbacks.shared import resolve_page_query
-        from classmap.app.server import current_services
-
-        resolved = resolve_page_query(current_services(), dict(selection), problems)
-    return dcc.Store(id={"type": ids.PAGE_QUERY, "page": page}, data=dict(resolved))
 
 
 def provisional_options(value: Any) -> list[dict[str, Any]]:

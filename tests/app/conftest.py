@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from classmap.app.config import Settings
-from classmap.app.services import Services
+from classmap.app.shell.services import Services
 
 
 def write_planted_head(path: Path, groups: int, per_group: int, dim: int = 32,

@@ -9,11 +9,12 @@ import pytest
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
-from classmap.analysis.hierarchy import subtree_leaves
-from classmap.app import ids
-from classmap.app.callbacks import classes as page
-from classmap.app.callbacks import shared
-from classmap.app.state import default_selection, update_selection
+from classmap.analysis.methods.hierarchy import subtree_leaves
+from classmap.app.pages.classes import ids
+from classmap.app.shell import ids as shell_ids
+from classmap.app.pages.classes import callbacks as page
+from classmap.app.shell import callbacks as shared
+from classmap.app.shell.selection import default_selection, update_selection
 
 KEY = ["lite0-imagenet", "cosine", "ward"]
 READY = {"key": KEY, "state": "ready", "message": ""}
@@ -23,7 +24,7 @@ DUNGENESS_ID = "n01978287"
 
 def cells(figure):
     """The colour codes a heatmap figure draws (its image trace's PNG), shape (rows, cols)."""
-    from classmap.app.figures import png_codes
+    from classmap.app.pages.classes.figures import png_codes
 
     return png_codes(figure.data[0].source)
 
@@ -183,12 +184,12 @@ def test_neighbours_and_class_picker(services, lite0_view):
     assert float(table["rows"][0][3]) == pytest.approx(float(figure.data[0].x[0]), abs=1e-4)
     json.dumps(table)
     assert page.neighbours_logic(services, selection(), READY)[1] is None
-    now, every = page.focal_options_logic(services, None, None, selection(), READY, ids.STATUS)
+    now, every = page.focal_options_logic(services, None, None, selection(), READY, shell_ids.STATUS)
     assert now == [] and len(every) == 1000 and every[118]["value"] == DUNGENESS_ID
     assert "Dungeness crab" in every[118]["label"] and "n01978287" in every[118]["label"]
     # the picker gets the current class's option at once, every option when idle
     now, every = page.focal_options_logic(services, None, None, selection(focal=DUNGENESS_ID),
-                                          READY, ids.STATUS)
+                                          READY, shell_ids.STATUS)
     assert now == [every[118]] and len(every) == 1000
     with pytest.raises(PreventUpdate):  # the browser filters 1,000 options itself
         page.focal_options_logic(services, "crab", None, selection(), READY, ids.FOCAL)

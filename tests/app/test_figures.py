@@ -9,9 +9,9 @@ import pytest
 from plotly.io.json import to_json_plotly
 from scipy.cluster import hierarchy
 
-from classmap.app import figures
-from classmap.app.matrix_tiles import ColourScale
-from classmap.app.tree_layout import compute_tree_layout
+from classmap.app.pages.classes import figures
+from classmap.app.shell.matrix_tiles import ColourScale
+from classmap.app.shell.tree_layout import compute_tree_layout
 
 SCALE = ColourScale("diverging", -0.5, 0.5, "cosine")
 

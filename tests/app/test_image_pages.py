@@ -15,12 +15,12 @@ from scipy.cluster.hierarchy import leaves_list
 from sklearn.metrics import adjusted_rand_score, confusion_matrix
 
 from classmap.analysis.errors import ClassmapError
-from classmap.app import figures_images as figs
-from classmap.app import image_render
-from classmap.app.callbacks import images as cb
+from classmap.app.pages.images import figures as figs
+from classmap.app.shell import image_render
+from classmap.app.pages.images import callbacks as cb
 from classmap.app.config import Settings, parse_data_roots
-from classmap.app.services import Services
-from classmap.app.services_images import DataSetEntry, ImageServices, data_entries
+from classmap.app.shell.services import Services
+from classmap.app.shell.images import DataSetEntry, ImageServices, data_entries
 
 MODEL, DATA = "lenet-digits", "digits"
 SEL = {"model": MODEL, "data": DATA, "rep": "features"}
@@ -201,12 +201,12 @@ def test_clustering_tables_and_figures(images, result):
     assert "k = " in str(cluster_list) and len(tsne.data) == 11
 
 
-def test_figures_render_and_services_load_no_dash():
+def test_image_figures_and_services_load_no_dash():
     import subprocess
     import sys
 
-    code = ("import sys, app.figures_images, app.image_render, app.services_images; "
-            "print('dash' in sys.modules)")
+    code = ("import sys, classmap.app.pages.images.figures, classmap.app.shell.image_render, "
+            "classmap.app.shell.images; print('dash' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

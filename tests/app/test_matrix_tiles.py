@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classmap.app.matrix_tiles import block_means, symmetric_limit, tile_from_dense, value_range
+from classmap.app.shell.matrix_tiles import block_means, symmetric_limit, tile_from_dense, value_range
 
 
 def brute_block_means(region: np.ndarray, block: int) -> np.ndarray:

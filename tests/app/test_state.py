@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from classmap.app.state import (
+from classmap.app.shell.selection import (
     FIELDS,
     Field,
     Selection,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.cluster import hierarchy
 
-from classmap.analysis.hierarchy import cut_clusters, subtree_leaves
-from classmap.app.tree_layout import (
+from classmap.analysis.methods.hierarchy import cut_clusters, subtree_leaves
+from classmap.app.shell.tree_layout import (
     cluster_runs,
     compute_tree_layout,
     cut_height,

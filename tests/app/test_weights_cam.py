@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
-import classmap.app.callbacks.weights as cw
-from classmap.analysis.channel_cam import smooth_gradcam_pp_channels
-from classmap.analysis.channel_split import split_head_class
+import classmap.app.pages.weights.callbacks as cw
+from classmap.analysis.methods.channel_cam import smooth_gradcam_pp_channels
+from classmap.analysis.methods.channel_split import split_head_class
 from classmap.app.config import Settings
-from classmap.app.services import Services
-from classmap.app.services_images import ImageServices
-from classmap.app.services_weights import NO_CAM_DATA, channel_cam_view
+from classmap.app.shell.services import Services
+from classmap.app.shell.images import ImageServices
+from classmap.app.pages.weights.services import NO_CAM_DATA, channel_cam_view
 
 MODEL = "lite0-imagenet"
 ESPRESSO = ("n07920052", 967)

@@ -13,10 +13,10 @@ import scipy.integrate
 import scipy.stats
 from dash.exceptions import PreventUpdate
 
-import classmap.app.callbacks.weights as cw
-import classmap.app.figures_weights as wfig
-from classmap.app import ids
-from classmap.app.services_weights import (
+import classmap.app.pages.weights.callbacks as cw
+import classmap.app.pages.weights.figures as wfig
+from classmap.app.pages.weights import ids
+from classmap.app.pages.weights.services import (
     ald_analysis,
     ald_density,
     class_distribution,
@@ -24,7 +24,7 @@ from classmap.app.services_weights import (
     seed_line_density,
 )
 from classmap.app.browser_scripts import PLOTLY_TRACES
-from classmap.app.state import parse_query, update_selection
+from classmap.app.shell.selection import parse_query, update_selection
 from tests.app.test_layering import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +49,8 @@ def lite0(services, lite0_view):
 
 
 def test_figures_module_never_imports_dash():
-    assert "dash" not in imported_modules(ROOT / "app" / "figures_weights.py")
-    assert "dash" not in imported_modules(ROOT / "app" / "services_weights.py")
+    assert "dash" not in imported_modules(ROOT / "app" / "pages" / "weights" / "figures.py")
+    assert "dash" not in imported_modules(ROOT / "app" / "pages" / "weights" / "services.py")
 
 
 def test_histogram_counts_every_weight(lite0_head):
@@ -278,7 +278,7 @@ def test_weights_figures_use_only_the_bundles_traces(services, lite0):
     types = {trace.type for figure in figures for trace in figure.data}
     assert {"bar", "histogram", "scatter"} <= types <= BUNDLE_TRACES
     # and every trace class the weights figure module names at all
-    tree = ast.parse((ROOT / "app" / "figures_weights.py").read_text())
+    tree = ast.parse((ROOT / "app" / "pages" / "weights" / "figures.py").read_text())
     named = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
              and isinstance(node.value, ast.Name) and node.value.id == "go"}
     traces = {getattr(go, name)().type for name in named
@@ -306,7 +306,7 @@ def test_icicle_click_and_split_controls_are_shareable():
 
 
 def test_split_params_fall_back_on_bad_values():
-    from classmap.app.state import Selection
+    from classmap.app.shell.selection import Selection
 
     for minsize, expected in ((None, 20), (1, 20), (2.5, 20), (35, 35)):
         sel = Selection.from_store(selection(minsize=minsize), MODEL)

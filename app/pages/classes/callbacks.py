@@ -22,42 +22,26 @@ import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from classmap.analysis.embedding import EMBEDDING_LABELS
+from classmap.analysis.methods.embedding import EMBEDDING_LABELS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import CallbackProgress
-from classmap.analysis.similarity import METRIC_KIND
-from classmap.app import figures, ids
-from classmap.app.callbacks.shared import (bind_field, bind_picker, mirror_shared_state,
+from classmap.analysis.methods.similarity import METRIC_KIND
+from classmap.app.pages.classes import figures
+from classmap.app.pages.classes import ids
+from classmap.app.shell.clientside import (bind_field, bind_picker, mirror_shared_state,
                                   project_selection, relay_selection_requests, select_on)
-from classmap.app.components.widgets import provisional_options
-from classmap.app.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
-from classmap.app.state import Selection, update_selection
-from classmap.app.tree_layout import cluster_runs, cut_height, node_clusters
+from classmap.app.shell.widgets import provisional_options
+from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
+from classmap.app.shell.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
+from classmap.app.shell.selection import Selection, update_selection
+from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_clusters
 
 log = logging.getLogger(__name__)
 
 SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
-FOCAL_ALL_OPTIONS = 5000  # up to this many classes the class picker holds every class
 
 
 # -- shared helpers -----------------------------------------------------------------------------
-
-
-def ready_view(services: Services, selection: dict | None,
-               status: dict | None) -> tuple[Selection, ModelView | None, str]:
-    """The selection and its analysis, or (selection, None, why nothing can be drawn yet)."""
-    sel = Selection.from_store(selection, services.settings.default_model)
-    if not selection or not status or status.get("key") != list(sel.analysis_key):
-        return sel, None, "Preparing the analysis…"
-    state = status.get("state")
-    if state == "error":
-        return sel, None, f"{sel.model} could not be loaded: {status.get('message', '')}"
-    if state == "cancelled":
-        return sel, None, f"{sel.model}: {status.get('message', 'cancelled')}"
-    if state != "ready":
-        return sel, None, (f"Analysing {sel.model} ({sel.metric}, {sel.linkage} linkage)… "
-                           "the first analysis of a model takes a moment")
-    return sel, services.view(sel.analysis_key), ""
 
 
 def focal_index(view: ModelView, sel: Selection) -> int | None:
@@ -439,12 +423,6 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
         "code": [2], "numeric": [0, 3],
     }
     return figure, table
-
-
-def focal_option(view: ModelView, index: int) -> dict[str, str]:
-    """Dropdown option of a class: its full name, id and index (all searchable)."""
-    return {"label": f"{view.names[index]} — {view.ids[index]} · #{index}",
-            "value": view.ids[index]}
 
 
 def picker_options(services: Services, resolved: dict[str, Any]) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Plotly figures of the dashboard, built from numpy arrays (no Dash here).
+"""Plotly figures of the Classes page, built from numpy arrays (no Dash here).
 
 Every builder takes arrays and plain values and returns a ``go.Figure``; the parts
 that change with the selection (outlines, highlighted links, the focal class) are
@@ -15,26 +15,13 @@ instead of ≈ 300 ms to draw). Exact scores are shown on hover from the server.
 
 from __future__ import annotations
 
-import base64
-import io
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
-from plotly.colors import get_colorscale, sample_colorscale
+from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
+from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Scale, code_palette, codes_png, encode_codes, png_codes
 
-from classmap.app.matrix_tiles import ColourScale as Scale
-
-CODE_MAX = 254  # colour codes 0 … 254; the midpoint 127 is the scale's centre
-FONT = "Inter, 'Segoe UI', system-ui, -apple-system, 'Helvetica Neue', Arial, sans-serif"
-INK = "#1f2933"
-MUTED = "#7b8794"
-GRID = "#e4e7eb"
-ACCENT = "#d9480f"  # selection and focal marks (orange-red, visible on RdBu)
-SELECT = "#111827"
-TREE = "#52606d"
 # Strong hues first, then their light partners, so neighbouring clusters differ in hue;
 # grey is kept for "above the cut".
 CLUSTER_PALETTE = (
@@ -42,7 +29,6 @@ CLUSTER_PALETTE = (
     "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
     "#dbdb8d", "#9edae5",
 )
-SCALES = {"diverging": "RdBu_r", "sequential": "YlOrRd_r"}
 TICK_LABEL_LIMIT = 60  # axes with at most this many classes get class-name ticks
 TICK_LABEL_CHARS = 24
 TICK_CHAR_PX = 6.3  # width of a character of an 11 px tick label (sizes margins)
@@ -55,16 +41,6 @@ def matrix_margins(named: bool) -> dict[str, int]:
     The right margin holds the heatmap's colour bar.
     """
     return dict(l=175 if named else 56, r=96, t=8, b=8)
-
-# A small template: plotly's default one adds ~10 kB of JSON to every figure.
-_TEMPLATE = go.layout.Template(layout=dict(
-    font=dict(family=FONT, size=12, color=INK),
-    paper_bgcolor="white", plot_bgcolor="white",
-    hoverlabel=dict(font=dict(family=FONT, size=12), bgcolor="white", bordercolor=GRID),
-    xaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
-    yaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
-))
-
 
 def cluster_colour(label: int) -> str:
     """Colour of cluster ``label`` (palette cycled; −1 → grey, above the cut)."""
@@ -116,35 +92,7 @@ def cluster_marker(codes: np.ndarray | None, plain: str) -> dict[str, Any]:
                 cmin=-0.5, cmax=GREY_CODE + 0.5, showscale=False)
 
 
-def message_figure(message: str, height: int | None = None, width: int = 64) -> go.Figure:
-    """An empty figure that shows ``message`` (loading, errors, nothing selected).
-
-    Long messages are wrapped at ``width`` characters (plotly does not wrap text).
-    """
-    import textwrap
-
-    lines = [line for part in message.split("<br>")
-             for line in (textwrap.wrap(part, width) or [""])]
-    figure = go.Figure(layout=dict(template=_TEMPLATE, height=height,
-                                   margin=dict(l=10, r=10, t=10, b=10)))
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    figure.add_annotation(text="<br>".join(lines), showarrow=False, x=0.5, y=0.5, xref="paper",
-                          yref="paper", font=dict(size=14, color=MUTED))
-    return figure
-
-
 # -- heatmap -------------------------------------------------------------------------------
-
-
-def encode_codes(values: np.ndarray, scale: Scale) -> np.ndarray:
-    """Scores → colour codes 0…254 (uint8), clipped to ``[scale.low, scale.high]``.
-
-    For a diverging scale ``low = −high``, so 0 maps to code 127, the centre colour.
-    """
-    span = scale.high - scale.low or 1.0
-    scaled = (np.asarray(values, dtype=np.float32) - scale.low) * (CODE_MAX / span)
-    return np.clip(np.rint(scaled), 0, CODE_MAX).astype(np.uint8)
 
 
 def colour_bar(scale: Scale) -> dict[str, Any]:
@@ -159,34 +107,6 @@ def colour_bar(scale: Scale) -> dict[str, Any]:
     return dict(title=dict(text=scale.label, side="right"), tickvals=codes.tolist(),
                 ticktext=text, thickness=12, len=0.85, outlinewidth=0, x=1.0, xanchor="left",
                 xpad=10)
-
-
-@lru_cache(maxsize=None)
-def code_palette(kind: str) -> bytes:
-    """RGB bytes of the 255 colours of codes 0 … CODE_MAX on scale ``kind``, shape (255·3,)."""
-    colours = sample_colorscale(get_colorscale(SCALES[kind]),
-                                [code / CODE_MAX for code in range(CODE_MAX + 1)],
-                                colortype="tuple")
-    return (np.asarray(colours) * 255).round().astype(np.uint8).tobytes()
-
-
-def codes_png(codes: np.ndarray, kind: str) -> str:
-    """A ``data:image/png`` URI of ``codes`` (uint8, shape (rows, cols)) in palette colours.
-
-    Pixel (r, c) holds palette index ``codes[r, c]``; :func:`png_codes` reads it back.
-    """
-    image = Image.fromarray(np.ascontiguousarray(codes, dtype=np.uint8), mode="P")
-    image.putpalette(code_palette(kind))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def png_codes(uri: str) -> np.ndarray:
-    """The colour codes in a :func:`codes_png` URI, shape (rows, cols), uint8."""
-    data = base64.b64decode(uri.split(",", 1)[1])
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image)
 
 
 def heatmap_figure(

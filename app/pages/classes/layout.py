@@ -10,11 +10,13 @@ from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
-from classmap.analysis.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
-from classmap.app import ids
-from classmap.app.components.widgets import button, card, field, graph, job_progress, page_query_store
-from classmap.app.figures import message_figure
-from classmap.app.state import MAX_CUT, MAX_TOP_K
+from classmap.analysis.methods.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
+from classmap.app.pages.classes import ids
+from classmap.app.shell.callbacks import page_query_store, resolve_page_query
+from classmap.app.shell.services import current_services
+from classmap.app.shell.widgets import button, card, field, graph, job_progress
+from classmap.app.pages.classes.figures import message_figure
+from classmap.app.shell.selection import MAX_CUT, MAX_TOP_K, parse_query
 
 PAGE = "classes"
 
@@ -150,3 +152,15 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
         dcc.Store(id=ids.SUBTREE_ITEMS), dcc.Store(id=ids.NEIGHBOURS_ROWS),
         dcc.Store(id=ids.FOCAL_ALL),
     ], className="cm-page cm-page-classes")
+
+
+def layout(**query: str) -> html.Div:
+    """The page for the URL ``query`` (parsed, checked against the configured models and,
+    when its analysis is in memory, against the model)."""
+    from classmap.app.pages.classes.callbacks import picker_options
+
+    services = current_services()
+    selection, problems = parse_query(query, services.settings.model_ids)
+    resolved = resolve_page_query(services, selection, problems)
+    return build_classes_page(resolved["selection"], problems, resolved=resolved,
+                              focal_options=picker_options(services, resolved))

@@ -22,22 +22,23 @@ import numpy as np
 from dash import ALL, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
-from classmap.analysis.data import DIGITS
+from classmap.analysis.loading.data import DIGITS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import CallbackProgress
-from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
-from classmap.app import figures_images as figs
-from classmap.app import ids
-from classmap.app.callbacks.shared import bind_picker, relay_selection_requests, rules_json
-from classmap.app.services import Services
-from classmap.app.services_images import (
+from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.app.pages.images import figures as figs
+from classmap.app.pages.images import ids
+from classmap.app.shell import ids as shell_ids
+from classmap.app.shell.clientside import bind_picker, relay_selection_requests, rules_json
+from classmap.app.shell.services import Services
+from classmap.app.shell.images import (
     REPRESENTATION_LABELS,
     ImageResult,
     ImageServices,
     class_index,
     image_services_for,
 )
-from classmap.app.state import coerce_selection, update_selection
+from classmap.app.shell.selection import coerce_selection, update_selection
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +412,7 @@ def heatmap_click_logic(images: ImageServices, click: dict | None, selection: di
 def bind_image_field(app: Any, component_id: Any, field: str) -> None:
     """Two-way binding of a control's ``value`` and the selection's ``field``, in the browser.
 
-    Like :func:`classmap.app.callbacks.shared.bind_field`, but listening to the page-local copy
+    Like :func:`classmap.app.shell.callbacks.bind_field`, but listening to the page-local copy
     of the selection, so the callback never has a missing Input on other pages. A
     pattern-matching ``component_id`` (with ALL) binds every matching control.
     """
@@ -427,7 +428,7 @@ def bind_image_field(app: Any, component_id: Any, field: str) -> None:
             return out;
         }}""",
         Output(component_id, "value", allow_duplicate=True),
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(shell_ids.SELECTION, "data", allow_duplicate=True),
         Input(component_id, "value"),
         Input(ids.IMAGE_SELECTION, "data"),
         prevent_initial_call=True,
@@ -452,7 +453,7 @@ def register(app: Any, services: Services) -> None:
                 return window.dash_clientside.no_update; }
             return sel;
         }""",
-        Output(ids.IMAGE_SELECTION, "data"), Input(ids.SELECTION, "data"),
+        Output(ids.IMAGE_SELECTION, "data"), Input(shell_ids.SELECTION, "data"),
         State(ids.IMAGE_SELECTION, "data"),
     )
 

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.cluster.hierarchy import dendrogram
 
-from classmap.app.figures import ACCENT, FONT, GRID, INK, TREE, message_figure
+from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, TREE, message_figure
 
 __all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure"]
 

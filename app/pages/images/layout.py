@@ -12,12 +12,14 @@ from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
-from classmap.analysis.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
-from classmap.app import ids
-from classmap.app.components.widgets import (card, field, graph, job_progress, page_query_store,
-                                    provisional_options)
-from classmap.app.figures import message_figure
-from classmap.app.services_images import REPRESENTATION_LABELS, DataSetEntry
+from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.app.pages.images import ids
+from classmap.app.shell.callbacks import page_query_store
+from classmap.app.shell.services import current_services
+from classmap.app.shell.selection import parse_query
+from classmap.app.shell.widgets import card, field, graph, job_progress, provisional_options
+from classmap.app.shell.figures import message_figure
+from classmap.app.shell.images import REPRESENTATION_LABELS, DataSetEntry, data_entries
 
 ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 IMAGE_BOX = {"width": "224px", "height": "224px", "imageRendering": "pixelated",
@@ -171,3 +173,19 @@ def build_confidence_page(page: str, selection: Mapping[str, Any], problems: Seq
         html.Div([heatmap, html.Div([tsne, confusion], className="cm-col-side")],
                  className="cm-grid"),
     ])
+
+
+def _page(build: Any, page: str) -> Any:
+    def layout(**query: str) -> html.Div:
+        """The page for the URL ``query`` (parsed; the data set id is checked by the callbacks)."""
+        settings = current_services().settings
+        selection, problems = parse_query(query, settings.model_ids)
+        return build(page, selection, problems, data_entries(settings.data_roots))
+
+    layout.__name__ = f"{page}_layout"
+    return layout
+
+
+samples_layout = _page(build_samples_page, "samples")
+clustering_layout = _page(build_clustering_page, "clustering")
+confidence_layout = _page(build_confidence_page, "confidence")

@@ -22,16 +22,17 @@ import numpy as np
 from dash import ALL, Input, Output, Patch, State, ctx, html
 from dash.exceptions import PreventUpdate
 
-from classmap.analysis.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
+from classmap.analysis.methods.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
 from classmap.analysis.errors import ClassmapError
-from classmap.app import figures_weights as wfig
-from classmap.app import ids
-from classmap.app.callbacks.classes import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from classmap.app.callbacks.shared import project_selection, relay_selection_requests, rules_json
-from classmap.app.figures import message_figure
-from classmap.app.services import ModelView, Services
-from classmap.app.services_images import ImageServices, image_services_for
-from classmap.app.services_weights import (
+from classmap.app.pages.weights import figures as wfig
+from classmap.app.shell import ids as shell_ids
+from classmap.app.pages.weights import ids
+from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
+from classmap.app.shell.clientside import project_selection, relay_selection_requests, rules_json
+from classmap.app.shell.figures import message_figure
+from classmap.app.shell.services import ModelView, Services
+from classmap.app.shell.images import ImageServices, image_services_for
+from classmap.app.pages.weights.services import (
     MAX_MIN_SIZE,
     ald_analysis,
     cam_data_sets,
@@ -44,7 +45,7 @@ from classmap.app.services_weights import (
     node_of_label,
     problem_classes,
 )
-from classmap.app.state import Selection, update_selection
+from classmap.app.shell.selection import Selection, update_selection
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +396,7 @@ def register(app: Any, services: Services) -> None:
             return JSON.stringify(status) === JSON.stringify(previous)
                 ? window.dash_clientside.no_update : status;
         }""",
-        Output(ids.WEIGHTS_STATUS, "data"), Input(ids.STATUS, "data"),
+        Output(ids.WEIGHTS_STATUS, "data"), Input(shell_ids.STATUS, "data"),
         State(ids.WEIGHTS_STATUS, "data"),
     )
 
@@ -438,15 +439,15 @@ def register(app: Any, services: Services) -> None:
 
     @app.callback(
         Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),
-        Input(ids.WEIGHTS_SCATTER, "clickData"), State(ids.SELECTION, "data"),
-        State(ids.STATUS, "data"), prevent_initial_call=True,
+        Input(ids.WEIGHTS_SCATTER, "clickData"), State(shell_ids.SELECTION, "data"),
+        State(shell_ids.STATUS, "data"), prevent_initial_call=True,
     )
     def weights_scatter_click(click, selection, status):
         return scatter_click_logic(services, click, selection, status)
 
     @app.callback(
         Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),
-        Input(ids.WEIGHTS_ICICLE, "clickData"), State(ids.SELECTION, "data"),
+        Input(ids.WEIGHTS_ICICLE, "clickData"), State(shell_ids.SELECTION, "data"),
         prevent_initial_call=True,
     )
     def weights_icicle_click(click, selection):
@@ -512,7 +513,7 @@ def bind_page_controls(app: Any, control_type: str, prop: str = "value") -> None
             var rules = {rules_json()};
             var same = function(a, b) {{ return JSON.stringify(a) === JSON.stringify(b); }};
             var fromSelection = ctx.triggered.some(function(t) {{
-                return t.prop_id === {json.dumps(ids.SELECTION + ".data")}; }});
+                return t.prop_id === {json.dumps(shell_ids.SELECTION + ".data")}; }});
             if (!fromSelection) {{
                 var changes = {{}}, any = false;
                 controls.forEach(function(c, i) {{
@@ -530,8 +531,8 @@ def bind_page_controls(app: Any, control_type: str, prop: str = "value") -> None
             }}), nu];
         }}""",
         Output({"type": control_type, "field": ALL}, prop, allow_duplicate=True),
-        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(shell_ids.SELECTION, "data", allow_duplicate=True),
         Input({"type": control_type, "field": ALL}, prop),
-        Input(ids.SELECTION, "data"),
+        Input(shell_ids.SELECTION, "data"),
         prevent_initial_call=True,
     )

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from classmap.app.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT
+from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT
 
 POS = "#c2410c"  # positive side / MLE curve
 NEG = "#1d4ed8"  # negative side

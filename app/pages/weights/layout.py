@@ -1,8 +1,6 @@
-"""``/weights`` — Weight distributions: asymmetric Laplace fits and channel splits (seed 001).
+"""Layout of the Weight distributions page, built from the parsed URL query only.
 
-Joins the shared selection (model, focal class) and adds three shareable keys of its
-own (``split``, ``minsize``, ``snode``; registered in ``classmap.app.services_weights``).
-Built from the parsed URL query only; figures arrive from ``app/callbacks/weights.py``.
+Figures arrive from :mod:`classmap.app.pages.weights.callbacks`.
 """
 
 from __future__ import annotations
@@ -12,21 +10,17 @@ from typing import Any, Mapping, Sequence
 import dash
 from dash import dcc, html
 
-import classmap.app.services_weights  # noqa: F401 — registers the page's selection fields
-from classmap.analysis.channel_split import SPLIT_MODES
-from classmap.app import ids
-from classmap.app.components.widgets import card, field, graph, page_query_store, provisional_options
-from classmap.app.figures import message_figure
-from classmap.app.services_weights import MAX_MIN_SIZE
-from classmap.app.state import parse_query
+import classmap.app.pages.weights.services  # noqa: F401 — registers the page's selection fields
+from classmap.analysis.methods.channel_split import SPLIT_MODES
+from classmap.app.pages.weights import ids
+from classmap.app.shell.callbacks import page_query_store
+from classmap.app.shell.services import current_services
+from classmap.app.shell.widgets import card, field, graph, provisional_options
+from classmap.app.shell.figures import message_figure
+from classmap.app.pages.weights.services import MAX_MIN_SIZE
+from classmap.app.shell.selection import parse_query
 
 PAGE = "weights"
-
-
-dash.register_page(__name__, path="/weights", name="Weight distributions",
-                   title="Classmap — weight distributions", order=1,
-                   description="Asymmetric Laplace fits of each class's head weights and the "
-                               "recursive channel split")
 
 
 def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) -> html.Div:
@@ -127,8 +121,6 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
 
 def layout(**query: str) -> html.Div:
     """The page for the URL ``query`` (parsed and checked against the configured models)."""
-    from classmap.app.server import current_services
-
     settings = current_services().settings
     selection, problems = parse_query(query, settings.model_ids)
     return build_weights_page(selection, problems)

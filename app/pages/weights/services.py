@@ -1,7 +1,7 @@
 """Services of the Weight distributions page: ALD fits, weight histograms, channel splits.
 
 The page's callbacks make one call here and hand the result to
-``classmap.app.figures_weights``. Fits come from :func:`classmap.analysis.ald.analyse_ald` (cached on
+``classmap.app.pages.weights.figures``. Fits come from :func:`classmap.analysis.pipelines.ald.analyse_ald` (cached on
 disk by the head's digest, and here in memory per model); splits are computed per
 request (≈ 2 ms per class). The page's own shareable keys are registered in the
 shared selection at import (``split``, ``minsize``, ``snode``).
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.ald import AldAnalysis, analyse_ald
-from classmap.analysis.channel_split import (
+from classmap.analysis.pipelines.ald import AldAnalysis, analyse_ald
+from classmap.analysis.methods.channel_split import (
     DEFAULT_MIN_SIZE,
     DEFAULT_MODE,
     ROOT_LABEL,
@@ -29,14 +29,14 @@ from classmap.analysis.channel_split import (
     check_split_mode,
     split_head_class,
 )
-from classmap.analysis.channel_cam import ChannelCam, smooth_gradcam_pp_channels
-from classmap.analysis.data import DIGITS
+from classmap.analysis.methods.channel_cam import ChannelCam, smooth_gradcam_pp_channels
+from classmap.analysis.loading.data import DIGITS
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.models import LENET5_ARCH, LENET_DIGITS
-from classmap.app.image_render import cam_overlay_uri, image_uri
-from classmap.app.services import ModelView, Services
-from classmap.app.services_images import DataSetEntry, ImageServices
-from classmap.app.state import Field, parse_choice, parse_int_range, register_field
+from classmap.analysis.loading.models import LENET5_ARCH, LENET_DIGITS
+from classmap.app.shell.image_render import cam_overlay_uri, image_uri
+from classmap.app.shell.services import ModelView, Services
+from classmap.app.shell.images import DataSetEntry, ImageServices
+from classmap.app.shell.selection import Field, parse_choice, parse_int_range, register_field
 
 MAX_MIN_SIZE = 10_000
 HISTOGRAM_BINS = 80

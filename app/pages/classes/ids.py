@@ -1,0 +1,62 @@
+"""Component ids of the Classes page.
+
+Page ids start with the page name; the ones fixed by the spec (``similarity-heatmap``, ``dendrogram-graph``, ``subtree-classes``, ``focal-class``, ``neighbours-graph``, ``class-map-graph``) are kept as they
+were. The shell's ids are in :mod:`classmap.app.shell.ids`.
+"""
+
+from __future__ import annotations
+
+# -- classes page (weight similarity) ------------------------------------------------
+CLASSES_SELECTION = "classes-selection"  # page-local copies of the shared stores
+CLASSES_STATUS = "classes-status"
+CLASSES_SELECT = "classes-select-request"  # server clicks' new selection (relayed in the browser)
+HEATMAP = "similarity-heatmap"
+HEATMAP_KEY = "classes-heatmap-key"  # what the heatmap figure was last fully drawn for
+HEATMAP_FIGURE = "classes-heatmap-figure"  # full figures from the server, decoded in the browser
+HEATMAP_OVERLAY = "classes-heatmap-overlay"  # shapes etc., applied in the browser
+HEATMAP_TOOLTIP = "classes-heatmap-tooltip"
+HEATMAP_ZOOM = "classes-heatmap-zoom"  # the user's zoom (relayoutData with axis ranges only)
+HEATMAP_NOTE = "classes-heatmap-note"
+DENDROGRAM = "dendrogram-graph"
+DENDROGRAM_KEY = "classes-dendrogram-key"
+DENDROGRAM_FIGURE = "classes-dendrogram-figure"
+DENDROGRAM_OVERLAY = "classes-dendrogram-overlay"
+SUBTREE_CLASSES = "subtree-classes"  # <ol>: one <li> per class, filled by the browser
+SUBTREE_ITEMS = "classes-subtree-items"  # dcc.Store: the class names the list shows
+SUBTREE_MORE = "classes-subtree-more"  # note under the list when it is cut short
+SUBTREE_PANEL = "classes-subtree-panel"
+SUBTREE_TITLE = "classes-subtree-title"
+SUBTREE_STATS = "classes-subtree-stats"
+ZOOM_BUTTON = "classes-zoom-subtree"
+UNZOOM_BUTTON = "classes-zoom-reset"
+CLEAR_SELECTION = "classes-clear-selection"
+CUT_SLIDER = "classes-cut"
+FOCAL = "focal-class"
+TOP_K = "classes-top-k"
+NEIGHBOURS = "neighbours-graph"
+NEIGHBOURS_TABLE = "classes-neighbours-table"  # <div>: a table filled by the browser
+NEIGHBOURS_ROWS = "classes-neighbours-rows"  # dcc.Store: the table's header and rows
+FOCAL_ALL = "classes-focal-all"  # dcc.Store: every option of the class picker (added when idle)
+NEIGHBOURS_KEY = "classes-neighbours-key"  # the selection fields the neighbours depend on
+CLASS_MAP = "class-map-graph"
+CLASS_MAP_KEY = "classes-class-map-key"
+CLASS_MAP_FIGURE = "classes-class-map-figure"
+CLASS_MAP_OVERLAY = "classes-class-map-overlay"
+EMBEDDING_PICKER = "classes-embedding"
+EMBEDDING_NOTE = "classes-embedding-note"
+EMBED_JOB = "classes-embedding-job"
+EMBED_PROGRESS = "classes-embedding-progress"
+EMBED_LABEL = "classes-embedding-label"
+EMBED_CANCEL = "classes-embedding-cancel"
+EMBED_PANEL = "classes-embedding-panel"
+EMBED_DONE = "classes-embedding-done"
+MODEL_SUMMARY = "classes-model-summary"
+EXPORT_NEIGHBOURS = "classes-export-neighbours"
+EXPORT_SUBTREE = "classes-export-subtree"
+EXPORT_NEWICK = "classes-export-newick"
+DOWNLOAD = "classes-download"
+# The "images as" switch; its id predates the page packages (kept for bookmarks and tests).
+FIGURE_FORMAT = "shell-figure-format"
+
+# The figures every page's "figure format" control applies to.
+GRAPHS = (HEATMAP, DENDROGRAM, NEIGHBOURS, CLASS_MAP)

@@ -1,0 +1,38 @@
+"""Component ids of the image pages (Samples, Clustering, Confidence).
+
+Page ids start with the page name; the ones fixed by the spec (``samples-graph``, ``sample-image``, ``sample-cam``) are kept as they
+were. The shell's ids are in :mod:`classmap.app.shell.ids`.
+"""
+
+from __future__ import annotations
+
+# -- image pages (issue 5: samples, clustering, confidence) ---------------------------
+# Fixed by the spec: ``samples-graph``, ``sample-image``, ``sample-cam``.
+DATA_PICKER = "images-data"  # data set picker (ids of the configured data sets)
+IMAGE_SELECTION = "images-selection"  # dcc.Store: page-local copy of the shared selection
+IMAGE_STATUS = "images-status"  # dcc.Store: {"model", "data", "state", "message"}
+IMAGE_SELECT = "images-select-request"  # server clicks' new selection (relayed in the browser)
+IMAGE_JOB = "images-job"  # dcc.Store: the (model, data) the background job must prepare
+IMAGE_PANEL = "images-job-panel"
+IMAGE_PROGRESS = "images-job-progress"
+IMAGE_LABEL = "images-job-label"
+IMAGE_CANCEL = "images-job-cancel"
+IMAGE_MESSAGE = "images-message"  # why a page cannot draw yet (or the data summary)
+IMAGE_FOCAL = "images-focal"  # class picker bound to the shared focal class
+SAMPLES_GRAPH = "samples-graph"
+# Controls found on some image pages only are pattern-matching ids ({"type": …, "page": …}),
+# so callbacks listening to them with ALL do not fail on the pages without them.
+REPRESENTATION_PICKER = "images-representation"
+SAMPLE_IMAGE = "sample-image"
+SAMPLE_CAM = "sample-cam"
+SAMPLE_DETAILS = "samples-details"
+CLUSTERING_WITHIN = "clustering-within-table"
+CLUSTERING_METRICS = "clustering-metrics-table"
+CLUSTERING_ALGORITHM = "clustering-algorithm"
+CLUSTERING_TRUE = "clustering-true-graph"
+CLUSTERING_CLUSTERS = "clustering-cluster-graph"
+CONFIDENCE_HEATMAP = "confidence-js-heatmap"
+CONFIDENCE_CLUSTERS = "confidence-class-clusters"
+CONFIDENCE_TSNE = "confidence-tsne-graph"
+CONFIDENCE_CONFUSION = "confidence-confusion-graph"
+# -- end image pages --------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""Component ids of the Weight distributions page.
+
+Page ids start with the page name; the ones fixed by the spec (none) are kept as they
+were. The shell's ids are in :mod:`classmap.app.shell.ids`.
+"""
+
+from __future__ import annotations
+
+# -- weights page (weight distributions, issue 4) — owned by the weights page ---------------
+WEIGHTS_KEY = "weights-key"  # dcc.Store: the selection fields the page depends on
+WEIGHTS_TREE_KEY = "weights-tree-key"  # dcc.Store: the fields the split icicle depends on
+WEIGHTS_STATUS = "weights-status"  # dcc.Store: the page's copy of the analysis status
+WEIGHTS_SELECT = "weights-select-request"  # server clicks' new selection (relayed in the browser)
+WEIGHTS_SUMMARY = "weights-summary"
+WEIGHTS_OVERVIEW = "weights-overview-graph"
+WEIGHTS_SCATTER = "weights-scatter-graph"
+WEIGHTS_SCATTER_AXES = "weights-scatter-axes"
+WEIGHTS_PROBLEMS = "weights-problems"
+WEIGHTS_CONTROL = "weights-control"  # pattern type: {"type": …, "field": selection field}
+WEIGHTS_FOCAL_TITLE = "weights-focal-title"
+WEIGHTS_HISTOGRAM = "weights-histogram-graph"
+WEIGHTS_FIT_TABLE = "weights-fit-table"
+WEIGHTS_ICICLE = "weights-icicle-graph"
+WEIGHTS_NODE_TITLE = "weights-node-title"
+WEIGHTS_NODE_CHANNELS = "weights-node-channels"
+WEIGHTS_CAM_DATA = "weights-cam-data"  # data-set picker of the channel CAM (local, not shared)
+WEIGHTS_CAM_IMAGE = "weights-cam-image"  # image picker of the channel CAM (local)
+WEIGHTS_CAM_TITLE = "weights-cam-title"
+WEIGHTS_CAM_VIEW = "weights-cam-view"  # the picture and the channel CAM overlay (or a message)
+
+
+def weights_control(field: str) -> dict[str, str]:
+    """Id of a Weight-distributions control bound to the selection's ``field``."""
+    return {"type": WEIGHTS_CONTROL, "field": field}

@@ -1,0 +1,43 @@
+"""What every page's figures share: fonts, colours, the small template, message figures.
+
+Figure modules build plotly figures from arrays and never import dash.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+FONT = "Inter, 'Segoe UI', system-ui, -apple-system, 'Helvetica Neue', Arial, sans-serif"
+INK = "#1f2933"
+MUTED = "#7b8794"
+GRID = "#e4e7eb"
+ACCENT = "#d9480f"  # selection and focal marks (orange-red, visible on RdBu)
+SELECT = "#111827"
+TREE = "#52606d"
+# A small template: plotly's default one adds ~10 kB of JSON to every figure.
+TEMPLATE = go.layout.Template(layout=dict(
+    font=dict(family=FONT, size=12, color=INK),
+    paper_bgcolor="white", plot_bgcolor="white",
+    hoverlabel=dict(font=dict(family=FONT, size=12), bgcolor="white", bordercolor=GRID),
+    xaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
+    yaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
+))
+
+
+
+def message_figure(message: str, height: int | None = None, width: int = 64) -> go.Figure:
+    """An empty figure that shows ``message`` (loading, errors, nothing selected).
+
+    Long messages are wrapped at ``width`` characters (plotly does not wrap text).
+    """
+    import textwrap
+
+    lines = [line for part in message.split("<br>")
+             for line in (textwrap.wrap(part, width) or [""])]
+    figure = go.Figure(layout=dict(template=TEMPLATE, height=height,
+                                   margin=dict(l=10, r=10, t=10, b=10)))
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.add_annotation(text="<br>".join(lines), showarrow=False, x=0.5, y=0.5, xref="paper",
+                          yref="paper", font=dict(size=14, color=MUTED))
+    return figure
