@@ -1,7 +1,18 @@
 # Classmap: one shared instance for a team.  CPU image; on a GPU host torch's CUDA
 # build (the PyPI default for torch==2.14.1) uses the GPU when the container has one.
-FROM python:3.11-slim-bookworm
+# Stage 1 builds the wheel; stage 2 installs only that wheel (no checkout, no editable
+# install) and makes the vendored browser scripts into the installed package.
 
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY analysis ./analysis
+COPY app ./app
+COPY assets ./assets
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -15,20 +26,18 @@ RUN useradd --create-home --uid 10001 classmap \
     && chown classmap:classmap /var/cache/classmap \
     && chmod 0700 /var/cache/classmap
 
-WORKDIR /opt/classmap
-COPY pyproject.toml README.md ./
-COPY analysis ./analysis
-COPY app ./app
-COPY assets ./assets
-# The same install steps as `make install` (pyproject pins torch 2.14.1 / torchvision 0.29.1).
-# Editable, so the app finds assets/ beside app/ as in a checkout. npm comes from the
-# official Node image for one step only (a bind mount: no layer keeps it) and fetches
-# the vendored browser scripts into assets/vendor/ (app/browser_scripts.py).
-RUN pip install --no-cache-dir -e .
+# The wheel and its dependencies (pyproject pins torch 2.14.1 / torchvision 0.29.1).
+COPY --from=build /dist /dist
+RUN pip install --no-cache-dir /dist/*.whl && rm -rf /dist
+# The vendored browser scripts, made by npm ci from the lockfile the wheel carries
+# (assets/npm) into the installed package; npm comes from the official Node image for
+# this step only (a bind mount: no layer keeps it). Without them the dashboard sends
+# Dash's stock scripts.
 RUN --mount=type=bind,from=node:22-bookworm-slim,source=/usr/local,target=/opt/node \
     PATH="/opt/node/bin:$PATH" python -m classmap.app.browser_scripts --optional
 
 USER 10001
+WORKDIR /home/classmap
 EXPOSE 8050
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/', timeout=4)"]

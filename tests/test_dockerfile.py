@@ -42,7 +42,7 @@ def test_base_image_matches_the_supported_python():
 
 def test_copies_every_package_the_install_needs():
     copied = " ".join(rest for keyword, rest in _instructions() if keyword == "COPY")
-    for needed in ("pyproject.toml", "README.md", "analysis", "app", "assets"):
+    for needed in ("pyproject.toml", "setup.py", "README.md", "analysis", "app", "assets"):
         assert needed in copied
         assert (ROOT / needed).exists()
 
@@ -58,9 +58,28 @@ def test_runs_as_an_unprivileged_user_with_a_private_cache():
 
 
 def test_install_step_is_the_projects_own():
+    """A wheel built as tests/e2e/test_wheel.py builds it, installed without ``-e``."""
     run = " ".join(rest for keyword, rest in _instructions() if keyword == "RUN")
-    assert "pip install --no-cache-dir -e ." in run  # editable: assets/ stay beside app/
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /dist ." in run
+    assert "pip install --no-cache-dir /dist/*.whl" in run
+    assert " -e " not in run and "--editable" not in run
     assert "python -m classmap.app.browser_scripts" in run
+    froms = [rest for keyword, rest in _instructions() if keyword == "FROM"]
+    assert len(froms) == 2 and froms[0].endswith(" AS build")
+
+
+def test_dockerignore_sends_only_the_sources():
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "**"  # everything is left out but what is named
+    kept = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = " ".join(rest for keyword, rest in _instructions() if keyword == "COPY")
+    for source in kept:
+        assert source in copied, source
+    for name in copied.split():
+        if not name.startswith("--") and (ROOT / name).exists():
+            assert name in kept or name.startswith("."), name
+    assert "assets/vendor/" in lines  # made inside the image, never copied from a checkout
 
 
 def test_command_is_a_valid_classmap_invocation():
