@@ -2,6 +2,7 @@
 #   make serve   create .venv, install, start the dashboard on the embedded default
 #   make test    create .venv, install with test extras, run the whole suite
 #   make bench   run every benchmark script (prints markdown tables)
+#   make wheel   build dist/classmap-<version>-py3-none-any.whl (assets and vendored scripts inside)
 # System tools the install uses when present: npm (the vendored browser scripts).
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ PORT   ?= 8050
 WORKERS ?= 2
 PIP_LOG := $(VENV)/pip.log
 
-.PHONY: install install-test browser-scripts serve test test-fast bench lint clean
+.PHONY: install install-test browser-scripts wheel serve test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ install: $(VENV)/.installed browser-scripts
 
 install-test: $(VENV)/.installed-test browser-scripts
 
+# The wheel (dist/), with the vendored scripts made by browser-scripts inside it.
+wheel: install
+	@rm -rf dist build
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
+
 serve: install
 	$(BIN)/classmap serve --host $(HOST) --port $(PORT)
 
@@ -56,4 +62,4 @@ lint: install-test
 	$(BIN)/ruff check analysis app tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts dist build
