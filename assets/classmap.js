@@ -1,12 +1,32 @@
 /*
- * Classmap client-side helpers for Dash clientside callbacks.
+ * Classmap's browser code: every clientside callback of the app is a function of
+ * window.dash_clientside.classmap (called through dash.ClientsideFunction; see
+ * app/shell/clientside.py), built on the helpers of window.classmap.
  *
- * The shared selection's rules (defaults, which fields reset or clear which) are
- * defined once in Python (app/state.py) and passed in as JSON by each callback, so
- * the browser applies exactly the same rules without a server round trip.
+ * The shared selection's rules (defaults, which fields reset or clear which, how a
+ * field is written in the URL) are defined once, in Python (app/shell/selection.py's
+ * field registry); the server puts them in every page as JSON
+ * (<script type="application/json" id="classmap-config">, with the constants each
+ * callback was registered with), so the browser applies exactly the same rules
+ * without a server round trip. tests/app/shell/test_url_agreement.py runs this file in
+ * Chromium and checks that the server decodes every URL it writes.
  */
 (function () {
   "use strict";
+
+  var CONFIG_ELEMENT = "classmap-config";
+  var configCache = null;
+
+  /* The page's browser config {selection: schema, callbacks: {key: constants}}. */
+  function config() {
+    if (configCache) { return configCache; }
+    var element = document.getElementById(CONFIG_ELEMENT);
+    if (!element) { throw new Error("classmap: the page has no #" + CONFIG_ELEMENT + " config"); }
+    configCache = JSON.parse(element.textContent);
+    return configCache;
+  }
+
+  function schema(rules) { return rules || config().selection; }
 
   function same(a, b) {
     return JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b);
@@ -19,6 +39,7 @@
 
   /* ``sel`` with ``changes`` applied, plus the resets and clears they imply. */
   function applyUpdate(sel, changes, rules) {
+    rules = schema(rules);
     var updated = Object.assign({}, sel || {});
     var changed = {};
     Object.keys(changes).forEach(function (name) {
@@ -55,8 +76,11 @@
     return parts.join(",");
   }
 
-  /* The URL query of a selection (same rules as app.state.encode_query). */
+  /* The URL query of a selection: fields in registry order, defaults left out (unless
+     always in the URL), sets compacted ("3-7,12"), values percent-encoded except commas.
+     The server decodes it with app/shell/selection.py's parse_query. */
   function encodeQuery(sel, rules) {
+    rules = schema(rules);
     var parts = [];
     rules.order.forEach(function (name) {
       var spec = rules.fields[name];
@@ -196,6 +220,24 @@
     container.replaceChildren(element);
   }
 
+  /* The key of the running callback: "<first output>|<first input>", each "id.property"
+     (a pattern id by its type) — as app/shell/clientside.py's callback_key. */
+  function dependencyKey(list) {
+    var first = list;
+    while (Array.isArray(first)) { if (!first.length) { return null; } first = first[0]; }
+    if (!first || first.id === undefined) { return null; }
+    var id = typeof first.id === "string" ? first.id : first.id.type;
+    return id + "." + String(first.property).split("@")[0];
+  }
+
+  /* The constants the running clientside callback was registered with ({} if none). */
+  function constants() {
+    var ctx = window.dash_clientside.callback_context || {};
+    var output = dependencyKey(ctx.outputs_list), input = dependencyKey(ctx.inputs_list);
+    if (output === null || input === null) { return {}; }
+    return config().callbacks[output + "|" + input] || {};
+  }
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -255,38 +297,9 @@
       return Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
     },
 
-    /* Two-way binding of a control to one selection field (one callback, no cycle). */
-    bindField: function (value, sel, field, valueProp, rules) {
-      if (!sel) { return [noUpdate(), noUpdate()]; }
-      var props = triggeredProps();
-      // The selection wins when both changed (e.g. a page being inserted).
-      if (props.indexOf(valueProp) >= 0 && props.indexOf("data") < 0) {
-        if (value === undefined || same(value, sel[field])) { return [noUpdate(), noUpdate()]; }
-        var changes = {};
-        changes[field] = value;
-        return [noUpdate(), applyUpdate(sel, changes, rules)];
-      }
-      var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
-      return [same(wanted, value) ? noUpdate() : wanted, noUpdate()];
-    },
-
-    /* bindField for a dropdown: when the selection gives the picker a value that none
-       of its options has yet, the same update adds a provisional option for it (Dash 4's
-       dropdown clears a value that is not among its options; the server's options,
-       with the class's full name, replace it). Returns [value, options, selection]. */
-    bindPicker: function (value, sel, options, field, rules) {
-      var out = window.classmap.bindField(value, sel, field, "value", rules);
-      var shown = out[0];
-      var known = (options || []).some(function (o) { return o && o.value === shown; });
-      if (shown === noUpdate() || shown === null || shown === undefined || known) {
-        return [out[0], noUpdate(), out[1]];
-      }
-      return [shown, [{label: String(shown), value: shown}].concat(options || []), out[1]];
-    },
-
     /* Apply ``changes`` to the selection unless they change nothing. */
     update: function (sel, changes, rules) {
-      if (!sel) { return noUpdate(); }
+      if (!sel || !changes) { return noUpdate(); }
       var updated = applyUpdate(sel, changes, rules);
       return same(updated, sel) ? noUpdate() : updated;
     },
@@ -327,17 +340,185 @@
       return noUpdate();
     },
 
+    config: config,
+    constants: constants,
+  };
+
+  /* -- clientside callbacks: window.dash_clientside.classmap ------------------------------
+     Each is registered by app/shell/clientside.py's clientside(app, name, …); values fixed
+     at registration come from constants(). */
+
+  var same2 = function (a, b) { return JSON.stringify(a) === JSON.stringify(b); };
+
+  /* Changes a click makes to the selection (select_on's ``change``), or null. */
+  var CHANGES = {
+    /* A click on a dendrogram node marker selects its subtree (again: deselects). */
+    dendrogramNode: function (value, sel, c) {
+      var p = value && value.points && value.points[0];
+      if (!p || p.curveNumber !== c.curve || !p.customdata) { return null; }
+      var node = p.customdata[0];
+      return {node: sel && sel.node === node ? null : node};
+    },
+    /* A click on a bar whose customdata is a class id makes it the focal class. */
+    focalFromCustomdata: function (value) {
+      var p = value && value.points && value.points[0];
+      return p && p.customdata ? {focal: p.customdata} : null;
+    },
+  };
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.classmap = {
+    /* The page's query, resolved by the server while the page was built (the first
+       page-query store present) → SELECTION, STATUS, JOB_REQUEST, notice text and class. */
+    adoptPageQuery: function (queries) {
+      var nothing = noUpdate();
+      var query = (queries || []).filter(function (q) { return q; })[0];
+      if (!query) { return [nothing, nothing, nothing, nothing, nothing]; }
+      return [query.selection, query.status, query.job || nothing,
+              query.notice[0], query.notice[1]];
+    },
+
+    /* A new analysis key asks the server; a key the status already answers (ready or
+       being prepared) costs no request. */
+    analysisKey: function (sel, status, previous) {
+      if (!sel) { return noUpdate(); }
+      var key = [sel.model, sel.metric, sel.linkage];
+      var known = status && same2(status.key, key) &&
+        (status.state === "ready" || status.state === "pending");
+      return known || same2(key, previous) ? noUpdate() : key;
+    },
+
+    hideNotice: function (clicks) {
+      return clicks ? constants().className : noUpdate();
+    },
+
     /* Write the selection into the address bar (no reload, no history entry) and
        into the navigation links, so every page link carries the same view. */
-    syncUrl: function (sel, rules) {
+    syncUrl: function (sel) {
       if (!sel) { return [noUpdate(), noUpdate()]; }
-      var query = encodeQuery(sel, rules);
+      var query = encodeQuery(sel);
       if (window.location.search !== query) {
         window.history.replaceState(window.history.state, "", window.location.pathname + query);
       }
       var ctx = window.dash_clientside.callback_context;
       var links = (ctx.outputs_list && ctx.outputs_list[1]) || [];
       return [query, links.map(function (out) { return out.id.path + query; })];
+    },
+
+    /* A store's copy of another (unchanged values and nothing at all are not copied). */
+    mirror: function (value, previous) {
+      if (value === undefined || value === null || same2(value, previous)) { return noUpdate(); }
+      return value;
+    },
+
+    relay: function (request) { return request ? request : noUpdate(); },
+
+    /* Two-way binding of one control, or of every control matching a pattern, with the
+       selection (bind_field). The selection wins when both changed (a page being
+       inserted). A picker's value that none of its options has comes with a provisional
+       option (Dash 4's dropdown clears a value that is not among its options; the
+       server's options, with the class's full name, replace it). Returns
+       [value(s), (options,) selection]. */
+    bind: function (value, sel, options) {
+      var c = constants();
+      var ctx = window.dash_clientside.callback_context;
+      var listed = ctx.inputs_list[0];
+      var many = Array.isArray(listed);
+      var controls = many ? listed : [listed];
+      var values = many ? (value || []) : [value];
+      var nothing = controls.map(noUpdate);
+      var finish = function (shown, selection) {
+        var out = [many ? shown : shown[0]];
+        if (c.picker) { out.push(noUpdate()); }
+        out.push(selection);
+        if (c.picker && !many) {
+          var wanted = shown[0];
+          var known = (options || []).some(function (o) { return o && o.value === wanted; });
+          if (wanted !== noUpdate() && wanted !== null && wanted !== undefined && !known) {
+            out[1] = [{label: String(wanted), value: wanted}].concat(options || []);
+          }
+        }
+        return out;
+      };
+      if (!sel || !controls.length) { return finish(nothing, noUpdate()); }
+      var rules = schema();
+      var fieldOf = function (control) {
+        return control.id && control.id.field !== undefined ? control.id.field : c.field;
+      };
+      var store = dependencyKey(ctx.inputs_list[1]);  // "<selection store>.data"
+      var fromSelection = (ctx.triggered || []).some(function (t) { return t.prop_id === store; });
+      if (!fromSelection) {
+        var changes = {}, any = false;
+        controls.forEach(function (control, i) {
+          var field = fieldOf(control), v = values[i];
+          if (v !== undefined && !same(v, sel[field])) { changes[field] = v; any = true; }
+        });
+        return finish(nothing, any ? window.classmap.update(sel, changes) : noUpdate());
+      }
+      return finish(controls.map(function (control, i) {
+        var field = fieldOf(control);
+        var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
+        return same(wanted, values[i]) ? noUpdate() : wanted;
+      }), noUpdate());
+    },
+
+    /* A click → the selection's changes (CHANGES[constants.change]), applied in the browser. */
+    select: function (value, sel) {
+      var c = constants();
+      return window.classmap.update(sel, CHANGES[c.change](value, sel, c));
+    },
+
+    /* The selection's constants.fields, updated only when they change. */
+    project: function (sel, previous) {
+      if (!sel) { return noUpdate(); }
+      var picked = {};
+      constants().fields.forEach(function (name) {
+        picked[name] = sel[name] === undefined ? null : sel[name];
+      });
+      return same2(picked, previous) ? noUpdate() : picked;
+    },
+
+    decodeFigure: function (figure) {
+      return window.classmap.decodeFigure(figure, constants().graph);
+    },
+
+    applyOverlay: function (overlay, figure) {
+      var c = constants();
+      return window.classmap.applyOverlay(overlay, figure, c.graph, c.deferred);
+    },
+
+    /* Only zooms and resets reach the server: relayout events from drawing overlays
+       (shapes) carry no axis range and stop here. */
+    heatmapZoom: function (relayout) {
+      if (!relayout) { return noUpdate(); }
+      var keys = Object.keys(relayout).filter(function (k) {
+        return k.indexOf("xaxis.range") === 0 || k.indexOf("yaxis.range") === 0 ||
+          k.indexOf("autorange") >= 0;
+      });
+      if (!keys.length) { return noUpdate(); }
+      var zoom = {};
+      keys.forEach(function (k) { zoom[k] = relayout[k]; });
+      return zoom;
+    },
+
+    renderList: function (items) { return window.classmap.renderList(items, constants().target); },
+
+    renderTable: function (table) { return window.classmap.renderTable(table, constants().target); },
+
+    setWhenIdle: function (value) {
+      var c = constants();
+      return window.classmap.setWhenIdle(c.component, c.prop, value);
+    },
+
+    /* The "images as" switch → every graph's modebar export format. Arguments: the
+       format, then each graph's current config. */
+    figureFormat: function (format) {
+      return Array.prototype.slice.call(arguments, 1).map(function (config) {
+        var updated = Object.assign({}, config || {});
+        updated.toImageButtonOptions = Object.assign(
+          {}, updated.toImageButtonOptions || {}, {format: format});
+        return updated;
+      });
     },
   };
 })();

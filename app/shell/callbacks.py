@@ -30,21 +30,21 @@ The ``*_logic`` functions are plain functions of their inputs (tested without Da
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import dash
 from dash import ALL, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.progress import CallbackProgress
 from classmap.app.shell import ids
-from classmap.app.shell.clientside import bind_field, rules_json
+from classmap.app.shell.clientside import bind_field, clientside
+from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, is_ready_for,
+                                     job_status, progress_reporter)
 from classmap.app.shell.services import Services, current_services
-from classmap.app.shell.selection import check_against_model, coerce_selection, selection_rules
+from classmap.app.shell.selection import check_against_model, coerce_selection
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def analysis_key(selection: dict[str, Any]) -> list[str]:
 
 
 def ready_status(key: Sequence[str]) -> dict[str, Any]:
-    return {"key": list(key), "state": "ready", "message": ""}
+    return job_status(key, READY)
 
 
 def notice_outputs(problems: Sequence[str]) -> tuple[str, str]:
@@ -104,7 +104,7 @@ def resolve_page_query(services: Services, selection: dict[str, Any],
         problems.extend(more)
         status: dict[str, Any] = ready_status(key)
     else:
-        status = {"key": key, "state": "pending", "message": ""}
+        status = job_status(key, PENDING)
         job = {"key": key, "requested": time.time()}
     return {"selection": selection, "status": status, "job": job,
             "notice": list(notice_outputs(problems))}
@@ -115,12 +115,11 @@ def request_analysis_logic(services: Services, key: list[str] | None,
     """The selection's analysis changed → (status, job request) — ready, or a job."""
     if not key:
         raise PreventUpdate
-    if status and status.get("key") == list(key) and status.get("state") in ("ready", "pending"):
+    if is_for(status, key) and status.get("state") in (READY, PENDING):
         raise PreventUpdate
     if services.view_ready(tuple(key)):
         return ready_status(key), no_update
-    return {"key": list(key), "state": "pending", "message": ""}, {"key": list(key),
-                                                                    "requested": time.time()}
+    return job_status(key, PENDING), {"key": list(key), "requested": time.time()}
 
 
 def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
@@ -135,11 +134,7 @@ def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
         raise PreventUpdate
     key = tuple(request["key"])
     model = key[0]
-
-    def forward(step: str, fraction: float) -> None:
-        report((int(round(100 * fraction)), f"{model}: {step}…"))
-
-    progress = CallbackProgress(forward)
+    progress = progress_reporter(report, model)
     try:
         with progress.step("loading the model", total=1) as advance:
             services.head(model)
@@ -147,16 +142,14 @@ def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
         services.view(key, progress=progress)
     except ClassmapError as error:
         log.warning("model %s is not usable: %s", model, error)
-        return {"key": list(key), "state": "error", "message": str(error)}
+        return job_status(key, ERROR, str(error))
     return ready_status(key)
 
 
 def settle_selection_logic(services: Services, status: dict | None,
                            selection: dict | None) -> tuple:
     """When an analysis becomes ready, drop selection keys the model lacks (with a notice)."""
-    if not status or status.get("state") != "ready" or not selection:
-        raise PreventUpdate
-    if status.get("key") != analysis_key(selection):
+    if not selection or not is_ready_for(status, analysis_key(selection)):
         raise PreventUpdate
     checked, problems = check_against_model(selection, services.view(tuple(status["key"])))
     if not problems:
@@ -166,11 +159,8 @@ def settle_selection_logic(services: Services, status: dict | None,
 
 def cancel_analysis_logic(n_clicks: int | None, status: dict | None) -> dict[str, Any]:
     """The cancel button → a ``cancelled`` status for the pending analysis."""
-    if not n_clicks or not status or status.get("state") != "pending":
-        raise PreventUpdate
-    return {"key": status.get("key"), "state": "cancelled",
-            "message": "the analysis was cancelled; pick another model (or this one again) "
-                       "to start it again"}
+    return cancelled_status(n_clicks, status, "the analysis was cancelled; pick another model "
+                                              "(or this one again) to start it again")
 
 
 # -- wiring ----------------------------------------------------------------------------------
@@ -181,38 +171,16 @@ def register(app: Any, services: Services) -> None:
 
     # The page's query, resolved on the server when its layout was built (the first
     # page store present; ALL because each page has its own).
-    app.clientside_callback(
-        """function(queries) {
-            var nothing = window.dash_clientside.no_update;
-            var query = (queries || []).filter(function(q) { return q; })[0];
-            if (!query) { return [nothing, nothing, nothing, nothing, nothing]; }
-            return [query.selection, query.status, query.job || nothing,
-                    query.notice[0], query.notice[1]];
-        }""",
-        Output(ids.SELECTION, "data"),
-        Output(ids.STATUS, "data"),
-        Output(ids.JOB_REQUEST, "data"),
-        Output(ids.NOTICE_TEXT, "children"),
-        Output(ids.NOTICE, "className"),
-        Input({"type": ids.PAGE_QUERY, "page": ALL}, "data"),
-    )
+    clientside(app, "adoptPageQuery",
+               Output(ids.SELECTION, "data"), Output(ids.STATUS, "data"),
+               Output(ids.JOB_REQUEST, "data"), Output(ids.NOTICE_TEXT, "children"),
+               Output(ids.NOTICE, "className"),
+               Input({"type": ids.PAGE_QUERY, "page": ALL}, "data"))
 
     # A new analysis key asks the server (ready at once, or a job); a key the status
     # already answers (ready or being prepared) costs no request.
-    app.clientside_callback(
-        """function(sel, status, previous) {
-            var nothing = window.dash_clientside.no_update;
-            if (!sel) { return nothing; }
-            var key = [sel.model, sel.metric, sel.linkage];
-            var known = status && JSON.stringify(status.key) === JSON.stringify(key) &&
-                (status.state === "ready" || status.state === "pending");
-            return known || JSON.stringify(key) === JSON.stringify(previous) ? nothing : key;
-        }""",
-        Output(ids.ANALYSIS_KEY, "data"),
-        Input(ids.SELECTION, "data"),
-        State(ids.STATUS, "data"),
-        State(ids.ANALYSIS_KEY, "data"),
-    )
+    clientside(app, "analysisKey", Output(ids.ANALYSIS_KEY, "data"), Input(ids.SELECTION, "data"),
+               State(ids.STATUS, "data"), State(ids.ANALYSIS_KEY, "data"))
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
@@ -260,23 +228,16 @@ def register(app: Any, services: Services) -> None:
     def settle_selection(status, selection):
         return settle_selection_logic(services, status, selection)
 
-    app.clientside_callback(
-        f"function(sel) {{ return window.classmap.syncUrl(sel, {rules_json()}); }}",
-        Output(ids.URL_SYNC, "data"),
-        Output({"type": ids.NAV_LINK, "path": ALL}, "href"),
-        Input(ids.SELECTION, "data"),
-    )
+    clientside(app, "syncUrl", Output(ids.URL_SYNC, "data"),
+               Output({"type": ids.NAV_LINK, "path": ALL}, "href"), Input(ids.SELECTION, "data"))
 
-    app.clientside_callback(
-        f"function(n) {{ return n ? {json.dumps(NOTICE_HIDDEN)} : window.dash_clientside.no_update; }}",
-        Output(ids.NOTICE, "className", allow_duplicate=True),
-        Input(ids.NOTICE_CLOSE, "n_clicks"),
-        prevent_initial_call=True,
-    )
+    clientside(app, "hideNotice", Output(ids.NOTICE, "className", allow_duplicate=True),
+               Input(ids.NOTICE_CLOSE, "n_clicks"), constants={"className": NOTICE_HIDDEN},
+               prevent_initial_call=True)
 
     for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
                            (ids.LINKAGE_PICKER, "linkage")):
-        bind_field(app, control, "value", field)
+        bind_field(app, control, field)
 
 
 def report_callback_error(error: Exception) -> None:

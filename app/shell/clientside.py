@@ -1,33 +1,83 @@
-"""Clientside wiring of the shared selection: every page's controls and stores join it here.
+"""Clientside (browser) callbacks: every one calls a named function in ``assets/*.js``.
 
-A page control joins the selection with :func:`bind_field` (two-way, in the browser,
-one callback so there is no cycle); a page's views listen to page-local copies
-(:func:`mirror_shared_state`, :func:`project_selection`); a page's server callbacks
-that change the selection write a request store relayed in the browser
-(:func:`relay_selection_requests`).
+No JavaScript lives in Python strings. :func:`clientside` registers
+``dash.ClientsideFunction("classmap", name)``; a function that needs values fixed at
+registration (a field name, a target element) reads them from the page's browser
+config, where :func:`config_script` puts them next to the selection schema
+(``selection_schema()``, generated from the field registry), keyed by the callback's
+first Output and first Input (:func:`callback_key`; ``assets/classmap.js`` computes the
+same key from ``callback_context``).
+
+The shared selection's wiring, used by the shell and every page:
+
+- :func:`bind_field` — two-way binding of a control (or every control matching a
+  pattern) and a selection field, in the browser, one callback so there is no cycle;
+- :func:`mirror_shared_state` / :func:`project_selection` — page-local copies that a
+  page's callbacks listen to;
+- :func:`relay_selection_requests` — a page's server callbacks that change the
+  selection write a page-local request store, copied into SELECTION here;
+- :func:`select_on` — a click that changes the selection in the browser.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from dash import Input, Output, State
+from dash import ALL, ClientsideFunction, Input, Output, State
 
 from classmap.app.shell import ids
-from classmap.app.shell.selection import selection_rules
+from classmap.app.shell.selection import selection_schema
+
+NAMESPACE = "classmap"  # window.dash_clientside.classmap (assets/classmap.js)
+CONFIG_ELEMENT = "classmap-config"  # <script type="application/json" id=…> in every page
+
+
+def _key(dependency: Any) -> str:
+    component = dependency.component_id
+    name = component if isinstance(component, str) else component["type"]
+    return f"{name}.{dependency.component_property}"
+
+
+def callback_key(dependencies: Sequence[Any]) -> str:
+    """``<first Output>|<first Input>``, each ``id.property`` (a pattern id by its type)."""
+    flat: list[Any] = []
+    for dependency in dependencies:
+        flat.extend(dependency if isinstance(dependency, (list, tuple)) else [dependency])
+    output = next(d for d in flat if isinstance(d, Output))
+    first_input = next(d for d in flat if isinstance(d, Input))
+    return f"{_key(output)}|{_key(first_input)}"
+
+
+def clientside(app: Any, function: str, *dependencies: Any,
+               constants: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    """``app.clientside_callback`` of ``window.dash_clientside.classmap[function]``.
+
+    ``constants`` (JSON) reach the function through ``classmap.constants()``.
+    """
+    app.clientside_callback(ClientsideFunction(NAMESPACE, function), *dependencies, **kwargs)
+    if constants is not None:
+        table = app.__dict__.setdefault("_classmap_constants", {})
+        key = callback_key(dependencies)
+        if key in table and table[key] != dict(constants):
+            raise ValueError(f"two clientside callbacks share the key {key!r}")
+        table[key] = dict(constants)
+
+
+def browser_config(app: Any) -> dict[str, Any]:
+    """What ``assets/classmap.js`` reads: the selection schema and the callbacks' constants."""
+    return {"selection": selection_schema(),
+            "callbacks": dict(app.__dict__.get("_classmap_constants", {}))}
 
 
 def config_script(app: Any) -> str:
-    return ""
+    """:func:`browser_config` as a JSON data block (not executed) for the page's HTML."""
+    text = json.dumps(browser_config(app), separators=(",", ":")).replace("</", "<\\/")
+    return f'<script type="application/json" id="{CONFIG_ELEMENT}">{text}</script>'
 
 
-def rules_json() -> str:
-    """The selection rules as a JS literal for inline clientside callbacks."""
-    return json.dumps(selection_rules())
-
-
-def mirror_shared_state(app: Any, selection_store: str, status_store: str | None = None) -> None:
+def mirror_shared_state(app: Any, selection_store: str | None, status_store: str | None = None,
+                        source: str = ids.SELECTION) -> None:
     """Copy the shell's SELECTION (and STATUS) into a page's own stores, in the browser.
 
     A page's callbacks must listen to these copies, never to the shell stores next to
@@ -35,39 +85,43 @@ def mirror_shared_state(app: Any, selection_store: str, status_store: str | None
     only in part ("A nonexistent object was used in an Input") as a console error on
     every other page.
     """
-    pairs = [(ids.SELECTION, selection_store)]
+    pairs = [] if selection_store is None else [(source, selection_store)]
     if status_store is not None:
         pairs.append((ids.STATUS, status_store))
-    for source, target in pairs:
-        app.clientside_callback(
-            """function(value, previous) {
-                if (value === undefined || value === null ||
-                    JSON.stringify(value) === JSON.stringify(previous)) {
-                    return window.dash_clientside.no_update; }
-                return value;
-            }""",
-            Output(target, "data"), Input(source, "data"), State(target, "data"),
-        )
+    for origin, target in pairs:
+        clientside(app, "mirror", Output(target, "data"), Input(origin, "data"),
+                   State(target, "data"))
 
 
-def bind_field(app: Any, component_id: Any, prop: str, field: str,
-               selection_store: str = ids.SELECTION) -> None:
+def bind_field(app: Any, component_id: Any, field: str | None,
+               selection_store: str = ids.SELECTION, *, prop: str = "value",
+               picker: bool = False) -> None:
     """Two-way binding of ``component_id.prop`` and the selection's ``field``, in the browser.
 
-    The control shows the selection's value; changing the control updates the
-    selection with the registry's reset/clear rules. One callback, so no cycle.
-    A page's control must pass its page-local copy as ``selection_store``
-    (:func:`mirror_shared_state`); the shell's controls use the shell store.
+    The control shows the selection's value; changing the control updates the selection
+    with the registry's reset/clear rules; when both changed, the selection wins. One
+    callback, so no cycle. A page's control must pass its page-local copy as
+    ``selection_store`` (:func:`mirror_shared_state`); the shell's controls use the
+    shell store.
+
+    ``component_id`` may be a pattern (``{"type": …, "page": ALL}``): every matching
+    control is bound, and on pages without one the callback changes nothing (a page's
+    control as a plain Input would be a "nonexistent object" console error on every
+    other page). With ``{"type": …, "field": ALL}`` each control names its own field
+    (``field=None``).
+
+    ``picker``: a ``dcc.Dropdown`` — a value the selection sets that is not among its
+    options comes with a provisional option in the same update (Dash 4's dropdown clears
+    a value it has no option for, which would clear the selection's field too).
     """
-    app.clientside_callback(
-        f"function(value, sel) {{ return window.classmap.bindField(value, sel, "
-        f"{json.dumps(field)}, {json.dumps(prop)}, {rules_json()}); }}",
-        Output(component_id, prop, allow_duplicate=True),
-        Output(ids.SELECTION, "data", allow_duplicate=True),
-        Input(component_id, prop),
-        Input(selection_store, "data"),
-        prevent_initial_call=True,
-    )
+    outputs = [Output(component_id, prop, allow_duplicate=True)]
+    states = []
+    if picker:
+        outputs.append(Output(component_id, "options", allow_duplicate=True))
+        states.append(State(component_id, "options"))
+    clientside(app, "bind", *outputs, Output(ids.SELECTION, "data", allow_duplicate=True),
+               Input(component_id, prop), Input(selection_store, "data"), *states,
+               constants={"field": field, "picker": picker}, prevent_initial_call=True)
 
 
 def relay_selection_requests(app: Any, request_store: str) -> None:
@@ -79,52 +133,20 @@ def relay_selection_requests(app: Any, request_store: str) -> None:
     such a callback when the page is inserted despite ``prevent_initial_call``, a
     round trip the page's views would wait for.
     """
-    app.clientside_callback(
-        "function(request) { return request ? request : window.dash_clientside.no_update; }",
-        Output(ids.SELECTION, "data", allow_duplicate=True),
-        Input(request_store, "data"),
-        prevent_initial_call=True,
-    )
+    clientside(app, "relay", Output(ids.SELECTION, "data", allow_duplicate=True),
+               Input(request_store, "data"), prevent_initial_call=True)
 
 
-def bind_picker(app: Any, component_id: Any, field: str,
-                selection_store: str = ids.SELECTION) -> None:
-    """:func:`bind_field` for a ``dcc.Dropdown``: a value the selection sets that is not
-    among the dropdown's options comes with a provisional option in the same update.
-
-    Dash 4's dropdown clears a value it has no option for, which would also clear the
-    selection's field (say, the focal class of a shared link whose options have not
-    arrived yet).
-    """
-    app.clientside_callback(
-        f"function(value, sel, options) {{ return window.classmap.bindPicker(value, sel, "
-        f"options, {json.dumps(field)}, {rules_json()}); }}",
-        Output(component_id, "value", allow_duplicate=True),
-        Output(component_id, "options", allow_duplicate=True),
-        Output(ids.SELECTION, "data", allow_duplicate=True),
-        Input(component_id, "value"),
-        Input(selection_store, "data"),
-        State(component_id, "options"),
-        prevent_initial_call=True,
-    )
-
-
-def select_on(app: Any, trigger: Input, js_changes: str,
-              selection_store: str = ids.SELECTION) -> None:
+def select_on(app: Any, trigger: Input, change: str, selection_store: str = ids.SELECTION,
+              **constants: Any) -> None:
     """Update the selection in the browser when ``trigger`` fires.
 
-    ``js_changes`` is a JS expression over ``value`` (the trigger's value) and
-    ``sel`` giving the changes (an object) or ``null`` for none.
+    ``change`` names a function of ``classmap.changes`` (assets/classmap.js) that turns
+    the trigger's value into the changes (or null); ``constants`` are passed to it.
     """
-    app.clientside_callback(
-        f"function(value, sel) {{ var changes = ({js_changes}); "
-        f"if (!changes) {{ return window.dash_clientside.no_update; }} "
-        f"return window.classmap.update(sel, changes, {rules_json()}); }}",
-        Output(ids.SELECTION, "data", allow_duplicate=True),
-        trigger,
-        State(selection_store, "data"),
-        prevent_initial_call=True,
-    )
+    clientside(app, "select", Output(ids.SELECTION, "data", allow_duplicate=True), trigger,
+               State(selection_store, "data"), constants={"change": change, **constants},
+               prevent_initial_call=True)
 
 
 def project_selection(app: Any, store_id: str, fields: Sequence[str],
@@ -134,18 +156,9 @@ def project_selection(app: Any, store_id: str, fields: Sequence[str],
     A view that depends on a few fields listens to this store instead of the whole
     selection, so other changes (a click in the tree) cost it no request and no redraw.
     """
-    app.clientside_callback(
-        f"""function(sel, previous) {{
-            if (!sel) {{ return window.dash_clientside.no_update; }}
-            var picked = {{}};
-            {json.dumps(list(fields))}.forEach(function(name) {{
-                picked[name] = sel[name] === undefined ? null : sel[name]; }});
-            return JSON.stringify(picked) === JSON.stringify(previous)
-                ? window.dash_clientside.no_update : picked;
-        }}""",
-        Output(store_id, "data"),
-        Input(selection_store, "data"),
-        State(store_id, "data"),
-    )
+    clientside(app, "project", Output(store_id, "data"), Input(selection_store, "data"),
+               State(store_id, "data"), constants={"fields": list(fields)})
 
 
+__all__ = ["ALL", "bind_field", "browser_config", "callback_key", "clientside", "config_script",
+           "mirror_shared_state", "project_selection", "relay_selection_requests", "select_on"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from classmap.analysis.pipelines.images import (
 from classmap.analysis.loading.models import LoadedClassifier, load_classifier
 from classmap.analysis.methods.representations import REPRESENTATIONS
 from classmap.app.shell.image_render import cam_overlay_uri, image_uri
-from classmap.app.shell.services import Services
+from classmap.app.shell.services import KeyedLocks, Services
 from classmap.app.shell.selection import Field, parse_choice, parse_int_range, parse_text, register_field
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,7 @@ class ImageServices:
         self._datasets: dict[tuple[str, str], ImageDataset] = {}
         self._results: OrderedDict[tuple[str, str], ImageResult] = OrderedDict()
         self._lock = threading.Lock()
-        self._key_locks: dict[Any, threading.Lock] = {}
+        self._key_lock = KeyedLocks()
 
     # -- data sets -------------------------------------------------------------------------
     @property
@@ -241,10 +240,6 @@ class ImageServices:
             while len(self._results) > MAX_RESULTS:
                 self._results.popitem(last=False)
 
-    def _key_lock(self, key: Any) -> threading.Lock:
-        with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
-
     # -- one sample ------------------------------------------------------------------------
     def sample(self, result: ImageResult, index: int) -> "SampleView":
         """Picture, Grad-CAM overlay (PNG data URIs) and summary of image ``index``."""
@@ -287,15 +282,8 @@ def class_index(result: ImageResult, services: Services, focal: str | None) -> i
     return None
 
 
-_IMAGE_SERVICES: "weakref.WeakKeyDictionary[Services, ImageServices]" = weakref.WeakKeyDictionary()
-_IMAGE_SERVICES_LOCK = threading.Lock()
-
-
 def image_services_for(services: Services) -> ImageServices:
     """The one ImageServices of ``services`` (so every page shares its loaded networks
-    and data sets, whichever page's callbacks were registered first)."""
-    with _IMAGE_SERVICES_LOCK:
-        found = _IMAGE_SERVICES.get(services)
-        if found is None:
-            found = _IMAGE_SERVICES[services] = ImageServices(services)
-        return found
+    and data sets, whichever page's callbacks were registered first); owned by
+    ``services``."""
+    return services.owned("images", lambda: ImageServices(services))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
-from urllib.parse import quote
 
 from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.analysis.methods.similarity import METRICS
@@ -254,23 +253,6 @@ def update_selection(current: Mapping[str, Any], **changes: Any) -> dict[str, An
     return updated
 
 
-def encode_query(selection: Mapping[str, Any]) -> str:
-    """The URL query (``?model=…&…``) of ``selection``; defaults are left out.
-
-    Lasso sets above :data:`MAX_QUERY_CLASSES` classes are left out too (a URL that
-    long is not shareable); the page says so.
-    """
-    parts = []
-    for name, spec in FIELDS.items():
-        value = selection.get(name, spec.default)
-        if value is None or value == [] or (value == spec.default and not spec.always_in_url):
-            continue
-        if name == "classes" and len(value) > MAX_QUERY_CLASSES:
-            continue
-        parts.append(f"{name}={quote(spec.encode(value), safe=',-._~')}")
-    return "?" + "&".join(parts)
-
-
 class ClassLookup(Protocol):
     """What :func:`check_against_model` needs to know about a model's classes."""
 
@@ -360,11 +342,14 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def selection_rules() -> dict[str, Any]:
-    """The field registry as JSON for the browser (``assets/classmap.js``).
+def selection_schema() -> dict[str, Any]:
+    """The field registry as JSON for the browser (``assets/classmap.js``): the one
+    definition of the selection's rules that both sides use.
 
-    Clientside callbacks apply the same defaults, resets and clears as
-    :func:`update_selection`, and write the URL as :func:`encode_query` does.
+    The browser applies the same defaults, resets and clears as :func:`update_selection`
+    and writes the URL (``encodeQuery``) in the form :func:`parse_query` reads: fields in
+    registry order, defaults left out unless ``always``, ``set`` fields compacted like
+    :func:`encode_index_set`, lasso sets above ``max_query_classes`` left out.
     """
     return {
         "order": list(FIELDS),

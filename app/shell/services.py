@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from classmap.app.shell.tree_layout import TreeLayout, compute_tree_layout, cut_
 HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 AnalysisKey = tuple[str, str, str]  # (model id, metric, linkage)
 MAX_VIEWS = 4
@@ -222,6 +223,46 @@ class NeighbourRows:
     metric: str
 
 
+class KeyedLocks:
+    """One lock per key, made on first use: two requests for the same model load it
+    once while different models load in parallel. ``locks(key)`` is the key's lock."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
+
+    def __call__(self, key: Any) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+class LruMemo(Generic[T]):
+    """At most ``size`` values by key, least recently used dropped first; each made once
+    (per key lock) by the ``create`` passed to :meth:`get`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: OrderedDict[Any, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_lock = KeyedLocks()
+
+    def get(self, key: Any, create: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        with self._key_lock(key):
+            with self._lock:
+                if key in self._values:
+                    return self._values[key]
+            value = create()
+            with self._lock:
+                self._values[key] = value
+                while len(self._values) > self.size:
+                    self._values.popitem(last=False)
+        return value
+
+
 class Services:
     """Models, analyses and caches of one server process.
 
@@ -238,7 +279,18 @@ class Services:
         self._heads: dict[str, ClassifierHead] = {}
         self._embeddings: OrderedDict[tuple[str, str], ClassEmbedding] = OrderedDict()
         self._lock = threading.Lock()
-        self._key_locks: dict[Any, threading.Lock] = {}
+        self._key_lock = KeyedLocks()
+        self._owned: dict[str, Any] = {}
+
+    def owned(self, name: str, create: Callable[[], T]) -> T:
+        """The one object ``name`` of this Services (a page's state, e.g. its loaded
+        networks), made by ``create()`` on first use. Page state lives here, with the
+        Services it belongs to, not in module-level tables."""
+        with self._lock:
+            found = self._owned.get(name)
+            if found is None:
+                found = self._owned[name] = create()
+            return found
 
     def for_background_job(self) -> "Services":
         """A fresh Services for a background job's (forked) process.
@@ -299,10 +351,6 @@ class Services:
                 while len(self._views) > MAX_VIEWS:
                     self._views.popitem(last=False)
         return view
-
-    def _key_lock(self, key: Any) -> threading.Lock:
-        with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
 
     # -- heatmap -------------------------------------------------------------------------
     def heatmap_tile(

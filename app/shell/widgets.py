@@ -39,10 +39,12 @@ def button(label: str, button_id: Any, *, kind: str = "secondary", disabled: boo
                        className=f"cm-button cm-button-{kind}", title=title)
 
 
-def stat(label: str, value: Any) -> html.Div:
-    """A label/value pair of a summary strip."""
-    return html.Div([html.Span(label, className="cm-stat-label"),
-                     html.Span(value, className="cm-stat-value")], className="cm-stat")
+def stat(label: str, value: Any, *, value_first: bool = False) -> html.Div:
+    """A label/value pair of a summary strip (``value_first``: the number above its label,
+    as in the Classes page's selection panel)."""
+    parts = [html.Span(label, className="cm-stat-label"),
+             html.Span(value, className="cm-stat-value")]
+    return html.Div(parts[::-1] if value_first else parts, className="cm-stat")
 
 
 def field(label: str, control: Any, *, class_name: str = "") -> html.Label:

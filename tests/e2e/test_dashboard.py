@@ -213,9 +213,18 @@ def test_hover_before_the_heatmap_image_is_decoded_is_skipped(dash_server, new_p
     wait_for_dashboard(page)
     page.evaluate("delete document.querySelector('#similarity-heatmap .js-plotly-plot')"
                   "._fullData[0]._canvas")
+    # Count the hovers plotly considers and the ones it carries out (the guard cancels
+    # a hover by returning false from plotly_beforehover; these listeners return nothing).
+    page.evaluate("""() => {
+        const gd = document.querySelector('#similarity-heatmap .js-plotly-plot');
+        window.__considered = 0; window.__hovered = 0;
+        gd.on('plotly_beforehover', () => { window.__considered += 1; });
+        gd.on('plotly_hover', () => { window.__hovered += 1; });
+    }""")
     heat = page.locator("#similarity-heatmap .nsewdrag").first.bounding_box()
-    for fraction in (0.3, 0.5, 0.7):
+    for count, fraction in enumerate((0.3, 0.5, 0.7), start=1):
         page.mouse.move(heat["x"] + heat["width"] * fraction,
                         heat["y"] + heat["height"] * fraction)
-        page.wait_for_timeout(150)
-    assert page.locator(".cm-tooltip .cm-tip-score").count() == 0  # the hover was skipped
+        page.wait_for_function(f"window.__considered >= {count}", timeout=10_000)
+    assert page.evaluate("window.__hovered") == 0  # every hover was skipped
+    assert page.locator(".cm-tooltip .cm-tip-score").count() == 0

@@ -28,10 +28,11 @@ from classmap.analysis.progress import CallbackProgress
 from classmap.analysis.methods.similarity import METRIC_KIND
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
-from classmap.app.shell.clientside import (bind_field, bind_picker, mirror_shared_state,
-                                  project_selection, relay_selection_requests, select_on)
+from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
+                                          project_selection, relay_selection_requests, select_on)
 from classmap.app.shell.widgets import provisional_options
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
+from classmap.app.shell.widgets import stat
 from classmap.app.shell.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
 from classmap.app.shell.selection import Selection, update_selection
 from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_clusters
@@ -349,25 +350,22 @@ def selection_panel_logic(services: Services, selection: dict | None,
     kind = METRIC_KIND[view.metric]
     cohesion_label = "cohesion (mean cosine within)" if kind == "similarity" else "mean distance within"
     cohesion = "—" if summary.cohesion is None else f"{summary.cohesion:.3f}"
-    stats = [_stat("classes", f"{summary.count:,}"), _stat(cohesion_label, cohesion)]
+    stats = [stat("classes", f"{summary.count:,}", value_first=True),
+             stat(cohesion_label, cohesion, value_first=True)]
     if summary.node is not None:
         title = f"Subtree of node {summary.node}"
-        stats.append(_stat("merge height", f"{view.layout.y[summary.node]:.3g}"))
+        stats.append(stat("merge height", f"{view.layout.y[summary.node]:.3g}", value_first=True))
     else:
         title = "Lasso selection"
     labels = view.clusters(sel.cut)
     if labels is not None:
-        stats.append(_stat("clusters touched", f"{len(np.unique(labels[summary.indices]))}"))
+        stats.append(stat("clusters touched", f"{len(np.unique(labels[summary.indices]))}",
+                          value_first=True))
     items = [view.names[i] for i in summary.indices[:SUBTREE_LIST_LIMIT]]
     more = (f"… and {summary.count - SUBTREE_LIST_LIMIT:,} more: download the CSV"
             if summary.count > SUBTREE_LIST_LIMIT else "")
     can_zoom = summary.node is not None and summary.node != valid_node(view, sel.zoom)
     return title, stats, items, more, not can_zoom, not zoomed, False
-
-
-def _stat(label: str, value: str) -> html.Div:
-    return html.Div([html.Span(value, className="cm-stat-value"),
-                     html.Span(label, className="cm-stat-label")], className="cm-stat")
 
 
 def zoom_logic(triggered: str | None, clicks: int | None, selection: dict | None) -> dict:
@@ -606,12 +604,12 @@ def model_summary_logic(services: Services, status: dict | None,
                   html.Span(head.source, className="cm-summary-source")],
                  className="cm-summary-title"),
         html.Div([
-            _stat("classes", f"{head.num_classes:,}"),
-            _stat("features per class", f"{head.feature_dim:,}"),
-            _stat("class names", head.classes.source),
-            _stat("score", METRIC_LABELS[view.metric]),
-            _stat("tree", f"{sel.linkage} linkage"),
-            _stat("analysis", timing),
+            stat("classes", f"{head.num_classes:,}", value_first=True),
+            stat("features per class", f"{head.feature_dim:,}", value_first=True),
+            stat("class names", head.classes.source, value_first=True),
+            stat("score", METRIC_LABELS[view.metric], value_first=True),
+            stat("tree", f"{sel.linkage} linkage", value_first=True),
+            stat("analysis", timing, value_first=True),
         ], className="cm-stats cm-summary-stats"),
     ]
 
@@ -726,32 +724,15 @@ def register(app: Any, services: Services) -> None:
             (ids.HEATMAP_FIGURE, ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
             (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
             (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True)):
-        app.clientside_callback(
-            f"function(figure) {{ return window.classmap.decodeFigure(figure, {graph_id!r}); }}",
-            Output(graph_id, "figure"), Input(store, "data"), prevent_initial_call=True,
-        )
-        app.clientside_callback(
-            f"function(overlay, figure) {{ return window.classmap.applyOverlay("
-            f"overlay, figure, {graph_id!r}, {str(deferred).lower()}); }}",
-            Output(overlay, "modified_timestamp"), Input(overlay, "data"),
-            State(graph_id, "figure"), prevent_initial_call=True,
-        )
+        clientside(app, "decodeFigure", Output(graph_id, "figure"), Input(store, "data"),
+                   constants={"graph": graph_id}, prevent_initial_call=True)
+        clientside(app, "applyOverlay", Output(overlay, "modified_timestamp"),
+                   Input(overlay, "data"), State(graph_id, "figure"),
+                   constants={"graph": graph_id, "deferred": deferred}, prevent_initial_call=True)
 
-    # Only zooms and resets reach the server: relayout events from drawing overlays
-    # (shapes) carry no axis range and stop here.
-    app.clientside_callback(
-        """function(relayout) {
-            if (!relayout) { return window.dash_clientside.no_update; }
-            var keys = Object.keys(relayout).filter(function(k) {
-                return k.indexOf('xaxis.range') === 0 || k.indexOf('yaxis.range') === 0 ||
-                       k.indexOf('autorange') >= 0; });
-            if (!keys.length) { return window.dash_clientside.no_update; }
-            var zoom = {}; keys.forEach(function(k) { zoom[k] = relayout[k]; });
-            return zoom;
-        }""",
-        Output(ids.HEATMAP_ZOOM, "data"), Input(ids.HEATMAP, "relayoutData"),
-        prevent_initial_call=True,
-    )
+    # Only zooms and resets reach the server (overlays' relayout events stop here).
+    clientside(app, "heatmapZoom", Output(ids.HEATMAP_ZOOM, "data"),
+               Input(ids.HEATMAP, "relayoutData"), prevent_initial_call=True)
 
     # Heatmap, dendrogram, selection panel and class map: one request per change.
     @app.callback(
@@ -788,14 +769,8 @@ def register(app: Any, services: Services) -> None:
         return heatmap_click_logic(services, click, selection, status, rendered)
 
     # A click on a node marker selects its subtree (again: deselects) — in the browser.
-    select_on(app, Input(ids.DENDROGRAM, "clickData"), selection_store=ids.CLASSES_SELECTION,
-              js_changes=f"""
-        (function() {{
-            var p = value && value.points && value.points[0];
-            if (!p || p.curveNumber !== {figures.DENDRO_NODES} || !p.customdata) {{ return null; }}
-            var node = p.customdata[0];
-            return {{node: sel && sel.node === node ? null : node}};
-        }})()""")
+    select_on(app, Input(ids.DENDROGRAM, "clickData"), "dendrogramNode", ids.CLASSES_SELECTION,
+              curve=figures.DENDRO_NODES)
 
     @app.callback(
         select_request,
@@ -818,12 +793,8 @@ def register(app: Any, services: Services) -> None:
         return neighbours_logic(services, selection, status)
 
     # A click on a neighbour's bar makes it the focal class — in the browser.
-    select_on(app, Input(ids.NEIGHBOURS, "clickData"), selection_store=ids.CLASSES_SELECTION,
-              js_changes="""
-        (function() {
-            var p = value && value.points && value.points[0];
-            return p && p.customdata ? {focal: p.customdata} : null;
-        })()""")
+    select_on(app, Input(ids.NEIGHBOURS, "clickData"), "focalFromCustomdata",
+              ids.CLASSES_SELECTION)
 
     @app.callback(
         Output(ids.FOCAL, "options"), Output(ids.FOCAL_ALL, "data"),
@@ -837,21 +808,16 @@ def register(app: Any, services: Services) -> None:
     # full option list handed over when the page is idle.
     for store, target, render in ((ids.SUBTREE_ITEMS, ids.SUBTREE_CLASSES, "renderList"),
                                   (ids.NEIGHBOURS_ROWS, ids.NEIGHBOURS_TABLE, "renderTable")):
-        app.clientside_callback(
-            f"function(data) {{ return window.classmap.{render}(data, {target!r}); }}",
-            Output(store, "modified_timestamp"), Input(store, "data"), prevent_initial_call=True,
-        )
-    app.clientside_callback(
-        f"function(options) {{ return window.classmap.setWhenIdle({ids.FOCAL!r}, "
-        f"'options', options); }}",
-        Output(ids.FOCAL_ALL, "modified_timestamp"), Input(ids.FOCAL_ALL, "data"),
-        prevent_initial_call=True,
-    )
+        clientside(app, render, Output(store, "modified_timestamp"), Input(store, "data"),
+                   constants={"target": target}, prevent_initial_call=True)
+    clientside(app, "setWhenIdle", Output(ids.FOCAL_ALL, "modified_timestamp"),
+               Input(ids.FOCAL_ALL, "data"), constants={"component": ids.FOCAL, "prop": "options"},
+               prevent_initial_call=True)
 
-    bind_picker(app, ids.FOCAL, "focal", ids.CLASSES_SELECTION)
+    bind_field(app, ids.FOCAL, "focal", ids.CLASSES_SELECTION, picker=True)
     for control, field in ((ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
                            (ids.EMBEDDING_PICKER, "embedding")):
-        bind_field(app, control, "value", field, ids.CLASSES_SELECTION)
+        bind_field(app, control, field, ids.CLASSES_SELECTION)
 
     # A finished background embedding redraws the map. Its own callback: with EMBED_DONE
     # as an Input of ``views`` (which requests the job), dash-renderer held the views'
@@ -906,18 +872,6 @@ def register(app: Any, services: Services) -> None:
     def export(_n, _s, _t, selection, status):
         return export_logic(services, ctx.triggered_id, selection, status)
 
-    app.clientside_callback(
-        """function(format, a, b, c, d) {
-            var configs = [a, b, c, d].map(function(config) {
-                var updated = Object.assign({}, config || {});
-                updated.toImageButtonOptions = Object.assign(
-                    {}, updated.toImageButtonOptions || {}, {format: format});
-                return updated;
-            });
-            return configs;
-        }""",
-        [Output(graph_id, "config") for graph_id in ids.GRAPHS],
-        Input(ids.FIGURE_FORMAT, "value"),
-        [State(graph_id, "config") for graph_id in ids.GRAPHS],
-        prevent_initial_call=True,
-    )
+    clientside(app, "figureFormat", [Output(graph_id, "config") for graph_id in ids.GRAPHS],
+               Input(ids.FIGURE_FORMAT, "value"),
+               [State(graph_id, "config") for graph_id in ids.GRAPHS], prevent_initial_call=True)

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
-from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Scale, code_palette, codes_png, encode_codes, png_codes
+from classmap.app.shell.figures import ACCENT, GRID, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
+from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Scale, codes_png, encode_codes
 
 # Strong hues first, then their light partners, so neighbouring clusters differ in hue;
 # grey is kept for "above the cut".

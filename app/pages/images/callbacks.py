@@ -13,10 +13,9 @@ included. The ``*_logic`` functions are plain functions (tested without a browse
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 from dash import ALL, Input, Output, State, html, no_update
@@ -24,12 +23,12 @@ from dash.exceptions import PreventUpdate
 
 from classmap.analysis.loading.data import DIGITS
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.progress import CallbackProgress
 from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from classmap.app.pages.images import figures as figs
 from classmap.app.pages.images import ids
-from classmap.app.shell import ids as shell_ids
-from classmap.app.shell.clientside import bind_picker, relay_selection_requests, rules_json
+from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_status,
+                                     progress_reporter)
+from classmap.app.shell.clientside import bind_field, mirror_shared_state, relay_selection_requests
 from classmap.app.shell.services import Services
 from classmap.app.shell.images import (
     REPRESENTATION_LABELS,
@@ -42,7 +41,6 @@ from classmap.app.shell.selection import coerce_selection, update_selection
 
 log = logging.getLogger(__name__)
 
-READY = "ready"
 ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 
 
@@ -55,26 +53,21 @@ def image_key(services: Services, selection: dict | None) -> tuple[str, str]:
     return str(sel["model"]), str(sel.get("data") or DIGITS)
 
 
-def status_for(key: Sequence[str], state: str, message: str = "") -> dict[str, Any]:
-    return {"model": key[0], "data": key[1], "state": state, "message": message}
-
-
 def request_images_logic(images: ImageServices, selection: dict | None,
                          status: dict | None) -> tuple[dict, Any]:
     """(model, data) of the selection → (status, job request): ready, error, or a job."""
     if not selection:
         raise PreventUpdate
     key = image_key(images.services, selection)
-    if status and [status.get("model"), status.get("data")] == list(key) and \
-            status.get("state") in (READY, "pending", "error"):
+    if is_for(status, key) and status.get("state") in (READY, PENDING, ERROR):
         raise PreventUpdate
     try:
         images.data_entry(key[1])
         if images.ready(*key):
-            return status_for(key, READY), no_update
+            return job_status(key, READY), no_update
     except ClassmapError as error:
-        return status_for(key, "error", str(error)), no_update
-    return status_for(key, "pending"), {"model": key[0], "data": key[1]}
+        return job_status(key, ERROR, str(error)), no_update
+    return job_status(key, PENDING), {"model": key[0], "data": key[1]}
 
 
 def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
@@ -84,18 +77,15 @@ def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
         raise PreventUpdate
     key = (str(job["model"]), str(job["data"]))
 
-    def forward(step: str, fraction: float) -> None:
-        report((int(round(100 * fraction)), f"{key[0]} on {key[1]}: {step}…"))
-
     # The job runs in a forked process: locks that another server thread held at the
     # fork stay locked in the copy, so the job works with fresh services of its own.
     fresh = ImageServices(images.services.for_background_job(), images.params)
     try:
-        fresh.result(*key, progress=CallbackProgress(forward))
+        fresh.result(*key, progress=progress_reporter(report, f"{key[0]} on {key[1]}"))
     except ClassmapError as error:
         log.warning("image analysis of %s on %s failed: %s", key[0], key[1], error)
-        return status_for(key, "error", str(error))
-    return status_for(key, READY)
+        return job_status(key, ERROR, str(error))
+    return job_status(key, READY)
 
 
 def ready_result(images: ImageServices, selection: dict | None,
@@ -104,7 +94,7 @@ def ready_result(images: ImageServices, selection: dict | None,
     if not selection or not status:
         return None, "Preparing the image analysis…"
     key = image_key(images.services, selection)
-    if [status.get("model"), status.get("data")] != list(key):
+    if not is_for(status, key):
         return None, "Preparing the image analysis…"
     state = status.get("state")
     if state == "error":
@@ -409,32 +399,6 @@ def heatmap_click_logic(images: ImageServices, click: dict | None, selection: di
     return update_selection(selection, focal=focal)
 
 
-def bind_image_field(app: Any, component_id: Any, field: str) -> None:
-    """Two-way binding of a control's ``value`` and the selection's ``field``, in the browser.
-
-    Like :func:`classmap.app.shell.callbacks.bind_field`, but listening to the page-local copy
-    of the selection, so the callback never has a missing Input on other pages. A
-    pattern-matching ``component_id`` (with ALL) binds every matching control.
-    """
-    many = isinstance(component_id, dict)
-    app.clientside_callback(
-        f"""function(value, sel) {{
-            var nu = window.dash_clientside.no_update;
-            var many = {json.dumps(many)};
-            if (many && (!value || !value.length)) {{ return [nu, nu]; }}
-            var out = window.classmap.bindField(many ? value[0] : value, sel,
-                {json.dumps(field)}, "value", {rules_json()});
-            if (many && out[0] !== nu) {{ out[0] = value.map(function() {{ return out[0]; }}); }}
-            return out;
-        }}""",
-        Output(component_id, "value", allow_duplicate=True),
-        Output(shell_ids.SELECTION, "data", allow_duplicate=True),
-        Input(component_id, "value"),
-        Input(ids.IMAGE_SELECTION, "data"),
-        prevent_initial_call=True,
-    )
-
-
 # -- wiring -------------------------------------------------------------------------------------
 
 
@@ -447,15 +411,7 @@ def register(app: Any, services: Services) -> None:
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.IMAGE_SELECT)
     status_in = Input(ids.IMAGE_STATUS, "data")
-    app.clientside_callback(
-        """function(sel, previous) {
-            if (!sel || JSON.stringify(sel) === JSON.stringify(previous)) {
-                return window.dash_clientside.no_update; }
-            return sel;
-        }""",
-        Output(ids.IMAGE_SELECTION, "data"), Input(shell_ids.SELECTION, "data"),
-        State(ids.IMAGE_SELECTION, "data"),
-    )
+    mirror_shared_state(app, ids.IMAGE_SELECTION)
 
     @app.callback(
         Output(ids.IMAGE_STATUS, "data"), Output(ids.IMAGE_JOB, "data"),
@@ -484,9 +440,7 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def cancel_images(n_clicks, status):
-        if not n_clicks or not status or status.get("state") != "pending":
-            raise PreventUpdate
-        return {**status, "state": "cancelled"}
+        return cancelled_status(n_clicks, status, "the image analysis was cancelled")
 
     @app.callback(Output(ids.IMAGE_MESSAGE, "children"), sel_in, status_in)
     def message(selection, status):
@@ -496,10 +450,11 @@ def register(app: Any, services: Services) -> None:
     def focal_options(status, selection):
         return focal_options_logic(images, selection, status)
 
-    bind_image_field(app, ids.DATA_PICKER, "data")
+    bind_field(app, ids.DATA_PICKER, "data", ids.IMAGE_SELECTION)
     # The class picker: a value it has no option for comes with a provisional one.
-    bind_picker(app, ids.IMAGE_FOCAL, "focal", ids.IMAGE_SELECTION)
-    bind_image_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep")
+    bind_field(app, ids.IMAGE_FOCAL, "focal", ids.IMAGE_SELECTION, picker=True)
+    # On the pages that have one (the pattern matches nothing on the others).
+    bind_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep", ids.IMAGE_SELECTION)
 
     # Samples
     @app.callback(Output(ids.SAMPLES_GRAPH, "figure"), sel_in, status_in)

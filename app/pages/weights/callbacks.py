@@ -12,7 +12,6 @@ them without a browser.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any
@@ -28,7 +27,8 @@ from classmap.app.pages.weights import figures as wfig
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.weights import ids
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from classmap.app.shell.clientside import project_selection, relay_selection_requests, rules_json
+from classmap.app.shell.clientside import (bind_field, mirror_shared_state, project_selection,
+                                          relay_selection_requests)
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.services import ModelView, Services
 from classmap.app.shell.images import ImageServices, image_services_for
@@ -46,6 +46,7 @@ from classmap.app.pages.weights.services import (
     problem_classes,
 )
 from classmap.app.shell.selection import Selection, update_selection
+from classmap.app.shell.widgets import stat
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ def summary_logic(services: Services, status: dict | None, selection: dict | Non
     analysis = ald_analysis(services, sel.model)
     pooled = analysis.pooled.to_json()
     problems = problem_classes(analysis)
-
-    def stat(label: str, value: str) -> html.Div:
-        return html.Div([html.Span(label, className="cm-stat-label"),
-                         html.Span(value, className="cm-stat-value")], className="cm-stat")
 
     return [
         html.Div([html.Span(view.entry.label, className="cm-summary-model"),
@@ -391,14 +388,7 @@ def register(app: Any, services: Services) -> None:
     project_selection(app, ids.WEIGHTS_KEY, KEY_FIELDS)
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.WEIGHTS_SELECT)
-    app.clientside_callback(
-        """function(status, previous) {
-            return JSON.stringify(status) === JSON.stringify(previous)
-                ? window.dash_clientside.no_update : status;
-        }""",
-        Output(ids.WEIGHTS_STATUS, "data"), Input(shell_ids.STATUS, "data"),
-        State(ids.WEIGHTS_STATUS, "data"),
-    )
+    mirror_shared_state(app, None, ids.WEIGHTS_STATUS)
 
     @app.callback(Output(ids.WEIGHTS_SUMMARY, "children"), status_in,
                   State(ids.WEIGHTS_KEY, "data"))
@@ -488,51 +478,7 @@ def register(app: Any, services: Services) -> None:
     def weights_cam(selection, status, data_id, image_index):
         return channel_cam_logic(services, images, selection, status, data_id, image_index)
 
-    bind_page_controls(app, ids.WEIGHTS_CONTROL)
-
-
-
-def bind_page_controls(app: Any, control_type: str, prop: str = "value") -> None:
-    """Two-way binding of every control ``{"type": control_type, "field": F}`` with the
-    selection's field F, in the browser, in one callback (no cycle).
-
-    Why not :func:`~app.callbacks.shared.bind_field`: its Input and Output on a control
-    that only this page has are reported by dash-renderer as "nonexistent object" console
-    errors on every other page (the selection store exists there, the control does not).
-    Pattern-matching ``ALL`` dependencies may match nothing, so on other pages this
-    callback runs with empty lists and changes nothing. Same rules as ``bindField``:
-    a control change updates the selection (with the registry's resets and clears), a
-    selection change sets the controls; the selection wins when both changed.
-    """
-    app.clientside_callback(
-        f"""function(values, sel) {{
-            var nu = window.dash_clientside.no_update;
-            var ctx = window.dash_clientside.callback_context;
-            var controls = ctx.inputs_list[0] || [];
-            if (!sel || !controls.length) {{ return [controls.map(function() {{ return nu; }}), nu]; }}
-            var rules = {rules_json()};
-            var same = function(a, b) {{ return JSON.stringify(a) === JSON.stringify(b); }};
-            var fromSelection = ctx.triggered.some(function(t) {{
-                return t.prop_id === {json.dumps(shell_ids.SELECTION + ".data")}; }});
-            if (!fromSelection) {{
-                var changes = {{}}, any = false;
-                controls.forEach(function(c, i) {{
-                    var field = c.id.field, value = values[i];
-                    if (value !== undefined && !same(value, sel[field])) {{
-                        changes[field] = value; any = true; }}
-                }});
-                return [controls.map(function() {{ return nu; }}),
-                        any ? window.classmap.update(sel, changes, rules) : nu];
-            }}
-            return [controls.map(function(c, i) {{
-                var field = c.id.field;
-                var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
-                return same(wanted, values[i]) ? nu : wanted;
-            }}), nu];
-        }}""",
-        Output({"type": control_type, "field": ALL}, prop, allow_duplicate=True),
-        Output(shell_ids.SELECTION, "data", allow_duplicate=True),
-        Input({"type": control_type, "field": ALL}, prop),
-        Input(shell_ids.SELECTION, "data"),
-        prevent_initial_call=True,
-    )
+    # Every control {"type": WEIGHTS_CONTROL, "field": F} with the selection's field F, in
+    # one callback: a pattern matches nothing on the other pages, where a plain Input of
+    # a control only this page has would be a "nonexistent object" console error.
+    bind_field(app, {"type": ids.WEIGHTS_CONTROL, "field": ALL}, None)

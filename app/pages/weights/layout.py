@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-import dash
 from dash import dcc, html
 
 import classmap.app.pages.weights.services  # noqa: F401 — registers the page's selection fields

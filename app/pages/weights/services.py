@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +32,7 @@ from classmap.analysis.loading.data import DIGITS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.loading.models import LENET5_ARCH, LENET_DIGITS
 from classmap.app.shell.image_render import cam_overlay_uri, image_uri
-from classmap.app.shell.services import ModelView, Services
+from classmap.app.shell.services import LruMemo, ModelView, Services
 from classmap.app.shell.images import DataSetEntry, ImageServices
 from classmap.app.shell.selection import Field, parse_choice, parse_int_range, register_field
 
@@ -112,21 +110,17 @@ class ChannelCamView:
     true_class: str
 
 
-_ALD: "weakref.WeakKeyDictionary[Services, dict[str, AldAnalysis]]" = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+ALD_MODELS = 4  # models whose ALD analysis is kept in memory (least recently used dropped)
 
 
 def ald_analysis(services: Services, model_id: str) -> AldAnalysis:
-    """Both fits for every class of ``model_id`` (memory, then the result cache)."""
-    with _LOCK:
-        found = _ALD.setdefault(services, {}).get(model_id)
-    if found is not None:
-        return found
-    head = services.head(model_id)
-    analysis = analyse_ald(head, cache=services.cache, device=services.settings.device)
-    with _LOCK:
-        _ALD.setdefault(services, {})[model_id] = analysis
-    return analysis
+    """Both fits for every class of ``model_id`` (memory, then the result cache).
+
+    Kept in a bounded memo owned by ``services`` (not a module-level table).
+    """
+    memo = services.owned("weights.ald", lambda: LruMemo(ALD_MODELS))
+    return memo.get(model_id, lambda: analyse_ald(services.head(model_id), cache=services.cache,
+                                                  device=services.settings.device))
 
 
 def histogram_of(weights: np.ndarray, bins: int = HISTOGRAM_BINS) -> WeightHistogram:

@@ -37,7 +37,7 @@ def test_heatmap_tile_is_the_matrix_in_leaf_order(services, lite0_view, lite0_pe
 
 
 def test_heatmap_image_is_the_tiles_png_made_once(services, lite0_view):
-    from classmap.app.pages.classes.figures import encode_codes, png_codes
+    from classmap.app.shell.matrix_tiles import encode_codes, png_codes
 
     tile, image = services.heatmap_image(lite0_view)
     again_tile, again = services.heatmap_image(lite0_view)

@@ -27,7 +27,7 @@ from classmap.app.browser_scripts import PLOTLY_TRACES
 from classmap.app.shell.selection import parse_query, update_selection
 from tests.app.test_layering import imported_modules
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 MODEL = "lite0-imagenet"
 DUNGENESS = ("n01978287", 118)
 KING_CRAB = ("n01981276", 121)

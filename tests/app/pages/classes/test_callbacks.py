@@ -9,12 +9,14 @@ import pytest
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
+from classmap.analysis.cache import ResultCache
 from classmap.analysis.methods.hierarchy import subtree_leaves
 from classmap.app.pages.classes import ids
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.classes import callbacks as page
 from classmap.app.shell import callbacks as shared
 from classmap.app.shell.selection import default_selection, update_selection
+from classmap.app.shell.services import Services
 
 KEY = ["lite0-imagenet", "cosine", "ward"]
 READY = {"key": KEY, "state": "ready", "message": ""}
@@ -24,7 +26,7 @@ DUNGENESS_ID = "n01978287"
 
 def cells(figure):
     """The colour codes a heatmap figure draws (its image trace's PNG), shape (rows, cols)."""
-    from classmap.app.pages.classes.figures import png_codes
+    from classmap.app.shell.matrix_tiles import png_codes
 
     return png_codes(figure.data[0].source)
 
@@ -226,21 +228,24 @@ def test_clicks_and_lasso_update_the_selection(services, lite0_view):
     assert score == pytest.approx(float(lite0_view.analysis.similarity[118, order[10]]), abs=1e-4)
 
 
-def test_class_map_patch_and_background_request(services, lite0_view):
+def test_class_map_patch_and_background_request(services, lite0_view, tmp_path):
     figure, _, key, note, job = page.class_map_logic(services, selection(), READY, None, None)
     assert isinstance(figure, go.Figure) and "PCA" in note and job is no_update
     _, overlay, _, _, _ = page.class_map_logic(services, selection(node=1990), READY, None, key)
     rings = overlay["traces"][1]
     assert len(rings["x"]) == services.summarise_node(lite0_view, 1990).count
     assert 0 not in overlay["traces"]  # the 1,000 points are left alone
+    # The background path always runs: a cache of its own has no t-SNE map yet.
+    fresh = Services(services.settings, cache=ResultCache(tmp_path / "cache"))
+    assert not fresh.embedding_ready("small", "tsne")
     small = update_selection(default_selection("small"), model="small", embedding="tsne")
     status = {"key": ["small", "cosine", "ward"], "state": "ready"}
-    if not services.embedding_ready("small", "tsne"):
-        _, _, key, note, job = page.class_map_logic(services, small, status, None, None)
-        assert job == {"model": "small", "method": "tsne"} and "meanwhile" in note
-        done = page.compute_embedding_logic(services, lambda label: None, job)
-        assert done["state"] == "ready"
-    figure, _, _, note, job = page.class_map_logic(services, small, status,
+    _, _, key, note, job = page.class_map_logic(fresh, small, status, None, None)
+    assert job == {"model": "small", "method": "tsne"} and "meanwhile" in note
+    labels = []
+    done = page.compute_embedding_logic(fresh, labels.append, job)
+    assert done["state"] == "ready" and fresh.embedding_ready("small", "tsne")
+    figure, _, _, note, job = page.class_map_logic(fresh, small, status,
                                                    {"model": "small", "method": "tsne"}, None)
     assert job is no_update and "t-SNE" in note and figure.layout.xaxis.title.text == "t-SNE 1"
 

@@ -10,6 +10,7 @@ from plotly.io.json import to_json_plotly
 from scipy.cluster import hierarchy
 
 from classmap.app.pages.classes import figures
+from classmap.app.shell import matrix_tiles
 from classmap.app.shell.matrix_tiles import ColourScale
 from classmap.app.shell.tree_layout import compute_tree_layout
 
@@ -17,7 +18,7 @@ SCALE = ColourScale("diverging", -0.5, 0.5, "cosine")
 
 
 def test_codes_centre_zero_and_clip_the_ends():
-    codes = figures.encode_codes(np.array([-2.0, -0.5, 0.0, 0.25, 0.5, 9.0]), SCALE)
+    codes = matrix_tiles.encode_codes(np.array([-2.0, -0.5, 0.0, 0.25, 0.5, 9.0]), SCALE)
     assert codes.dtype == np.uint8
     assert codes.tolist() == [0, 0, 127, 190, 254, 254]
 
@@ -38,8 +39,8 @@ def test_heatmap_ships_a_palette_png_of_the_codes():
     assert cells["type"] == "image" and cells["hoverinfo"] == "none"
     assert cells["source"].startswith("data:image/png;base64,")
     # the PNG holds exactly the colour codes, cell (r, c) at pixel (r, c)
-    decoded = figures.png_codes(cells["source"])
-    np.testing.assert_array_equal(decoded, figures.encode_codes(z, SCALE))
+    decoded = matrix_tiles.png_codes(cells["source"])
+    np.testing.assert_array_equal(decoded, matrix_tiles.encode_codes(z, SCALE))
     # …painted in the scale: ends dark blue / dark red, 0 → RdBu's white centre (#f7f7f7)
     import base64
     import io
