@@ -22,26 +22,20 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import diskcache
 import numpy as np
 
+from classmap.analysis.settings import default_cache_dir
+
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    """``$CLASSMAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/classmap``, else ``~/.cache/classmap``."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "classmap"
-
+T = TypeVar("T")
+Arrays = dict[str, np.ndarray]
+Meta = dict[str, Any]
 
 def make_key(kind: str, version: str, **parts: Any) -> str:
     """A stable hex key for a result of ``kind`` computed by code ``version`` from ``parts``.
@@ -88,14 +82,6 @@ class ResultCache:
         self._arrays_dir = self.directory / "arrays"
         self._arrays_dir.mkdir(exist_ok=True, mode=0o700)
         self._index = diskcache.Cache(str(self.directory / "index"))
-
-    # -- metadata -------------------------------------------------------------------
-    def get_meta(self, key: str) -> dict[str, Any] | None:
-        """The JSON metadata stored under ``key``, or ``None``."""
-        raw = self._index.get(key)
-        if raw is None:
-            return None
-        return json.loads(raw)["meta"]
 
     # -- arrays ---------------------------------------------------------------------
     def get(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -156,3 +142,49 @@ class ResultCache:
 
     def close(self) -> None:
         self._index.close()
+
+
+# --------------------------------------------------------------------------------------
+# the one get-or-compute sequence every pipeline uses
+
+
+def read_cached(
+    cache: ResultCache | None, key: str, unpack: Callable[[Arrays, Meta], T]
+) -> T | None:
+    """The result stored under ``key``, rebuilt by ``unpack(arrays, meta)``; ``None`` on a
+    miss or without a cache. Cheap: reads ``.npy`` files, computes nothing."""
+    if cache is None:
+        return None
+    hit = cache.get(key)
+    return None if hit is None else unpack(*hit)
+
+
+def get_or_compute(
+    cache: ResultCache | None,
+    key: str,
+    compute: Callable[[], T],
+    *,
+    pack: Callable[[T], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+    unpack: Callable[[Arrays, Meta], T],
+) -> T:
+    """Serve ``key`` from ``cache``, else ``compute()`` it and store ``pack(result)``.
+
+    Parameters
+    ----------
+    cache : the ResultCache, or None to always compute (and store nothing)
+    key : from :func:`make_key` (kind, code version, every input)
+    compute : builds the result on a miss
+    pack : result → ``(arrays, meta)`` to store (numeric arrays, JSON metadata)
+    unpack : ``(arrays, meta)`` → the result, marked as served from the cache
+
+    The result is stored only after ``compute`` returned, so a failure half-way caches
+    nothing.
+    """
+    cached = read_cached(cache, key, unpack)
+    if cached is not None:
+        return cached
+    result = compute()
+    if cache is not None:
+        arrays, meta = pack(result)
+        cache.put(key, arrays, meta)
+    return result

@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from classmap.analysis.cache import default_cache_dir
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.loading.models import EMBEDDED_MODELS, ModelSpec
+from classmap.analysis.settings import classmap_environment, default_cache_dir
 from classmap.app.browser_scripts import choose_bundle, choose_polyfill
 
 MODELS_ENV = "CLASSMAP_MODELS"
@@ -174,7 +174,7 @@ class Settings:
         Explicit keyword arguments win over the environment; ``extra_models`` uses the
         ``CLASSMAP_MODELS`` syntax.
         """
-        env = os.environ if environ is None else environ
+        env = classmap_environment() if environ is None else environ
         entries = [entry_from_spec(primary or ModelSpec())]
         extra = extra_models if extra_models is not None else env.get(MODELS_ENV, "")
         entries.extend(parse_models(extra))

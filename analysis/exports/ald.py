@@ -11,7 +11,7 @@ Adds two files to an export folder:
   the zero count and the seed's derived κ, λ and mean (``null`` plus a status where
   the mapping is undefined).
 
-The numbers come from :func:`classmap.analysis.methods.ald.analyse_ald`, cached by head digest,
+The numbers come from :func:`classmap.analysis.pipelines.ald.analyse_ald`, cached by head digest,
 parameters and :data:`classmap.analysis.methods.ald.ALD_VERSION`.
 """
 
@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.methods.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK, AldAnalysis, analyse_ald
+from classmap.analysis.methods.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK
+from classmap.analysis.pipelines.ald import AldAnalysis, analyse_ald
 from classmap.analysis.cache import ResultCache
 from classmap.analysis.exports.folder import Writer
-from classmap.analysis.loading.models import ClassifierHead
+from classmap.analysis.loading.classifier import ClassifierHead
 
 ALD_CSV = "ald.csv"
 ALD_POOLED_JSON = "ald_pooled.json"

@@ -51,6 +51,14 @@ def check_readable_file(path: str | Path, what: str) -> Path:
     return resolved
 
 
+def file_key(path: str | Path, what: str) -> dict[str, str]:
+    """What a result read from ``path`` depends on: its bytes' SHA-256 and its suffix."""
+    from classmap.analysis.cache import digest_file
+
+    resolved = check_readable_file(path, what)
+    return {"file": digest_file(resolved), "suffix": resolved.suffix}
+
+
 def read_tensor_file(path: str | Path, what: str = "weights") -> TensorFile:
     """Read tensors from ``.safetensors``, ``.pth``/``.pt``/``.bin``/``.ckpt`` or ``.npy``.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -200,3 +201,48 @@ def train_lenet(
     accuracy = float((predictions == test_labels).mean()) if len(test_labels) else float("nan")
     log.info("LeNet-5 trained: %d epochs, held-out accuracy %.3f", epochs, accuracy)
     return TrainingResult(model, accuracy, tuple(history), seed, epochs)
+
+
+@dataclass(frozen=True)
+class LeNetPreprocess:
+    """PIL image → ``[channels, 32, 32]`` normalised tensor for LeNet-5.
+
+    A mode ``"F"`` image holds grey values already in [0, 1] (scikit-learn's digits, kept
+    in memory unquantised); any other mode is converted to ``L`` or ``RGB`` and divided
+    by 255. The resize is bilinear (``align_corners=False``) and antialiased only when
+    shrinking, so an 8 × 8 digit becomes exactly what ``lenet.prepare_grey_images``
+    gives. Then ``(x − mean) / std`` per channel.
+    """
+
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        if image.mode == "F":
+            pixels = np.asarray(image, dtype=np.float32)[None]
+            pixels = np.repeat(pixels, self.channels, axis=0)
+        else:
+            converted = image.convert("L" if self.channels == 1 else "RGB")
+            pixels = np.asarray(converted, dtype=np.float32).reshape(
+                converted.height, converted.width, self.channels
+            ).transpose(2, 0, 1) / 255.0
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels))[None]
+        if tensor.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            shrinking = tensor.shape[-2] > INPUT_SIZE or tensor.shape[-1] > INPUT_SIZE
+            tensor = nn.functional.interpolate(
+                tensor, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
+                antialias=shrinking,
+            )
+        mean = torch.tensor(self.mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).reshape(-1, 1, 1)
+        return (tensor[0] - mean) / std
+
+    def data_config(self) -> dict[str, Any]:
+        """timm-style data config of this preprocessing."""
+        return {
+            "input_size": (self.channels, INPUT_SIZE, INPUT_SIZE),
+            "mean": self.mean,
+            "std": self.std,
+            "interpolation": "bilinear",
+        }

@@ -17,7 +17,7 @@ Data:
   out); 1 grey channel, normalised like ``lenet-digits``. With the default seed and
   epochs this reproduces the embedded ``lenet-digits`` network.
 - a folder — every readable image (see :mod:`classmap.analysis.loading.data`), classes = the sorted
-  folder names with images, RGB at 32 × 32 (:class:`classmap.analysis.loading.models.LeNetPreprocess`,
+  folder names with images, RGB at 32 × 32 (:class:`classmap.analysis.loading.lenet.LeNetPreprocess`,
   the same code that prepares images for analysis later). A stratified 20 % of each
   class (rounded down; classes under 5 images keep all for training) is held out
   with split seed 0 to report accuracy; the per-channel mean and std of the training
@@ -280,7 +280,7 @@ def _digits_training_data() -> TrainingData:
 
 
 def _folder_training_data(source: str) -> TrainingData:
-    from classmap.analysis.loading.models import LeNetPreprocess
+    from classmap.analysis.loading.lenet import LeNetPreprocess
 
     dataset = load_dataset(source, None, channels=3)
     raw = LeNetPreprocess(3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))

@@ -33,19 +33,14 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from classmap.analysis.cache import ResultCache, make_key
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import NullProgress
-
-if TYPE_CHECKING:  # models imports the network code; only its type is needed here
-    from classmap.analysis.loading.models import ClassifierHead
 
 log = logging.getLogger(__name__)
 
@@ -244,20 +239,6 @@ class AldParams:
                 f"e.g. {DEFAULT_DERIVED_REL_TOL}"
             )
         return self
-
-
-@dataclass(frozen=True, eq=False)
-class AldAnalysis:
-    """Per-class table and pooled fit of one head, as the pipeline serves them.
-
-    seconds : wall time per step (empty when served from the cache)
-    """
-
-    table: AldTable
-    pooled: PooledFit
-    params: AldParams
-    seconds: dict[str, float] = field(default_factory=dict)
-    from_cache: bool = False
 
 
 # --------------------------------------------------------------------------------------
@@ -691,68 +672,6 @@ def fit_ald(
     )
 
 
-def ald_key(digest: str, params: AldParams) -> str:
-    """Cache key of an ALD analysis: head digest + parameters + code version."""
-    return make_key("ald", ALD_VERSION, head=digest, derived_rel_tol=params.derived_rel_tol)
-
-
-def analyse_ald(
-    head: ClassifierHead,
-    params: AldParams = AldParams(),
-    *,
-    cache: ResultCache | None = None,
-    progress: Any = None,
-    device: str | torch.device | None = None,
-) -> AldAnalysis:
-    """Per-class fits and the pooled fit of a ClassifierHead, served from ``cache`` if there.
-
-    Parameters
-    ----------
-    head : ClassifierHead (``.weight`` of shape (C, D), ``.digest``)
-    """
-    params.validate()
-    progress = progress or NullProgress()
-    key = ald_key(head.digest, params)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            arrays, meta = hit
-            return AldAnalysis(
-                _table_from_cache(arrays, meta), PooledFit(**meta["pooled"]), params,
-                from_cache=True,
-            )
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    table = fit_ald(head.weight, params, device=device, progress=progress)
-    seconds["ald_classes"] = time.perf_counter() - started
-    started = time.perf_counter()
-    with progress.step("ALD pooled fit", total=1) as advance:
-        pooled = fit_pooled(head.weight, params.derived_rel_tol)
-        advance(1)
-    seconds["ald_pooled"] = time.perf_counter() - started
-    if cache is not None:
-        arrays = {name: getattr(table, name) for name in TABLE_COLUMNS}
-        meta = {
-            "status": list(table.status),
-            "seed_status_pos": list(table.seed_status_pos),
-            "seed_status_neg": list(table.seed_status_neg),
-            # NaN survives the cache's JSON round trip (Python's json reads it back).
-            "pooled": {item.name: getattr(pooled, item.name) for item in fields(pooled)},
-            "seconds": seconds,
-        }
-        cache.put(key, arrays, meta)
-    return AldAnalysis(table, pooled, params, seconds, from_cache=False)
-
-
-def _table_from_cache(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> AldTable:
-    return AldTable(
-        **{name: arrays[name] for name in TABLE_COLUMNS},
-        status=tuple(meta["status"]),
-        seed_status_pos=tuple(meta["seed_status_pos"]),
-        seed_status_neg=tuple(meta["seed_status_neg"]),
-    )
-
-
 # --------------------------------------------------------------------------------------
 # helpers
 
@@ -783,7 +702,7 @@ def _chunk_rows(dim: int) -> int:
 
 
 def _default_device() -> torch.device:
-    from classmap.analysis.loading.models import default_device
+    from classmap.analysis.loading.classifier import default_device
 
     return default_device()
 

@@ -1,5 +1,8 @@
 """Smooth Grad-CAM++ restricted to a set of the head's input channels (seed 001).
 
+Built on the one Grad-CAM extractor (:func:`classmap.analysis.methods.gradcam.feature_gradients`):
+this module supplies only the Grad-CAM++ channel weights and the channel restriction.
+
 The seed shows, for a node of a class's channel split (``classmap.analysis.methods.channel_split``),
 where in an image those channels respond. For a timm network the head's D input
 features are the D channels of the last feature map ``A = forward_features(x)``
@@ -35,7 +38,8 @@ import numpy as np
 import torch
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.loading.models import LoadedClassifier
+from classmap.analysis.loading.classifier import LoadedClassifier
+from classmap.analysis.methods.gradcam import feature_gradients, find_feature_site
 
 DEFAULT_SAMPLES = 8
 DEFAULT_NOISE = 0.15
@@ -104,8 +108,12 @@ def smooth_gradcam_pp_channels(
         raise ClassmapError(f"class index {class_index} is out of range; choose 0 … "
                             f"{classifier.head.num_classes - 1}")
     x = image.to(device=device, dtype=torch.float32)[None]
-    with torch.inference_mode():
-        clean = network.forward_features(x)[0].float()
+    site = find_feature_site(network, classifier.family)
+
+    def class_score(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, class_index].sum()
+
+    clean = feature_gradients(site, x, class_score).feature_map[0]
     if clean.shape[0] != dim:
         raise ClassmapError(f"the feature map has {clean.shape[0]} channels but the head "
                             f"reads {dim}; this network's head is not a pooled linear layer")
@@ -116,11 +124,7 @@ def smooth_gradcam_pp_channels(
     d3 = torch.zeros_like(d1)
     for _ in range(samples):
         noisy = x + sigma * torch.randn(x.shape, generator=generator).to(device)
-        with torch.enable_grad():
-            features = network.forward_features(noisy)
-            score = network.forward_head(features)[0, class_index]
-            (grad,) = torch.autograd.grad(score, features)
-        g = grad[0].double()
+        g = feature_gradients(site, noisy, class_score).gradient[0].double()
         d1 += g
         d2 += g**2
         d3 += g**3

@@ -15,26 +15,19 @@ geometry the heatmap scores:
 - ``umap``: umap-learn with the cosine metric (a dependency; the check below keeps the
   app usable where it is missing).
 
-Results are cached like every analysis: key = head digest + method parameters +
-:data:`EMBEDDING_VERSION`.
+Each method maps standardised rows ``[C, D]`` to ``(coords [C, 2], meta)``;
+:mod:`classmap.analysis.pipelines.embedding` standardises the head and caches the map
+(key = head digest + method parameters + :data:`EMBEDDING_VERSION`).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from classmap.analysis.cache import ResultCache, make_key
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.loading.models import ClassifierHead
-from classmap.analysis.progress import NullProgress
-from classmap.analysis.methods.similarity import standardise_rows
-
-log = logging.getLogger(__name__)
 
 EMBEDDING_VERSION = "2"
 TSNE_PCA_DIMS = 50
@@ -57,26 +50,6 @@ class EmbeddingParams:
     seed: int = 0
     perplexity: float = 30.0
     neighbours: int = 15
-
-
-@dataclass(frozen=True)
-class ClassEmbedding:
-    """Class coordinates in the plane.
-
-    Attributes
-    ----------
-    coords : ndarray of shape (C, 2), float32
-    params : the EmbeddingParams used
-    explained : PCA's explained-variance ratio of both axes, else None
-    seconds : wall time of the computation (0 when served from the cache)
-    from_cache : whether the coordinates came from the cache
-    """
-
-    coords: np.ndarray
-    params: EmbeddingParams
-    explained: tuple[float, float] | None = None
-    seconds: float = 0.0
-    from_cache: bool = False
 
 
 def _embed_pca(rows: np.ndarray, params: EmbeddingParams) -> tuple[np.ndarray, dict[str, Any]]:
@@ -151,55 +124,3 @@ def umap_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("umap") is not None
-
-
-def embedding_key(head: ClassifierHead, params: EmbeddingParams) -> str:
-    """Cache key: head digest + method parameters + code version."""
-    return make_key(
-        "embedding", EMBEDDING_VERSION, head=head.digest, method=params.method,
-        seed=params.seed, perplexity=params.perplexity, neighbours=params.neighbours,
-    )
-
-
-def embedding_cached(
-    head: ClassifierHead, params: EmbeddingParams, cache: ResultCache | None
-) -> bool:
-    """Whether :func:`embed_classes` would answer from ``cache`` without computing."""
-    return cache is not None and embedding_key(head, params) in cache
-
-
-def embed_classes(
-    head: ClassifierHead,
-    params: EmbeddingParams = EmbeddingParams(),
-    *,
-    cache: ResultCache | None = None,
-    progress: Any = None,
-) -> ClassEmbedding:
-    """Place the C classes of ``head`` in 2-D (served from ``cache`` when possible).
-
-    Returns
-    -------
-    ClassEmbedding with ``coords`` of shape (C, 2), float32.
-    """
-    method = EMBEDDING_METHODS[check_embedding_method(params.method)]
-    progress = progress or NullProgress()
-    key = embedding_key(head, params)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            arrays, meta = hit
-            explained = meta.get("explained")
-            return ClassEmbedding(arrays["coords"], params,
-                                  tuple(explained) if explained else None, 0.0, True)
-    started = time.perf_counter()
-    with progress.step(f"{params.method} map", total=1) as advance:
-        rows = standardise_rows(head.weight, head.classes.names).numpy().astype(np.float64)
-        coords, meta = method(rows, params)
-        advance(1)
-    coords = np.ascontiguousarray(coords, dtype=np.float32)
-    seconds = time.perf_counter() - started
-    log.info("%s map of %d classes in %.2f s", params.method, head.num_classes, seconds)
-    if cache is not None:
-        cache.put(key, {"coords": coords}, {**meta, "seconds": seconds})
-    explained = meta.get("explained")
-    return ClassEmbedding(coords, params, tuple(explained) if explained else None, seconds, False)

@@ -44,9 +44,6 @@ from torch import nn
 
 from classmap.analysis.errors import ClassmapError
 
-LAYOUTS = ("NCHW", "NHWC", "tokens")
-
-
 @dataclass(frozen=True)
 class FeatureSite:
     """Where a network's feature map is read and how to bring it to ``[N, K, H', W']``.
@@ -205,6 +202,70 @@ def capture_features(site: FeatureSite) -> Iterator[FeatureCapture]:
         torch.set_grad_enabled(previous)
 
 
+@dataclass(frozen=True, eq=False)  # holds tensors: identity equality
+class FeatureGradients:
+    """A batch's feature map and the gradient of a score with respect to it.
+
+    Attributes
+    ----------
+    feature_map : tensor of shape (N, K, H', W'), float32, detached
+    gradient : tensor of shape (N, K, H', W'), float32 — ∂score/∂feature_map
+    logits : tensor of shape (N, C), float32, detached
+    """
+
+    feature_map: torch.Tensor
+    gradient: torch.Tensor
+    logits: torch.Tensor
+
+
+def feature_gradients(
+    site: FeatureSite,
+    images: torch.Tensor,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    device: str | torch.device | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> FeatureGradients:
+    """The one Grad-CAM extractor: one forward pass, one backward pass through the head.
+
+    Parameters
+    ----------
+    site : from :func:`find_feature_site`; its network must be in eval mode on ``device``
+    images : tensor of shape (N, c, H, W), preprocessed for the network
+    score : logits ``[N, C]`` → the scalar to differentiate (e.g. the sum of each
+        image's max-class logit, or of one class's logits)
+    device : where to compute (default: the device of ``images``)
+    memory_format : layout of the input batch
+
+    Hooks live in :func:`capture_features` (always removed); only the layers after the
+    site record a graph.
+    """
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ClassmapError(
+            f"images have shape {tuple(images.shape)}; pass a batch of shape (N, channels, H, W)"
+        )
+    target = torch.device(device) if device is not None else images.device
+    image_size = (int(images.shape[-2]), int(images.shape[-1]))
+    with capture_features(site) as capture:
+        logits = site.forward(images.to(target).contiguous(memory_format=memory_format))
+        if capture.output is None:
+            raise ClassmapError(
+                f"{site.name} did not run in the forward pass; cannot read its feature map"
+            )
+        raw = capture.output
+        if not logits.requires_grad:
+            raise ClassmapError(
+                f"the logits do not depend on {site.name}; its gradients are undefined"
+            )
+        (raw_grad,) = torch.autograd.grad(score(logits), raw)
+    with torch.inference_mode():
+        return FeatureGradients(
+            feature_map=site.to_grid(raw.detach(), image_size).float(),
+            gradient=site.to_grid(raw_grad, image_size).float(),
+            logits=logits.detach().float(),
+        )
+
+
 def extract_batch(
     site: FeatureSite,
     images: torch.Tensor,
@@ -227,33 +288,15 @@ def extract_batch(
     -------
     BatchActivations (CPU, float32)
     """
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ClassmapError(
-            f"images have shape {tuple(images.shape)}; pass a batch of shape (N, channels, H, W)"
-        )
-    target = torch.device(device) if device is not None else images.device
     image_size = (int(images.shape[-2]), int(images.shape[-1]))
-    with capture_features(site) as capture:
-        logits = site.forward(images.to(target).contiguous(memory_format=memory_format))
-        if capture.output is None:
-            raise ClassmapError(
-                f"{site.name} did not run in the forward pass; cannot read its feature map"
-            )
-        raw = capture.output
-        if not logits.requires_grad:
-            raise ClassmapError(
-                f"the logits do not depend on {site.name}; its gradients are undefined"
-            )
-        preds = logits.detach().argmax(dim=1)
-        selected = logits.gather(1, preds[:, None]).sum()
-        (raw_grad,) = torch.autograd.grad(selected, raw)
+    grads = feature_gradients(site, images, _sum_of_max_logits, device=device,
+                              memory_format=memory_format)
     with torch.inference_mode():
-        feature_map = site.to_grid(raw.detach(), image_size).float()
-        gradient = site.to_grid(raw_grad, image_size).float()
-        weights = gradient.mean(dim=(2, 3))
+        feature_map, logits = grads.feature_map, grads.logits
+        preds = logits.argmax(dim=1)
+        weights = grads.gradient.mean(dim=(2, 3))
         pooled = feature_map.mean(dim=(2, 3))
         cams = grad_cam_maps(feature_map, weights, image_size)
-        logits = logits.detach().float()
         return BatchActivations(
             features=pooled.cpu().numpy(),
             logits=logits.cpu().numpy(),
@@ -263,6 +306,13 @@ def extract_batch(
             preds=preds.cpu().numpy().astype(np.int64),
             grid_size=(int(feature_map.shape[-2]), int(feature_map.shape[-1])),
         )
+
+
+def _sum_of_max_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``Σ_n y_{n, c_n}`` with ``c_n`` image n's max class: in eval mode each image gets
+    its own gradient from one backward pass."""
+    preds = logits.detach().argmax(dim=1)
+    return logits.gather(1, preds[:, None]).sum()
 
 
 def grad_cam_maps(

@@ -44,7 +44,6 @@ from scipy.stats import rankdata
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.representations import check_labels
 
-MAP_MEASURES = ("cc", "sim", "kld", "auc")
 DEFAULT_EPS = 1e-7
 DEFAULT_TOP = 0.2
 DEFAULT_MAX_PAIRS_PER_CLASS = 200

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from classmap.analysis.methods.gradcam import BatchActivations, extract_batch, find_feature_site
-from classmap.analysis.cache import ResultCache, make_key
+from classmap.analysis.cache import ResultCache, get_or_compute, make_key, read_cached
 from classmap.analysis.methods.confidence import (
     JS_LINKAGES,
     class_mean_softmax,
@@ -205,11 +205,25 @@ def extract_representations(
     progress = progress or NullProgress()
     started = time.perf_counter()
     key = representations_key(classifier, dataset)
-    if cache is not None:
-        cached = load_cached_representations(cache, key)
-        if cached is not None:
-            return cached
-    seconds = {"digest": time.perf_counter() - started}
+    digest_seconds = time.perf_counter() - started
+    return get_or_compute(
+        cache, key,
+        lambda: _extract(classifier, dataset, key, batch_size, progress, device,
+                         {"digest": digest_seconds}),
+        pack=lambda result: _pack_representations(result, dataset),
+        unpack=lambda arrays, meta: _unpack_representations(key, arrays, meta),
+    )
+
+
+def _extract(
+    classifier: Any,
+    dataset: ImageDataset,
+    key: str,
+    batch_size: int,
+    progress: Any,
+    device: str | torch.device | None,
+    seconds: dict[str, float],
+) -> Representations:
     target = torch.device(device) if device is not None else _network_device(classifier.network)
     if _network_device(classifier.network) != target:
         log.info("moving the network to %s", target)
@@ -240,7 +254,7 @@ def extract_representations(
 
     softmax = np.concatenate([p.softmax for p in parts])
     preds = np.concatenate([p.preds for p in parts])
-    result = Representations(
+    return Representations(
         features=np.concatenate([p.features for p in parts]),
         logits=np.concatenate([p.logits for p in parts]),
         softmax=softmax,
@@ -256,28 +270,27 @@ def extract_representations(
         key=key,
         seconds=seconds,
     )
-    if cache is not None:
-        cache.put(
-            key,
-            {name: getattr(result, name) for name in _REPRESENTATION_ARRAYS},
-            {
-                "class_names": list(result.class_names),
-                "sample_ids": list(result.sample_ids),
-                "site": result.site,
-                "grid_size": list(result.grid_size),
-                "seconds": seconds,
-                "data": dataset.source,
-            },
-        )
-    return result
 
 
-def load_cached_representations(cache: ResultCache, key: str) -> Representations | None:
-    """The representations stored under ``key``, or None (cheap: reads ``.npy`` files)."""
-    hit = cache.get(key)
-    if hit is None:
-        return None
-    arrays, meta = hit
+def _pack_representations(
+    result: Representations, dataset: ImageDataset
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    return (
+        {name: getattr(result, name) for name in _REPRESENTATION_ARRAYS},
+        {
+            "class_names": list(result.class_names),
+            "sample_ids": list(result.sample_ids),
+            "site": result.site,
+            "grid_size": list(result.grid_size),
+            "seconds": result.seconds,
+            "data": dataset.source,
+        },
+    )
+
+
+def _unpack_representations(
+    key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> Representations:
     return Representations(
         **{name: arrays[name] for name in _REPRESENTATION_ARRAYS},
         class_names=tuple(meta["class_names"]),
@@ -287,6 +300,11 @@ def load_cached_representations(cache: ResultCache, key: str) -> Representations
         key=key,
         from_cache=True,
     )
+
+
+def load_cached_representations(cache: ResultCache, key: str) -> Representations | None:
+    """The representations stored under ``key``, or None (cheap: reads ``.npy`` files)."""
+    return read_cached(cache, key, lambda arrays, meta: _unpack_representations(key, arrays, meta))
 
 
 def sample_cam(representations: Representations, index: int) -> np.ndarray:
@@ -488,10 +506,16 @@ def analyse_images(
     params.validate()
     progress = progress or NullProgress()
     key = image_analysis_key(representations, params)
-    if cache is not None:
-        cached = load_cached_analysis(cache, key)
-        if cached is not None:
-            return cached
+    return get_or_compute(
+        cache, key, lambda: _analyse(representations, params, key, progress),
+        pack=_pack_analysis,
+        unpack=lambda arrays, meta: _unpack_analysis(key, arrays, meta),
+    )
+
+
+def _analyse(
+    representations: Representations, params: ImageParams, key: str, progress: Any
+) -> ImageAnalysis:
     reps = representations
     classes = np.unique(reps.labels).astype(np.int64)
     num_present = len(classes)
@@ -562,7 +586,7 @@ def analyse_images(
         advance(1)
     seconds["confidence"] = time.perf_counter() - started
 
-    result = ImageAnalysis(
+    return ImageAnalysis(
         classes=classes,
         class_names=names,
         within_class=within,
@@ -581,19 +605,11 @@ def analyse_images(
         key=key,
         seconds=seconds,
     )
-    if cache is not None:
-        arrays, meta = _pack_analysis(result)
-        cache.put(key, arrays, meta)
-    return result
 
 
 def load_cached_analysis(cache: ResultCache, key: str) -> ImageAnalysis | None:
     """The ImageAnalysis stored under ``key``, or None."""
-    hit = cache.get(key)
-    if hit is None:
-        return None
-    arrays, meta = hit
-    return _unpack_analysis(key, arrays, meta)
+    return read_cached(cache, key, lambda arrays, meta: _unpack_analysis(key, arrays, meta))
 
 
 def _clustering_obstacle(vectors: np.ndarray, num_present: int) -> str | None:

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from classmap.analysis.cache import ResultCache, make_key
+from classmap.analysis.cache import ResultCache, get_or_compute, make_key
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.hierarchy import check_linkage, leaf_order, linkage_matrix
-from classmap.analysis.loading.models import ClassifierHead, ModelSpec, default_device, load_head
+from classmap.analysis.loading.classifier import ClassifierHead, default_device
 from classmap.analysis.progress import NullProgress
 from classmap.analysis.methods.similarity import (
     METRIC_KIND,
@@ -116,17 +116,21 @@ def analyse_weights(
     """
     progress = progress or NullProgress()
     params.validate(head.num_classes)
-    key = weight_analysis_key(head, params)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            arrays, _meta = hit
-            return WeightAnalysis(
-                head, params,
-                Neighbours(arrays["neighbour_index"], arrays["neighbour_score"], params.metric),
-                arrays["linkage"], arrays["leaf_order"], arrays.get("similarity"),
-                from_cache=True,
-            )
+    return get_or_compute(
+        cache, weight_analysis_key(head, params),
+        lambda: _compute_weights(head, params, progress, device),
+        pack=_pack_weights,
+        unpack=lambda arrays, _meta: WeightAnalysis(
+            head, params,
+            Neighbours(arrays["neighbour_index"], arrays["neighbour_score"], params.metric),
+            arrays["linkage"], arrays["leaf_order"], arrays.get("similarity"), from_cache=True,
+        ),
+    )
+
+
+def _compute_weights(
+    head: ClassifierHead, params: WeightParams, progress: Any, device: str | torch.device | None
+) -> WeightAnalysis:
     seconds: dict[str, float] = {}
     target = torch.device(device) if device is not None else default_device()
 
@@ -158,34 +162,18 @@ def analyse_weights(
         advance(1)
     seconds["linkage"] = time.perf_counter() - started
 
-    result = WeightAnalysis(
+    return WeightAnalysis(
         head, params, neighbours, linkage, order, similarity, seconds, from_cache=False
     )
-    if cache is not None:
-        arrays = {
-            "neighbour_index": neighbours.index,
-            "neighbour_score": neighbours.score,
-            "linkage": linkage,
-            "leaf_order": order,
-        }
-        if similarity is not None:
-            arrays["similarity"] = similarity
-        cache.put(key, arrays, {"seconds": seconds, "model": head.spec.to_json()})
-    return result
 
 
-def load_and_analyse(
-    spec: ModelSpec,
-    params: WeightParams = WeightParams(),
-    *,
-    cache: ResultCache | None = None,
-    progress: Any = None,
-    device: str | torch.device | None = None,
-) -> WeightAnalysis:
-    """:func:`~analysis.models.load_head` then :func:`analyse_weights`."""
-    started = time.perf_counter()
-    head = load_head(spec, cache)
-    load_seconds = time.perf_counter() - started
-    result = analyse_weights(head, params, cache=cache, progress=progress, device=device)
-    result.seconds["load_head"] = load_seconds
-    return result
+def _pack_weights(result: WeightAnalysis) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays = {
+        "neighbour_index": result.neighbours.index,
+        "neighbour_score": result.neighbours.score,
+        "linkage": result.linkage,
+        "leaf_order": result.leaf_order,
+    }
+    if result.similarity is not None:
+        arrays["similarity"] = result.similarity
+    return arrays, {"seconds": result.seconds, "model": result.head.spec.to_json()}

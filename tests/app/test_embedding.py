@@ -12,10 +12,9 @@ from sklearn.manifold import trustworthiness
 from classmap.analysis.methods.embedding import (
     EmbeddingParams,
     check_embedding_method,
-    embed_classes,
-    embedding_cached,
     umap_available,
 )
+from classmap.analysis.pipelines.embedding import embed_classes, embedding_cached
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.loading.models import ModelSpec, head_from_arrays
 from classmap.analysis.loading.classnames import resolve_class_names

@@ -215,7 +215,7 @@ def test_digits_are_the_held_out_split_exactly_as_lenet_sees_it():
     from sklearn.datasets import load_digits
 
     from classmap.analysis.loading.lenet import load_digits_split, prepare_grey_images
-    from classmap.analysis.loading.models import LeNetPreprocess
+    from classmap.analysis.loading.lenet import LeNetPreprocess
 
     digits_names = ClassNames(tuple(str(i) for i in range(10)), tuple(str(i) for i in range(10)),
                               "test")

@@ -19,13 +19,13 @@ from sklearn.metrics import r2_score
 from classmap.analysis.methods import ald
 from classmap.analysis.methods.ald import (
     AldParams,
-    analyse_ald,
     derive_seed_parameters,
     fit_ald,
     fit_mle,
     fit_pooled,
 )
 from classmap.analysis.cache import ResultCache
+from classmap.analysis.pipelines.ald import analyse_ald
 from classmap.analysis.errors import ClassmapError
 
 SUBSET = np.linspace(0, 999, 30).astype(int)  # 30 classes of the 1000, spread evenly
