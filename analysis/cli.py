@@ -119,7 +119,8 @@ def _modules(names: Sequence[str]) -> list:
 
 def run_export(args: argparse.Namespace) -> int:
     """``classmap export``: load, analyse (cached), write atomically."""
-    from classmap.analysis.exports.folder import check_output_dir, versions, weight_writer, write_export
+    from classmap.analysis.exports.folder import check_output_dir, versions, write_export
+    from classmap.analysis.exports.weights import weight_writer
     from classmap.analysis.loading.models import load_head
     from classmap.analysis.pipelines.weights import DEFAULT_TOP_K, WeightParams, analyse_weights
     from classmap.analysis.progress import TqdmProgress

@@ -24,8 +24,6 @@ from classmap.analysis.methods.ald import (
     fit_mle,
     fit_pooled,
 )
-from classmap.analysis.cache import ResultCache
-from classmap.analysis.pipelines.ald import analyse_ald
 from classmap.analysis.errors import ClassmapError
 
 SUBSET = np.linspace(0, 999, 30).astype(int)  # 30 classes of the 1000, spread evenly
@@ -381,25 +379,3 @@ def test_bad_matrices_raise_one_line_errors():
         fit_ald(np.array([[0.1, np.nan, 0.2], [0.1, 0.2, 0.3]]))
     with pytest.raises(ClassmapError, match="derived_rel_tol"):
         fit_ald(np.ones((2, 3)), AldParams(derived_rel_tol=0.0))
-
-
-# --------------------------------------------------------------------------------------
-# cached analysis
-
-
-def test_analyse_ald_is_cached_by_digest_and_params(tmp_path, mixed_head):
-    from classmap.analysis.loading.classnames import ClassNames
-    from classmap.analysis.loading.models import ModelSpec, head_from_arrays
-
-    names = tuple(f"c{i}" for i in range(mixed_head.shape[0]))
-    head = head_from_arrays(mixed_head, None, ClassNames(names, names, "generic"),
-                            ModelSpec(), "test")
-    cache = ResultCache(tmp_path / "cache")
-    first = analyse_ald(head, cache=cache, device="cpu")
-    second = analyse_ald(head, cache=cache, device="cpu")
-    assert not first.from_cache and second.from_cache
-    for name, column in first.table.columns().items():
-        np.testing.assert_array_equal(second.table.columns()[name], column, err_msg=name)
-    assert second.pooled == first.pooled
-    other = analyse_ald(head, AldParams(derived_rel_tol=1e-3), cache=cache, device="cpu")
-    assert not other.from_cache

@@ -135,7 +135,7 @@ def test_cache_key_changes_with_parameters_and_weights(tmp_path, capsys, small_h
 
 
 def test_failure_in_a_writer_leaves_no_partial_output(tmp_path, monkeypatch, capsys, small_head):
-    from classmap.analysis.exports import folder as export
+    from classmap.analysis.exports import weights as export
 
     def broken(path, result):
         (path.parent / "half-written.csv").write_text("x")
