@@ -2,7 +2,7 @@
 
 The shell holds the shared state (``ids.SELECTION``, ``ids.STATUS``) so it survives
 navigation between pages; each page's ``layout(**query)`` only adds its own widgets
-and a :func:`~app.components.widgets.page_query_store` with its parsed URL query.
+and a :func:`~classmap.app.shell.callbacks.page_query_store` with its parsed URL query.
 """
 
 from __future__ import annotations

@@ -213,12 +213,13 @@ def test_hover_before_the_heatmap_image_is_decoded_is_skipped(dash_server, new_p
     wait_for_dashboard(page)
     page.evaluate("delete document.querySelector('#similarity-heatmap .js-plotly-plot')"
                   "._fullData[0]._canvas")
-    # Count the hovers plotly considers and the ones it carries out (the guard cancels
-    # a hover by returning false from plotly_beforehover; these listeners return nothing).
+    # Count the hovers plotly considers and the ones it carries out. The guard cancels a
+    # hover by returning false from plotly_beforehover, and plotly heeds only the last
+    # handler's answer, so the counter goes in front of it.
     page.evaluate("""() => {
         const gd = document.querySelector('#similarity-heatmap .js-plotly-plot');
         window.__considered = 0; window.__hovered = 0;
-        gd.on('plotly_beforehover', () => { window.__considered += 1; });
+        gd._ev.prependListener('plotly_beforehover', () => { window.__considered += 1; });
         gd.on('plotly_hover', () => { window.__hovered += 1; });
     }""")
     heat = page.locator("#similarity-heatmap .nsewdrag").first.bounding_box()

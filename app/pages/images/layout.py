@@ -2,7 +2,7 @@
 
 Every page has the same top strip — data set picker, class picker (the shared focal
 class), the background job's progress and a one-line status — followed by its
-cards. Figures arrive from ``app/callbacks/images.py`` once the (model, data set)
+cards. Figures arrive from :mod:`classmap.app.pages.images.callbacks` once the (model, data set)
 analysis is ready; nothing is loaded here.
 """
 
