@@ -45,7 +45,7 @@ import torch
 
 from classmap.analysis import __version__
 from classmap.analysis.loading.data import DIGITS, DataReport, load_dataset
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ def train_model(
     """Train ``arch`` on ``data``; ``on_epoch(epoch, loss, accuracy)`` after each epoch."""
     from classmap.analysis.loading.lenet import train_lenet
 
-    if arch not in ARCHITECTURES:
-        raise ClassmapError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    check_choice(arch, ARCHITECTURES, "--arch")
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ClassmapError(f"{name} {value!r} is invalid; pass a positive integer")

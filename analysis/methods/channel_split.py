@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 
 DEFAULT_MIN_SIZE = 20
 DEFAULT_MODE = "chains"
@@ -48,11 +48,7 @@ ONE_SIDED = "all channels on one side of the mean"
 
 def check_split_mode(mode: str) -> str:
     """Return ``mode`` if known, else raise naming the valid choices."""
-    if mode not in SPLIT_MODES:
-        raise ClassmapError(
-            f"unknown split mode {mode!r}; choose one of {', '.join(SPLIT_MODES)}"
-        )
-    return mode
+    return check_choice(mode, SPLIT_MODES, "split mode")
 
 
 def check_min_size(min_size: int) -> int:

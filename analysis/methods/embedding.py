@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 
 EMBEDDING_VERSION = "2"
 TSNE_PCA_DIMS = 50
@@ -112,11 +112,7 @@ EMBEDDING_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 def check_embedding_method(method: str) -> str:
     """Return ``method`` if known, else raise naming the valid choices."""
-    if method not in EMBEDDING_METHODS:
-        raise ClassmapError(
-            f"unknown embedding {method!r}; choose one of {', '.join(EMBEDDING_METHODS)}"
-        )
-    return method
+    return check_choice(method, EMBEDDING_METHODS, "embedding")
 
 
 def umap_available() -> bool:

@@ -22,7 +22,7 @@ import torch
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 from classmap.analysis.methods.similarity import check_metric, similarity_matrix
 
 LINKAGES = ("ward", "average", "complete", "single")
@@ -31,9 +31,7 @@ DENSE_WARD_LIMIT = 5000
 
 def check_linkage(method: str) -> str:
     """Return ``method`` if known, else raise naming the valid choices."""
-    if method not in LINKAGES:
-        raise ClassmapError(f"unknown linkage {method!r}; choose one of {', '.join(LINKAGES)}")
-    return method
+    return check_choice(method, LINKAGES, "linkage")
 
 
 def linkage_matrix(standardised: torch.Tensor | np.ndarray, metric: str, method: str) -> np.ndarray:

@@ -40,7 +40,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 
 REPRESENTATIONS = ("grad_weights", "softmax", "features")
 CLUSTERING_ALGORITHMS = ("kmeans", "gmm")
@@ -53,28 +53,17 @@ GMM_COVARIANCE_TYPE = "diag"
 
 def check_representation(name: str) -> str:
     """Return ``name`` if it is one of :data:`REPRESENTATIONS`, else raise naming them."""
-    if name not in REPRESENTATIONS:
-        raise ClassmapError(
-            f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}"
-        )
-    return name
+    return check_choice(name, REPRESENTATIONS, "representation")
 
 
 def check_clustering_algorithm(name: str) -> str:
     """Return ``name`` if it is one of :data:`CLUSTERING_ALGORITHMS`, else raise naming them."""
-    if name not in CLUSTERING_ALGORITHMS:
-        raise ClassmapError(
-            f"unknown clustering algorithm {name!r}; "
-            f"choose one of {', '.join(CLUSTERING_ALGORITHMS)}"
-        )
-    return name
+    return check_choice(name, CLUSTERING_ALGORITHMS, "clustering algorithm")
 
 
 def check_scaling(name: str) -> str:
     """Return ``name`` if it is one of :data:`SCALINGS`, else raise naming them."""
-    if name not in SCALINGS:
-        raise ClassmapError(f"unknown scaling {name!r}; choose one of {', '.join(SCALINGS)}")
-    return name
+    return check_choice(name, SCALINGS, "scaling")
 
 
 def check_labels(labels: np.ndarray, num_images: int | None, num_classes: int) -> np.ndarray:

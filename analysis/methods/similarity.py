@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
 
 METRICS = ("cosine", "euclidean")
 # A metric's scores are similarities (larger = closer) or distances (smaller = closer).
@@ -30,9 +30,7 @@ DEFAULT_CHUNK_ROWS = 1024
 
 def check_metric(metric: str) -> str:
     """Return ``metric`` if known, else raise naming the valid choices."""
-    if metric not in METRICS:
-        raise ClassmapError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    return metric
+    return check_choice(metric, METRICS, "metric")
 
 
 def standardise_rows(

@@ -58,10 +58,11 @@ from classmap.analysis.progress import NullProgress
 from classmap.analysis.methods.representations import (
     CLUSTERING_ALGORITHMS,
     REPRESENTATIONS,
-    SCALINGS,
     ClusteringResult,
     PcaProjection,
     WithinClassSimilarity,
+    check_representation,
+    check_scaling,
     cluster_representation,
     project_pca,
     within_class_cosine,
@@ -139,12 +140,7 @@ class Representations:
 
     def vectors(self, representation: str) -> np.ndarray:
         """The ``(N, D)`` array of a representation named in :data:`REPRESENTATIONS`."""
-        if representation not in REPRESENTATIONS:
-            raise ClassmapError(
-                f"unknown representation {representation!r}; choose one of "
-                f"{', '.join(REPRESENTATIONS)}"
-            )
-        return getattr(self, representation)
+        return getattr(self, check_representation(representation))
 
 
 _REPRESENTATION_ARRAYS = (
@@ -405,10 +401,7 @@ class ImageParams:
                 f"linkage {self.js_linkage!r} is not available for the JS divergence; "
                 f"choose one of {', '.join(JS_LINKAGES)}"
             )
-        if self.scaling not in SCALINGS:
-            raise ClassmapError(
-                f"unknown scaling {self.scaling!r}; choose one of {', '.join(SCALINGS)}"
-            )
+        check_scaling(self.scaling)
         if self.class_clusters is not None and (
             isinstance(self.class_clusters, bool)
             or not isinstance(self.class_clusters, int)
