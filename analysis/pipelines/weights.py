@@ -120,11 +120,40 @@ def analyse_weights(
         cache, weight_analysis_key(head, params),
         lambda: _compute_weights(head, params, progress, device),
         pack=_pack_weights,
-        unpack=lambda arrays, _meta: WeightAnalysis(
-            head, params,
-            Neighbours(arrays["neighbour_index"], arrays["neighbour_score"], params.metric),
-            arrays["linkage"], arrays["leaf_order"], arrays.get("similarity"), from_cache=True,
-        ),
+        unpack=lambda arrays, _meta: _unpack_weights(head, params, arrays),
+    )
+
+
+def _unpack_weights(
+    head: ClassifierHead, params: WeightParams, arrays: dict[str, np.ndarray]
+) -> WeightAnalysis:
+    """A cached analysis, checked against ``head`` and ``params``: a wrong shape, an
+    index out of range or a non-finite linkage raises ValueError (the cache then drops
+    the entry and it is recomputed)."""
+    c, k = head.num_classes, params.top_k
+    index, score = arrays["neighbour_index"], arrays["neighbour_score"]
+    linkage, order = arrays["linkage"], arrays["leaf_order"]
+    similarity = arrays.get("similarity")
+    expected = {"neighbour_index": (index, (c, k)), "neighbour_score": (score, (c, k)),
+                "linkage": (linkage, (c - 1, 4)), "leaf_order": (order, (c,))}
+    if c <= MAX_DENSE_CLASSES:
+        if similarity is None:
+            raise ValueError("the similarity matrix is missing")
+        expected["similarity"] = (similarity, (c, c))
+    for name, (array, shape) in expected.items():
+        if array.shape != shape:
+            raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
+    if not (np.issubdtype(index.dtype, np.integer) and np.issubdtype(order.dtype, np.integer)):
+        raise ValueError("neighbour_index or leaf_order is not integer")
+    if index.size and (index.min() < 0 or index.max() >= c):
+        raise ValueError("neighbour_index is out of range")
+    if not np.array_equal(np.sort(order), np.arange(c)):
+        raise ValueError("leaf_order is not a permutation of the classes")
+    if not np.isfinite(linkage).all():
+        raise ValueError("linkage holds NaN or infinite values")
+    return WeightAnalysis(
+        head, params, Neighbours(index, score, params.metric), linkage, order, similarity,
+        from_cache=True,
     )
 
 
