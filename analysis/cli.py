@@ -4,21 +4,36 @@
 lives in ``app`` while everything here stays importable without Dash.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the
-fix), 1 an unexpected error (a bug: the traceback is printed).
+fix), 1 an unexpected error (a bug: the traceback is printed), 130 interrupted by
+SIGINT (Ctrl-C) and 143 by SIGTERM (one line saying whether ``--out`` holds the new
+export or was left as it was).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import signal
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from classmap.analysis import __version__
 from classmap.analysis.errors import ClassmapError
 
 log = logging.getLogger("classmap")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; raised by :func:`run`'s signal handler."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -142,7 +157,9 @@ def run_export(args: argparse.Namespace) -> int:
     for module in _modules(EXPORT_EXTENSIONS):
         writers.extend(module.export_writers(args, head, cache, progress))
     started = time.perf_counter()
-    manifest = {"versions": versions(), "seconds": seconds}
+    # The id tells an interrupt after the write (run() reads it back) from one before.
+    args.export_id = uuid.uuid4().hex
+    manifest = {"export_id": args.export_id, "versions": versions(), "seconds": seconds}
     out = write_export(args.out, writers, manifest)
     log.info("wrote %s in %.2f s", out, time.perf_counter() - started)
     if not args.quiet:
@@ -158,14 +175,51 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    previous = _catch_signals()
     try:
         return int(args.handler(args) or 0)
     except ClassmapError as error:
         print(f"classmap: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("classmap: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        print(f"classmap: {_interrupt_message(args, signum)}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _catch_signals() -> dict[int, object]:
+    """SIGINT and SIGTERM raise :class:`Interrupted`, so the export's clean-up runs and
+    the user gets one line; returns the handlers to restore (none off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, interrupt)
+    return previous
+
+
+def _interrupt_message(args: argparse.Namespace, signum: int) -> str:
+    name = signal.Signals(signum).name
+    out = getattr(args, "out", None)
+    if out is None:
+        return f"interrupted by {name}; nothing was written"
+    target = Path(out).expanduser().absolute()
+    try:
+        written = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = None
+    export_id = getattr(args, "export_id", None)
+    if export_id is not None and isinstance(written, dict) and written.get("export_id") == export_id:
+        return f"interrupted by {name} after {target} was written; that export is complete"
+    return f"interrupted by {name}; --out {target} was left as it was"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

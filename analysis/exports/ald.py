@@ -28,7 +28,7 @@ import numpy as np
 from classmap.analysis.methods.ald import ALD_VERSION, MIN_SIDE_WEIGHTS, OK
 from classmap.analysis.pipelines.ald import AldAnalysis, analyse_ald
 from classmap.analysis.cache import ResultCache
-from classmap.analysis.exports.folder import Writer
+from classmap.analysis.exports.folder import Writer, spreadsheet_safe
 from classmap.analysis.loading.classifier import ClassifierHead
 
 ALD_CSV = "ald.csv"
@@ -117,5 +117,5 @@ def write_ald_csv(path: Path, analysis: AldAnalysis) -> None:
             writer.writerow(
                 [int(table.class_index[k])]
                 + [repr(float(column[k])) for column in numeric]
-                + [table.status[k]]
+                + [spreadsheet_safe(table.status[k])]
             )

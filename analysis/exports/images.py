@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from classmap.analysis.exports.folder import spreadsheet_safe
 from classmap.analysis.pipelines.images import (
     CAM_DTYPE,
     DEFAULT_BATCH_SIZE,
@@ -135,7 +136,7 @@ def write_samples_csv(path: Path, representations: Representations) -> None:
         writer.writerow(["index", "path", "label", "pred", "confidence"])
         for index, sample in enumerate(representations.sample_ids):
             writer.writerow([
-                index, sample, int(representations.labels[index]),
+                index, spreadsheet_safe(sample), int(representations.labels[index]),
                 int(representations.preds[index]), f"{representations.confidence[index]:.7g}",
             ])
 
@@ -150,7 +151,7 @@ def write_within_class_csv(path: Path, analysis: ImageAnalysis) -> None:
                          "cam_pairs", "cam_cc", "cam_sim", "cam_kld", "cam_auc"])
         for row, (index, name) in enumerate(zip(analysis.classes, analysis.class_names)):
             writer.writerow([
-                int(index), name, int(reference.image_counts[row]),
+                int(index), spreadsheet_safe(name), int(reference.image_counts[row]),
                 int(reference.image_counts[row] * (reference.image_counts[row] - 1) // 2),
                 *(_number(analysis.within_class[rep].per_class[row]) for rep in REPRESENTATIONS),
                 int(agreement.pair_counts[row]),
@@ -177,9 +178,9 @@ def write_confusion_csv(path: Path, analysis: ImageAnalysis) -> None:
     """Header ``true\\pred`` + column class names; one row per true class with images."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["true\\pred", *analysis.confusion_columns])
+        writer.writerow(["true\\pred", *map(spreadsheet_safe, analysis.confusion_columns)])
         for name, row in zip(analysis.class_names, analysis.confusion):
-            writer.writerow([name, *(int(v) for v in row)])
+            writer.writerow([spreadsheet_safe(name), *(int(v) for v in row)])
 
 
 def _number(value: float) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from classmap.analysis.exports.folder import Writer
+from classmap.analysis.exports.folder import Writer, spreadsheet_safe
 from classmap.analysis.methods.hierarchy import to_newick
 from classmap.analysis.pipelines.weights import MAX_DENSE_CLASSES, WeightAnalysis
 
@@ -55,12 +55,15 @@ def weight_writer(result: WeightAnalysis) -> Writer:
 
 
 def write_classes_csv(path: Path, ids: Iterable[str], names: Iterable[str]) -> None:
-    """``index,id,name`` rows, csv-quoted."""
+    """``index,id,name`` rows, csv-quoted; an id or name a spreadsheet would run as a
+    formula gets a leading ``'`` (:func:`spreadsheet_safe`)."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "id", "name"])
         for index, (class_id, name) in enumerate(zip(ids, names)):
-            writer.writerow([index, class_id, name])
+            writer.writerow(
+                [index, spreadsheet_safe(class_id), spreadsheet_safe(name)]
+            )
 
 
 def write_neighbours_csv(path: Path, result: WeightAnalysis) -> None:
