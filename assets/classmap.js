@@ -510,6 +510,18 @@
       return window.classmap.setWhenIdle(c.component, c.prop, value);
     },
 
+    /* A graph's modebar download → "classmap-<model>-<view>" (app/shell/widgets.py's
+       download_name); unchanged configs are left alone (a new config redraws the graph). */
+    downloadName: function (selection, config) {
+      var model = (selection || {}).model;
+      var name = ["classmap", model, constants().view].filter(Boolean).join("-");
+      var options = (config || {}).toImageButtonOptions || {};
+      if (options.filename === name) { return noUpdate(); }
+      var updated = Object.assign({}, config || {});
+      updated.toImageButtonOptions = Object.assign({}, options, {filename: name});
+      return updated;
+    },
+
     /* The "images as" switch → every graph's modebar export format. Arguments: the
        format, then each graph's current config. */
     figureFormat: function (format) {

@@ -124,6 +124,19 @@ def bind_field(app: Any, component_id: Any, field: str | None,
                constants={"field": field, "picker": picker}, prevent_initial_call=True)
 
 
+def name_downloads(app: Any, graph_ids: Sequence[str]) -> None:
+    """Each graph's modebar download named ``classmap-<model>-<view>`` (widgets.download_name),
+    following the selection's model in the browser. One callback per graph: on a page
+    without that graph it is never called."""
+    from classmap.app.shell.widgets import graph_view
+
+    for graph_id in graph_ids:
+        clientside(app, "downloadName", Output(graph_id, "config", allow_duplicate=True),
+                   Input(ids.SELECTION, "data"), State(graph_id, "config"),
+                   constants={"view": graph_view(graph_id)},
+                   prevent_initial_call="initial_duplicate")
+
+
 def relay_selection_requests(app: Any, request_store: str) -> None:
     """Copy a page-local request store into the shared SELECTION, in the browser.
 
@@ -161,4 +174,5 @@ def project_selection(app: Any, store_id: str, fields: Sequence[str],
 
 
 __all__ = ["ALL", "bind_field", "browser_config", "callback_key", "clientside", "config_script",
-           "mirror_shared_state", "project_selection", "relay_selection_requests", "select_on"]
+           "mirror_shared_state", "name_downloads", "project_selection",
+           "relay_selection_requests", "select_on"]

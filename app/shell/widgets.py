@@ -6,15 +6,28 @@ from typing import Any, Mapping
 
 from dash import dcc, html
 
-# Plotly's modebar: keep the tools researchers use, drop the rest; image export
-# format is switched by the page's "images as" control.
+# Plotly's modebar: keep the tools researchers use, drop the rest (the "Share chart" /
+# Chart Studio upload among them); image export format is switched by the page's "images
+# as" control, the file name follows the model (classmap.downloadName in the browser).
 GRAPH_CONFIG: dict[str, Any] = {
     "displaylogo": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
     "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
-                               "hoverCompareCartesian"],
+                               "hoverCompareCartesian", "sendDataToCloud", "editInChartStudio"],
     "toImageButtonOptions": {"format": "png", "scale": 2},
     "responsive": True,
 }
+
+
+def graph_view(graph_id: str) -> str:
+    """The view a graph's downloads are named after: its id without ``-graph``."""
+    return graph_id[:-len("-graph")] if graph_id.endswith("-graph") else graph_id
+
+
+def download_name(view: str, model: str | None = None) -> str:
+    """``classmap-<model>-<view>``: a download's file name (plotly adds the extension)."""
+    return "-".join(part for part in ("classmap", model, view) if part)
 
 
 def card(title: str, children: Any, *, tools: Any = None, card_id: str | None = None,
@@ -75,5 +88,8 @@ def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | Non
     """A dcc.Graph with the dashboard's modebar settings (``props`` go to dcc.Graph)."""
     extra: dict[str, Any] = {"style": {"height": f"{height}px"}} if height else {}
     extra.update(props)
-    return dcc.Graph(id=graph_id, figure=figure, config={**GRAPH_CONFIG, **(config or {})},
+    image_options = {**GRAPH_CONFIG["toImageButtonOptions"],
+                     "filename": download_name(graph_view(graph_id))}
+    config = {**GRAPH_CONFIG, "toImageButtonOptions": image_options, **(config or {})}
+    return dcc.Graph(id=graph_id, figure=figure, config=config,
                      className=f"cm-graph {class_name}".strip(), **extra)

@@ -29,7 +29,8 @@ from classmap.analysis.methods.similarity import METRIC_KIND
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
-                                          project_selection, relay_selection_requests, select_on)
+                                          name_downloads, project_selection,
+                                          relay_selection_requests, select_on)
 from classmap.app.shell.widgets import provisional_options
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from classmap.app.shell.widgets import stat
@@ -706,6 +707,7 @@ def register(app: Any, services: Services) -> None:
     shell's next to a page Input), so no page reports missing Inputs on another.
     """
     mirror_shared_state(app, ids.CLASSES_SELECTION, ids.CLASSES_STATUS)
+    name_downloads(app, ids.GRAPHS)
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.CLASSES_SELECT)
     select_request = Output(ids.CLASSES_SELECT, "data", allow_duplicate=True)

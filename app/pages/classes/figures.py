@@ -446,7 +446,8 @@ def class_map_figure(
             marker=dict(size=6 if count > 300 else 9, opacity=0.85, line=dict(width=0),
                         **cluster_marker(colours, MAP_COLOUR)),
             customdata=np.arange(count), hovertext=np.asarray(list(names), dtype=object),
-            hovertemplate="%{hovertext}<extra>#%{customdata}</extra>",
+            # no <extra> box: plotly writes it in the point's colour (unreadable on white)
+            hovertemplate="%{hovertext}<br>#%{customdata}<extra></extra>",
         ),
         go.Scatter(
             mode="markers", name="selection", hoverinfo="skip",

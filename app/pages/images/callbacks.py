@@ -28,7 +28,8 @@ from classmap.app.pages.images import figures as figs
 from classmap.app.pages.images import ids
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_status,
                                      progress_reporter)
-from classmap.app.shell.clientside import bind_field, mirror_shared_state, relay_selection_requests
+from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
+                                          relay_selection_requests)
 from classmap.app.shell.services import Services
 from classmap.app.shell.images import (
     REPRESENTATION_LABELS,
@@ -412,6 +413,7 @@ def register(app: Any, services: Services) -> None:
     relay_selection_requests(app, ids.IMAGE_SELECT)
     status_in = Input(ids.IMAGE_STATUS, "data")
     mirror_shared_state(app, ids.IMAGE_SELECTION)
+    name_downloads(app, ids.GRAPHS)
 
     @app.callback(
         Output(ids.IMAGE_STATUS, "data"), Output(ids.IMAGE_JOB, "data"),
@@ -471,10 +473,13 @@ def register(app: Any, services: Services) -> None:
 
     @app.callback(
         Output(ids.SAMPLE_IMAGE, "src"), Output(ids.SAMPLE_CAM, "src"),
-        Output(ids.SAMPLE_DETAILS, "children"), sel_in, status_in,
+        Output(ids.SAMPLE_DETAILS, "children"), Output(ids.SAMPLE_FIGURES, "hidden"),
+        Output(ids.SAMPLE_PLACEHOLDER, "hidden"), sel_in, status_in,
     )
     def sample_detail(selection, status):
-        return sample_detail_logic(images, selection, status)
+        image, cam, details = sample_detail_logic(images, selection, status)
+        shown = bool(image)
+        return image, cam, details, not shown, shown
 
     # Clustering
     @app.callback(Output(ids.CLUSTERING_WITHIN, "children"),

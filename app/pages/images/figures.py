@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.cluster.hierarchy import dendrogram
 
-from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, TREE, message_figure
+from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, TREE, message_figure
 
 __all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure"]
 
@@ -38,7 +38,7 @@ def class_palette(index: int) -> str:
 def _layout(height: int, **extra) -> dict:
     return dict(
         height=height, font=dict(family=FONT, size=12, color=INK), paper_bgcolor="white",
-        plot_bgcolor="white", margin=dict(l=50, r=10, t=30, b=40), hoverlabel=dict(font_size=12),
+        plot_bgcolor="white", margin=dict(l=50, r=10, t=30, b=40), hoverlabel=HOVERLABEL,
         **extra,
     )
 

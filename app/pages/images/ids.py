@@ -25,6 +25,8 @@ SAMPLES_GRAPH = "samples-graph"
 REPRESENTATION_PICKER = "images-representation"
 SAMPLE_IMAGE = "sample-image"
 SAMPLE_CAM = "sample-cam"
+SAMPLE_PLACEHOLDER = "sample-placeholder"  # shown until a sample is chosen
+SAMPLE_FIGURES = "sample-figures"  # the two images, hidden until then
 SAMPLE_DETAILS = "samples-details"
 CLUSTERING_WITHIN = "clustering-within-table"
 CLUSTERING_METRICS = "clustering-metrics-table"
@@ -35,4 +37,7 @@ CONFIDENCE_HEATMAP = "confidence-js-heatmap"
 CONFIDENCE_CLUSTERS = "confidence-class-clusters"
 CONFIDENCE_TSNE = "confidence-tsne-graph"
 CONFIDENCE_CONFUSION = "confidence-confusion-graph"
+# Every graph of the three pages (their downloads are named after the model and view).
+GRAPHS = (SAMPLES_GRAPH, CLUSTERING_TRUE, CLUSTERING_CLUSTERS, CONFIDENCE_HEATMAP,
+          CONFIDENCE_TSNE, CONFIDENCE_CONFUSION)
 # -- end image pages --------------------------------------------------------------------

@@ -93,6 +93,10 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
     detail = card(
         "Selected image",
         [
+            # The images stay hidden until a sample is chosen (an <img> without a source
+            # is a broken-image icon); the placeholder says what to do meanwhile.
+            html.Div("No image yet: click a point in the scatter.", id=ids.SAMPLE_PLACEHOLDER,
+                     className="cm-muted cm-sample-placeholder"),
             html.Div([
                 html.Figure([html.Img(id=ids.SAMPLE_IMAGE, alt="selected image", style=IMAGE_BOX),
                              html.Figcaption("image", className="cm-muted")],
@@ -100,7 +104,7 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
                 html.Figure([html.Img(id=ids.SAMPLE_CAM, alt="Grad-CAM overlay", style=IMAGE_BOX),
                              html.Figcaption("Grad-CAM of the predicted class",
                                              className="cm-muted")], style={"margin": 0}),
-            ], style={"display": "flex", "gap": "12px", "flexWrap": "wrap"}),
+            ], id=ids.SAMPLE_FIGURES, hidden=True, className="cm-sample-figures"),
             html.Div("Click a point in the scatter.", id=ids.SAMPLE_DETAILS,
                      style={"marginTop": "10px"}),
         ],

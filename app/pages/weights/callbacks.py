@@ -27,8 +27,8 @@ from classmap.app.pages.weights import figures as wfig
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.weights import ids
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from classmap.app.shell.clientside import (bind_field, mirror_shared_state, project_selection,
-                                          relay_selection_requests)
+from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
+                                          project_selection, relay_selection_requests)
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.services import ModelView, Services
 from classmap.app.shell.images import ImageServices, image_services_for
@@ -389,6 +389,8 @@ def register(app: Any, services: Services) -> None:
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.WEIGHTS_SELECT)
     mirror_shared_state(app, None, ids.WEIGHTS_STATUS)
+    name_downloads(app, (ids.WEIGHTS_OVERVIEW, ids.WEIGHTS_SCATTER, ids.WEIGHTS_HISTOGRAM,
+                         ids.WEIGHTS_ICICLE))
 
     @app.callback(Output(ids.WEIGHTS_SUMMARY, "children"), status_in,
                   State(ids.WEIGHTS_KEY, "data"))

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from classmap.app.shell.figures import ACCENT, FONT, GRID, INK, MUTED, SELECT
+from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, MUTED, SELECT
 
 POS = "#c2410c"  # positive side / MLE curve
 NEG = "#1d4ed8"  # negative side
@@ -34,7 +34,7 @@ SCATTER_FOCAL = 1
 def _layout(**extra: Any) -> dict[str, Any]:
     layout = dict(font=dict(family=FONT, size=12, color=INK), paper_bgcolor="white",
                   plot_bgcolor="white", margin=dict(l=56, r=16, t=40, b=48),
-                  hoverlabel=dict(font=dict(family=FONT)))
+                  hoverlabel=HOVERLABEL)
     layout.update(extra)
     return layout
 
@@ -82,11 +82,11 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
         f"κ of the MLE fit, per class{kap_note}"))
     figure.add_trace(go.Histogram(x=pos, name="R² positive side", marker_color=POS,
                                   opacity=0.6, nbinsx=50,
-                                  hovertemplate="R² %{x}<br>%{y} classes<extra>positive</extra>"),
+                                  hovertemplate="positive side<br>R² %{x}<br>%{y} classes<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Histogram(x=neg, name="R² negative side", marker_color=NEG,
                                   opacity=0.6, nbinsx=50,
-                                  hovertemplate="R² %{x}<br>%{y} classes<extra>negative</extra>"),
+                                  hovertemplate="negative side<br>R² %{x}<br>%{y} classes<extra></extra>"),
                      row=1, col=1)
     figure.add_trace(go.Histogram(x=kap, name="κ (MLE)", marker_color=SEED, opacity=0.75,
                                   nbinsx=50, showlegend=False,
@@ -102,8 +102,9 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
                      annotation_text="κ = 1 (symmetric)", annotation_font_color=MUTED,
                      annotation_position="top left")
     figure.update_layout(**_layout(height=height, barmode="overlay",
-                                   legend=dict(orientation="h", y=-0.22, x=0),
-                                   margin=dict(l=48, r=16, t=36, b=64)))
+                                   # below the R² axis title, not on it
+                                   legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"),
+                                   margin=dict(l=48, r=16, t=36, b=84)))
     figure.update_yaxes(title_text="classes", row=1, col=1)
     figure.update_xaxes(title_text="R² (dotted: pooled fit)", row=1, col=1)
     figure.update_xaxes(title_text="κ", row=1, col=2)
@@ -179,9 +180,9 @@ def weight_histogram_figure(name: str, edges: np.ndarray, counts: np.ndarray,
     figure.update_layout(**_layout(
         height=height, bargap=0, hovermode="x unified",
         title=dict(text=f"Weights of {name}", font=dict(size=14), x=0.01),
-        legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom",
-                    font=dict(size=11)),
-        margin=dict(l=56, r=16, t=64, b=44)))
+        # below the x axis title: at the top it covered the title on narrow cards
+        legend=dict(orientation="h", y=-0.3, x=0, yanchor="top", font=dict(size=11)),
+        margin=dict(l=56, r=16, t=40, b=90)))
     # The seed's implied density is 1/(a|w|) and peaks at the smallest magnitude it
     # covers; the axis follows the histogram and the MLE curve (the peak runs off the top).
     top = float(np.max(density)) if density.size else 1.0

@@ -82,12 +82,17 @@ def test_heatmap_shapes_outline_selection_focal_and_clusters():
     assert figures.heatmap_shapes() == []
 
 
-def test_dendrogram_is_one_line_trace_whatever_the_size():
+def random_tree(leaves: int):
+    """(tree layout, its node numbers, their link paths' xs and ys) of a random Ward tree."""
     rng = np.random.default_rng(1)
-    linkage = hierarchy.linkage(rng.normal(size=(400, 6)), "ward")
+    linkage = hierarchy.linkage(rng.normal(size=(leaves, 6)), "ward")
     layout = compute_tree_layout(linkage, hierarchy.leaves_list(linkage))
     nodes = np.arange(layout.num_leaves, layout.root + 1)
-    xs, ys = layout.link_paths(nodes)
+    return (layout, nodes, *layout.link_paths(nodes))
+
+
+def test_dendrogram_is_one_line_trace_whatever_the_size():
+    layout, nodes, xs, ys = random_tree(400)
     overlays = figures.dendrogram_overlays(highlight=layout.link_paths(nodes[:3]),
                                            selected_node=(1.0, 2.0), focal=(7.0, "seven"),
                                            clusters=[(0, 0, 100)], cut_y=3.0,
@@ -162,3 +167,25 @@ def test_cluster_codes_through_the_scale_give_the_cluster_colours():
     assert [colour_of(code) for code in codes] == list(figures.cluster_colours(labels))
     assert codes.dtype == np.uint8
     assert figures.cluster_marker(None, "#123456")["color"] == "#123456"
+
+
+def test_every_figure_has_a_readable_hover_label():
+    from tests.app.contrast import hover_contrasts
+
+    rng = np.random.default_rng(1)
+    layout, nodes, xs, ys = random_tree(40)
+    built = {
+        "dendrogram": figures.dendrogram_figure(
+            xs, ys, layout.x[nodes], layout.y[nodes], nodes,
+            layout.last[nodes] - layout.first[nodes] + 1, x_range=(-0.5, 39.5),
+            top=float(layout.y[-1])),
+        "heatmap": figures.heatmap_figure(rng.normal(size=(8, 8)), SCALE, row_start=0,
+                                          col_start=0, block=1),
+        "neighbours": figures.neighbours_figure(["king crab", "rock crab"], ["n1", "n2"],
+                                                np.array([0.39, 0.30]), score_label="cosine"),
+        "class map": figures.class_map_figure(rng.normal(size=(20, 2)),
+                                              [f"c{i}" for i in range(20)]),
+        "message": figures.message_figure("Loading…"),
+    }
+    for name, figure in built.items():
+        assert min(hover_contrasts(figure)) >= 4.5, name

@@ -311,3 +311,41 @@ def test_split_params_fall_back_on_bad_values():
     for minsize, expected in ((None, 20), (1, 20), (2.5, 20), (35, 35)):
         sel = Selection.from_store(selection(minsize=minsize), MODEL)
         assert cw.split_params(sel) == ("chains", expected)
+
+
+def test_weights_figures_have_readable_hover_labels():
+    from tests.app.contrast import hover_contrasts
+
+    rng = np.random.default_rng(0)
+    columns = {key: rng.uniform(0.1, 1, 30) for key in
+               ("r2_pos", "r2_neg", "kappa_mle", "ks", "ks_p", "js_bits", "kappa_seed")}
+    edges = np.linspace(-1, 1, 11)
+    figures = [wfig.overview_figure(columns),
+               wfig.weight_histogram_figure("crab", edges, np.arange(10), np.ones(10),
+                                            np.linspace(-1, 1, 5), np.ones(5), None)]
+    for axes in wfig.SCATTER_AXES:
+        needed = [key for key, _ in wfig.SCATTER_AXES[axes]]
+        cols = {**columns, **{key: rng.uniform(0.1, 1, 30) for key in needed}}
+        figures.append(wfig.classes_scatter_figure(cols, axes, [f"n{i}" for i in range(30)],
+                                                   [f"c{i}" for i in range(30)], focal=2))
+    for figure in figures:
+        assert min(hover_contrasts(figure)) >= 4.5
+
+
+def test_overview_and_histogram_text_does_not_overlap():
+    rng = np.random.default_rng(0)
+    columns = {key: rng.uniform(0.1, 1, 30) for key in ("r2_pos", "r2_neg", "kappa_mle")}
+    overview = wfig.overview_figure(columns, height=300)
+    # The legend sits below the R² axis title (which plotly places ~ 35 px under the axis),
+    # not on it: its top is at least 45 px below the plot area.
+    plot_height = 300 - overview.layout.margin.t - overview.layout.margin.b
+    assert overview.layout.legend.yanchor == "top"
+    assert -overview.layout.legend.y * plot_height >= 45
+    assert overview.layout.margin.b >= 45 + 25  # and the page has room for it
+    edges = np.linspace(-1, 1, 11)
+    histogram = wfig.weight_histogram_figure("crab", edges, np.arange(10), np.ones(10),
+                                             np.linspace(-1, 1, 5), np.ones(5), np.ones(5))
+    # The legend and the title do not share a line: the legend is outside the top strip
+    # the title occupies (below the plot, or right of it).
+    legend = histogram.layout.legend
+    assert legend.y is not None and legend.y < 0 or (legend.x is not None and legend.x > 1)

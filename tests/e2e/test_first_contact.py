@@ -1,0 +1,110 @@
+"""First contact at 1280×800 (issue 14): no page scrolls sideways, no "Share chart"
+button, downloads named after the model and view, readable hover labels, no broken
+images before a click. Screenshots of every page go to ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+RENDER_TIMEOUT = 60_000
+SMALL = {"width": 1280, "height": 800}
+IMAGES = "?model=lenet-digits&data=digits"
+# (name, path, a graph drawn when the page is ready)
+PAGES = [
+    ("classes", "/", "#class-map-graph .scatterlayer .trace .point"),
+    ("weights", "/weights?focal=n01981276", "#weights-histogram-graph .barlayer .point"),
+    ("samples", "/samples" + IMAGES, "#samples-graph .scatterlayer .trace .point"),
+    ("clustering", "/clustering" + IMAGES, "#clustering-true-graph .scatterlayer .trace .point"),
+    ("confidence", "/confidence" + IMAGES, "#confidence-js-heatmap .heatmaplayer image"),
+]
+GRAPH_CONFIGS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
+  id: gd.parentElement.closest('[id]')?.id || gd.id,
+  filename: (gd._context.toImageButtonOptions || {}).filename || null,
+  cloud: !!gd._context.showSendToCloud || !!gd._context.showEditInChartStudio,
+}))"""
+MODEBAR_TITLES = """() => Array.from(document.querySelectorAll('.modebar-btn'))
+  .map(b => b.getAttribute('data-title') || '')"""
+
+
+def small_page(new_page):
+    page = new_page()
+    page.set_viewport_size(SMALL)
+    return page
+
+
+def relative_luminance(rgb: tuple[float, float, float]) -> float:
+    def channel(c: float) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    def parse(color: str) -> tuple[float, float, float]:
+        values = [float(v) for v in re.findall(r"[\d.]+", color)[:3]]
+        return values[0], values[1], values[2]
+    la, lb = sorted((relative_luminance(parse(a)), relative_luminance(parse(b))), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@pytest.mark.parametrize("name,path,ready", PAGES, ids=[p[0] for p in PAGES])
+def test_page_fits_1280_and_graphs_export_under_their_name(
+        dash_server, new_page, artifacts_dir, name, path, ready):
+    page = small_page(new_page)
+    page.goto(dash_server + path)
+    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts_dir / f"e2e-1280-{name}.png"), full_page=True)
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"{name} scrolls sideways: {widths}"
+    configs = page.evaluate(GRAPH_CONFIGS)
+    assert configs
+    model = "lenet-digits" if "lenet" in path else ""
+    for config in configs:
+        assert not config["cloud"], config
+        filename = config["filename"] or ""
+        assert filename.startswith("classmap-") and filename != "plot-image", config
+        assert model in filename, config
+    page.hover(ready.split(" ")[0])
+    titles = page.evaluate(MODEBAR_TITLES)
+    assert not [t for t in titles if "cloud" in t.lower() or "chart studio" in t.lower()
+                or "share" in t.lower()], titles
+
+
+def test_hover_label_is_readable(dash_server, new_page, artifacts_dir):
+    page = small_page(new_page)
+    page.goto(dash_server + "/")
+    page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
+    page.locator("#class-map-graph").scroll_into_view_if_needed()
+    box = page.locator("#class-map-graph .scatterlayer .trace .point").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y)
+    page.wait_for_selector("#class-map-graph .hoverlayer .hovertext", timeout=10_000)
+    colors = page.evaluate("""() => {
+      const label = document.querySelector('#class-map-graph .hoverlayer .hovertext');
+      return {background: getComputedStyle(label.querySelector('path')).fill,
+              texts: Array.from(label.querySelectorAll('text'))
+                .map(text => getComputedStyle(text).fill)};
+    }""")
+    page.screenshot(path=str(artifacts_dir / "e2e-1280-hover.png"))
+    assert colors["texts"]
+    for text in colors["texts"]:  # the label's text and any name box beside it
+        assert contrast(text, colors["background"]) >= 4.5, colors
+
+
+def test_samples_shows_no_broken_image_before_a_click(dash_server, new_page, artifacts_dir):
+    page = small_page(new_page)
+    page.goto(dash_server + "/samples" + IMAGES)
+    page.wait_for_selector("#samples-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
+    broken = page.evaluate("""() => Array.from(document.querySelectorAll('img'))
+      .filter(img => img.offsetParent !== null
+              && (!img.getAttribute('src') || (img.complete && img.naturalWidth === 0)))
+      .map(img => img.id || img.alt)""")
+    assert broken == []
+    assert "Click a point" in page.inner_text("#samples-details")
