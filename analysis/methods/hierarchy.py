@@ -14,6 +14,7 @@ every scipy tool (``dendrogram``, ``fcluster``, ``cophenet``) reads it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import fastcluster
@@ -129,11 +130,13 @@ def to_newick(linkage: np.ndarray, labels: Sequence[str]) -> str:
     """The tree in Newick format with branch lengths (height differences).
 
     Labels are always single-quoted, with ``'`` doubled inside, so commas, colons,
-    parentheses and spaces in class names survive (Newick's quoting rule).
+    parentheses and spaces in class names survive (Newick's quoting rule). Leaf labels
+    are made unique first (:func:`unique_leaf_labels`): tree tools refuse repeated names.
     """
     num_leaves = linkage.shape[0] + 1
     if len(labels) != num_leaves:
         raise ValueError(f"{len(labels)} labels for a tree of {num_leaves} leaves")
+    labels = unique_leaf_labels(labels)
     heights = np.concatenate([np.zeros(num_leaves), linkage[:, 2]])
     parts: dict[int, str] = {}
     # Merges are stored bottom-up, so children are always written before parents;
@@ -148,6 +151,22 @@ def to_newick(linkage: np.ndarray, labels: Sequence[str]) -> str:
         parts[node] = f"({','.join(children)})"
     root = num_leaves * 2 - 2
     return parts[root] + ";\n"
+
+
+def unique_leaf_labels(labels: Sequence[str]) -> list[str]:
+    """``labels`` with every name that several leaves share suffixed by the leaf's class
+    index: ImageNet's two "crane" classes become ``crane #134`` and ``crane #517`` (the
+    index is ``classes.csv``'s). Unique names are kept as they are; a suffixed name that
+    still collides with another label gets the index again until all are unique.
+    """
+    result = [str(label) for label in labels]
+    counts = Counter(result)
+    result = [f"{label} #{i}" if counts[label] > 1 else label for i, label in enumerate(result)]
+    while len(set(result)) < len(result):
+        counts = Counter(result)
+        result = [f"{label} #{i}" if counts[label] > 1 else label
+                  for i, label in enumerate(result)]
+    return result
 
 
 def quote_newick_label(label: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.cluster import hierarchy
@@ -16,6 +18,7 @@ from classmap.analysis.methods.hierarchy import (
     linkage_matrix,
     subtree_leaves,
     to_newick,
+    unique_leaf_labels,
 )
 from classmap.analysis.methods.similarity import nearest_classes, standardise_rows
 
@@ -147,3 +150,29 @@ def test_newick_of_a_large_tree_has_every_leaf_once():
     text = to_newick(linkage, labels)
     assert text.count("'") == 2 * 3000
     assert text.count("(") == text.count(")") == 2999
+
+
+def newick_leaves(text: str) -> list[str]:
+    """The leaf labels of a Newick tree whose leaves (only) are single-quoted."""
+    return [match.replace("''", "'") for match in re.findall(r"'((?:[^']|'')*)'", text)]
+
+
+def test_newick_leaf_labels_are_unique_when_class_names_repeat():
+    linkage = np.array([[0, 1, 1.0, 2], [2, 3, 2.0, 2], [4, 5, 3.0, 4]], dtype=np.float64)
+    names = ["crane", "crab", "crane", "crane #0"]  # the last collides with a suffixed one
+    leaves = newick_leaves(to_newick(linkage, names))
+    assert len(leaves) == 4 and len(set(leaves)) == 4
+    assert "crab" in leaves  # a unique name is kept as it is
+    assert set(leaves) == {"crane #0 #0", "crab", "crane #2", "crane #0 #3"}
+    assert unique_leaf_labels(["a", "b"]) == ["a", "b"]
+
+
+def test_newick_of_the_embedded_default_has_unique_leaves(lite0_head):
+    names = list(lite0_head.classes.names)
+    assert len(set(names)) < len(names)  # ImageNet-1k's two "crane" classes, …
+    weight = np.asarray(lite0_head.weight, dtype=np.float32)
+    linkage = linkage_matrix(standardise_rows(weight), "euclidean", "ward")
+    leaves = newick_leaves(to_newick(linkage, names))
+    assert len(leaves) == len(names) == len(set(leaves))
+    crane = [i for i, name in enumerate(names) if name == "crane"]
+    assert {f"crane #{i}" for i in crane} <= set(leaves)
