@@ -12,6 +12,7 @@ pytestmark = pytest.mark.e2e
 
 RENDER_TIMEOUT = 60_000
 SMALL = {"width": 1280, "height": 800}
+SLIDER = "classes-cut"
 IMAGES = "?model=lenet-digits&data=digits"
 # (name, path, a graph drawn when the page is ready)
 PAGES = [
@@ -108,3 +109,15 @@ def test_samples_shows_no_broken_image_before_a_click(dash_server, new_page, art
       .map(img => img.id || img.alt)""")
     assert broken == []
     assert "Click a point" in page.inner_text("#samples-details")
+
+
+def test_cut_slider_stops_one_below_the_class_count(dash_server, new_page, artifacts_dir):
+    page = small_page(new_page)
+    page.goto(dash_server + "/?model=lenet-digits")
+    page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
+    marks = "Array.from(document.querySelectorAll('#{} *')).filter(e => !e.children.length)" \
+            ".map(e => e.textContent.trim()).filter(Boolean)"
+    page.wait_for_function(f"() => {{ const m = {marks.format(SLIDER)};"
+                           " return m.includes('9') && !m.includes('60'); }",
+                           timeout=20_000)
+    page.screenshot(path=str(artifacts_dir / "e2e-1280-lenet-classes.png"))

@@ -28,6 +28,7 @@ from classmap.analysis.progress import CallbackProgress
 from classmap.analysis.methods.similarity import METRIC_KIND
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
+from classmap.app.pages.classes.layout import cut_limit, cut_marks
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
                                           name_downloads, project_selection,
                                           relay_selection_requests, select_on)
@@ -588,6 +589,16 @@ def map_click_logic(services: Services, click: dict | None, selection: dict | No
 # -- summary and exports ----------------------------------------------------------------------------
 
 
+def cut_range_logic(services: Services, status: dict | None,
+                    selection: dict | None) -> tuple[int, dict[int, str]]:
+    """The cut slider's max and marks for the model: at most C − 1 clusters."""
+    _sel, view, _message = ready_view(services, selection, status)
+    if view is None:
+        raise PreventUpdate
+    limit = cut_limit(view.head.num_classes)
+    return limit, cut_marks(limit)
+
+
 def model_summary_logic(services: Services, status: dict | None,
                         selection: dict | None) -> Any:
     """The strip under the header: what model, how many classes, which analysis."""
@@ -719,6 +730,11 @@ def register(app: Any, services: Services) -> None:
     @app.callback(Output(ids.MODEL_SUMMARY, "children"), status_in, selection_state)
     def model_summary(status, selection):
         return model_summary_logic(services, status, selection)
+
+    @app.callback(Output(ids.CUT_SLIDER, "max"), Output(ids.CUT_SLIDER, "marks"),
+                  status_in, selection_state)
+    def cut_range(status, selection):
+        return cut_range_logic(services, status, selection)
 
     # The class map is a secondary view: its overlays are drawn when the page is idle,
     # so a click in the tree updates the panel and the heatmap first.

@@ -24,11 +24,44 @@ from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Sca
 
 # Strong hues first, then their light partners, so neighbouring clusters differ in hue;
 # grey is kept for "above the cut".
-CLUSTER_PALETTE = (
+BASE_PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
     "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
     "#dbdb8d", "#9edae5",
 )
+GREY = "#9aa5b1"  # above the cut
+CLUSTER_COLOURS = 60  # the largest cut the page offers (shell.selection.MAX_CUT)
+
+
+def distinct_palette(size: int, base: Sequence[str] = BASE_PALETTE) -> tuple[str, ...]:
+    """``base``, then colours spread round the hue circle (golden-ratio steps, three
+    lightness/saturation levels in turn) until ``size`` distinct colours: a cut into
+    ``size`` clusters never repeats a colour."""
+    import colorsys
+
+    def rgb(colour: str) -> np.ndarray:
+        return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    colours = list(base[:size])
+    points = [rgb(c) for c in colours + [GREY]]
+    levels = ((0.42, 0.70), (0.62, 0.60), (0.30, 0.55), (0.52, 0.85))  # (lightness, saturation)
+    step, gap = 0, 48.0  # the least RGB distance to every colour so far (and grey)
+    while len(colours) < size:
+        hue = (0.11 + step * 0.618033988749895) % 1.0
+        lightness, saturation = levels[step % len(levels)]
+        step += 1
+        if step % 500 == 0:
+            gap *= 0.8  # the hue circle is full at this distance: accept closer colours
+        colour = "#{:02x}{:02x}{:02x}".format(
+            *(round(255 * v) for v in colorsys.hls_to_rgb(hue, lightness, saturation)))
+        point = rgb(colour)
+        if min(np.linalg.norm(point - p) for p in points) >= gap:
+            points.append(point)
+            colours.append(colour)
+    return tuple(colours)
+
+
+CLUSTER_PALETTE = distinct_palette(CLUSTER_COLOURS)
 TICK_LABEL_LIMIT = 60  # axes with at most this many classes get class-name ticks
 TICK_LABEL_CHARS = 24
 TICK_CHAR_PX = 6.3  # width of a character of an 11 px tick label (sizes margins)
@@ -43,7 +76,8 @@ def matrix_margins(named: bool) -> dict[str, int]:
     return dict(l=175 if named else 56, r=96, t=8, b=8)
 
 def cluster_colour(label: int) -> str:
-    """Colour of cluster ``label`` (palette cycled; −1 → grey, above the cut)."""
+    """Colour of cluster ``label`` (palette cycled past :data:`CLUSTER_COLOURS`; −1 → grey,
+    above the cut)."""
     if label < 0:
         return "#9aa5b1"
     return CLUSTER_PALETTE[label % len(CLUSTER_PALETTE)]

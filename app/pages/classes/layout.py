@@ -21,6 +21,21 @@ from classmap.app.shell.selection import MAX_CUT, MAX_TOP_K, parse_query
 PAGE = "classes"
 
 
+def cut_limit(num_classes: int | None) -> int:
+    """The most clusters the cut slider offers: C − 1 (C clusters are the classes
+    themselves), at most :data:`MAX_CUT`; unknown C → MAX_CUT."""
+    return MAX_CUT if num_classes is None else max(1, min(MAX_CUT, int(num_classes) - 1))
+
+
+def cut_marks(limit: int) -> dict[int, str]:
+    """The cut slider's marks up to ``limit``: off, 5, 10, 20, 40 where they fit (not
+    crowding the last), and ``limit`` itself."""
+    marks = {0: "off"}
+    marks.update({k: str(k) for k in (5, 10, 20, 40) if k <= 0.88 * limit})
+    marks[limit] = str(limit)
+    return marks
+
+
 def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
                        resolved: Mapping[str, Any] | None = None,
                        focal_options: Sequence[Mapping[str, str]] = ()) -> html.Div:
@@ -34,7 +49,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
     tree_tools = [
         field("Clusters", dcc.Slider(
             id=ids.CUT_SLIDER, min=0, max=MAX_CUT, step=1, value=cut,
-            marks={0: "off", 5: "5", 10: "10", 20: "20", 40: "40", MAX_CUT: str(MAX_CUT)},
+            marks=cut_marks(MAX_CUT),
             tooltip={"placement": "bottom", "always_visible": False}, updatemode="mouseup",
         ), class_name="cm-field-slider"),
         field("Images as", dcc.RadioItems(id=ids.FIGURE_FORMAT, value="png", inline=True,

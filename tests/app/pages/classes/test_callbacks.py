@@ -301,3 +301,17 @@ def test_the_picker_starts_with_the_focal_class_option(services, lite0_view):
     assert page.picker_options(services, shared.resolve_page_query(services, selection(), [])) == []
     pending = {"selection": {"focal": "n0123"}, "status": {"state": "pending"}}
     assert page.picker_options(services, pending) == [{"label": "n0123", "value": "n0123"}]
+
+
+def test_the_cut_slider_offers_at_most_one_cluster_fewer_than_classes(services, lite0_view):
+    from classmap.app.pages.classes.layout import cut_limit, cut_marks
+
+    assert cut_limit(10) == 9 and max(cut_marks(9)) == 9  # a 10-class model
+    assert cut_marks(9) == {0: "off", 5: "5", 9: "9"}
+    assert cut_limit(2) == 1 and cut_limit(None) == cut_limit(5000) == 60
+    assert cut_marks(60) == {0: "off", 5: "5", 10: "10", 20: "20", 40: "40", 60: "60"}
+    limit, marks = page.cut_range_logic(services, READY, selection())
+    assert limit == 60 and max(marks) == 60  # 1,000 classes
+    with pytest.raises(PreventUpdate):
+        page.cut_range_logic(services, {"key": KEY, "state": "running", "message": ""},
+                             selection())

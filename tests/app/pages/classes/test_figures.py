@@ -154,6 +154,24 @@ def test_cluster_colours_are_distinct_for_neighbours_and_grey_above_the_cut():
     assert len(set(colours[1:])) == 3
 
 
+def test_a_cut_into_the_most_clusters_offered_gets_as_many_colours():
+    from classmap.analysis.methods.hierarchy import cut_clusters
+    from classmap.app.shell.selection import MAX_CUT
+
+    assert figures.CLUSTER_COLOURS >= MAX_CUT
+    rng = np.random.default_rng(3)
+    linkage = hierarchy.linkage(rng.normal(size=(300, 6)), "ward")
+    labels = cut_clusters(linkage, MAX_CUT)
+    assert len(np.unique(labels)) == MAX_CUT
+    colours = set(figures.cluster_colours(labels))
+    assert len(colours) == MAX_CUT and figures.cluster_colour(-1) not in colours
+    assert len(set(figures.cluster_codes(labels))) == MAX_CUT
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in figures.CLUSTER_PALETTE],
+                   dtype=float)
+    gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(len(rgb), 1)]
+    assert gaps.min() >= 20  # no two colours a viewer could take for one
+
+
 def test_cluster_codes_through_the_scale_give_the_cluster_colours():
     labels = np.array([-1, 0, 1, 2, 17, 18, 40])
     codes = figures.cluster_codes(labels)
