@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from classmap.analysis import __version__
@@ -133,7 +134,13 @@ def _modules(names: Sequence[str]) -> list:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """``classmap export``: load, analyse (cached), write atomically."""
+    """``classmap export``: load, analyse (cached), write atomically; SIGINT and SIGTERM
+    raise :class:`Interrupted` meanwhile, so the clean-up runs and :func:`run` reports."""
+    with signals_raise():
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
     from classmap.analysis.exports.folder import check_output_dir, versions, write_export
     from classmap.analysis.exports.weights import weight_writer
     from classmap.analysis.loading.models import load_head
@@ -175,7 +182,6 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    previous = _catch_signals()
     try:
         return int(args.handler(args) or 0)
     except ClassmapError as error:
@@ -185,16 +191,15 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         signum = getattr(error, "signum", signal.SIGINT)
         print(f"classmap: {_interrupt_message(args, signum)}", file=sys.stderr)
         return 128 + signum
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
-def _catch_signals() -> dict[int, object]:
-    """SIGINT and SIGTERM raise :class:`Interrupted`, so the export's clean-up runs and
-    the user gets one line; returns the handlers to restore (none off the main thread)."""
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` inside the block (main thread only;
+    the previous handlers come back after, so forked jobs and ``serve`` are unaffected)."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        yield
+        return
 
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted(signum)
@@ -203,7 +208,11 @@ def _catch_signals() -> dict[int, object]:
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.getsignal(signum)
         signal.signal(signum, interrupt)
-    return previous
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupt_message(args: argparse.Namespace, signum: int) -> str:

@@ -343,8 +343,9 @@ def handler(args):
         if where == "during":
             block()
         return {"tag": "new"}
-    out = write_export(args.out, [writer], {"export_id": args.export_id})
-    cli.log.info("wrote %s", out)
+    with cli.signals_raise():
+        out = write_export(args.out, [writer], {"export_id": args.export_id})
+        cli.log.info("wrote %s", out)
     return 0
 parser = cli.OneLineParser()
 parser.add_argument("--out")
