@@ -75,18 +75,23 @@ def dash_server(session_cache, tmp_path_factory, artifacts_dir):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs"),
            "CLASSMAP_MODELS": json.dumps([{"id": "broken", "head": str(broken)}])}
-    log_path = artifacts_dir / "e2e-server.log"
+    command = [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--cache-dir", str(session_cache.directory)]
+    yield from serve_until_done(command, ROOT, env, artifacts_dir / "e2e-server.log", port)
+
+
+def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_path: Path,
+                     port: int):
+    """Start ``classmap serve`` (``command``), yield its base URL once ``/`` answers 200,
+    and stop it when the caller resumes. Fails the test if it exits or never answers."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--cache-dir", str(session_cache.directory)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_SECONDS
     while True:
         if process.poll() is not None:
-            pytest.fail(f"classmap serve exited with {process.returncode}; see {log_path}")
+            pytest.fail(f"{' '.join(command[:4])} exited with {process.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(url + "/", timeout=2) as response:
                 if response.status == 200:
@@ -95,7 +100,8 @@ def dash_server(session_cache, tmp_path_factory, artifacts_dir):
             pass
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"classmap serve did not answer within {SERVER_START_SECONDS} s")
+            pytest.fail(f"classmap serve did not answer within {SERVER_START_SECONDS} s; "
+                        f"see {log_path}")
         time.sleep(0.3)
     yield url
     process.terminate()

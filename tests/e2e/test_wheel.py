@@ -16,20 +16,17 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port
+from tests.e2e.conftest import ROOT, free_port, serve_until_done
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PAGES = ("/", "/weights", "/samples", "/clustering", "/confidence")
-SERVER_START_SECONDS = 120
 RENDER_TIMEOUT = 60_000
 
 
@@ -129,35 +126,9 @@ def wheel_server(installed, tmp_path_factory, artifacts_dir):
     folder = tmp_path_factory.mktemp("wheel-serve")
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs")}
-    log_path = artifacts_dir / "wheel-server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(installed / "classmap"), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--cache-dir", str(folder / "cache")],
-            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the wheel's classmap serve exited with {process.returncode}; "
-                        f"see {log_path}")
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the wheel's classmap serve did not answer within "
-                        f"{SERVER_START_SECONDS} s; see {log_path}")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    command = [str(installed / "classmap"), "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--cache-dir", str(folder / "cache")]
+    yield from serve_until_done(command, folder, env, artifacts_dir / "wheel-server.log", port)
 
 
 @pytest.mark.parametrize("path", PAGES)
