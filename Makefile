@@ -20,13 +20,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-install only when pyproject.toml changes (the stamp files record it).
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	@echo "installing classmap into $(VENV) (torch 2.14.1 + torchvision 0.29.1; a few minutes the first time)"
 	@$(BIN)/python -m pip install --quiet --upgrade pip > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
 	@$(BIN)/python -m pip install --quiet -e . >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml setup.py $(VENV)/.installed
 	@$(BIN)/python -m pip install --quiet -e '.[test]' >> $(PIP_LOG) 2>&1 || (tail -n 40 $(PIP_LOG); exit 1)
 	@touch $@
 
@@ -43,6 +43,7 @@ install-test: $(VENV)/.installed-test browser-scripts
 # The wheel (dist/), with the vendored scripts made by browser-scripts inside it.
 wheel: install
 	@rm -rf dist build
+	@$(BIN)/python -m pip install --quiet 'setuptools>=70.1'
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
 serve: install
