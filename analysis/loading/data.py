@@ -27,6 +27,18 @@ silently and never crashes it:
 - empty class folders and classes with a single image are reported (within-class
   similarity needs two images).
 
+One bad file never hangs or crashes the scan (each skipped file is named in the report):
+
+- only regular files are opened: FIFOs, sockets and devices (a link to ``/dev/zero``) are
+  skipped by type, checked again on the open file so a file swapped meanwhile is caught;
+- a file larger than :attr:`ScanLimits.max_bytes`, an image with more pixels than
+  :attr:`ScanLimits.max_pixels` (checked from its header, before decoding) and a read
+  slower than :attr:`ScanLimits.max_seconds` are skipped;
+- linked folders are followed once: a link loop or a second link to a folder already
+  scanned is skipped; broken links and link loops are named;
+- file and folder names in any encoding are kept for opening and shown readably
+  (undecodable bytes as ``\\xff``, control characters escaped).
+
 A hosted server opens only folders under the roots it was configured with
 (:func:`resolve_data_root`); inside such a folder, links that lead outside the roots
 are skipped and reported.
@@ -34,13 +46,16 @@ are skipped and reported.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
 import os
 import re
+import stat
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +83,34 @@ _DECODE_ERRORS = (
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _EXAMPLES = 10
+_CHUNK_BYTES = 1 << 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """Per-file bounds of a folder scan (and of re-reading an image later).
+
+    Attributes
+    ----------
+    max_bytes : larger files are skipped unread (default 256 MiB)
+    max_pixels : images whose header declares more pixels are skipped undecoded
+        (default Pillow's decompression-bomb warning limit, about 89 million), which
+        bounds the decoding time of any one file
+    max_seconds : a read that takes longer (a stalled network file system) is
+        abandoned and the file skipped; checked between 1 MiB reads (default 30 s)
+    """
+
+    max_bytes: int = 256 << 20
+    max_pixels: int = 89_478_485
+    max_seconds: float = 30.0
+
+
+DEFAULT_LIMITS = ScanLimits()
+
+
+class UnusableFile(Exception):
+    """A file the scan does not open or gives up on; the message says why (one line)."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +132,16 @@ class DataReport:
     class_counts : ``(class name, images)`` for every class folder used, in label order
     non_image_files : files skipped because their extension is not an image's
     non_image_examples : up to 10 of them (relative paths)
-    unreadable : images that failed to decode, each named with the reason
+    unreadable : every file or linked folder with an image name that was skipped, named
+        with the reason: failed to decode, not a regular file (FIFO, socket, device),
+        link loop or dangling link, over a :class:`ScanLimits` bound, a second link to
+        a folder already scanned
     links_outside : links skipped because they lead outside the allowed roots
     conversions : ``(kind, count)`` — e.g. ``("grayscale → RGB", 3)``
     empty_classes : class folders without a usable image
     single_image_classes : classes with exactly one image (no within-class pair)
+    escaped_names : names (relative paths) that are not UTF-8 or hold control
+        characters, as shown (``\\xff`` escapes); the files themselves were used
     """
 
     source: str
@@ -106,6 +154,7 @@ class DataReport:
     conversions: tuple[tuple[str, int], ...] = ()
     empty_classes: tuple[str, ...] = ()
     single_image_classes: tuple[str, ...] = ()
+    escaped_names: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data (for the export manifest and the web page)."""
@@ -120,6 +169,7 @@ class DataReport:
             "conversions": {kind: count for kind, count in self.conversions},
             "empty_classes": list(self.empty_classes),
             "single_image_classes": list(self.single_image_classes),
+            "escaped_names": list(self.escaped_names),
         }
 
     def summary(self) -> str:
@@ -129,9 +179,11 @@ class DataReport:
             parts.append(f"{self.non_image_files} non-image file(s) skipped")
         if self.unreadable:
             names = ", ".join(s.path for s in self.unreadable[:3])
-            parts.append(f"{len(self.unreadable)} unreadable image(s) skipped ({names})")
+            parts.append(f"{len(self.unreadable)} unreadable or unusable file(s) skipped ({names})")
         if self.links_outside:
             parts.append(f"{len(self.links_outside)} link(s) outside the data roots skipped")
+        if self.escaped_names:
+            parts.append(f"{len(self.escaped_names)} name(s) not UTF-8, shown with \\x escapes")
         for kind, count in self.conversions:
             parts.append(f"{count} converted {kind}")
         if self.empty_classes:
@@ -195,7 +247,7 @@ class ImageDataset:
         path = self.paths[index]
         try:
             return open_image(path, CHANNEL_MODES[self.channels])
-        except _DECODE_ERRORS as error:
+        except (UnusableFile, *_DECODE_ERRORS) as error:
             raise ClassmapError(
                 f"image {self.sample_ids[index]} could not be read any more "
                 f"({_first_line(error)}); it changed after the folder was scanned: run again"
@@ -316,17 +368,20 @@ def load_image_folder(
     *,
     channels: int = 3,
     allowed_roots: Sequence[str | Path] | None = None,
+    limits: ScanLimits = DEFAULT_LIMITS,
 ) -> ImageDataset:
     """Scan ``root/<class>/…`` (recursively, sorted), decode and hash every image once.
 
-    See the module docstring for matching, conversions and what is reported.
+    See the module docstring for matching, conversions, bounds and what is reported.
     """
     root = _existing_folder(root)
     roots = [Path(r).expanduser().resolve() for r in allowed_roots] if allowed_roots else None
-    folders = sorted(
-        entry.name for entry in os.scandir(root)
-        if entry.is_dir() and not entry.name.startswith(".")
-    )
+    # Class folders by their shown (readable) name → their name on disk.
+    on_disk = {
+        readable_name(entry.name): entry.name for entry in _sorted_entries(root)
+        if not entry.name.startswith(".") and _is_dir(entry)
+    }
+    folders = sorted(on_disk)
     if not folders:
         raise ClassmapError(
             f"data folder {root} has no class sub-folders; put each class's images in "
@@ -339,9 +394,10 @@ def load_image_folder(
         mapping = match_class_folders(folders, classes)
         class_names = tuple(classes.names)
 
-    scan = _FolderScan(root, roots, CHANNEL_MODES[channels])
+    scan = _FolderScan(root, roots, CHANNEL_MODES[channels], limits)
+    scan.register_class_folders([(on_disk[folder], folder) for folder in folders])
     for folder in folders:
-        scan.add_class_folder(folder, mapping[folder])
+        scan.add_class_folder(on_disk[folder], folder, mapping[folder])
     scan.count_loose_files()
 
     if not scan.paths:
@@ -372,6 +428,7 @@ def load_image_folder(
         conversions=tuple(sorted(scan.conversions.items())),
         empty_classes=tuple(folder for folder in folders if per_folder[folder] == 0),
         single_image_classes=tuple(folder for folder in folders if per_folder[folder] == 1),
+        escaped_names=tuple(scan.escaped_names),
     )
     if len(used) < 2:
         raise ClassmapError(
@@ -457,14 +514,75 @@ def match_class_folders(
     return mapping
 
 
-def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
+def open_image(
+    path: str | Path, mode: str = "RGB", limits: ScanLimits = DEFAULT_LIMITS
+) -> Image.Image:
     """Decode an image file completely and convert it to ``mode`` (``"RGB"`` or ``"L"``).
 
-    Raises Pillow's decoding errors (OSError for a truncated file …) unchanged.
+    Only a regular file within ``limits`` is read (:func:`read_regular_file`).
+
+    Raises
+    ------
+    UnusableFile
+        for a FIFO, device, socket, link loop, or a file over the limits;
+    Pillow's decoding errors (OSError for a truncated file …) unchanged.
     """
-    with Image.open(path) as image:
+    return decode_image(read_regular_file(path, limits), mode, limits)[0]
+
+
+def read_regular_file(path: str | Path, limits: ScanLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of ``path`` if it is a regular file within ``limits``.
+
+    The type is checked before opening (a FIFO is never opened, so the read cannot
+    block on it) and again on the open descriptor (a file swapped in between is
+    caught); the file is opened non-blocking and read in 1 MiB chunks against
+    ``limits.max_seconds`` and ``limits.max_bytes``.
+
+    Raises
+    ------
+    UnusableFile
+        naming why, in one line.
+    """
+    try:
+        _check_regular(os.stat(path), limits)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                             | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise UnusableFile(_os_reason(error)) from None
+    try:
+        _check_regular(os.fstat(descriptor), limits)
+        deadline = time.monotonic() + limits.max_seconds
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(descriptor, _CHUNK_BYTES)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise UnusableFile(f"grew past {_mib(limits.max_bytes)} while being read")
+            if time.monotonic() > deadline:
+                raise UnusableFile(f"reading took over {limits.max_seconds:g} s")
+            chunks.append(chunk)
+    except OSError as error:
+        raise UnusableFile(_os_reason(error)) from None
+    finally:
+        os.close(descriptor)
+
+
+def decode_image(
+    content: bytes, mode: str, limits: ScanLimits = DEFAULT_LIMITS
+) -> tuple[Image.Image, str | None]:
+    """Decode image bytes completely (pixel count checked from the header first) and
+    convert to ``mode``; also return the kind of conversion (see :func:`convert_image`)."""
+    with Image.open(io.BytesIO(content)) as image:
+        width, height = image.size
+        if width * height > limits.max_pixels:
+            raise UnusableFile(
+                f"{width}×{height} pixels, more than the limit of {limits.max_pixels:,}"
+            )
         image.load()
-        return convert_image(image, mode)[0]
+        return convert_image(image, mode)
 
 
 def convert_image(image: Image.Image, mode: str) -> tuple[Image.Image, str | None]:
@@ -514,10 +632,13 @@ def convert_image(image: Image.Image, mode: str) -> tuple[Image.Image, str | Non
 class _FolderScan:
     """Accumulates the files of one data folder (one pass, sorted, deterministic)."""
 
-    def __init__(self, root: Path, roots: list[Path] | None, mode: str) -> None:
+    def __init__(
+        self, root: Path, roots: list[Path] | None, mode: str, limits: ScanLimits
+    ) -> None:
         self.root = root
         self.roots = roots
         self.mode = mode
+        self.limits = limits
         self.paths: list[Path] = []
         self.sample_ids: list[str] = []
         self.labels: list[int] = []
@@ -528,39 +649,111 @@ class _FolderScan:
         self.unreadable: list[SkippedImage] = []
         self.links_outside: list[str] = []
         self.conversions: dict[str, int] = {}
+        self.escaped_names: list[str] = []
+        self._seen_folders: dict[tuple[int, int], str] = {}
 
-    def add_class_folder(self, folder: str, label: int) -> None:
-        top = self.root / folder
-        if self.roots is not None and not _inside(top.resolve(), self.roots):
-            self.links_outside.append(folder)
-            return
-        for directory, subdirs, files in os.walk(top):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in sorted(files):
-                self._add_file(Path(directory) / name, folder, label)
+    def register_class_folders(self, folders: Sequence[tuple[str, str]]) -> None:
+        """Mark the data folder and its class folders (name on disk, shown name) as
+        scanned up front, so a link to any of them from inside is skipped, not a rescan."""
+        self._seen_folders[_identity(self.root)] = "(the data folder)"
+        for name, folder in folders:
+            if name != folder:
+                self.escaped_names.append(folder)
+            try:
+                self._seen_folders.setdefault(_identity(self.root / name), folder)
+            except OSError:
+                pass  # named by add_class_folder
+
+    def add_class_folder(self, name: str, folder: str, label: int) -> None:
+        """Add every image under class folder ``name`` (shown as ``folder``)."""
+        for path, relative in self._walk(self.root / name, folder):
+            self._add_file(path, relative, folder, label)
 
     def count_loose_files(self) -> None:
-        """Files directly in the root belong to no class: counted as skipped."""
-        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if entry.is_file():
-                self._skip_non_image(entry.name)
+        """Entries directly in the root that are not folders belong to no class: skipped."""
+        for entry in _sorted_entries(self.root):
+            if not _is_dir(entry):
+                self._skip_non_image(self._shown("", entry.name))
 
-    def _add_file(self, path: Path, folder: str, label: int) -> None:
-        relative = path.relative_to(self.root).as_posix()
+    def _walk(self, top: Path, shown_top: str) -> Iterator[tuple[Path, str]]:
+        """Files under ``top`` (pre-order: a folder's files by name, then its folders),
+        following linked folders once each, within the roots."""
+        if top.is_symlink() and not self._link_allowed(top, shown_top):
+            return
+        try:
+            owner = self._seen_folders.get(_identity(top), shown_top)
+        except OSError as error:
+            self._skip(shown_top, _os_reason(error))
+            return
+        if owner != shown_top:
+            self._skip(shown_top, f"link to folder {owner} (already scanned)")
+            return
+        stack: list[tuple[Path, str]] = [(top, shown_top)]
+        while stack:
+            directory, shown_dir = stack.pop()
+            try:
+                entries = _sorted_entries(directory)
+            except OSError as error:
+                self._skip(shown_dir, f"folder not readable ({_os_reason(error)})")
+                continue
+            subfolders: list[tuple[Path, str]] = []
+            for entry in entries:
+                path = Path(entry.path)
+                relative = self._shown(f"{shown_dir}/", entry.name)
+                if entry.name.startswith(".") and _is_dir(entry):
+                    continue
+                if _is_dir(entry):
+                    if self._enter(path, relative):
+                        subfolders.append((path, relative))
+                else:
+                    yield path, relative
+            stack.extend(reversed(subfolders))
+
+    def _enter(self, folder: Path, relative: str) -> bool:
+        """Whether to scan ``folder``: inside the roots, and not scanned already (a link
+        back to a parent, or a second link to one folder)."""
+        if folder.is_symlink() and not self._link_allowed(folder, relative):
+            return False
+        try:
+            identity = _identity(folder)
+        except OSError as error:
+            self._skip(relative, _os_reason(error))
+            return False
+        if identity in self._seen_folders:
+            self._skip(relative, f"link to folder {self._seen_folders[identity]} (already scanned)")
+            return False
+        self._seen_folders[identity] = relative
+        return True
+
+    def _link_allowed(self, path: Path, relative: str) -> bool:
+        if self.roots is None:
+            return True
+        try:
+            os.stat(path)  # a loop or a dangling link is named by _add_file / _enter
+        except OSError:
+            return True
+        if _inside(Path(os.path.realpath(path)), self.roots):
+            return True
+        self.links_outside.append(relative)
+        return False
+
+    def _add_file(self, path: Path, relative: str, folder: str, label: int) -> None:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
             self._skip_non_image(relative)
             return
-        if self.roots is not None and path.is_symlink() and not _inside(path.resolve(), self.roots):
-            self.links_outside.append(relative)
+        if path.is_symlink() and not self._link_allowed(path, relative):
             return
         try:
-            content = path.read_bytes()
-            with Image.open(io.BytesIO(content)) as image:
-                image.load()
-                _, kind = convert_image(image, self.mode)
+            content = read_regular_file(path, self.limits)
+            _, kind = decode_image(content, self.mode, self.limits)
+        except UnusableFile as error:
+            self._skip(relative, str(error))
+            return
+        except Image.UnidentifiedImageError:
+            self._skip(relative, "not an image format Pillow can read")
+            return
         except _DECODE_ERRORS as error:
-            self.unreadable.append(SkippedImage(relative, _first_line(error)))
-            log.warning("skipping unreadable image %s (%s)", relative, _first_line(error))
+            self._skip(relative, _first_line(error))
             return
         if kind is not None:
             self.conversions[kind] = self.conversions.get(kind, 0) + 1
@@ -570,10 +763,80 @@ class _FolderScan:
         self.file_digests.append(hashlib.sha256(content).hexdigest())
         self.folder_counts[folder] = self.folder_counts.get(folder, 0) + 1
 
+    def _skip(self, relative: str, reason: str) -> None:
+        self.unreadable.append(SkippedImage(relative, reason))
+        log.warning("skipping %s (%s)", relative, reason)
+
     def _skip_non_image(self, relative: str) -> None:
         self.non_image_files += 1
         if len(self.non_image_examples) < _EXAMPLES:
             self.non_image_examples.append(relative)
+
+    def _shown(self, parent: str, name: str) -> str:
+        """``parent`` + the readable form of ``name``; escaped names are recorded."""
+        shown = readable_name(name)
+        if shown != name:
+            self.escaped_names.append(parent + shown)
+        return parent + shown
+
+
+def readable_name(name: str) -> str:
+    """A file name as text that prints, logs and encodes everywhere.
+
+    Bytes that are not UTF-8 (kept by Python as surrogates) become ``\\xNN``; control
+    characters (a newline in a name) become ``\\xNN`` too. UTF-8 names are unchanged.
+    """
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    info = os.stat(folder)
+    return info.st_dev, info.st_ino
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one (False for link loops and dangling links)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _check_regular(info: os.stat_result, limits: ScanLimits) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise UnusableFile(f"not a regular file ({_file_kind(info.st_mode)}); not opened")
+    if info.st_size > limits.max_bytes:
+        raise UnusableFile(
+            f"{_mib(info.st_size)}, larger than the limit of {_mib(limits.max_bytes)}"
+        )
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _os_reason(error: OSError) -> str:
+    """One readable line for an OSError, without the absolute path it carries."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if error.errno == errno.ENOENT:
+        return "dangling link or file removed"
+    return error.strerror or type(error).__name__
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def _existing_folder(path: str | Path) -> Path:
