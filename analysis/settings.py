@@ -9,6 +9,8 @@ variable                    meaning
 ``CLASSMAP_CACHE_DIR``      the result cache folder (default below)
 ``XDG_CACHE_HOME``          base of the default cache folder (``$XDG_CACHE_HOME/classmap``)
 ``HF_HUB_OFFLINE``          ``1``: never probe the Hugging Face hub (offline machines)
+``CLASSMAP_SECRET_KEY``     the web app's Flask secret key (every web process must share it;
+                            unset: a generated private file, see ``classmap.app.hosting``)
 ``CLASSMAP_*`` (others)     the web app's settings, parsed by ``classmap.app`` from
                             :func:`classmap_environment`
 ==========================  ================================================================
@@ -22,6 +24,7 @@ from pathlib import Path
 
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
 HUB_OFFLINE_ENV = "HF_HUB_OFFLINE"
+SECRET_KEY_ENV = "CLASSMAP_SECRET_KEY"
 PREFIX = "CLASSMAP_"
 _TRUE = ("1", "true", "yes", "on")
 
@@ -49,3 +52,8 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 def hub_offline(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``HF_HUB_OFFLINE`` says the Hugging Face hub must not be contacted."""
     return _environment(environ).get(HUB_OFFLINE_ENV, "").lower() in _TRUE
+
+
+def secret_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$CLASSMAP_SECRET_KEY`` (None when unset or empty)."""
+    return _environment(environ).get(SECRET_KEY_ENV) or None

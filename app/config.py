@@ -51,6 +51,7 @@ from classmap.analysis.errors import ClassmapError
 from classmap.analysis.loading.models import EMBEDDED_MODELS, ModelSpec
 from classmap.analysis.settings import classmap_environment, default_cache_dir
 from classmap.app.browser_scripts import choose_bundle, choose_polyfill
+from classmap.app.hosting.config import HostingConfig, load_config
 
 MODELS_ENV = "CLASSMAP_MODELS"
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
@@ -96,6 +97,8 @@ class Settings:
     plotly_bundle : ``partial`` or ``full`` — the plotly.js the pages load
     babel_polyfill : ``drop`` or ``keep`` — whether pages load Dash's babel polyfill
     compress : compress responses (CLASSMAP_COMPRESS)
+    hosting : the config file's users, proxy, Host names and limits (``serve --config``;
+        the default: no users, loopback only)
     """
 
     models: tuple[ModelEntry, ...]
@@ -110,6 +113,7 @@ class Settings:
     plotly_bundle: str = "full"
     babel_polyfill: str = "keep"
     compress: bool = False
+    hosting: HostingConfig = HostingConfig()
 
     @property
     def webgl(self) -> bool:
@@ -140,8 +144,11 @@ class Settings:
         """Settings from ``classmap serve``'s parsed flags plus the environment.
 
         ``args`` has ``model``, ``weights``, ``head``, ``classes``, ``cache_dir`` and
-        ``device`` (the shared model flags).
+        ``device`` (the shared model flags), and may have ``config`` (a TOML file, see
+        :mod:`classmap.app.hosting.config`) and ``data``.
         """
+        config_file = getattr(args, "config", None)
+        hosting = load_config(config_file) if config_file else HostingConfig()
         spec = ModelSpec(
             model=getattr(args, "model", None), weights=getattr(args, "weights", None),
             head=getattr(args, "head", None), classes=getattr(args, "classes", None),
@@ -150,6 +157,7 @@ class Settings:
             primary=spec, cache_dir=getattr(args, "cache_dir", None),
             device=getattr(args, "device", None), environ=environ,
             data_roots=getattr(args, "data", None),  # image data sets (issue 5)
+            hosting=hosting,
         )
 
     @classmethod
@@ -168,20 +176,24 @@ class Settings:
         plotly_bundle: str | None = None,
         babel_polyfill: str | None = None,
         compress: bool | None = None,
+        hosting: HostingConfig | None = None,
     ) -> "Settings":
         """Settings with ``primary`` as the default model (None: the embedded default).
 
-        Explicit keyword arguments win over the environment; ``extra_models`` uses the
-        ``CLASSMAP_MODELS`` syntax.
+        Explicit keyword arguments win over the config file (``hosting``), which wins over
+        the environment; ``extra_models`` uses the ``CLASSMAP_MODELS`` syntax.
         """
         env = classmap_environment() if environ is None else environ
+        hosting = hosting or HostingConfig()
         entries = [entry_from_spec(primary or ModelSpec())]
+        entries.extend(_entry_from_json(dict(item), "config file") for item in hosting.models)
         extra = extra_models if extra_models is not None else env.get(MODELS_ENV, "")
         entries.extend(parse_models(extra))
         for name in EMBEDDED_MODELS:
             entries.append(entry_from_spec(ModelSpec(model=name)))
         models = _unique_entries(entries)
-        cache = Path(cache_dir or env.get(CACHE_DIR_ENV) or default_cache_dir()).expanduser()
+        cache = Path(cache_dir or hosting.cache_dir or env.get(CACHE_DIR_ENV)
+                     or default_cache_dir()).expanduser()
         jobs = Path(jobs_dir or env.get(JOBS_DIR_ENV) or cache / "jobs").expanduser()
         if dense_heatmap_limit < 2:
             raise ClassmapError(
@@ -191,11 +203,12 @@ class Settings:
             models=models, cache_dir=cache, jobs_dir=jobs,
             device=device or env.get(DEVICE_ENV) or None,
             dense_heatmap_limit=dense_heatmap_limit, warm_default=warm_default,
-            data_roots=parse_data_roots(data_roots, env),  # image data sets (issue 5)
+            data_roots=parse_data_roots([*(data_roots or ()), *hosting.data_roots], env),
             plotly_bundle=choose_bundle(plotly_bundle or env.get(PLOTLY_BUNDLE_ENV) or None),
             babel_polyfill=choose_polyfill(babel_polyfill or env.get(POLYFILL_ENV) or None),
             compress=compress if compress is not None else parse_flag(env.get(COMPRESS_ENV),
                                                                       COMPRESS_ENV),
+            hosting=hosting,
         )
 
 
@@ -259,17 +272,17 @@ def parse_models(text: str) -> list[ModelEntry]:
 _JSON_KEYS = {"id", "label", "model", "weights", "head", "classes"}
 
 
-def _entry_from_json(item: dict[str, Any]) -> ModelEntry:
+def _entry_from_json(item: dict[str, Any], where: str = MODELS_ENV) -> ModelEntry:
     unknown = sorted(set(item) - _JSON_KEYS)
     if unknown:
         raise ClassmapError(
-            f"{MODELS_ENV} entry has unknown key(s) {', '.join(unknown)}; "
+            f"{where} entry has unknown key(s) {', '.join(unknown)}; "
             f"use {', '.join(sorted(_JSON_KEYS))}"
         )
     values = {key: item.get(key) for key in _JSON_KEYS}
     for key, value in values.items():
         if value is not None and not isinstance(value, str):
-            raise ClassmapError(f"{MODELS_ENV} entry key {key!r} must be a string; quote it")
+            raise ClassmapError(f"{where} entry key {key!r} must be a string; quote it")
     spec = ModelSpec(model=values["model"], weights=values["weights"], head=values["head"],
                      classes=values["classes"])
     return entry_from_spec(spec, values["id"], values["label"])

@@ -19,6 +19,8 @@ from dash import DiskcacheManager
 
 from classmap.analysis.errors import ClassmapError
 from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
+from classmap.app.hosting.access import (HEALTH_ENDPOINT, check_exposure, install_access,
+                                         limit_log_lines)
 from classmap.app.config import Settings, ensure_private_dir
 from classmap.app.pages import register_pages
 from classmap.app.shell import callbacks as shell_callbacks
@@ -56,6 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
     app._classmap_services = services  # type: ignore[attr-defined]
+        health_endpoint=HEALTH_ENDPOINT,  # the one public route (app/hosting/access.py)
     shell_callbacks.register(app, services)
     register_pages(app, services)
     app.layout = build_shell(settings)  # after the pages: the header links to each
@@ -64,6 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
 
 class ClassmapDash(dash.Dash):
     """dash.Dash whose pages carry the browser config (shell/clientside.py) and can leave out
+    install_access(app, settings)  # after every callback: the guard checks callback ids
     Dash's babel polyfill (app/browser_scripts.py).
 
     ``interpolate_index`` is Dash's documented hook for customising the page's HTML.
@@ -97,8 +101,14 @@ def warm_up(services: Services) -> None:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
-          debug: bool = False) -> None:
-    """Build the app and serve it (blocking) on ``host:port``."""
+          debug: bool = False, insecure_no_auth: bool = False) -> None:
+    """Build the app and serve it (blocking) on ``host:port``.
+
+    Beyond loopback it refuses to start without users or a trusted proxy (unless
+    ``insecure_no_auth``), without allowed Host names, or with ``debug``.
+    """
+    check_exposure(host, settings.hosting, insecure_no_auth, debug)
+    limit_log_lines()
     services = Services(settings)
     app = create_app(settings, services)
     if settings.warm_default:
@@ -107,7 +117,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
                 "polyfill: %s; compression: %s)", host, port, ", ".join(settings.model_ids),
                 settings.plotly_bundle, settings.babel_polyfill,
                 "on" if settings.compress else "off")
-    app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
+    # Never Werkzeug's interactive debugger: it runs code typed into the browser.
+    app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True,
+            use_debugger=False)
 
 
 def serve_in_thread(app: dash.Dash, host: str, port: int) -> threading.Thread:

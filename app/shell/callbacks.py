@@ -38,6 +38,7 @@ import dash
 from dash import ALL, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
+from classmap.app.hosting.redact import redact_paths
 from classmap.analysis.errors import ClassmapError
 from classmap.app.shell import ids
 from classmap.app.shell.clientside import bind_field, clientside
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 NOTICE_HIDDEN = "cm-notice cm-notice-hidden"
 NOTICE_WARNING = "cm-notice cm-notice-warning"
+NOTICE_MAX_CHARS = 400  # an error that quotes a client's value is cut to this
 
 
 def analysis_key(selection: dict[str, Any]) -> list[str]:
@@ -244,12 +246,12 @@ def report_callback_error(error: Exception) -> None:
     """Global callback error handler: log it, tell the user, keep the page as it was."""
     if isinstance(error, ClassmapError):
         log.warning("callback refused input: %s", error)
-        text = str(error)
+        # No server paths and no client-sized text back to the browser (app/hosting).
+        text = redact_paths(str(error))[:NOTICE_MAX_CHARS]
     else:
         log.error("callback failed", exc_info=error)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        text = (f"Something went wrong ({type(error).__name__}{': ' + first[:160] if first else ''}); "
-                "the view keeps its previous state — the server log has the details")
+        text = ("Something went wrong; the view keeps its previous state — the server log "
+                "has the details")
     dash.set_props(ids.NOTICE_TEXT, {"children": text})
     dash.set_props(ids.NOTICE, {"className": "cm-notice cm-notice-error"})
     return None

@@ -106,7 +106,7 @@ def data_entries(roots: tuple[Path, ...]) -> tuple[DataSetEntry, ...]:
         while slug in taken:
             slug, n = f"{base}-{n}", n + 1
         taken.add(slug)
-        entries.append(DataSetEntry(slug, f"{root.name} ({root})", root))
+        entries.append(DataSetEntry(slug, root.name, root))  # no server path to the browser
     return tuple(entries)
 
 

@@ -20,16 +20,19 @@ import io
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from classmap.analysis.cache import ResultCache
 from classmap.analysis.methods.embedding import EmbeddingParams, check_embedding_method
 from classmap.analysis.pipelines.embedding import ClassEmbedding, embed_classes, embedding_cached
-from classmap.analysis.errors import ClassmapError
+from classmap.analysis.errors import ClassmapError, check_choice
+from classmap.analysis.methods.hierarchy import LINKAGES
+from classmap.analysis.methods.similarity import METRICS
 from classmap.analysis.methods.hierarchy import to_newick
 from classmap.analysis.loading.models import ClassifierHead, load_head
 from classmap.analysis.pipelines.weights import WeightAnalysis, WeightParams, analyse_weights
@@ -46,6 +49,7 @@ from classmap.app.shell.selection import MAX_TOP_K
 from classmap.app.shell.tree_layout import TreeLayout, compute_tree_layout, cut_labels
 
 HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
+CLUSTER_CUTS = 16  # cluster labellings kept per analysis (each is C integers)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,7 +84,7 @@ class ModelView:
     entry: ModelEntry
     analysis: WeightAnalysis
     layout: TreeLayout
-    _clusters: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _clusters: "OrderedDict[int, np.ndarray]" = field(default_factory=OrderedDict, repr=False)
     _images: "OrderedDict[tuple, str]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -187,6 +191,10 @@ class ModelView:
             if labels is None:
                 labels = cut_labels(self.layout, num_clusters)
                 self._clusters[num_clusters] = labels
+                while len(self._clusters) > CLUSTER_CUTS:  # cuts come from the client
+                    self._clusters.popitem(last=False)
+            else:
+                self._clusters.move_to_end(num_clusters)
         return labels
 
 
@@ -224,16 +232,34 @@ class NeighbourRows:
 
 
 class KeyedLocks:
-    """One lock per key, made on first use: two requests for the same model load it
-    once while different models load in parallel. ``locks(key)`` is the key's lock."""
+    """One lock per key while someone holds or waits for it: two requests for the same
+    model load it once while different models load in parallel. ``with locks(key):``
+    holds the key's lock; the table forgets a key when its last user leaves, so keys a
+    client names cannot grow it (``len(locks)`` is the keys in use)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[Any, threading.Lock] = {}
+        self._locks: dict[Any, list] = {}  # key → [lock, holders and waiters]
 
-    def __call__(self, key: Any) -> threading.Lock:
+    @contextmanager
+    def __call__(self, key: Any) -> Iterator[None]:
         with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+            entry = self._locks.get(key)
+            if entry is None:
+                entry = self._locks[key] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
 
 
 class LruMemo(Generic[T]):
@@ -312,13 +338,34 @@ class Services:
         with self._lock:
             return key in self._views
 
+    def check_key(self, key: Any) -> AnalysisKey:
+        """``key`` as (model id, metric, linkage) if the server offers each, else raises
+        ClassmapError — before anything is loaded, allocated or keyed by it."""
+        if (not isinstance(key, (tuple, list)) or len(key) != 3
+                or not all(isinstance(part, str) for part in key)):
+            raise ClassmapError("an analysis is named by [model, metric, linkage]; reload the "
+                                "page")
+        model_id, metric, linkage = key
+        self.model_entry(model_id)
+        check_choice(metric, METRICS, "metric")
+        check_choice(linkage, LINKAGES, "linkage")
+        return (model_id, metric, linkage)
+
     def head(self, model_id: str) -> ClassifierHead:
-        """The model's classifier head (loaded once per process)."""
+        """The model's classifier head (loaded once per process).
+
+        Raises ClassmapError when it has more classes than the config's ``max_classes``.
+        """
         entry = self.model_entry(model_id)
         with self._key_lock(("head", model_id)):
             head = self._heads.get(model_id)
             if head is None:
                 head = load_head(entry.spec, self.cache)
+                limit = self.settings.hosting.limits.max_classes
+                if limit is not None and head.num_classes > limit:
+                    raise ClassmapError(f"model {model_id} has {head.num_classes:,} classes, "
+                                        f"more than this server's limit of {limit:,}; ask its "
+                                        "operator to raise max_classes")
                 self._heads[model_id] = head
         return head
 
@@ -327,6 +374,7 @@ class Services:
 
         Raises ClassmapError when the model cannot be loaded or analysed.
         """
+        key = self.check_key(key)
         with self._lock:
             found = self._views.get(key)
             if found is not None:
@@ -469,6 +517,7 @@ class Services:
     def embedding(self, model_id: str, method: str, progress: Any = None) -> ClassEmbedding:
         """Class coordinates ``[C, 2]`` for ``method`` (cached in memory and on disk)."""
         check_embedding_method(method)
+        self.model_entry(model_id)  # before the id keys anything
         key = (model_id, method)
         with self._lock:
             found = self._embeddings.get(key)

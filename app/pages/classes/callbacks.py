@@ -26,6 +26,7 @@ from classmap.analysis.methods.embedding import EMBEDDING_LABELS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import CallbackProgress
 from classmap.analysis.methods.similarity import METRIC_KIND
+from classmap.app.hosting.redact import redact_paths
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
 from classmap.app.pages.classes.layout import cut_limit, cut_marks
@@ -613,7 +614,7 @@ def model_summary_logic(services: Services, status: dict | None,
               else f"computed in {sum(analysis.seconds.values()):.2f} s")
     return [
         html.Div([html.Span(view.entry.label, className="cm-summary-model"),
-                  html.Span(head.source, className="cm-summary-source")],
+                  html.Span(redact_paths(head.source), className="cm-summary-source")],
                  className="cm-summary-title"),
         html.Div([
             stat("classes", f"{head.num_classes:,}", value_first=True),

@@ -1,0 +1,401 @@
+"""Who may reach what: one guard in front of every route of the Flask server.
+
+Why a Flask ``before_request`` hook and not ``dash-auth``: the hook runs before *every*
+route the server has — Dash's own (layout, dependencies, update-component, assets,
+component suites, background-job polls) and any a later change adds — so a new route is
+protected without anyone remembering to wrap it; it also sees the callback request's
+body, which the operator-only check needs (``dash-auth`` protects routes, not callbacks).
+
+Order of checks for one request (each refusal is a short text with no server detail):
+
+1. Host name (only when ``allowed_hosts`` is configured)      → 400
+2. body size (``Content-Length`` above ``max_request_bytes``) → 413
+3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
+4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
+5. callback requests: well-formed JSON naming a registered
+   callback; operator-only callbacks refused to viewers       → 400 / 403
+
+Without users or a trusted proxy (the loopback default) step 4 admits everyone as the
+local operator; ``classmap serve`` refuses to listen beyond loopback that way unless
+told ``--insecure-no-auth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import flask
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.settings import secret_key as secret_key_from_env
+from classmap.app.hosting.config import HostingConfig, User, check_user_name
+from classmap.app.pages.classes import ids as class_ids
+from classmap.app.hosting.redact import PathRedactor, server_folders
+from classmap.app.pages.images import ids as image_ids
+
+log = logging.getLogger(__name__)
+
+# Reviewed list of routes answered without credentials. Adding one is a security
+# decision: tests/app/test_routes_decide.py fails for any route not protected or listed.
+PUBLIC_PATHS = frozenset({"/healthz"})
+HEALTH_ENDPOINT = "healthz"
+CALLBACK_PATH = "/_dash-update-component"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+REALM = 'Basic realm="Classmap", charset="UTF-8"'
+MAX_LOG_CHARS = 2000
+# Background callbacks only an operator may start (their first output), by component id.
+OPERATOR_JOBS = ((class_ids.EMBED_DONE, "data"),  # t-SNE / UMAP class maps
+                 (image_ids.IMAGE_STATUS, "data"))  # image extraction and its analyses
+_VERIFIED_MAX = 256  # remembered (user, password) checks: scrypt costs ~50 ms a request
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sent the request: a user name and a role (viewer|operator)."""
+
+    name: str
+    role: str
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+
+LOCAL_OPERATOR = Identity("local", "operator")  # loopback, no users configured
+
+
+def install_access(app: Any, settings: Any) -> None:
+    """Put the guard in front of every route of ``app`` (a Dash app whose callbacks are
+    registered) and set the secret key, cookie flags, body limit, security headers and
+    the path redaction of responses, from ``settings`` (app/config.py Settings)."""
+    config: HostingConfig = settings.hosting
+    server = app.server
+    server.secret_key = load_secret_key(config, settings.cache_dir)
+    server.config.update(
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.tls,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    guard = AccessGuard(config, app.callback_map)
+    # First of all before-request functions, so nothing runs for a refused request.
+    server.before_request_funcs.setdefault(None, []).insert(0, guard.check)
+    redactor = PathRedactor(server_folders(settings))
+    server.after_request(lambda response: add_security_headers(_redacted(response, redactor)))
+    server.extensions["classmap_access"] = guard
+
+
+def operator_outputs(callback_map: dict[str, Any]) -> frozenset[str]:
+    """The callback ids (``app.callback_map`` keys) of the background callbacks in
+    :data:`OPERATOR_JOBS`."""
+    wanted = {f"{component}.{prop}" for component, prop in OPERATOR_JOBS}
+    found = set()
+    for callback_id, spec in callback_map.items():
+        if not spec.get("background"):
+            continue
+        parts = [part.split("@")[0] for part in callback_id.strip(".").split("...")]
+        if wanted.intersection(parts):
+            found.add(callback_id)
+    return frozenset(found)
+
+
+class AccessGuard:
+    """The ``before_request`` check (see the module docstring for the order)."""
+
+    def __init__(self, config: HostingConfig, callback_map: dict[str, Any]) -> None:
+        self.config = config
+        self.callback_map = callback_map
+        self.operator_callbacks = operator_outputs(callback_map)
+        self.allowed_hosts = frozenset(config.allowed_hosts) | LOOPBACK_HOSTS
+        self._verified: OrderedDict[bytes, Identity] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pepper = secrets.token_bytes(32)
+
+    def check(self) -> flask.Response | None:
+        request = flask.request
+        if self.config.allowed_hosts and _host_name(request.host) not in self.allowed_hosts:
+            return _refuse(400, "unknown host name")
+        length = request.content_length
+        if length is not None and length > self.config.max_request_bytes:
+            return _refuse(413, "request body too large")
+        if request.path in PUBLIC_PATHS:
+            return None
+        identity = self.identify()
+        if identity is None:
+            response = _refuse(401, "authentication required")
+            response.headers["WWW-Authenticate"] = REALM
+            return response
+        flask.g.classmap_identity = identity
+        if request.path.endswith(CALLBACK_PATH):
+            return self.check_callback(identity)
+        return None
+
+    # -- identity ------------------------------------------------------------------------------
+    def identify(self) -> Identity | None:
+        """The request's user, or None when credentials are required and missing or wrong."""
+        if not self.config.requires_login:
+            return LOCAL_OPERATOR
+        proxied = self._proxy_identity()
+        if proxied is not None:
+            return proxied
+        auth = flask.request.authorization
+        if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
+            return None
+        return self.verify(auth.username, auth.password)
+
+    def verify(self, name: str, password: str) -> Identity | None:
+        """Identity for a correct (name, password), else None; always one hash check."""
+        token = hmac.new(self._pepper, f"{name}\0{password}".encode("utf-8", "replace"),
+                         hashlib.sha256).digest()
+        with self._lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+                return known
+        user = self.config.users.get(name)
+        stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        if not check_password_hash(stored, password) or user is None or not user.password_hash:
+            return None
+        identity = Identity(user.name, user.role)
+        with self._lock:
+            self._verified[token] = identity
+            while len(self._verified) > _VERIFIED_MAX:
+                self._verified.popitem(last=False)
+        return identity
+
+    def _proxy_identity(self) -> Identity | None:
+        config = self.config
+        if not (config.trusted_proxies and config.proxy_user_header):
+            return None
+        try:
+            address = ipaddress.ip_address(flask.request.remote_addr or "")
+        except ValueError:
+            return None
+        if not any(address in network for network in config.trusted_proxies):
+            return None
+        name = flask.request.headers.get(config.proxy_user_header)
+        if not name:
+            return None
+        try:
+            check_user_name(name)
+        except ClassmapError:
+            return None
+        user: User | None = config.users.get(name)
+        return Identity(name, user.role if user is not None else config.proxy_default_role)
+
+    # -- callbacks ---------------------------------------------------------------------------------
+    def check_callback(self, identity: Identity) -> flask.Response | None:
+        """A callback request must be JSON naming a registered callback with the inputs it
+        declares; operator-only callbacks are refused to viewers (before any job starts)."""
+        request = flask.request
+        if request.method != "POST":
+            return None
+        try:
+            body = json.loads(request.get_data(cache=True) or b"null")
+        except (ValueError, RecursionError):
+            return _refuse(400, "malformed callback request")
+        problem = _callback_problem(body, self.callback_map)
+        if problem:
+            return _refuse(400, problem)
+        if body["output"] in self.operator_callbacks and not identity.is_operator:
+            log.warning("refused operator job to %s (%s)", identity.name, identity.role)
+            return _refuse(403, "this job needs the operator role; ask an operator to start it")
+        return None
+
+
+def current_identity() -> Identity:
+    """The identity of the request being served (the local operator outside requests)."""
+    if flask.has_request_context():
+        return flask.g.get("classmap_identity", LOCAL_OPERATOR)
+    return LOCAL_OPERATOR
+
+
+def _callback_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
+    if not isinstance(body, dict):
+        return "malformed callback request"
+    output = body.get("output")
+    if not isinstance(output, str) or output not in callback_map:
+        return "unknown callback"
+    spec = callback_map[output]
+    for key in ("inputs", "state"):
+        items = body.get(key, [])
+        if not isinstance(items, list) or len(items) != len(spec.get(key, [])):
+            return f"callback {key} do not match the callback"
+        for item in items:
+            group = item if isinstance(item, list) else [item]
+            if not all(isinstance(one, dict) and "id" in one and isinstance(
+                    one.get("property"), str) for one in group):
+                return f"malformed callback {key}"
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "malformed changedPropIds"
+    return None
+
+
+def _host_name(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _refuse(status: int, text: str) -> flask.Response:
+    response = flask.make_response(text + "\n", status)
+    response.mimetype = "text/plain"
+    return response
+
+
+# -- response headers -------------------------------------------------------------------------------
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>",
+                            re.S)
+_BASE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+             "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+             "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def add_security_headers(response: flask.Response) -> flask.Response:
+    """X-Frame-Options, X-Content-Type-Options, Referrer-Policy and a CSP; for an HTML page
+    the CSP allows exactly its inline scripts (by SHA-256) besides the server's own files."""
+    headers = response.headers
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    script_src = "script-src 'self'"
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        body = response.get_data()
+        hashes = sorted({_sha256_source(m.group(1)) for m in _INLINE_SCRIPT.finditer(body)})
+        script_src = " ".join([script_src, *hashes])
+    headers["Content-Security-Policy"] = f"{_BASE_CSP}; {script_src}"
+    return response
+
+
+def _redacted(response: flask.Response, redactor: PathRedactor) -> flask.Response:
+    """Server folders cut out of JSON and HTML bodies (callbacks, layout, the page)."""
+    if response.mimetype in ("application/json", "text/html") and not response.direct_passthrough:
+        body = response.get_data()
+        cleaned = redactor(body)
+        if cleaned is not body:
+            response.set_data(cleaned)
+    return response
+
+
+def _sha256_source(script: bytes) -> str:
+    import base64
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+
+
+# -- secret key and logging ---------------------------------------------------------------------------
+
+
+def load_secret_key(config: HostingConfig, cache_dir: Path) -> str:
+    """``$CLASSMAP_SECRET_KEY``, else the private file ``secret_key_file`` (default
+    ``<cache dir>/secret_key``), created once with mode 0600 so every web process of the
+    instance reads the same key."""
+    from_env = secret_key_from_env()
+    if from_env:
+        return from_env
+    path = config.secret_key_file or Path(cache_dir) / "secret_key"
+    return read_or_create_secret(path)
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The key in ``path``; a new random one when the file is missing (written to a
+    private temporary file, then linked into place, so concurrent processes agree)."""
+    import tempfile
+
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.close(fd)
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            Path(temp).unlink(missing_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077:
+        raise ClassmapError(f"secret key file {path} is readable by other users; run "
+                            f"'chmod 600 {path}'")
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise ClassmapError(f"secret key file {path} holds a short key; delete it to make a "
+                            "new one")
+    return key
+
+
+class TruncateLongRecords(logging.Filter):
+    """Shortens any log message beyond :data:`MAX_LOG_CHARS` (a client-chosen value must
+    not be able to grow the log by megabytes a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > MAX_LOG_CHARS:
+            record.msg = message[:MAX_LOG_CHARS] + f"… [{len(message) - MAX_LOG_CHARS} chars cut]"
+            record.args = None
+        return True
+
+
+def limit_log_lines(handlers: Iterable[logging.Handler] | None = None) -> None:
+    """Add :class:`TruncateLongRecords` to the root logger's handlers (once each)."""
+    root = logging.getLogger()
+    for handler in handlers if handlers is not None else root.handlers:
+        if not any(isinstance(f, TruncateLongRecords) for f in handler.filters):
+            handler.addFilter(TruncateLongRecords())
+
+
+# -- who may listen where -----------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an interface to bind) is reachable only from this machine."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, config: HostingConfig, insecure_no_auth: bool,
+                   debug: bool = False) -> None:
+    """Refuse (ClassmapError, one line) to serve beyond loopback without authentication
+    (unless ``insecure_no_auth``, which warns), without configured Host names, or with
+    Dash's debug mode."""
+    if is_loopback(host):
+        return
+    if debug:
+        raise ClassmapError(f"--debug serves tracebacks and dev tools; use it on 127.0.0.1 "
+                            f"only, not on {host}")
+    if not config.requires_login and not insecure_no_auth:
+        raise ClassmapError(
+            f"serving on {host} needs users: run 'classmap user add NAME --role operator "
+            "--config classmap.toml' and serve with '--config classmap.toml' (or pass "
+            "--insecure-no-auth)"
+        )
+    if not config.allowed_hosts:
+        raise ClassmapError(
+            f"serving on {host} needs the Host names clients use; add allowed_hosts = "
+            "[\"classmap.example.org\"] under [server] in the --config file"
+        )
+    if not config.requires_login:
+        log.warning("WARNING: serving on %s WITHOUT AUTHENTICATION (--insecure-no-auth): "
+                    "anyone who reaches this port can use every model, data set and job", host)

@@ -1,0 +1,263 @@
+"""Authentication, roles, the users file, the secret key and the exposure rules
+(issue 11 items 1 and 8), through Flask's test client on the real app."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from werkzeug.security import check_password_hash
+
+from classmap.analysis.errors import ClassmapError
+from classmap.app import cli
+from classmap.app.config import Settings
+from classmap.app.hosting import access
+from classmap.app.hosting.config import add_user, list_users, load_config, remove_user
+from classmap.app.server import create_app
+
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
+
+
+def basic(name: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("hosting") / "classmap.toml"
+    path.write_text("# the team's instance\n[server]\nallowed_hosts = [\"classmap.test\"]\n"
+                    "trusted_proxies = [\"10.9.8.7\"]\nproxy_user_header = \"X-Remote-User\"\n")
+    add_user(path, "alice", PASSWORDS["alice"], "operator")
+    add_user(path, "bob", PASSWORDS["bob"], "viewer")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hosted(config_file, session_cache, tmp_path_factory):
+    """The app with two users (alice operator, bob viewer) and a trusted proxy."""
+    settings = Settings.create(cache_dir=session_cache.directory,
+                               jobs_dir=tmp_path_factory.mktemp("jobs"), environ={},
+                               warm_default=False, hosting=load_config(config_file))
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def client(hosted):
+    return hosted.server.test_client()
+
+
+HOST = {"Host": "classmap.test"}
+
+
+# -- the users file -------------------------------------------------------------------------------
+
+
+def test_users_file_holds_salted_hashes_never_passwords(config_file):
+    text = config_file.read_text()
+    assert PASSWORDS["alice"] not in text and PASSWORDS["bob"] not in text
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    users = load_config(config_file).users
+    assert check_password_hash(users["alice"].password_hash, PASSWORDS["alice"])
+    assert not check_password_hash(users["alice"].password_hash, PASSWORDS["bob"])
+    assert [(u.name, u.role) for u in list_users(config_file)] == [("alice", "operator"),
+                                                                  ("bob", "viewer")]
+    assert text.startswith("# the team's instance")  # the operator's comments survive
+
+
+def test_same_password_gets_different_salted_hashes(tmp_path):
+    path = tmp_path / "c.toml"
+    add_user(path, "one", "same-password", "viewer")
+    add_user(path, "two", "same-password", "viewer")
+    users = load_config(path).users
+    assert users["one"].password_hash != users["two"].password_hash
+    remove_user(path, "one")
+    assert [u.name for u in list_users(path)] == ["two"]
+    with pytest.raises(ClassmapError, match="not in"):
+        remove_user(path, "one")
+
+
+def test_user_add_reads_the_password_from_stdin_and_creates_the_file(tmp_path, monkeypatch,
+                                                                     capsys):
+    path = tmp_path / "new" / "c.toml"
+    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin-pass\n"))
+    assert cli.main(["user", "add", "carol", "--role", "operator", "--config", str(path)]) == 0
+    assert check_password_hash(load_config(path).users["carol"].password_hash, "from-stdin-pass")
+    assert cli.main(["user", "list", "--config", str(path)]) == 0
+    assert "carol\toperator" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, password, role", [
+    ("bad:name", "long-enough", "viewer"), ("ok", "short", "viewer"), ("ok", "long-enough", "root"),
+])
+def test_user_add_refuses_bad_names_short_passwords_and_unknown_roles(tmp_path, name, password,
+                                                                      role):
+    with pytest.raises(ClassmapError):
+        add_user(tmp_path / "c.toml", name, password, role)
+    assert not (tmp_path / "c.toml").exists()
+
+
+# -- authentication ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    {}, basic("alice", "wrong-password"), basic("mallory", PASSWORDS["alice"]),
+    {"Authorization": "Bearer abc"}, {"X-Remote-User": "alice"},  # header, but not from the proxy
+])
+def test_missing_or_wrong_credentials_get_401_and_no_content(client, headers):
+    for path in ("/", "/classes", "/_dash-layout", "/_dash-dependencies"):
+        response = client.get(path, headers={**HOST, **headers})
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+        assert response.data == b"authentication required\n"
+
+
+def test_correct_credentials_get_the_page(client):
+    for name in PASSWORDS:
+        response = client.get("/", headers={**HOST, **basic(name, PASSWORDS[name])})
+        assert response.status_code == 200
+        assert b"_dash-config" in response.data
+
+
+def test_trusted_proxy_user_header_only_from_its_address(client):
+    from_proxy = {"REMOTE_ADDR": "10.9.8.7"}
+    ok = client.get("/_dash-layout", headers={**HOST, "X-Remote-User": "bob"},
+                    environ_base=from_proxy)
+    assert ok.status_code == 200
+    other = client.get("/_dash-layout", headers={**HOST, "X-Remote-User": "bob"},
+                       environ_base={"REMOTE_ADDR": "10.9.8.8"})
+    assert other.status_code == 401
+
+
+def test_loopback_without_users_needs_no_login(app_settings):
+    response = create_app(app_settings).server.test_client().get("/_dash-layout")
+    assert response.status_code == 200
+
+
+def test_unknown_host_names_are_refused(client):
+    response = client.get("/healthz", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert client.get("/healthz", headers=HOST).status_code == 200
+    assert client.get("/healthz", headers={"Host": "127.0.0.1:8050"}).status_code == 200
+
+
+# -- roles ------------------------------------------------------------------------------------------
+
+
+def callback_body(app, callback_id: str) -> dict:
+    spec = app.callback_map[callback_id]
+    return {"output": callback_id, "outputs": [],
+            "inputs": [{**item, "value": None} for item in spec["inputs"]],
+            "state": [{**item, "value": None} for item in spec["state"]],
+            "changedPropIds": []}
+
+
+def test_operator_jobs_are_the_embedding_and_image_background_callbacks(hosted):
+    operator = access.operator_outputs(hosted.callback_map)
+    assert len(operator) == 2
+    assert all(hosted.callback_map[key]["background"] for key in operator)
+    assert any(key.startswith("classes-embedding-done.data") for key in operator)
+    assert any(key.startswith("images-status.data@") for key in operator)
+
+
+def test_a_viewer_cannot_start_operator_jobs(hosted, client):
+    for callback_id in access.operator_outputs(hosted.callback_map):
+        body = callback_body(hosted, callback_id)
+        response = client.post("/_dash-update-component", json=body,
+                               headers={**HOST, **basic("bob", PASSWORDS["bob"])})
+        assert response.status_code == 403
+        assert b"operator" in response.data
+
+
+def test_an_operator_passes_the_role_check(hosted):
+    guard = hosted.server.extensions["classmap_access"]
+    for callback_id in access.operator_outputs(hosted.callback_map):
+        with hosted.server.test_request_context(
+                "/_dash-update-component", method="POST", json=callback_body(hosted, callback_id),
+                headers={**HOST, **basic("alice", PASSWORDS["alice"])}):
+            assert guard.check() is None
+            assert access.current_identity() == access.Identity("alice", "operator")
+
+
+# -- secret key, cookies, headers ----------------------------------------------------------------------
+
+
+def test_secret_key_file_is_private_and_shared_by_processes(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLASSMAP_SECRET_KEY", raising=False)
+    path = tmp_path / "keys" / "secret_key"
+    first = access.read_or_create_secret(path)
+    assert access.read_or_create_secret(path) == first and len(first) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary left
+    os.chmod(path, 0o644)
+    with pytest.raises(ClassmapError, match="chmod 600"):
+        access.read_or_create_secret(path)
+    monkeypatch.setenv("CLASSMAP_SECRET_KEY", "k" * 40)
+    assert access.load_secret_key(load_config_default(), tmp_path) == "k" * 40
+
+
+def load_config_default():
+    from classmap.app.hosting.config import HostingConfig
+
+    return HostingConfig()
+
+
+def test_cookie_flags_and_security_headers(hosted, client):
+    config = hosted.server.config
+    assert config["SESSION_COOKIE_HTTPONLY"] and config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert config["MAX_CONTENT_LENGTH"] == 4_000_000
+    assert hosted.server.secret_key and len(hosted.server.secret_key) >= 32
+    response = client.get("/", headers={**HOST, **basic("bob", PASSWORDS["bob"])})
+    headers = response.headers
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1]
+    # Every inline script of the page is allowed by its hash, and nothing else inline.
+    inline = access._INLINE_SCRIPT.findall(response.data)
+    assert inline and all(access._sha256_source(s) in csp for s in inline)
+
+
+# -- who may listen where ----------------------------------------------------------------------------
+
+
+def test_loopback_serves_without_users():
+    access.check_exposure("127.0.0.1", load_config_default(), insecure_no_auth=False)
+    access.check_exposure("::1", load_config_default(), insecure_no_auth=False)
+
+
+def test_other_interfaces_need_users_or_the_insecure_flag(config_file):
+    with pytest.raises(ClassmapError, match="classmap user add"):
+        access.check_exposure("0.0.0.0", load_config_default(), insecure_no_auth=False)
+    with pytest.raises(ClassmapError, match="allowed_hosts"):
+        access.check_exposure("0.0.0.0", load_config_default(), insecure_no_auth=True)
+    access.check_exposure("0.0.0.0", load_config(config_file), insecure_no_auth=False)
+    with pytest.raises(ClassmapError, match="--debug"):
+        access.check_exposure("0.0.0.0", load_config(config_file), False, debug=True)
+
+
+def test_serve_on_all_interfaces_without_users_refuses_in_one_line(capsys, tmp_path):
+    code = cli.main(["serve", "--host", "0.0.0.0", "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "classmap user add" in err
+
+
+def test_long_log_records_are_cut():
+    record = access.logging.LogRecord("x", 30, "f", 1, "bad value %s", ("v" * 10**6,), None)
+    access.TruncateLongRecords().filter(record)
+    assert len(record.getMessage()) < access.MAX_LOG_CHARS + 50
+
+
+def test_callback_requests_must_name_a_registered_callback(client):
+    headers = {**HOST, **basic("bob", PASSWORDS["bob"])}
+    for body in (b"[1, 2]", b"{", b"[" * 100_000 + b"]" * 100_000,
+                 json.dumps({"output": "no-such.data", "inputs": []}).encode()):
+        response = client.post("/_dash-update-component", data=body, headers=headers,
+                               content_type="application/json")
+        assert response.status_code == 400
+        assert b"Traceback" not in response.data
