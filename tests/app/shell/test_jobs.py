@@ -45,7 +45,9 @@ def test_memo_is_bounded_and_makes_each_value_once():
     assert made == ["a", "b", "c"]  # "b" was dropped when "c" came ("a" was used last)
     assert memo.get("b", lambda: "again") == "again"
     locks = KeyedLocks()
-    assert locks("x") is locks("x") and locks("x") is not locks("y")
+    with locks("x"), locks("y"):  # different keys do not wait for each other
+        assert len(locks) == 2
+    assert len(locks) == 0  # a key is forgotten when its last user leaves
     results = []
     threads = [threading.Thread(target=lambda: results.append(memo.get("z", lambda: object())))
                for _ in range(8)]
