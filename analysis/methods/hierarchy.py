@@ -1,12 +1,23 @@
-"""Hierarchical clustering of classes, done right (METHODS.md §1).
+"""Hierarchical clustering of classes, done right (METHODS.md §1), in bounded memory.
 
 Seed 000 passes the square ``C × C`` similarity matrix to scipy's ``linkage``, which
 then treats its rows as observation vectors rather than as distances. Here:
 
-- ``ward`` runs on the standardised row vectors themselves (Ward needs Euclidean
-  geometry), with fastcluster's memory-saving ``linkage_vector`` (O(C·D) memory);
-- ``average`` / ``complete`` / ``single`` run on the condensed distance vector:
-  ``1 − cosine`` for the cosine metric, the Euclidean distance for ``euclidean``.
+- ``ward`` runs on the Euclidean distances of the standardised row vectors (Ward needs
+  Euclidean geometry);
+- ``average`` / ``complete`` / ``single`` run on ``1 − cosine`` for the cosine metric,
+  the Euclidean distance for ``euclidean``.
+
+Which routine runs is chosen by the memory it needs against a budget
+(``CLASSMAP_MEMORY_BUDGET``, :func:`plan_linkage`):
+
+- ``condensed``: the condensed distance vector (``C(C−1)/2`` float64, 1.9 GB at 21,843
+  classes) filled in row chunks by matrix products, then fastcluster's ``linkage`` on it
+  in place (nearest-neighbour chain for Ward, MST for single) — the fastest, O(C²) memory;
+- ``vectors``: fastcluster's ``linkage_vector`` on the rows (O(C·D) memory, many times
+  slower), only for ``ward`` and ``single`` when the condensed vector does not fit;
+- otherwise a one-line ClassmapError naming the budget and how to raise it, raised
+  before anything large is allocated.
 
 The result is scipy's linkage format ``[C − 1, 4]`` with leaves = class indices, so
 every scipy tool (``dendrogram``, ``fcluster``, ``cophenet``) reads it.
@@ -14,20 +25,30 @@ every scipy tool (``dendrogram``, ``fcluster``, ``cophenet``) reads it.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import fastcluster
 import numpy as np
 import torch
 from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 
 from classmap.analysis.errors import ClassmapError, check_choice
-from classmap.analysis.methods.similarity import check_metric, similarity_matrix
+from classmap.analysis.methods.similarity import check_metric
+from classmap.analysis.progress import NullProgress
+from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
 
 LINKAGES = ("ward", "average", "complete", "single")
-DENSE_WARD_LIMIT = 5000
+ROUTINES = ("condensed", "vectors")
+DEFAULT_CHUNK_ROWS = 1024
+# Rough seconds per class pair of fastcluster's linkage on the condensed vector and of
+# linkage_vector per pair and feature; only used to move the progress bar while the
+# C routine runs (it reports nothing), never to choose a routine.
+_SECONDS_PER_PAIR = {"condensed": 3e-8, "vectors": 2.5e-9}
 
 
 def check_linkage(method: str) -> str:
@@ -35,14 +56,82 @@ def check_linkage(method: str) -> str:
     return check_choice(method, LINKAGES, "linkage")
 
 
-def linkage_matrix(standardised: torch.Tensor | np.ndarray, metric: str, method: str) -> np.ndarray:
+@dataclass(frozen=True)
+class LinkagePlan:
+    """The clustering routine chosen for a head, and the memory it needs.
+
+    routine : ``condensed`` or ``vectors`` (see the module docstring)
+    bytes_needed : working memory of that routine, in bytes
+    budget : the memory budget it was checked against, in bytes
+    """
+
+    routine: str
+    bytes_needed: int
+    budget: int
+
+
+def condensed_bytes(num_classes: int, num_features: int,
+                    chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
+    """Working memory of the ``condensed`` routine: the float64 condensed vector, a float64
+    copy of the rows and three ``chunk_rows × C`` float64 blocks."""
+    c = num_classes
+    return c * (c - 1) // 2 * 8 + c * num_features * 8 + 3 * min(chunk_rows, c) * c * 8
+
+
+def vectors_bytes(num_classes: int, num_features: int) -> int:
+    """Working memory of the ``vectors`` routine: two float64 copies of the rows (ours and
+    fastcluster's) plus its O(C) bookkeeping."""
+    return 2 * num_classes * num_features * 8 + 64 * num_classes
+
+
+def format_bytes(size: int) -> str:
+    """``size`` in GiB or MiB, e.g. ``1.9 GiB``."""
+    return f"{size / 1024**3:.1f} GiB" if size >= 1024**3 else f"{size / 1024**2:.0f} MiB"
+
+
+def plan_linkage(
+    num_classes: int, num_features: int, method: str, budget: int | None = None
+) -> LinkagePlan:
+    """The fastest routine whose memory fits ``budget`` (default: ``CLASSMAP_MEMORY_BUDGET``).
+
+    Raises ClassmapError, before any allocation, when none fits.
+    """
+    check_linkage(method)
+    budget = memory_budget() if budget is None else int(budget)
+    condensed = condensed_bytes(num_classes, num_features)
+    if condensed <= budget:
+        return LinkagePlan("condensed", condensed, budget)
+    vectors = vectors_bytes(num_classes, num_features)
+    if method in ("ward", "single") and vectors <= budget:
+        return LinkagePlan("vectors", vectors, budget)
+    need = condensed if method not in ("ward", "single") else vectors
+    raise ClassmapError(
+        f"{method} linkage of {num_classes} classes × {num_features} features needs "
+        f"{format_bytes(need)}, over the memory budget of {format_bytes(budget)}; raise it with "
+        f"{MEMORY_BUDGET_ENV}={-(-need // 1024**3)}G"
+        + (" or choose --linkage ward" if method not in ("ward", "single") else "")
+    )
+
+
+def linkage_matrix(
+    standardised: torch.Tensor | np.ndarray,
+    metric: str,
+    method: str,
+    *,
+    budget: int | None = None,
+    progress: Any = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> np.ndarray:
     """Agglomerative clustering of the C classes.
 
     Parameters
     ----------
-    standardised : array of shape (C, D) — row-standardised head weights
+    standardised : array of shape (C, D) — row-standardised head weights (any device:
+        the distance blocks are computed there, the linkage on the CPU)
     metric : ``cosine`` or ``euclidean`` (ignored by ``ward``, which is Euclidean)
     method : one of :data:`LINKAGES`
+    budget : memory budget in bytes (default ``CLASSMAP_MEMORY_BUDGET``), see :func:`plan_linkage`
+    progress : a :mod:`classmap.analysis.progress` reporter (steps ``distances`` and the linkage)
 
     Returns
     -------
@@ -50,36 +139,112 @@ def linkage_matrix(standardised: torch.Tensor | np.ndarray, metric: str, method:
     """
     check_metric(metric)
     check_linkage(method)
-    vectors = torch.as_tensor(standardised).detach().cpu().numpy().astype(np.float64)
-    if method == "ward":
-        # Below DENSE_WARD_LIMIT the O(C²)-memory routine is ~6× faster; above it the
-        # O(C·D)-memory nearest-neighbour chain keeps 21k-class heads within RAM.
-        ward = fastcluster.linkage if len(vectors) <= DENSE_WARD_LIMIT else fastcluster.linkage_vector
-        return np.asarray(ward(vectors, method="ward", metric="euclidean"), dtype=np.float64)
-    if method == "single" and metric == "euclidean":
-        return np.asarray(
-            fastcluster.linkage_vector(vectors, method="single", metric="euclidean"),
-            dtype=np.float64,
+    progress = progress or NullProgress()
+    rows = torch.as_tensor(standardised).detach()
+    num_classes, num_features = rows.shape
+    plan = plan_linkage(num_classes, num_features, method, budget)
+    distance = "euclidean" if method == "ward" else metric
+    if plan.routine == "condensed":
+        with progress.step("pairwise distances", total=num_classes) as advance:
+            condensed = condensed_distances(rows, distance, chunk_rows=chunk_rows,
+                                            on_chunk=advance)
+        estimate = _SECONDS_PER_PAIR["condensed"] * len(condensed)
+        return _with_heartbeat(
+            lambda: fastcluster.linkage(condensed, method=method, preserve_input=False),
+            progress, f"{method} linkage", estimate,
         )
-    return np.asarray(
-        fastcluster.linkage(condensed_distances(standardised, metric), method=method),
-        dtype=np.float64,
-    )
+    return _vector_linkage(rows, distance, method, progress)
 
 
-def condensed_distances(standardised: torch.Tensor | np.ndarray, metric: str) -> np.ndarray:
-    """Condensed distance vector of length C(C−1)/2 (scipy's ``pdist`` layout).
+def _vector_linkage(rows: torch.Tensor, distance: str, method: str, progress: Any) -> np.ndarray:
+    """fastcluster's ``linkage_vector`` (ward, or single on either metric).
 
-    ``1 − cosine`` for the cosine metric, the Euclidean distance for ``euclidean``.
+    Single linkage depends only on the order of distances, and on unit rows
+    ``1 − cos = ‖a − b‖² / 2``: the cosine tree is the Euclidean tree of the unit rows with
+    heights mapped back.
     """
-    scores = similarity_matrix(torch.as_tensor(standardised, dtype=torch.float32), metric)
-    distances = 1.0 - scores if metric == "cosine" else scores
-    distances = distances.astype(np.float64)
-    np.fill_diagonal(distances, 0.0)
-    distances = np.maximum(distances, 0.0)
-    # Symmetrise: float32 matmul can differ in the last bit between (i, j) and (j, i).
-    distances = 0.5 * (distances + distances.T)
-    return squareform(distances, checks=False)
+    vectors = rows.cpu().numpy().astype(np.float64)
+    if distance == "cosine":
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    c, d = vectors.shape
+    estimate = _SECONDS_PER_PAIR["vectors"] * c * c / 2 * d
+    linkage = _with_heartbeat(
+        lambda: fastcluster.linkage_vector(vectors, method=method, metric="euclidean"),
+        progress, f"{method} linkage (memory-saving)", estimate,
+    )
+    if distance == "cosine":
+        linkage[:, 2] = linkage[:, 2] ** 2 / 2.0
+    return linkage
+
+
+def _with_heartbeat(
+    work: Callable[[], np.ndarray], progress: Any, name: str, estimate_s: float,
+    ticks: int = 1000, interval: float = 0.25,
+) -> np.ndarray:
+    """Run ``work`` (a C routine that releases the GIL) in a thread while a progress bar
+    advances along ``estimate_s``, held at 99 % until ``work`` returns."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = error
+
+    with progress.step(name, total=ticks) as advance:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        started, shown = time.monotonic(), 0
+        thread.start()
+        while thread.is_alive():
+            thread.join(interval)
+            due = min(int(ticks * (time.monotonic() - started) / max(estimate_s, 1e-3)),
+                      ticks - 1)
+            if due > shown:
+                advance(due - shown)
+                shown = due
+        if "error" in result:
+            raise result["error"]
+        advance(ticks - shown)
+    return np.asarray(result["value"], dtype=np.float64)
+
+
+def condensed_distances(
+    standardised: torch.Tensor | np.ndarray,
+    metric: str,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_chunk: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Condensed distance vector of length C(C−1)/2 (scipy's ``pdist`` layout), float64.
+
+    ``1 − cosine`` for the cosine metric, the Euclidean distance for ``euclidean``,
+    computed in float64 blocks of ``chunk_rows × C`` on the rows' device; memory beyond
+    the result is ``O(chunk_rows · C)``.
+    """
+    check_metric(metric)
+    rows = torch.as_tensor(standardised).detach().to(torch.float64)
+    c = rows.shape[0]
+    squares = (rows * rows).sum(dim=1)
+    out = np.empty(c * (c - 1) // 2, dtype=np.float64)
+    position = 0
+    for start in range(0, c, chunk_rows):
+        stop = min(start + chunk_rows, c)
+        # Only columns right of the block's first row are needed (upper triangle).
+        dots = rows[start:stop] @ rows[start:].T
+        if metric == "cosine":
+            norms = squares.sqrt()
+            block = (1.0 - dots / (norms[start:stop, None] * norms[None, start:])).clamp_min_(0.0)
+        else:
+            block = (squares[start:stop, None] + squares[None, start:] - 2.0 * dots)
+            block = block.clamp_min_(0.0).sqrt_()
+        block = block.cpu().numpy()
+        for offset in range(stop - start):
+            row = block[offset, offset + 1:]
+            out[position:position + len(row)] = row
+            position += len(row)
+        if on_chunk is not None:
+            on_chunk(stop - start)
+    return out
 
 
 def leaf_order(linkage: np.ndarray) -> np.ndarray:

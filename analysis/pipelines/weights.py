@@ -18,10 +18,19 @@ import torch
 
 from classmap.analysis.cache import ResultCache, get_or_compute, make_key
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.methods.hierarchy import check_linkage, leaf_order, linkage_matrix
+from classmap.analysis.methods.hierarchy import (
+    check_linkage,
+    format_bytes,
+    leaf_order,
+    linkage_matrix,
+    plan_linkage,
+)
+from classmap.analysis.methods.matrix_pyramid import check_tile, pyramid_tile, top_level
 from classmap.analysis.loading.classifier import ClassifierHead, default_device
 from classmap.analysis.progress import NullProgress
+from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
 from classmap.analysis.methods.similarity import (
+    DEFAULT_CHUNK_ROWS,
     METRIC_KIND,
     Neighbours,
     check_metric,
@@ -32,7 +41,8 @@ from classmap.analysis.methods.similarity import (
 
 log = logging.getLogger(__name__)
 
-WEIGHT_ANALYSIS_VERSION = "1"
+WEIGHT_ANALYSIS_VERSION = "2"
+PYRAMID_VERSION = "1"
 # Above this many classes the dense C × C matrix is neither stored nor exported.
 MAX_DENSE_CLASSES = 5000
 DEFAULT_TOP_K = 25
@@ -116,12 +126,33 @@ def analyse_weights(
     """
     progress = progress or NullProgress()
     params.validate(head.num_classes)
+    check_memory(head, params)
     return get_or_compute(
         cache, weight_analysis_key(head, params),
         lambda: _compute_weights(head, params, progress, device),
         pack=_pack_weights,
         unpack=lambda arrays, _meta: _unpack_weights(head, params, arrays),
     )
+
+
+def check_memory(head: ClassifierHead, params: WeightParams, budget: int | None = None) -> None:
+    """Raise ClassmapError, before anything is allocated, when the analysis of ``head`` does
+    not fit the memory budget (``CLASSMAP_MEMORY_BUDGET``): the linkage routine's working
+    memory (:func:`~classmap.analysis.methods.hierarchy.plan_linkage`) plus a float32 copy of
+    the standardised rows, or the neighbour search's blocks, whichever is larger."""
+    budget = memory_budget() if budget is None else budget
+    c, d = head.weight.shape
+    rows = c * d * 4
+    plan = plan_linkage(c, d, params.linkage, budget)
+    neighbour_blocks = 3 * min(DEFAULT_CHUNK_ROWS, c) * c * 4
+    dense = c * c * 4 * 3 if c <= MAX_DENSE_CLASSES else 0
+    need = rows + max(plan.bytes_needed, neighbour_blocks, dense)
+    if need > budget:
+        raise ClassmapError(
+            f"the analysis of {c} classes × {d} features needs {format_bytes(need)}, over the "
+            f"memory budget of {format_bytes(budget)}; raise it with "
+            f"{MEMORY_BUDGET_ENV}={-(-need // 1024**3)}G"
+        )
 
 
 def _unpack_weights(
@@ -185,10 +216,8 @@ def _compute_weights(
         seconds["similarity"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    with progress.step(f"{params.linkage} linkage", total=1) as advance:
-        linkage = linkage_matrix(standardised.cpu(), params.metric, params.linkage)
-        order = leaf_order(linkage)
-        advance(1)
+    linkage = linkage_matrix(standardised, params.metric, params.linkage, progress=progress)
+    order = leaf_order(linkage)
     seconds["linkage"] = time.perf_counter() - started
 
     return WeightAnalysis(
@@ -206,3 +235,62 @@ def _pack_weights(result: WeightAnalysis) -> tuple[dict[str, np.ndarray], dict[s
     if result.similarity is not None:
         arrays["similarity"] = result.similarity
     return arrays, {"seconds": result.seconds, "model": result.head.spec.to_json()}
+
+
+def heatmap_tile(
+    analysis: WeightAnalysis,
+    level: int,
+    row: int,
+    col: int,
+    *,
+    cache: ResultCache | None = None,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Tile ``(level, row, col)`` of the dendrogram-ordered matrix's level-of-detail pyramid
+    (:mod:`classmap.analysis.methods.matrix_pyramid`), computed on demand and cached.
+
+    Returns
+    -------
+    ndarray of shape (≤ 256, ≤ 256), float32 — block means of the metric's scores.
+    """
+    head, params = analysis.head, analysis.params
+    check_tile(head.num_classes, level, row, col)
+    key = make_key("heatmap-tile", PYRAMID_VERSION, analysis=weight_analysis_key(head, params),
+                   level=level, row=row, col=col)
+
+    def compute() -> np.ndarray:
+        target = torch.device(device) if device is not None else default_device()
+        rows = standardise_rows(torch.from_numpy(head.weight).to(target), head.classes.names)
+        order = torch.from_numpy(analysis.leaf_order).to(target)
+        return pyramid_tile(rows[order], params.metric, level, row, col)
+
+    return get_or_compute(
+        cache, key, compute,
+        pack=lambda z: ({"z": z}, {}),
+        unpack=lambda arrays, _meta: arrays["z"],
+    )
+
+
+def heatmap_overview(
+    analysis: WeightAnalysis,
+    *,
+    levels: int = 2,
+    cache: ResultCache | None = None,
+    progress: Any = None,
+    device: str | torch.device | None = None,
+) -> dict[tuple[int, int, int], np.ndarray]:
+    """The top ``levels`` levels of the pyramid (1 tile, then at most 2 × 2 …), each tile
+    cached: what the heatmap shows first. Returns ``{(level, row, col): tile}``."""
+    progress = progress or NullProgress()
+    c = analysis.head.num_classes
+    top = top_level(c)
+    wanted = []
+    for level in range(top, max(top - levels, -1), -1):
+        count = -(-c // (256 << level))
+        wanted += [(level, r, k) for r in range(count) for k in range(count)]
+    tiles = {}
+    with progress.step("heatmap overview tiles", total=len(wanted)) as advance:
+        for level, r, k in wanted:
+            tiles[(level, r, k)] = heatmap_tile(analysis, level, r, k, cache=cache, device=device)
+            advance(1)
+    return tiles

@@ -12,10 +12,12 @@ from sklearn.metrics import adjusted_rand_score
 
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.hierarchy import (
+    condensed_bytes,
     condensed_distances,
     cut_clusters,
     leaf_order,
     linkage_matrix,
+    plan_linkage,
     subtree_leaves,
     to_newick,
     unique_leaf_labels,
@@ -70,11 +72,10 @@ def test_ward_matches_scipy_on_the_standardised_vectors():
     )
 
 
-def test_large_ward_uses_the_memory_saving_routine(monkeypatch):
+def test_ward_over_the_budget_uses_the_memory_saving_routine(monkeypatch):
     import classmap.analysis.methods.hierarchy as module
 
     called = []
-    monkeypatch.setattr(module, "DENSE_WARD_LIMIT", 10)
     original = module.fastcluster.linkage_vector
     monkeypatch.setattr(
         module.fastcluster, "linkage_vector",
@@ -82,10 +83,64 @@ def test_large_ward_uses_the_memory_saving_routine(monkeypatch):
     )
     weight = np.random.default_rng(4).normal(size=(30, 8)).astype(np.float32)
     z = standardise_rows(weight).numpy().astype(np.float64)
+    budget = condensed_bytes(30, 8) - 1  # the condensed vector no longer fits
+    assert plan_linkage(30, 8, "ward", budget).routine == "vectors"
     np.testing.assert_allclose(
-        linkage_matrix(z, "cosine", "ward")[:, 2], hierarchy.linkage(z, "ward")[:, 2], rtol=1e-4
+        linkage_matrix(z, "cosine", "ward", budget=budget)[:, 2],
+        hierarchy.linkage(z, "ward")[:, 2], rtol=1e-4,
     )
     assert called
+
+
+def test_the_fastest_routine_is_chosen_when_it_fits():
+    assert plan_linkage(21843, 768, "ward", 6 * 1024**3).routine == "condensed"
+    assert plan_linkage(21843, 768, "average", 6 * 1024**3).routine == "condensed"
+    assert plan_linkage(50000, 768, "ward", 6 * 1024**3).routine == "vectors"
+    assert plan_linkage(50000, 768, "single", 6 * 1024**3).routine == "vectors"
+
+
+@pytest.mark.parametrize("method", ["average", "complete"])
+def test_a_linkage_over_the_budget_is_refused_in_one_line_naming_budget_and_fix(method):
+    with pytest.raises(ClassmapError) as caught:
+        plan_linkage(50000, 768, method, 6 * 1024**3)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "over the memory budget of 6.0 GiB" in message
+    assert "CLASSMAP_MEMORY_BUDGET=11G" in message
+    with pytest.raises(ClassmapError, match="memory budget of 1 MiB"):
+        plan_linkage(2000, 768, "ward", 1024**2)
+
+
+def test_single_cosine_over_the_budget_matches_scipy():
+    """The vectors routine runs single linkage on unit rows and maps heights back to 1 − cos."""
+    weight = np.random.default_rng(9).normal(size=(40, 12)).astype(np.float32)
+    z = standardise_rows(weight).numpy().astype(np.float64)
+    ours = linkage_matrix(z, "cosine", "single", budget=condensed_bytes(40, 12) - 1)
+    reference = hierarchy.linkage(pdist(z, "cosine"), "single")
+    np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(hierarchy.cophenet(ours), hierarchy.cophenet(reference),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_condensed_distances_match_pdist_across_chunks():
+    z = standardise_rows(np.random.default_rng(10).normal(size=(37, 9))).numpy()
+    for metric in ("cosine", "euclidean"):
+        seen = []
+        ours = condensed_distances(z, metric, chunk_rows=5, on_chunk=seen.append)
+        np.testing.assert_allclose(ours, pdist(z.astype(np.float64), metric), atol=1e-10)
+        assert sum(seen) == 37 and len(seen) == 8
+
+
+def test_linkage_reports_progress_for_distances_and_the_linkage():
+    from classmap.analysis.progress import CallbackProgress
+
+    reports = []
+    z = standardise_rows(np.random.default_rng(11).normal(size=(60, 8)))
+    linkage_matrix(z, "cosine", "ward", progress=CallbackProgress(
+        lambda name, fraction: reports.append((name, fraction))))
+    names = [name for name, _ in reports]
+    assert "pairwise distances" in names and "ward linkage" in names
+    assert ("ward linkage", 1.0) in reports
 
 
 @pytest.mark.parametrize("method", ["average", "complete", "single"])
