@@ -76,6 +76,13 @@ def spec_from_args(args: argparse.Namespace):
                      head_key=getattr(args, "head_key", None))
 
 
+def check_device_flag(args: argparse.Namespace) -> None:
+    """Refuse a ``--device`` this machine cannot use, before any load or cache hit."""
+    from classmap.analysis.loading.classifier import resolve_device
+
+    resolve_device(getattr(args, "device", None))
+
+
 def cache_from_args(args: argparse.Namespace):
     """The ResultCache named by ``--cache-dir`` (or the default)."""
     from classmap.analysis.cache import ResultCache
@@ -153,6 +160,7 @@ def _export(args: argparse.Namespace) -> int:
     from classmap.analysis.progress import TqdmProgress
 
     check_output_dir(args.out)
+    check_device_flag(args)
     progress = TqdmProgress(quiet=args.quiet)
     cache = cache_from_args(args)
     seconds: dict[str, float] = {}

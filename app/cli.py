@@ -89,10 +89,12 @@ def run_user(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``classmap serve``: build the app for the configured model and run it."""
+    from classmap.analysis.loading.classifier import resolve_device
     from classmap.app.config import Settings
     from classmap.app.server import serve
 
     settings = Settings.from_args(args)
+    resolve_device(settings.device)  # --device or CLASSMAP_DEVICE: refused before serving
     serve(settings, host=args.host, port=args.port, debug=args.debug,
           insecure_no_auth=args.insecure_no_auth)
     return 0

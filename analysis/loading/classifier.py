@@ -129,6 +129,53 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``--device`` as a torch device that exists here (None: :func:`default_device`).
+
+    Checked before anything is loaded or read from the cache, so a bad value is
+    refused even when every result is cached.
+
+    Raises
+    ------
+    ClassmapError
+        for a name torch does not know, a device type Classmap does not run on
+        (``meta`` has no data), or CUDA/MPS that this machine does not have.
+    """
+    if device is None:
+        return default_device()
+    fix = "use cpu, cuda or cuda:N (a GPU), or leave --device out for the default"
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ClassmapError(f"unknown --device {str(device)[:40]!r}; {fix}") from None
+    if target.type not in DEVICE_TYPES:
+        raise ClassmapError(
+            f"--device {str(device)[:40]!r} is a {target.type} device, which Classmap does not "
+            f"run on; {fix}"
+        )
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ClassmapError(
+                f"--device {device} asks for a CUDA GPU, but torch sees none on this machine; "
+                "use --device cpu, or leave it out"
+            )
+        if target.index is not None and target.index >= count:
+            raise ClassmapError(
+                f"--device {device} asks for GPU {target.index}, but this machine has {count} "
+                f"(cuda:0 … cuda:{count - 1}); choose one of those"
+            )
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise ClassmapError(
+            f"--device {device} asks for Apple's MPS, which this machine does not have; "
+            "use --device cpu, or leave it out"
+        )
+    return target
+
+
 def head_from_arrays(
     weight: np.ndarray,
     bias: np.ndarray | None,

@@ -9,6 +9,10 @@ Order of precedence (first that applies wins):
 3. ImageNet subsets recognised by class count through timm's offline metadata
    (1,000 → ImageNet-1k; 11,221 / 11,821 / 21,841 / 21,842 / 21,843 → the 21k variants);
 4. ``class_0 … class_{C-1}``.
+
+The same rules hold for names from every source (:func:`check_class_names`): no empty
+name or id, no name or id twice, and a UTF-8 byte-order mark before the first name is
+dropped (Windows editors write one).
 """
 
 from __future__ import annotations
@@ -53,8 +57,12 @@ def resolve_class_names(
             )
         return ClassNames(tuple(ids), tuple(names), "classes-file")
     if checkpoint_names is not None and len(checkpoint_names) == num_classes:
-        names = tuple(str(n) for n in checkpoint_names)
-        return ClassNames(names, names, "checkpoint")
+        ids, names = check_class_names(
+            [str(n) for n in checkpoint_names], [str(n) for n in checkpoint_names],
+            "the class names stored in the checkpoint",
+            "fix them in the checkpoint, or pass --classes FILE to name the rows",
+        )
+        return ClassNames(tuple(ids), tuple(names), "checkpoint")
     imagenet = _imagenet_names(num_classes)
     if imagenet is not None:
         return imagenet
@@ -70,7 +78,7 @@ def read_classes_file(path: str | Path) -> tuple[list[str], list[str]]:
     """
     resolved = check_readable_file(path, "--classes")
     try:
-        text = resolved.read_text(encoding="utf-8")
+        text = resolved.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ClassmapError(
             f"--classes file {resolved} is not UTF-8 text; save it as UTF-8, one name per line"
@@ -91,14 +99,49 @@ def read_classes_file(path: str | Path) -> tuple[list[str], list[str]]:
             class_id = name = line.strip()
         ids.append(class_id)
         names.append(name)
-    seen: dict[str, int] = {}
-    for number, name in enumerate(names, start=1):
-        if name in seen:
-            raise ClassmapError(
-                f"--classes file {resolved} names {name!r} twice (lines {seen[name]} and "
-                f"{number}); class names must be unique"
-            )
-        seen[name] = number
+    return check_class_names(
+        ids, names, f"--classes file {resolved}", "fix the file: one class per line, in the "
+        "head's row order", first="line",
+    )
+
+
+def check_class_names(
+    ids: Sequence[str], names: Sequence[str], where: str, fix: str, *, first: str = "row"
+) -> tuple[list[str], list[str]]:
+    """The ids and names of C classes after the checks every source shares.
+
+    A byte-order mark (U+FEFF) before the first id or name is dropped; surrounding
+    white space is stripped.
+
+    Parameters
+    ----------
+    ids, names : C strings each, in the head's row order
+    where : how the message names the source (``"--classes file F"``)
+    fix : what the user should do, appended to every message
+    first : what a position is called in messages (``row``, 0-based, or ``line``, 1-based)
+
+    Raises
+    ------
+    ClassmapError
+        for an empty id or name, or an id or name given twice (naming both positions).
+    """
+    base = 1 if first == "line" else 0
+    ids = [str(i).strip() for i in ids]
+    names = [str(n).strip() for n in names]
+    if ids:
+        ids[0] = ids[0].lstrip("\ufeff").strip()
+        names[0] = names[0].lstrip("\ufeff").strip()
+    for kind, values in (("name", names), ("id", ids)):
+        seen: dict[str, int] = {}
+        for position, value in enumerate(values, start=base):
+            if not value:
+                raise ClassmapError(f"{where} has an empty class {kind} at {first} {position}; {fix}")
+            if value in seen:
+                raise ClassmapError(
+                    f"{where} gives the class {kind} {value!r} twice ({first}s {seen[value]} and "
+                    f"{position}); class {kind}s must be unique: {fix}"
+                )
+            seen[value] = position
     return ids, names
 
 

@@ -33,6 +33,7 @@ from classmap.analysis.loading.classifier import (
     ModelSpec,
     default_device,
     extract_head,
+    resolve_device,
     head_from_arrays,
 )
 from classmap.analysis.loading.classnames import ClassNames
@@ -81,7 +82,7 @@ def load_classifier(
 ) -> LoadedClassifier:
     """Load the whole network ``spec`` names, in eval mode on ``device`` (CUDA if present)."""
     source = find_source(spec)
-    target = torch.device(device) if device is not None else default_device()
+    target = resolve_device(device)
     loaded = source.load_network(spec, cache)
     loaded.network.to(target).eval()
     loaded.device = target

@@ -52,6 +52,12 @@ def standardise_rows(
     ClassmapError if any row has zero variance (it has no direction to compare).
     """
     w = torch.as_tensor(weight, dtype=torch.float32)
+    # The mean sums D values: a row near float32's limit (3.4e38) would overflow to
+    # inf, then NaN. Standardising is scale-free, so such rows are first divided by
+    # their largest |value|; ordinary rows are left bit-for-bit as they were.
+    peak = w.abs().amax(dim=1, keepdim=True)
+    risky = peak * w.shape[1] > 1e36
+    w = torch.where(risky, w / peak.clamp_min(torch.finfo(torch.float32).tiny), w)
     centred = w - w.mean(dim=1, keepdim=True)
     std = centred.std(dim=1, keepdim=True)
     flat = torch.nonzero(std.squeeze(1) <= torch.finfo(torch.float32).tiny).flatten().tolist()
