@@ -13,6 +13,12 @@ variable                    meaning
                             ``8G`` or ``512M`` (default 4G); it picks the clustering routine
 ``CLASSMAP_SECRET_KEY``     the web app's Flask secret key (every web process must share it;
                             unset: a generated private file, see ``classmap.app.hosting``)
+``CLASSMAP_JOBS_PER_MODEL`` background jobs that may compute at once for one model (2)
+``CLASSMAP_JOBS_PER_SESSION`` background jobs that may compute at once for one browser
+                            session (2); later ones wait, shown as "queued"
+``CLASSMAP_JOBS_QUEUED``    jobs that may wait per session (4); more are refused
+``CLASSMAP_JOB_TIME_LIMIT`` seconds a background job may run before it is stopped (1800)
+``CLASSMAP_JOB_HEARTBEAT``  seconds without a heartbeat after which a job counts as dead (15)
 ``CLASSMAP_*`` (others)     the web app's settings, parsed by ``classmap.app`` from
                             :func:`classmap_environment`
 ==========================  ================================================================
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR_ENV = "CLASSMAP_CACHE_DIR"
@@ -78,6 +85,52 @@ def memory_budget(environ: Mapping[str, str] | None = None) -> int:
 def hub_offline(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``HF_HUB_OFFLINE`` says the Hugging Face hub must not be contacted."""
     return _environment(environ).get(HUB_OFFLINE_ENV, "").lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """Limits on the web app's background jobs (see the table above for the variables).
+
+    per_model, per_session : jobs computing at once for one model / one browser session
+    queued : jobs that may wait for a slot per session (more are refused)
+    time_limit : seconds a job may run (waiting included) before it is stopped
+    heartbeat_timeout : seconds without a heartbeat after which a job counts as dead
+    """
+
+    per_model: int = 2
+    per_session: int = 2
+    queued: int = 4
+    time_limit: float = 1800.0
+    heartbeat_timeout: float = 15.0
+
+
+_LIMIT_ENV = {"per_model": "CLASSMAP_JOBS_PER_MODEL", "per_session": "CLASSMAP_JOBS_PER_SESSION",
+              "queued": "CLASSMAP_JOBS_QUEUED", "time_limit": "CLASSMAP_JOB_TIME_LIMIT",
+              "heartbeat_timeout": "CLASSMAP_JOB_HEARTBEAT"}
+
+
+def job_limits(environ: Mapping[str, str] | None = None) -> JobLimits:
+    """The background-job limits from ``CLASSMAP_JOBS_*`` / ``CLASSMAP_JOB_*`` (defaults:
+    :class:`JobLimits`). A value that is not a positive number raises ClassmapError."""
+    from classmap.analysis.errors import ClassmapError
+
+    env = _environment(environ)
+    values: dict[str, float | int] = {}
+    for field, name in _LIMIT_ENV.items():
+        text = env.get(name, "").strip()
+        if not text:
+            continue
+        kind = float if field in ("time_limit", "heartbeat_timeout") else int
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value < 0 or (value == 0 and field != "queued"):
+            raise ClassmapError(f"{name}={text!r} is not a "
+                                f"{'positive number' if kind is float else 'whole number ≥ 1'}; "
+                                f"unset it or give e.g. {getattr(JobLimits, field)}")
+        values[field] = value
+    return JobLimits(**values)
 
 
 def secret_key(environ: Mapping[str, str] | None = None) -> str | None:

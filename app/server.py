@@ -15,15 +15,16 @@ from typing import Any
 
 import dash
 import diskcache
-from dash import DiskcacheManager
 
 from classmap.analysis.errors import ClassmapError
 from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
+from classmap.app.config import Settings, ensure_private_dir
 from classmap.app.hosting.access import (HEALTH_ENDPOINT, check_exposure, install_access,
                                          limit_log_lines)
-from classmap.app.config import Settings, ensure_private_dir
 from classmap.app.pages import register_pages
+from classmap.analysis.settings import job_limits
 from classmap.app.shell import callbacks as shell_callbacks
+from classmap.app.shell.job_processes import JobManager
 from classmap.app.shell.callbacks import report_callback_error
 from classmap.app.shell.clientside import config_script
 from classmap.app.shell.layout import build_shell
@@ -41,6 +42,9 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
     """A ready-to-run Dash app for ``settings`` (nothing is loaded or computed here)."""
     services = services or Services(settings)
     jobs = diskcache.Cache(str(ensure_private_dir(settings.jobs_dir)))
+    # Jobs fork from a forkserver (no server locks, no listening socket), beat a
+    # heartbeat and obey per-model / per-session limits (app/shell/job_processes.py).
+    manager = JobManager(jobs, settings, job_limits())
     app = ClassmapDash(
         __name__,
         use_pages=True,
@@ -50,24 +54,25 @@ def create_app(settings: Settings, services: Services | None = None) -> dash.Das
         assets_ignore=assets_ignore(settings.plotly_bundle, settings.babel_polyfill),
         title="Classmap",
         update_title=None,
-        background_callback_manager=DiskcacheManager(jobs),
+        background_callback_manager=manager,
         on_error=report_callback_error,
         suppress_callback_exceptions=False,
         compress=settings.compress,
+        health_endpoint=HEALTH_ENDPOINT,  # the one public route (app/hosting/access.py)
     )
     app.drop_polyfill = settings.babel_polyfill == "drop"
     app.server.config[SERVICES_KEY] = services
     app._classmap_services = services  # type: ignore[attr-defined]
-        health_endpoint=HEALTH_ENDPOINT,  # the one public route (app/hosting/access.py)
+    app._classmap_jobs = manager  # type: ignore[attr-defined]
     shell_callbacks.register(app, services)
     register_pages(app, services)
     app.layout = build_shell(settings)  # after the pages: the header links to each
+    install_access(app, settings)  # after every callback: the guard checks callback ids
     return app
 
 
 class ClassmapDash(dash.Dash):
     """dash.Dash whose pages carry the browser config (shell/clientside.py) and can leave out
-    install_access(app, settings)  # after every callback: the guard checks callback ids
     Dash's babel polyfill (app/browser_scripts.py).
 
     ``interpolate_index`` is Dash's documented hook for customising the page's HTML.
@@ -111,6 +116,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
     limit_log_lines()
     services = Services(settings)
     app = create_app(settings, services)
+    app._classmap_jobs.start()  # type: ignore[attr-defined]  # before any thread or socket
     if settings.warm_default:
         warm_up(services)
     log.warning("Classmap dashboard on http://%s:%d/ (models: %s; plotly.js: %s; babel "

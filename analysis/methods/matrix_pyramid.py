@@ -81,16 +81,30 @@ def pyramid_tile(
     check_metric(metric)
     c = ordered.shape[0]
     check_tile(c, level, row, col, tile)
-    block = 1 << level
     r0, r1 = tile_span(c, level, row, tile)
     c0, c1 = tile_span(c, level, col, tile)
-    rows = ordered.to(torch.float64)
+    return block_tile(ordered[r0:r1], ordered[c0:c1], metric, 1 << level)
+
+
+def block_tile(left: torch.Tensor, right: torch.Tensor, metric: str, block: int) -> np.ndarray:
+    """Means of the metric over ``block × block`` squares of pairs (left row, right row).
+
+    Parameters
+    ----------
+    left : Tensor of shape (R, D); right : Tensor of shape (K, D) — standardised rows
+
+    Returns
+    -------
+    ndarray of shape (⌈R / block⌉, ⌈K / block⌉), float32
+    """
+    check_metric(metric)
+    left, right = left.to(torch.float64), right.to(torch.float64)
     if metric == "cosine":
-        unit_r = rows[r0:r1] / rows[r0:r1].norm(dim=1, keepdim=True)
-        unit_c = rows[c0:c1] / rows[c0:c1].norm(dim=1, keepdim=True)
-        z = block_mean_rows(unit_r, block) @ block_mean_rows(unit_c, block).T
+        unit_l = left / left.norm(dim=1, keepdim=True)
+        unit_r = right / right.norm(dim=1, keepdim=True)
+        z = block_mean_rows(unit_l, block) @ block_mean_rows(unit_r, block).T
         return z.clamp_(-1.0, 1.0).cpu().numpy().astype(np.float32)
-    return _mean_distances(rows[r0:r1], rows[c0:c1], block)
+    return _mean_distances(left, right, block)
 
 
 def _mean_distances(left: torch.Tensor, right: torch.Tensor, block: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from classmap.analysis.methods.hierarchy import (
     linkage_matrix,
     plan_linkage,
 )
-from classmap.analysis.methods.matrix_pyramid import check_tile, pyramid_tile, top_level
+from classmap.analysis.methods.matrix_pyramid import block_tile, check_tile, tile_span, top_level
 from classmap.analysis.loading.classifier import ClassifierHead, default_device
 from classmap.analysis.progress import NullProgress
 from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
@@ -259,10 +259,15 @@ def heatmap_tile(
                    level=level, row=row, col=col)
 
     def compute() -> np.ndarray:
+        # Standardisation is row by row: only the tile's rows and columns are needed.
         target = torch.device(device) if device is not None else default_device()
-        rows = standardise_rows(torch.from_numpy(head.weight).to(target), head.classes.names)
-        order = torch.from_numpy(analysis.leaf_order).to(target)
-        return pyramid_tile(rows[order], params.metric, level, row, col)
+        order = analysis.leaf_order
+
+        def rows(index: int) -> torch.Tensor:
+            start, stop = tile_span(head.num_classes, level, index)
+            return standardise_rows(torch.from_numpy(head.weight[order[start:stop]]).to(target))
+
+        return block_tile(rows(row), rows(col), params.metric, 1 << level)
 
     return get_or_compute(
         cache, key, compute,

@@ -27,5 +27,12 @@ JOB_PANEL = "shell-job"
 JOB_PROGRESS = "shell-job-progress"
 JOB_LABEL = "shell-job-label"
 JOB_CANCEL = "shell-job-cancel"
+JOB_WATCHDOG = "shell-job-watchdog"  # dcc.Interval: checks a pending job's heartbeat
+JOB_FAILURE = "shell-job-failure"  # why the analysis job failed, with a Retry
+JOB_FAILURE_TEXT = "shell-job-failure-text"
+JOB_RETRY = "shell-job-retry"
+# The "Images as" switch (PNG/SVG) of every graph's modebar download; its id predates the
+# shell (kept for bookmarks and tests).
+FIGURE_FORMAT = "shell-figure-format"
 NAV = "shell-nav"
 NAV_LINK = "shell-nav-link"  # pattern-matching type: {"type": NAV_LINK, "path": path}

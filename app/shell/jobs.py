@@ -2,7 +2,8 @@
 
 A job's status is a small dict in a ``dcc.Store``::
 
-    {"key": [...], "state": "pending" | "ready" | "error" | "cancelled", "message": str}
+    {"key": [...], "state": "pending" | "ready" | "error" | "cancelled", "message": str,
+     "job": job id, "requested": seconds since the epoch}   # the last two: pending only
 
 ``key`` names what the job prepares — ``[model, metric, linkage]`` for the weight
 analysis (the shell), ``[model, data set]`` for the image pages. A view draws only when
@@ -10,6 +11,12 @@ the status is ``ready`` for the key it needs (:func:`is_ready_for`). The work it
 runs in a Dash background callback (another process) and reports progress through
 :func:`progress_reporter`; Cancel turns a pending status into ``cancelled``
 (:func:`cancelled_status`).
+
+A job's request (:func:`job_request`) carries a fresh ``id``: the job's process records
+itself and beats a heartbeat under that id (``app/shell/job_processes.py``), and a
+``dcc.Interval`` watchdog (:func:`watchdog_interval`, :func:`watch_status`) turns a job
+that died, hung, ran too long or could not write into an ``error`` status within
+seconds; :func:`failure_bar` shows it with a Retry (:func:`retry_logic`).
 """
 
 from __future__ import annotations
@@ -23,9 +30,23 @@ from classmap.analysis.progress import CallbackProgress
 PENDING, READY, ERROR, CANCELLED = "pending", "ready", "error", "cancelled"
 
 
-def job_status(key: Sequence[str], state: str, message: str = "") -> dict[str, Any]:
-    """The status of the job for ``key`` (JSON-friendly)."""
-    return {"key": list(key), "state": state, "message": message}
+WATCH_MS = 2000  # how often a pending job's heartbeat is checked
+
+
+def job_request(model: str, **fields: Any) -> dict[str, Any]:
+    """A background job's request: ``{"id", "model", "requested", **fields}`` — a fresh
+    id every time, so asking again (Retry, a restart after Cancel) always starts a job."""
+    return {"id": uuid.uuid4().hex, "model": model, "requested": time.time(), **fields}
+
+
+def job_status(key: Sequence[str], state: str, message: str = "",
+               job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status of the job for ``key`` (JSON-friendly); ``job``: its request (a pending
+    status names it, so the watchdog can check its heartbeat)."""
+    status = {"key": list(key), "state": state, "message": message}
+    if job:
+        status.update(job=job.get("id"), requested=job.get("requested"))
+    return status
 
 
 def is_for(status: dict | None, key: Sequence[str]) -> bool:
@@ -51,3 +72,35 @@ def progress_reporter(report: Callable[[Any], None], label: str) -> CallbackProg
         report((int(round(100 * fraction)), f"{label}: {step}…"))
 
     return CallbackProgress(forward)
+
+
+def watchdog_interval(interval_id: str) -> dcc.Interval:
+    """The Interval that checks a pending job (off until a job is pending)."""
+    return dcc.Interval(id=interval_id, interval=WATCH_MS, disabled=True)
+
+
+def failure_bar(bar_id: str, text_id: str, retry_id: str) -> html.Div:
+    """Hidden until a job fails: the reason and a Retry button."""
+    return html.Div([
+        html.Span(id=text_id, className="cm-job-label"),
+        button("Retry", retry_id, kind="ghost", title="start this computation again"),
+    ], id=bar_id, className="cm-job cm-job-failed", hidden=True, role="alert")
+
+
+def watch_status(verdict: Any, status: dict | None) -> tuple[Any, Any]:
+    """A watchdog tick → (new status or no_update, job label or no_update).
+
+    ``verdict``: :class:`~classmap.app.shell.job_processes.JobVerdict` or None.
+    """
+    if not status or status.get("state") != PENDING or verdict is None:
+        raise PreventUpdate
+    if verdict.state == ERROR:
+        return job_status(status.get("key") or [], ERROR, verdict.message), no_update
+    return no_update, (verdict.message or no_update)
+
+
+def failure_controls(status: dict | None) -> tuple[bool, bool, str]:
+    """A status → (watchdog disabled, failure bar hidden, failure text)."""
+    state = (status or {}).get("state")
+    failed = state == ERROR
+    return state != PENDING, not failed, (status or {}).get("message", "") if failed else ""

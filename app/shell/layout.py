@@ -13,6 +13,7 @@ from dash import dcc, html
 from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.app.shell import ids
 from classmap.app.shell.widgets import button, field, job_progress
+from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.config import Settings
 
 METRIC_OPTIONS = [
@@ -53,6 +54,8 @@ def build_shell(settings: Settings) -> html.Div:
                 className="cm-linkage-picker")),
             job_progress(ids.JOB_PANEL, ids.JOB_PROGRESS, ids.JOB_LABEL, ids.JOB_CANCEL,
                          "Preparing the analysis…"),
+            failure_bar(ids.JOB_FAILURE, ids.JOB_FAILURE_TEXT, ids.JOB_RETRY),
+            watchdog_interval(ids.JOB_WATCHDOG),
         ], className="cm-controls"),
     ], className="cm-header")
     notice = html.Div([

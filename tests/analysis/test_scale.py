@@ -111,13 +111,17 @@ def test_analysis_and_tiles_are_cached(planted, tmp_path):
     top = top_level(CI_CLASSES)
     assert set(tiles) == {(top, 0, 0), (top - 1, 0, 0), (top - 1, 0, 1), (top - 1, 1, 0),
                           (top - 1, 1, 1)}
-    original = pipeline.pyramid_tile
-    pipeline.pyramid_tile = lambda *a, **k: pytest.fail("recomputed")
+    original = pipeline.block_tile
+    pipeline.block_tile = lambda *a, **k: pytest.fail("recomputed")
     try:
         np.testing.assert_array_equal(heatmap_tile(again, top, 0, 0, cache=cache),
                                       tiles[(top, 0, 0)])
     finally:
-        pipeline.pyramid_tile = original
+        pipeline.block_tile = original
+    # The pipeline's tile (rows standardised per tile) is the pyramid tile of the ordered rows.
+    ordered = standardise_rows(planted.weight)[torch.from_numpy(first.leaf_order)]
+    np.testing.assert_allclose(tiles[(top - 1, 1, 0)],
+                               pyramid_tile(ordered, "cosine", top - 1, 1, 0), atol=1e-6)
 
 
 def _dense_block_means(matrix: np.ndarray, block: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from classmap.app.pages.classes.layout import cut_limit, cut_marks
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
                                           name_downloads, project_selection,
                                           relay_selection_requests, select_on)
+from classmap.app.shell.jobs import job_request
 from classmap.app.shell.widgets import provisional_options
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from classmap.app.shell.widgets import stat
@@ -496,7 +497,7 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
         note = (f"Computing {EMBEDDING_LABELS[method]} in the background (progress above); "
                 "showing PCA meanwhile.")
         if (rendered or {}).get("requested") != [sel.model, method]:
-            job = {"model": sel.model, "method": method}
+            job = job_request(sel.model, method=method)
     embedding = services.embedding(sel.model, shown)
     coords = embedding.coords
     summary = summarise(services, view, sel)
@@ -548,8 +549,61 @@ def compute_embedding_logic(services: Services, report: Any, job: dict | None) -
     try:
         services.embedding(model, method, progress=progress)
     except ClassmapError as error:
-        return {"model": model, "method": method, "state": "error", "message": str(error)}
-    return {"model": model, "method": method, "state": "ready"}
+        return embed_done(job, "error", str(error))
+    return embed_done(job, "ready")
+
+
+def embed_done(job: dict, state: str, message: str = "") -> dict:
+    """The embedding job's outcome: ``{"model", "method", "id", "state", "message"}``."""
+    return {"model": job.get("model"), "method": job.get("method"), "id": job.get("id"),
+            "state": state, "message": message}
+
+
+def cancel_embedding_logic(n_clicks: int | None, job: dict | None, done: dict | None,
+                           rendered: dict | None, selection: dict | None) -> tuple:
+    """Cancel of the map's job → (selection back to the map actually shown, rendered key
+    that forgets the request, cancelled outcome) — so the toggle and the URL say what
+    the map shows and asking for the method again starts a new job."""
+    pending = bool(job) and (done or {}).get("id") != job.get("id")
+    if not n_clicks or not pending or not selection:
+        raise PreventUpdate
+    shown = (rendered or {}).get("shown") or "pca"
+    key = {**rendered, "requested": None} if rendered else no_update
+    return (update_selection(selection, embedding=shown), key,
+            embed_done(job, "cancelled", "cancelled"))
+
+
+def watch_embedding_logic(manager: Any, job: dict | None, done: dict | None) -> tuple:
+    """A watchdog tick → (outcome or no_update, job label or no_update, interval disabled).
+
+    A job that died, hung, overran or could not write becomes an ``error`` outcome (the
+    map says why and offers Retry); a queued one says so in the job's label."""
+    if not job or (done or {}).get("id") == job.get("id") or manager is None:
+        return no_update, no_update, True
+    verdict = manager.check(job.get("id"), job.get("requested"))
+    if verdict is None:
+        return no_update, no_update, False
+    if verdict.state == "error":
+        return embed_done(job, "error", verdict.message), no_update, True
+    return no_update, verdict.message or no_update, False
+
+
+def embed_failure_logic(done: dict | None) -> tuple[bool, str]:
+    """The map job's outcome → (failure bar hidden, its text)."""
+    if (done or {}).get("state") != "error":
+        return True, ""
+    label = EMBEDDING_LABELS.get(done.get("method"), done.get("method"))
+    return False, f"{label} failed: {done.get('message', '')}"
+
+
+def retry_embedding_logic(n_clicks: int | None, done: dict | None,
+                          rendered: dict | None) -> tuple:
+    """Retry after a failed map job → (a new job, rendered key naming it, pending outcome)."""
+    if not n_clicks or (done or {}).get("state") != "error":
+        raise PreventUpdate
+    job = job_request(done["model"], method=done["method"])
+    key = {**rendered, "requested": [done["model"], done["method"]]} if rendered else no_update
+    return job, key, embed_done(job, "pending")
 
 
 def lasso_logic(services: Services, selected: dict | None, selection: dict | None) -> dict:
@@ -863,6 +917,50 @@ def register(app: Any, services: Services) -> None:
     )
     def compute_embedding(set_progress, job):
         return compute_embedding_logic(services.for_background_job(), set_progress, job)
+
+    @app.callback(
+        select_request,
+        Output(ids.CLASS_MAP_KEY, "data", allow_duplicate=True),
+        Output(ids.EMBED_DONE, "data", allow_duplicate=True),
+        Input(ids.EMBED_CANCEL, "n_clicks"), State(ids.EMBED_JOB, "data"),
+        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"), selection_state,
+        prevent_initial_call=True,
+    )
+    def cancel_embedding(n_clicks, job, done, rendered, selection):
+        return cancel_embedding_logic(n_clicks, job, done, rendered, selection)
+
+    # The map job's watchdog: on while a job is pending (see app/shell/jobs.py).
+    @app.callback(Output(ids.EMBED_WATCHDOG, "disabled", allow_duplicate=True),
+                  Input(ids.EMBED_JOB, "data"), prevent_initial_call=True)
+    def watch_new_embedding(job):
+        return not job
+
+    @app.callback(
+        Output(ids.EMBED_DONE, "data", allow_duplicate=True),
+        Output(ids.EMBED_LABEL, "children", allow_duplicate=True),
+        Output(ids.EMBED_WATCHDOG, "disabled", allow_duplicate=True),
+        Input(ids.EMBED_WATCHDOG, "n_intervals"), State(ids.EMBED_JOB, "data"),
+        State(ids.EMBED_DONE, "data"),
+        prevent_initial_call=True,
+    )
+    def watch_embedding(_ticks, job, done):
+        return watch_embedding_logic(getattr(app, "_classmap_jobs", None), job, done)
+
+    @app.callback(Output(ids.EMBED_FAILURE, "hidden"), Output(ids.EMBED_FAILURE_TEXT, "children"),
+                  Input(ids.EMBED_DONE, "data"), prevent_initial_call=True)
+    def embed_failure(done):
+        return embed_failure_logic(done)
+
+    @app.callback(
+        Output(ids.EMBED_JOB, "data", allow_duplicate=True),
+        Output(ids.CLASS_MAP_KEY, "data", allow_duplicate=True),
+        Output(ids.EMBED_DONE, "data", allow_duplicate=True),
+        Input(ids.EMBED_RETRY, "n_clicks"), State(ids.EMBED_DONE, "data"),
+        State(ids.CLASS_MAP_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def retry_embedding(n_clicks, done, rendered):
+        return retry_embedding_logic(n_clicks, done, rendered)
 
     @app.callback(
         select_request,

@@ -13,6 +13,7 @@ from dash import dcc, html
 from classmap.analysis.methods.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
 from classmap.app.pages.classes import ids
 from classmap.app.shell.callbacks import page_query_store, resolve_page_query
+from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
 from classmap.app.shell.widgets import button, card, field, graph, job_progress
 from classmap.app.pages.classes.figures import message_figure
@@ -134,6 +135,8 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
         [
             job_progress(ids.EMBED_PANEL, ids.EMBED_PROGRESS, ids.EMBED_LABEL, ids.EMBED_CANCEL,
                          "Computing the map…"),
+            failure_bar(ids.EMBED_FAILURE, ids.EMBED_FAILURE_TEXT, ids.EMBED_RETRY),
+            watchdog_interval(ids.EMBED_WATCHDOG),
             graph(ids.CLASS_MAP, loading, class_name="cm-class-map", height=480),
             html.P(id=ids.EMBEDDING_NOTE, className="cm-note"),
         ],

@@ -1,0 +1,439 @@
+"""The processes background jobs run in: forkserver, heartbeat, limits, stop with the server.
+
+Dash's stock ``DiskcacheManager`` forks the whole server (``multiprocess``'s default) for
+every job: the child inherits every lock some server thread held at that instant (one
+such child deadlocked inside SQLite) and the listening socket (a restarted server then
+fails with "Address already in use" until the job ends). :class:`JobManager` keeps
+Dash's result protocol (the same diskcache keys, so Dash's polling is unchanged) and
+changes how a job is started and watched:
+
+* **forkserver** — jobs fork from a small single-threaded server process that
+  :mod:`multiprocessing` starts with ``exec`` and only the file descriptors it needs, so
+  a job holds no server thread's lock and no listening socket. The job rebuilds the app
+  from the (picklable) settings and looks its callback up by Dash's own function key;
+  nothing of the server's memory is shared.
+* **stop with the server** — a job is a daemon child, killed when its forkserver dies
+  (``PR_SET_PDEATHSIG``), and its heartbeat thread ends it when the server's process is
+  gone; ``JobManager.stop_all`` (at exit) kills the ones still running.
+* **heartbeat and record** — each job has a record in the job store (``RECORDS_KEY``:
+  job id → ``{pid, model, session, state, started, heartbeat, message}``); the job
+  touches ``heartbeat`` every second. :func:`check_job` (called by the page's watchdog
+  interval) turns a job that died, stopped beating, ran past its limit or could not
+  write into an error the page shows, with a Retry.
+* **limits** — at most ``per_model`` jobs compute at once for one model and
+  ``per_session`` for one browser session; later ones wait in state ``queued`` (first
+  come, first served) and more than ``queued`` waiting jobs of a session are refused.
+
+A job's request (the Input of its background callback) is a dict made by
+:func:`classmap.app.shell.jobs.job_request`: it carries the job ``id`` and ``model``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import diskcache
+import psutil
+from dash import DiskcacheManager
+
+from classmap.analysis.settings import JobLimits
+
+log = logging.getLogger(__name__)
+
+RECORDS_KEY = "classmap-job-records"
+QUEUED, RUNNING, DONE, FAILED, REFUSED, CANCELLED = (
+    "queued", "running", "done", "failed", "refused", "cancelled")
+BEAT_SECONDS = 1.0
+START_GRACE_SECONDS = 20.0  # a request whose job has no record after this never started
+LOW_DISK_BYTES = 16 * 2**20
+_PR_SET_PDEATHSIG = 1
+_IN_JOB = False  # True inside a job's process (create_app then starts no forkserver)
+
+
+def in_job_process() -> bool:
+    """Whether this process is a background job (see :func:`run_job`)."""
+    return _IN_JOB
+
+
+@dataclass(frozen=True)
+class JobVerdict:
+    """What the watchdog says about a pending job: ``state`` is ``queued``, ``running``
+    or ``error``; ``message`` is the sentence to show."""
+
+    state: str
+    message: str = ""
+
+
+class _JobFn:
+    """Dash's job function for one callback, plus the key that names it in a job's process."""
+
+    def __init__(self, key: str, job_fn: Any) -> None:
+        self.key = key
+        self.job_fn = job_fn
+
+    def __call__(self, *args: Any) -> None:
+        self.job_fn(*args)
+
+
+class JobManager(DiskcacheManager):
+    """A DiskcacheManager whose jobs run in forkserver processes with a heartbeat, a time
+    limit and per-model / per-session limits (see the module docstring).
+
+    ``settings`` : the app's Settings (rebuilt into an app in each job's process);
+    ``limits`` : :class:`~classmap.analysis.settings.JobLimits`.
+    """
+
+    def __init__(self, cache: diskcache.Cache, settings: Any, limits: JobLimits) -> None:
+        super().__init__(cache)
+        self.settings = settings
+        self.limits = limits
+        self._context = multiprocessing.get_context("forkserver")
+        self._processes: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    # -- processes ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the forkserver now, with the heavy modules imported once, and arrange for
+        running jobs to be killed when this process exits."""
+        if self._started:
+            return
+        self._started = True
+        self._context.set_forkserver_preload(["classmap.app.shell.job_processes",
+                                              "classmap.app.server"])
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+        atexit.register(self.stop_all)
+
+    def make_job_fn(self, fn: Any, progress: Any, key: Any = None) -> _JobFn:
+        return _JobFn(key, super().make_job_fn(_recording_failures(fn, self.handle), progress,
+                                               key))
+
+    def call_job_fn(self, key: str, job_fn: Any, args: Any, context: Any) -> int:
+        """Start the job (or queue it, or refuse it); returns its pid (0 when refused)."""
+        self.start()
+        request = find_request(args)
+        job_id = str(request.get("id") or uuid.uuid4().hex)
+        model = str(request.get("model") or "")
+        session = current_session()
+        refusal = self._refusal(model, session)
+        if refusal:
+            write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
+                                               "state": REFUSED, "message": refusal,
+                                               "started": time.time(), "heartbeat": time.time()})
+            return 0
+        process = self._context.Process(
+            target=run_job, name=f"classmap-job-{job_id[:8]}", daemon=True,
+            args=(self.settings, self.limits, job_fn.key, key, self._make_progress_key(key),
+                  args, dict(context), job_id, os.getpid()))
+        now = time.time()
+        write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
+                                           "state": QUEUED, "message": "", "started": now,
+                                           "heartbeat": now})
+        process.start()
+        update_record(self.handle, job_id, pid=process.pid)
+        with self._lock:
+            self._processes[process.pid] = process
+            self._reap()
+        return process.pid
+
+    def _refusal(self, model: str, session: str) -> str:
+        mine = [r for r in live_records(self.handle) if r.get("session") == session]
+        allowed = self.limits.per_session + self.limits.queued
+        if len(mine) >= allowed:
+            return (f"this session already has {len(mine)} background jobs running or queued "
+                    f"(at most {allowed}); wait for one to finish or cancel it, then Retry")
+        return ""
+
+    def _reap(self) -> None:
+        for pid, process in list(self._processes.items()):
+            if not process.is_alive():
+                process.join(0)
+                self._processes.pop(pid, None)
+
+    def terminate_job(self, job: Any) -> None:
+        """Dash's Cancel (and its clean-up after a result): the record says ``cancelled``
+        first, so the watchdog does not call a cancelled job dead."""
+        if job is None:
+            return
+        pid = int(job)
+        for job_id, record in records(self.handle).items():
+            if record.get("pid") == pid and record.get("state") in (QUEUED, RUNNING):
+                update_record(self.handle, job_id, state=CANCELLED)
+        if pid:
+            super().terminate_job(pid)
+        with self._lock:
+            self._reap()
+
+    def stop_all(self) -> None:
+        """Kill every job this process started that still runs (the server is stopping)."""
+        with self._lock:
+            for process in self._processes.values():
+                if process.is_alive():
+                    process.kill()
+            for process in self._processes.values():
+                process.join(2)
+            self._processes.clear()
+
+    def check(self, job_id: str | None, requested: float | None) -> JobVerdict | None:
+        return check_job(self.handle, job_id, requested, self.limits,
+                         disk_folders=(Path(self.handle.directory), self.settings.cache_dir))
+
+
+# -- records --------------------------------------------------------------------------------------
+
+
+def records(cache: diskcache.Cache) -> dict[str, dict[str, Any]]:
+    """Every job record: job id → record."""
+    return dict(cache.get(RECORDS_KEY, {}) or {})
+
+
+def write_record(cache: diskcache.Cache, job_id: str, record: dict[str, Any]) -> None:
+    with cache.transact():
+        everything = records(cache)
+        everything[job_id] = record
+        cutoff = time.time() - 86400  # forget records of a day ago
+        everything = {k: v for k, v in everything.items() if v.get("heartbeat", 0) > cutoff}
+        cache.set(RECORDS_KEY, everything)
+
+
+def update_record(cache: diskcache.Cache, job_id: str, **changes: Any) -> dict[str, Any]:
+    with cache.transact():
+        everything = records(cache)
+        record = {**everything.get(job_id, {}), **changes}
+        everything[job_id] = record
+        cache.set(RECORDS_KEY, everything)
+    return record
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def live_records(cache: diskcache.Cache) -> list[dict[str, Any]]:
+    """Records of jobs queued or running whose process is alive (or not yet started)."""
+    now = time.time()
+    return [r for r in records(cache).values() if r.get("state") in (QUEUED, RUNNING)
+            and (process_alive(r.get("pid", 0))
+                 or (not r.get("pid") and now - r.get("started", 0) < START_GRACE_SECONDS))]
+
+
+def _kill(pid: int) -> None:
+    if pid and process_alive(pid):
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _low_disk(folders: Iterable[Path]) -> str:
+    for folder in folders:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        if free < LOW_DISK_BYTES:
+            return f" — the disk of {folder} is full ({free // 2**20} MiB free)"
+    return ""
+
+
+def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | None,
+              limits: JobLimits, now: float | None = None,
+              disk_folders: Iterable[Path] = ()) -> JobVerdict | None:
+    """The watchdog's verdict on the pending job ``job_id`` (requested at ``requested``,
+    seconds since the epoch): None while it is fine or finished (Dash delivers its
+    result), ``queued``/``running`` with a sentence, or ``error`` with the reason — its
+    process died, it stopped beating for ``limits.heartbeat_timeout`` s (it is killed),
+    it ran past ``limits.time_limit`` s (it is killed), or it never started."""
+    if not job_id:
+        return None
+    now = time.time() if now is None else now
+    record = records(cache).get(job_id)
+    if record is None:
+        if requested and now - requested > START_GRACE_SECONDS:
+            return JobVerdict("error", "the background job never started "
+                                       f"(no sign of it after {START_GRACE_SECONDS:.0f} s)")
+        return None
+    state, pid = record.get("state"), int(record.get("pid") or 0)
+    if state in (DONE, CANCELLED):
+        return None
+    if state in (REFUSED, FAILED):
+        return JobVerdict("error", record.get("message") or "the background job failed")
+    if not pid:
+        if now - record.get("started", now) > START_GRACE_SECONDS:
+            return JobVerdict("error", "the background job's process never started")
+        return JobVerdict(QUEUED, "Starting…")
+    if not process_alive(pid):
+        if records(cache).get(job_id, {}).get("state") in (DONE, CANCELLED):
+            return None  # it finished between the two reads
+        reason = _low_disk(disk_folders)
+        return JobVerdict("error", f"the background job stopped unexpectedly{reason}")
+    if now - record.get("heartbeat", now) > limits.heartbeat_timeout:
+        _kill(pid)
+        update_record(cache, job_id, state=FAILED, message="no heartbeat")
+        return JobVerdict("error", f"the background job stopped responding (no heartbeat for "
+                                   f"{limits.heartbeat_timeout:.0f} s){_low_disk(disk_folders)}")
+    if now - record.get("started", now) > limits.time_limit:
+        _kill(pid)
+        update_record(cache, job_id, state=FAILED, message="time limit")
+        return JobVerdict("error", f"the background job ran past its limit of "
+                                   f"{limits.time_limit:.0f} s and was stopped")
+    if state == QUEUED:
+        return JobVerdict(QUEUED, record.get("message") or "Queued…")
+    return JobVerdict(RUNNING)
+
+
+# -- in the job's process ----------------------------------------------------------------------
+
+
+def _recording_failures(fn: Any, cache: diskcache.Cache) -> Any:
+    """``fn`` that, when it raises (a full disk, a bug), records the job as failed before
+    Dash stores the error — so the watchdog turns the page's pending status into it."""
+    import functools
+
+    from dash.exceptions import PreventUpdate
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PreventUpdate:
+            raise
+        except Exception as error:
+            job_id = find_request([*args, *kwargs.values()]).get("id")
+            if job_id:
+                first = (str(error).strip().splitlines() or [""])[0][:200]
+                with contextlib.suppress(Exception):  # the store may be unwritable too
+                    update_record(cache, str(job_id), state=FAILED,
+                                  message=f"the background job failed ({type(error).__name__}"
+                                          f"{': ' + first if first else ''})")
+            raise
+
+    return run
+
+
+
+def find_request(args: Any) -> dict[str, Any]:
+    """The job request dict among a background callback's arguments (``{}`` if none)."""
+    values = args.values() if isinstance(args, dict) else (
+        args if isinstance(args, (list, tuple)) else [args])
+    for value in values:
+        if isinstance(value, dict) and "id" in value:
+            return value
+    return {}
+
+
+def current_session() -> str:
+    """The browser session of the current request: Flask's session cookie, else the
+    client's address (all jobs of one address share a session)."""
+    try:
+        from flask import request
+
+        return request.cookies.get("session") or request.remote_addr or "local"
+    except RuntimeError:  # outside a request
+        return "local"
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent (the forkserver) dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+def _beat(cache: diskcache.Cache, job_id: str, server_pid: int, stop: threading.Event) -> None:
+    """Touch the record every second; end the process when the server is gone or the
+    record cannot be written (the watchdog then reports it)."""
+    while not stop.wait(BEAT_SECONDS):
+        if not process_alive(server_pid):
+            os._exit(0)
+        try:
+            update_record(cache, job_id, heartbeat=time.time())
+        except Exception as error:  # noqa: BLE001 — a job that cannot write must end
+            log.error("job %s cannot write its heartbeat: %s", job_id, error)
+            os._exit(3)
+
+
+def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits) -> None:
+    """Wait until fewer than the limits' jobs compute for this job's model and session
+    and no older queued job shares either; then mark this one running."""
+    while True:
+        with cache.transact():
+            everything = records(cache)
+            mine = everything.get(job_id, {})
+            if mine.get("state") != QUEUED:
+                return
+            live = [(k, r) for k, r in everything.items() if k != job_id
+                    and r.get("state") in (QUEUED, RUNNING) and process_alive(r.get("pid", 0))]
+            same_model = [r for _, r in live if r.get("model") == mine.get("model")]
+            same_session = [r for _, r in live if r.get("session") == mine.get("session")]
+            running_model = sum(r.get("state") == RUNNING for r in same_model)
+            running_session = sum(r.get("state") == RUNNING for r in same_session)
+            ahead = sum(r.get("state") == QUEUED and r.get("started", 0) < mine.get("started", 0)
+                        for r in same_model + same_session)
+            if running_model < limits.per_model and running_session < limits.per_session \
+                    and not ahead:
+                everything[job_id] = {**mine, "state": RUNNING, "message": ""}
+                cache.set(RECORDS_KEY, everything)
+                return
+            waiting = running_model + running_session + ahead
+            everything[job_id] = {**mine, "message": f"Queued: waiting for {waiting} other "
+                                                     "job(s) of this model or session…"}
+            cache.set(RECORDS_KEY, everything)
+        time.sleep(0.5)
+
+
+def run_job(settings: Any, limits: JobLimits, function_key: str, result_key: str,
+            progress_key: str, args: Any, context: dict, job_id: str, server_pid: int) -> None:
+    """A job's process: heartbeat, wait for a slot, rebuild the app, run Dash's job
+    function (which stores the result where Dash's polling reads it), record the end."""
+    global _IN_JOB
+    _IN_JOB = True
+    _die_with_parent()
+    cache = diskcache.Cache(str(settings.jobs_dir))
+    stop = threading.Event()
+    threading.Thread(target=_beat, args=(cache, job_id, server_pid, stop), daemon=True,
+                     name="classmap-heartbeat").start()
+    try:
+        _wait_for_slot(cache, job_id, limits)
+        from classmap.app.server import create_app
+
+        app = create_app(settings)
+        job_fn = app._classmap_jobs.func_registry[function_key]  # type: ignore[attr-defined]
+        from dash._utils import AttributeDict
+
+        job_fn(result_key, progress_key, args, AttributeDict(**context))
+        update_record(cache, job_id, state=DONE)
+    except BaseException as error:  # noqa: BLE001 — recorded for the watchdog, then re-raised
+        stop.set()
+        try:
+            update_record(cache, job_id, state=FAILED,
+                          message=f"the background job failed: {type(error).__name__}: {error}")
+        except Exception:  # noqa: BLE001 — the store itself is unwritable: the pid tells
+            pass
+        raise
+    finally:
+        stop.set()
