@@ -21,11 +21,15 @@ seconds; :func:`failure_bar` shows it with a Retry (:func:`retry_logic`).
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any, Callable, Sequence
 
+from dash import dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.progress import CallbackProgress
+from classmap.app.shell.widgets import button
 
 PENDING, READY, ERROR, CANCELLED = "pending", "ready", "error", "cancelled"
 
