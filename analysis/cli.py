@@ -136,7 +136,10 @@ EXPORT_EXTENSIONS: tuple[str, ...] = (
 )
 # Modules that add subcommands: each has ``register(subparsers)``, whose parsers set
 # ``handler=function(args) -> exit code``.
-COMMAND_MODULES: tuple[str, ...] = ("classmap.analysis.loading.training",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "classmap.analysis.loading.training",
+    "classmap.analysis.exports.compare",
+)
 
 
 def _modules(names: Sequence[str]) -> list:
@@ -173,7 +176,7 @@ def _export(args: argparse.Namespace) -> int:
     params = WeightParams(metric=args.metric, linkage=args.linkage, top_k=top_k)
     result = analyse_weights(head, params, cache=cache, progress=progress, device=args.device)
     seconds.update(result.seconds)
-    writers = [weight_writer(result)]
+    writers = [weight_writer(result), _wordnet_writer(result, cache)]
     for module in _modules(EXPORT_EXTENSIONS):
         writers.extend(module.export_writers(args, head, cache, progress))
     started = time.perf_counter()
@@ -186,6 +189,15 @@ def _export(args: argparse.Namespace) -> int:
         source = "cache" if result.from_cache else "computed"
         print(f"classmap: wrote {out} ({head.num_classes} classes, {source})", file=sys.stderr)
     return 0
+
+
+def _wordnet_writer(result, cache):
+    """``wordnet_agreement.json`` of the export's tree (issue 13)."""
+    from classmap.analysis.exports.compare import wordnet_writer
+    from classmap.analysis.pipelines.compare import wordnet_for_tree
+
+    view = wordnet_for_tree(tuple(result.head.classes.ids), result.linkage, cache)
+    return wordnet_writer(view, result.head.num_classes)
 
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
