@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.methods.similarity import check_metric
+from classmap.analysis.methods.similarity import check_metric, pairwise_scores
 
 TILE = 256
 _CHUNK_ROWS = 1024
@@ -129,3 +129,11 @@ def _mean_distances(left: torch.Tensor, right: torch.Tensor, block: int) -> np.n
                                                         device=left.device))
     means = sums / (row_counts[:, None] * col_counts[None, :])
     return means.cpu().numpy().astype(np.float32)
+
+
+def sampled_scores(standardised: torch.Tensor, metric: str, sample: int = 2000) -> np.ndarray:
+    """The metric among ``sample`` evenly spaced classes, shape (n, n), float32 (diagonal
+    included): enough for robust colour limits of a matrix too large to hold."""
+    c = standardised.shape[0]
+    picked = standardised[np.linspace(0, c - 1, min(sample, c)).round().astype(np.int64)]
+    return pairwise_scores(picked, picked, metric).cpu().numpy().astype(np.float32)

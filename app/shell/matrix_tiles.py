@@ -13,12 +13,16 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale
+
+
+PYRAMID_TILE = 256  # cells per side of a pyramid tile (analysis.methods.matrix_pyramid.TILE)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,44 @@ def tile_from_dense(
     if block == 1:
         return MatrixTile(np.ascontiguousarray(region, dtype=np.float32), r0, r1, c0, c1, 1)
     return MatrixTile(block_means(region, block), r0, r1, c0, c1, block)
+
+
+def tile_from_pyramid(
+    fetch: Callable[[int, int, int], np.ndarray],
+    num_classes: int,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    max_cells: int,
+    tile: int = PYRAMID_TILE,
+) -> MatrixTile:
+    """Like :func:`tile_from_dense`, but stitched from a level-of-detail pyramid (no C × C
+    matrix): for heads too large for a dense matrix.
+
+    The block is the smallest power of two ``2^L`` that fits the span in ``max_cells``;
+    the region is widened to whole blocks and its cells are cut out of the level-``L``
+    pyramid tiles that cover it (``fetch(L, row_tile, col_tile)`` → array of at most
+    ``tile × tile`` block means; analysis.pipelines.weights.heatmap_tile, cached).
+    """
+    r0, r1 = _clip_range(rows, num_classes)
+    c0, c1 = _clip_range(cols, num_classes)
+    level = max(0, math.ceil(math.log2(block_size(max(r1 - r0, c1 - c0), max_cells))))
+    block = 1 << level
+
+    def cells(start: int, stop: int) -> tuple[int, int]:
+        return start // block, -(-stop // block)
+
+    (ra, rb), (ca, cb) = cells(r0, r1), cells(c0, c1)
+    z = np.empty((rb - ra, cb - ca), dtype=np.float32)
+    for tr in range(ra // tile, -(-rb // tile)):
+        for tc in range(ca // tile, -(-cb // tile)):
+            part = fetch(level, tr, tc)
+            # Cells of this pyramid tile that fall inside the region, in both frames.
+            top, bottom = max(ra, tr * tile), min(rb, tr * tile + part.shape[0])
+            left, right = max(ca, tc * tile), min(cb, tc * tile + part.shape[1])
+            z[top - ra:bottom - ra, left - ca:right - ca] = part[
+                top - tr * tile:bottom - tr * tile, left - tc * tile:right - tc * tile]
+    return MatrixTile(z, ra * block, min(rb * block, num_classes), ca * block,
+                      min(cb * block, num_classes), block)
 
 
 def block_means(region: np.ndarray, block: int) -> np.ndarray:

@@ -36,13 +36,16 @@ from classmap.analysis.methods.similarity import METRICS
 from classmap.analysis.methods.hierarchy import to_newick
 from classmap.analysis.loading.models import ClassifierHead, load_head
 from classmap.analysis.pipelines.weights import WeightAnalysis, WeightParams, analyse_weights
-from classmap.analysis.methods.similarity import METRIC_KIND, standardise_rows
+from classmap.analysis.methods.similarity import METRIC_KIND, pairwise_scores, standardise_rows
+from classmap.analysis.methods.matrix_pyramid import sampled_scores
+from classmap.analysis.pipelines.weights import heatmap_tile as pyramid_tile
 from classmap.app.config import ModelEntry, Settings
 from classmap.app.shell.matrix_tiles import (
     ColourScale,
     MatrixTile,
     symmetric_limit,
     tile_from_dense,
+    tile_from_pyramid,
     value_range,
 )
 from classmap.app.shell.selection import MAX_TOP_K
@@ -124,7 +127,8 @@ class ModelView:
     @cached_property
     def colour_scale(self) -> ColourScale:
         label = "cosine (std. rows)" if self.metric == "cosine" else "Euclidean distance"
-        ordered = self.ordered
+        ordered = self.ordered if self.ordered is not None else sampled_scores(
+            standardise_rows(self.head.weight), self.metric)
         if METRIC_KIND[self.metric] == "similarity":
             limit = symmetric_limit(ordered) if ordered is not None else 1.0
             return ColourScale("diverging", -limit, limit, label)
@@ -411,16 +415,16 @@ class Services:
         wider regions as block means of at most HEATMAP_TILE_CELLS per side.
         """
         ordered = view.ordered
-        if ordered is None:
-            raise ClassmapError(
-                f"{view.entry.id} has {view.num_classes} classes, too many for a similarity "
-                "heatmap in this version; use the nearest-classes view and the exports"
-            )
         c = view.num_classes
         rows = rows or (0, c)
         cols = cols or (0, c)
         span = max(rows[1] - rows[0], cols[1] - cols[0])
         limit = self.settings.dense_heatmap_limit
+        if ordered is None:  # too many classes for a dense matrix: the cached tile pyramid
+            return tile_from_pyramid(
+                lambda level, row, col: pyramid_tile(view.analysis, level, row, col,
+                                                     cache=self.cache),
+                c, rows, cols, min(HEATMAP_TILE_CELLS, limit))
         max_cells = span if span <= limit else min(HEATMAP_TILE_CELLS, limit)
         return tile_from_dense(ordered, rows, cols, max_cells)
 
@@ -453,9 +457,13 @@ class Services:
         row = min(max(int(row), 0), c - 1)
         col = min(max(int(col), 0), c - 1)
         a, b = int(view.layout.order[row]), int(view.layout.order[col])
-        assert view.ordered is not None
+        if view.ordered is not None:
+            score = float(view.ordered[row, col])
+        else:
+            pair = standardise_rows(view.head.weight[[a, b]])
+            score = float(pairwise_scores(pair[:1], pair[1:], view.metric)[0, 0])
         return {"row": view.names[a], "col": view.names[b], "row_id": view.ids[a],
-                "col_id": view.ids[b], "score": float(view.ordered[row, col])}
+                "col_id": view.ids[b], "score": score}
 
     # -- selections ------------------------------------------------------------------------
     def summarise_node(self, view: ModelView, node: int) -> SelectionSummary:

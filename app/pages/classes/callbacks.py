@@ -164,10 +164,6 @@ def update_heatmap_logic(services: Services, selection: dict | None, status: dic
         return figures.message_figure(message), no_update, None, ""
     span = extent(view, sel)
     base = base_key(sel, view)
-    if view.ordered is None:
-        return (figures.message_figure(
-            f"{view.num_classes:,} classes: too many for a dense heatmap; use the nearest "
-            "classes, the tree and the exports"), no_update, {**base, "block": 0}, "")
     shapes = heatmap_shapes_for(services, view, sel, span)
     whole = ((span[0], span[1] + 1),) * 2
     if not rendered or {k: rendered.get(k) for k in base} != base:
@@ -205,7 +201,7 @@ def heatmap_hover_logic(services: Services, hover: dict | None, selection: dict 
     if not hover or not hover.get("points"):
         return False, no_update, no_update
     sel, view, _ = ready_view(services, selection, status)
-    if view is None or view.ordered is None:
+    if view is None:
         return False, no_update, no_update
     point = hover["points"][0]
     block = int((rendered or {}).get("block") or 1)

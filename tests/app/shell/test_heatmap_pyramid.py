@@ -1,0 +1,89 @@
+"""The heatmap of a head too large for a dense matrix: stitched from the cached tile pyramid."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from classmap.analysis.cache import ResultCache
+from classmap.analysis.methods.similarity import standardise_rows
+from classmap.analysis.synthetic import planted_head
+from classmap.app.config import Settings
+from classmap.app.shell.matrix_tiles import block_means, tile_from_dense, tile_from_pyramid
+
+
+def _dense_pyramid_fetch(dense: np.ndarray, tile: int):
+    """Reference pyramid tiles cut from a dense matrix by numpy block means."""
+
+    def fetch(level: int, row: int, col: int) -> np.ndarray:
+        width = tile << level
+        region = dense[row * width:(row + 1) * width, col * width:(col + 1) * width]
+        return block_means(region, 1 << level)
+
+    return fetch
+
+
+@pytest.mark.parametrize("rows,cols,max_cells", [
+    ((0, 300), (0, 300), 40), ((17, 230), (101, 299), 25), ((5, 45), (60, 70), 100),
+    ((0, 300), (0, 300), 300),
+])
+def test_pyramid_tiles_stitch_into_the_dense_tile(rows, cols, max_cells):
+    dense = np.random.default_rng(0).normal(size=(300, 300)).astype(np.float32)
+    ours = tile_from_pyramid(_dense_pyramid_fetch(dense, 32), 300, rows, cols, max_cells,
+                             tile=32)
+    assert ours.block & (ours.block - 1) == 0  # a power of two
+    assert max(ours.z.shape) <= max_cells
+    # The same region widened to whole blocks, cut from the dense matrix.
+    expected = tile_from_dense(dense, (ours.row_start, ours.row_stop),
+                               (ours.col_start, ours.col_stop), max_cells=10**9)
+    np.testing.assert_allclose(ours.z, block_means(expected.z, ours.block), rtol=1e-5)
+    assert ours.row_start <= rows[0] and ours.row_stop >= rows[1]
+    assert ours.col_start <= cols[0] and ours.col_stop >= cols[1]
+
+
+@pytest.fixture()
+def big_view(tmp_path, monkeypatch):
+    """A 1,200-class view with the dense limit lowered to 500 (the 21k case, scaled down)."""
+    import classmap.analysis.pipelines.weights as pipeline
+    from classmap.app.shell.services import Services
+
+    monkeypatch.setattr(pipeline, "MAX_DENSE_CLASSES", 500)
+    head = planted_head(1200, 64, seed=2, names=False)
+    np.save(tmp_path / "big.npy", head.weight)
+    settings = Settings.create(
+        cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs", environ={},
+        extra_models=json.dumps([{"id": "big", "head": str(tmp_path / "big.npy")}]),
+        warm_default=False)
+    services = Services(settings, cache=ResultCache(tmp_path / "cache"))
+    view = services.view(("big", "cosine", "ward"))
+    assert view.ordered is None
+    rows = standardise_rows(head.weight).numpy().astype(np.float64)[view.layout.order]
+    return services, view, 1.0 - cdist(rows, rows, "cosine")
+
+
+def test_a_head_without_a_dense_matrix_gets_overview_and_zoom_tiles(big_view):
+    services, view, reference = big_view
+    overview = services.heatmap_tile(view)
+    assert overview.block == 2 and overview.z.shape == (600, 600)
+    np.testing.assert_allclose(overview.z, block_means(reference, 2), atol=1e-5)
+    zoom = services.heatmap_tile(view, (100, 400), (700, 1000))
+    assert zoom.block == 1
+    np.testing.assert_allclose(zoom.z, reference[100:400, 700:1000], atol=1e-5)
+    cell = services.cell_summary(view, 3, 1100)
+    assert cell["score"] == pytest.approx(reference[3, 1100], abs=1e-5)
+    scale = view.colour_scale
+    assert scale.kind == "diverging" and 0 < scale.high <= 1.0
+
+
+def test_cached_pyramid_tiles_come_back_within_half_a_second(big_view):
+    services, view, _ = big_view
+    services.heatmap_tile(view)
+    services.heatmap_tile(view, (0, 800), (0, 800))
+    started = time.perf_counter()
+    services.heatmap_tile(view)
+    services.heatmap_tile(view, (0, 800), (0, 800))
+    assert time.perf_counter() - started <= 0.5
