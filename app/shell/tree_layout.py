@@ -13,9 +13,13 @@ linkage creates node ``C + i``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+DRAWN_WIDTH_PX = 1000  # the dendrogram's plot width the level of detail assumes
+MIN_CLADE_PX = 3.0  # a clade narrower than this is drawn as one collapsed shape
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,49 @@ class TreeLayout:
         c = self.num_leaves
         inner_first, inner_last = self.first[c:], self.last[c:]
         return np.flatnonzero((inner_first >= first) & (inner_last <= last)) + c
+
+    def detail_nodes(
+        self, first: int, last: int, width_px: int = DRAWN_WIDTH_PX, min_px: float = MIN_CLADE_PX,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Level of detail for ``[first, last]`` drawn ``width_px`` wide: a clade narrower
+        than ``min_px`` pixels is one collapsed shape; zooming in expands it.
+
+        Returns
+        -------
+        (drawn, collapsed) : internal nodes, ascending — ``drawn`` get their links,
+        ``collapsed`` are the widest clades under them narrower than ``min_px``
+        (see :meth:`clade_shapes`); all of them are clickable nodes.
+        """
+        within = self.internal_nodes_within(first, last)
+        min_leaves = math.ceil((last - first + 1) * min_px / width_px)
+        if min_leaves <= 2:  # every clade is wide enough: the whole tree
+            return within, np.zeros(0, dtype=np.int64)
+        sizes = self.last[within] - self.first[within] + 1
+        c = self.num_leaves
+        parent = np.full(2 * c - 1, -1, dtype=np.int64)
+        parent[self.children.reshape(-1)] = np.repeat(np.arange(c, 2 * c - 1), 2)
+        up = parent[within]
+        up_size = np.where(up >= 0, self.last[up] - self.first[up] + 1, 0)
+        up_inside = (up >= 0) & (self.first[np.maximum(up, 0)] >= first) & (
+            self.last[np.maximum(up, 0)] <= last)
+        small = sizes < min_leaves
+        collapsed = within[small & ((up_size >= min_leaves) | ~up_inside)]
+        return within[~small], collapsed
+
+    def clade_shapes(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Closed triangles of collapsed clades, NaN-separated: from the clade's node down
+        to the ends of its leaf interval (a class map's leaves at y = 0).
+
+        Returns
+        -------
+        (xs, ys) : ndarrays of shape (5 · len(nodes),), float32
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        left, right = self.first[nodes] - 0.4, self.last[nodes] + 0.4
+        zero, gap = np.zeros(len(nodes)), np.full(len(nodes), np.nan)
+        xs = np.stack([self.x[nodes], left, right, self.x[nodes], gap], axis=1)
+        ys = np.stack([self.y[nodes], zero, zero, self.y[nodes], gap], axis=1)
+        return xs.reshape(-1).astype(np.float32), ys.reshape(-1).astype(np.float32)
 
     def link_paths(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Polylines of the links below ``nodes`` (internal), NaN-separated.

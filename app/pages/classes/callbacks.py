@@ -307,10 +307,13 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
     layout = view.layout
     span = extent(view, sel)
     base = base_key(sel, view)
-    nodes = layout.internal_nodes_within(*span)
+    # Level of detail: clades narrower than a few pixels are one shape until zoomed into.
+    drawn, collapsed = layout.detail_nodes(*span)
+    nodes = np.r_[drawn, collapsed]
     overlays = dendrogram_overlays_for(services, view, sel, span)
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        link_x, link_y = layout.link_paths(nodes)
+        link_x, link_y = (np.r_[a, b] for a, b in zip(layout.link_paths(drawn),
+                                                      layout.clade_shapes(collapsed)))
         sizes = layout.last[nodes] - layout.first[nodes] + 1
         positions = np.arange(span[0], span[1] + 1)
         figure = figures.dendrogram_figure(
