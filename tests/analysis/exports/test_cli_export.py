@@ -18,6 +18,7 @@ from classmap.analysis.cli import main
 
 EXPECTED_FILES = {
     "classes.csv", "neighbours.csv", "similarity.npy", "linkage.npy", "tree.nwk", "manifest.json",
+    "wordnet_agreement.json", "wordnet_nodes.csv",  # issue 13 (ImageNet ids: WordNet names)
 }
 
 
