@@ -1,0 +1,129 @@
+"""Benchmark: issue 13's WordNet names/agreement and the full 1k source comparison.
+
+Two questions, each answered with a baseline measured in the same run:
+
+1. What do WordNet names and agreement add to a cached page load? Baseline: the
+   weight analysis served from the cache (what a page load reads); then the same plus
+   :func:`wordnet_for_tree` served from the cache, in a warm process (the server's
+   case) and the first call in a fresh process (reading the shipped WordNet file too).
+   Target: ≤ 0.3 s added.
+2. How long does the full ImageNet-1k comparison take (two sources, every measure,
+   999 permutations)? Baseline: Spearman alone on the same two sources. Target ≤ 10 s.
+   Sources: lite0 weight cosine / ward vs lite1 weight cosine / ward (model vs model) and
+   vs WordNet / average; the sources themselves are loaded from the cache.
+
+    .venv/bin/python benchmarks/bench_compare.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import machine_line, print_table, run_isolated  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from classmap.analysis.cache import ResultCache  # noqa: E402
+from classmap.analysis.loading.models import ModelSpec, load_head  # noqa: E402
+from classmap.analysis.methods.compare import compare  # noqa: E402
+from classmap.analysis.pipelines.compare import (  # noqa: E402
+    relation_from_head,
+    wordnet_for_tree,
+)
+from classmap.analysis.pipelines.weights import WeightParams, analyse_weights  # noqa: E402
+
+TARGET_ADDED = 0.3
+TARGET_COMPARE = 10.0
+
+FRESH = """
+import json, time
+from classmap.analysis.cache import ResultCache
+from classmap.analysis.loading.models import ModelSpec, load_head
+from classmap.analysis.pipelines.weights import WeightParams, analyse_weights
+cache = ResultCache({cache!r})
+head = load_head(ModelSpec(), cache)
+started = time.perf_counter()
+result = analyse_weights(head, WeightParams(), cache=cache, device="cpu")
+base = time.perf_counter() - started
+from classmap.analysis.pipelines.compare import wordnet_for_tree
+started = time.perf_counter()
+view = wordnet_for_tree(tuple(head.classes.ids), result.linkage, cache)
+added = time.perf_counter() - started
+print(json.dumps({{"base": base, "added": added}}))
+"""
+
+
+def timed(run, repeats: int) -> float:
+    """Median wall seconds of ``repeats`` runs."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cache = ResultCache(Path(tempfile.mkdtemp(prefix="classmap-bench-compare-")))
+    lite0 = load_head(ModelSpec(), cache)
+    lite1 = load_head(ModelSpec(model="lite1-imagenet"), cache)
+    ids = tuple(lite0.classes.ids)
+    weights = analyse_weights(lite0, WeightParams(), cache=cache, device="cpu")
+    wordnet_for_tree(ids, weights.linkage, cache)  # fill the cache
+
+    def page() -> None:
+        analyse_weights(lite0, WeightParams(), cache=cache, device="cpu")
+
+    def page_with_wordnet() -> None:
+        result = analyse_weights(lite0, WeightParams(), cache=cache, device="cpu")
+        wordnet_for_tree(ids, result.linkage, cache)
+
+    base = timed(page, args.repeats)
+    warm = timed(page_with_wordnet, args.repeats)
+    fresh = [run_isolated(FRESH.format(cache=str(cache.directory))) for _ in range(args.repeats)]
+    fresh_base = statistics.median(f["base"] for f in fresh)
+    fresh_added = statistics.median(f["added"] for f in fresh)
+    print(f"machine: {machine_line()}")
+    print_table(
+        "WordNet names + agreement on a cached page load (ImageNet-1k, lite0 cosine / ward)",
+        ["step", "seconds (median)", "added", "target"],
+        [["cached weight analysis (baseline, warm process)", f"{base:.4f}", "", ""],
+         ["+ WordNet names and agreement, cached (warm process)", f"{warm:.4f}",
+          f"{warm - base:+.4f} s", f"≤ {TARGET_ADDED} s added"],
+         ["cached weight analysis (baseline, fresh process)", f"{fresh_base:.4f}", "", ""],
+         ["+ WordNet, first call in a fresh process", f"{fresh_base + fresh_added:.4f}",
+          f"{fresh_added:+.4f} s", f"≤ {TARGET_ADDED} s added"]],
+    )
+    rows = []
+    a = relation_from_head(lite0, "cosine", "ward", cache, "cpu")
+    for label, b in (
+        ("lite0 cosine/ward vs lite1 cosine/ward",
+         relation_from_head(lite1, "cosine", "ward", cache, "cpu")),
+        ("lite0 cosine/ward vs WordNet/average",
+         relation_from_head(lite0, "wordnet", "average", cache, "cpu")),
+    ):
+        ca, cb = a.relation.condensed(), b.relation.condensed()
+        spearman = timed(lambda: stats.spearmanr(ca, cb), args.repeats)
+        full = timed(lambda: compare(a.relation, b.relation, permutations=999), args.repeats)
+        rows.append([label, f"{spearman:.3f}", f"{full:.3f}", f"{full / spearman:.1f}×",
+                     f"≤ {TARGET_COMPARE:.0f} s"])
+    print_table(
+        "Full ImageNet-1k comparison: every measure, 999 Mantel permutations",
+        ["sources", "Spearman only (baseline) s", "all measures s", "ratio", "target"], rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
