@@ -178,3 +178,19 @@ def test_memory_budget_reads_sizes_and_refuses_nonsense():
     for bad in ("lots", "-1G", "0", "6 X"):
         with pytest.raises(ClassmapError, match="is not a memory size; give e.g. 8G"):
             memory_budget({"CLASSMAP_MEMORY_BUDGET": bad})
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_runs_at_a_small_size(capsys):
+    """Smoke run of benchmarks/bench_scale.py (the benchmark itself is not a test)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--classes", "600"]) == 0
+    table = capsys.readouterr().out.split("{\"rows\"")[0]  # the table, not the JSON line
+    assert "| scipy `linkage(X, \"ward\")` alone (baseline) | cpu |" in table
+    assert table.count("ARI 1.000; NN sibling 1.000") == 2  # cold and cached re-open
