@@ -135,10 +135,10 @@ def check_class_names(
         seen: dict[str, int] = {}
         for position, value in enumerate(values, start=base):
             if not value:
-                raise ClassmapError(f"{where} has an empty class {kind} at {first} {position}; {fix}")
+                raise ClassmapError(f"{where}: empty class {kind} at {first} {position}; {fix}")
             if value in seen:
                 raise ClassmapError(
-                    f"{where} gives the class {kind} {value!r} twice ({first}s {seen[value]} and "
+                    f"{where}: class {kind} {value!r} appears twice ({first}s {seen[value]} and "
                     f"{position}); class {kind}s must be unique: {fix}"
                 )
             seen[value] = position

@@ -172,6 +172,23 @@ class DataReport:
             "escaped_names": list(self.escaped_names),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DataReport":
+        """The report :meth:`to_json` wrote."""
+        return cls(
+            source=str(data["source"]),
+            num_images=int(data["num_images"]),
+            class_counts=tuple((str(k), int(v)) for k, v in data["class_counts"].items()),
+            non_image_files=int(data["non_image_files"]),
+            non_image_examples=tuple(data["non_image_examples"]),
+            unreadable=tuple(SkippedImage(u["path"], u["reason"]) for u in data["unreadable"]),
+            links_outside=tuple(data["links_outside"]),
+            conversions=tuple((str(k), int(v)) for k, v in data["conversions"].items()),
+            empty_classes=tuple(data["empty_classes"]),
+            single_image_classes=tuple(data["single_image_classes"]),
+            escaped_names=tuple(data.get("escaped_names", ())),
+        )
+
     def summary(self) -> str:
         """One line for the log: counts of everything skipped or noteworthy."""
         parts = [f"{self.num_images} images in {len(self.class_counts)} classes"]
@@ -183,7 +200,8 @@ class DataReport:
         if self.links_outside:
             parts.append(f"{len(self.links_outside)} link(s) outside the data roots skipped")
         if self.escaped_names:
-            parts.append(f"{len(self.escaped_names)} name(s) not UTF-8, shown with \\x escapes")
+            parts.append(f"{len(self.escaped_names)} name(s) not UTF-8 or with control "
+                         "characters, shown with \\x escapes")
         for kind, count in self.conversions:
             parts.append(f"{count} converted {kind}")
         if self.empty_classes:
@@ -252,6 +270,38 @@ class ImageDataset:
                 f"image {self.sample_ids[index]} could not be read any more "
                 f"({_first_line(error)}); it changed after the folder was scanned: run again"
             ) from None
+
+
+def pack_folder_dataset(dataset: ImageDataset) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A scanned image folder as cache arrays and JSON meta (see :func:`unpack_folder_dataset`),
+    so another process can use the scan without reading the folder again."""
+    if dataset.paths is None:
+        raise ValueError("only image-folder data sets are stored; the digits load from memory")
+    return {"labels": dataset.labels}, {
+        "source": dataset.source,
+        "class_names": list(dataset.class_names),
+        "sample_ids": list(dataset.sample_ids),
+        # Names that are not UTF-8 are kept exactly: os.fsencode's bytes, as hex.
+        "paths": [os.fsencode(path).hex() for path in dataset.paths],
+        "channels": dataset.channels,
+        "report": dataset.report.to_json(),
+        "digest": dataset.digest,
+    }
+
+
+def unpack_folder_dataset(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ImageDataset:
+    """The :class:`ImageDataset` :func:`pack_folder_dataset` stored."""
+    return ImageDataset(
+        source=str(meta["source"]),
+        labels=np.asarray(arrays["labels"], dtype=np.int64),
+        class_names=tuple(meta["class_names"]),
+        sample_ids=tuple(meta["sample_ids"]),
+        paths=tuple(Path(os.fsdecode(bytes.fromhex(path))) for path in meta["paths"]),
+        images=None,
+        channels=int(meta["channels"]),
+        report=DataReport.from_json(meta["report"]),
+        digest=str(meta["digest"]),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -655,12 +705,12 @@ class _FolderScan:
     def register_class_folders(self, folders: Sequence[tuple[str, str]]) -> None:
         """Mark the data folder and its class folders (name on disk, shown name) as
         scanned up front, so a link to any of them from inside is skipped, not a rescan."""
-        self._seen_folders[_identity(self.root)] = "(the data folder)"
+        self._seen_folders[_identity(self.root)] = "the data folder"
         for name, folder in folders:
             if name != folder:
                 self.escaped_names.append(folder)
             try:
-                self._seen_folders.setdefault(_identity(self.root / name), folder)
+                self._seen_folders.setdefault(_identity(self.root / name), f"folder {folder}")
             except OSError:
                 pass  # named by add_class_folder
 
@@ -681,12 +731,12 @@ class _FolderScan:
         if top.is_symlink() and not self._link_allowed(top, shown_top):
             return
         try:
-            owner = self._seen_folders.get(_identity(top), shown_top)
+            owner = self._seen_folders.get(_identity(top), f"folder {shown_top}")
         except OSError as error:
             self._skip(shown_top, _os_reason(error))
             return
-        if owner != shown_top:
-            self._skip(shown_top, f"link to folder {owner} (already scanned)")
+        if owner != f"folder {shown_top}":
+            self._skip(shown_top, f"link to {owner} (already scanned)")
             return
         stack: list[tuple[Path, str]] = [(top, shown_top)]
         while stack:
@@ -720,9 +770,9 @@ class _FolderScan:
             self._skip(relative, _os_reason(error))
             return False
         if identity in self._seen_folders:
-            self._skip(relative, f"link to folder {self._seen_folders[identity]} (already scanned)")
+            self._skip(relative, f"link to {self._seen_folders[identity]} (already scanned)")
             return False
-        self._seen_folders[identity] = relative
+        self._seen_folders[identity] = f"folder {relative}"
         return True
 
     def _link_allowed(self, path: Path, relative: str) -> bool:
@@ -836,7 +886,7 @@ def _os_reason(error: OSError) -> str:
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB"
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
 
 
 def _existing_folder(path: str | Path) -> Path:

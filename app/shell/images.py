@@ -9,22 +9,38 @@ long first computation runs in a Dash background callback (another process); it
 leaves its arrays in the :class:`~analysis.cache.ResultCache`, where the server
 process then finds them by key in milliseconds (:meth:`ImageServices.ready`).
 
+An image folder is read only by that job (:meth:`ImageServices.prepare`), never by
+:meth:`ImageServices.ready` in a request thread: the job stores its scan (file list,
+labels, digest, report) in the result cache, and the server process reads that back.
+``ready`` accepts only a scan made since this :class:`ImageServices` started, so a
+restarted server reads each folder again once, in the background.
+
 Also registers the image pages' shareable selection keys (``data``, ``rep``,
 ``image``) with :func:`classmap.app.shell.selection.register_field`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-from classmap.analysis.loading.data import DIGITS, ImageDataset, load_dataset, resolve_data_root
+from classmap.analysis.cache import make_key
+from classmap.analysis.loading.data import (
+    DIGITS,
+    ImageDataset,
+    load_dataset,
+    pack_folder_dataset,
+    resolve_data_root,
+    unpack_folder_dataset,
+)
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.pipelines.images import (
     ImageAnalysis,
@@ -49,6 +65,7 @@ from classmap.app.shell.selection import Field, parse_choice, parse_int_range, p
 log = logging.getLogger(__name__)
 
 MAX_RESULTS = 4  # (model, data) results kept in memory
+SCAN_CACHE_VERSION = "1"
 REPRESENTATION_LABELS = {
     "features": "features (feature map averaged over space)",
     "softmax": "softmax (confidence vector)",
@@ -127,10 +144,12 @@ class ImageServices:
         self.roots: tuple[Path, ...] = tuple(getattr(self.settings, "data_roots", ()) or ())
         self.data_sets = data_entries(self.roots)
         self._classifiers: dict[str, LoadedClassifier] = {}
-        self._datasets: dict[tuple[str, str], ImageDataset] = {}
+        # (model, data) → (data set, Unix time its folder was read)
+        self._datasets: dict[tuple[str, str], tuple[ImageDataset, float]] = {}
         self._results: OrderedDict[tuple[str, str], ImageResult] = OrderedDict()
         self._lock = threading.Lock()
         self._key_lock = KeyedLocks()
+        self.started = time.time()  # scans stored before this are read again (by a job)
 
     # -- data sets -------------------------------------------------------------------------
     @property
@@ -149,7 +168,43 @@ class ImageServices:
         )
 
     def dataset(self, model_id: str, data_id: str) -> ImageDataset:
-        """The data set read for ``model_id``'s classes and input channels (once per process).
+        """The data set read for ``model_id``'s classes and input channels.
+
+        In memory, else the scan a background job stored in the result cache (any age),
+        else — only when no job has read the folder yet — read here (bounded per file,
+        see :func:`classmap.analysis.loading.data.load_image_folder`).
+        """
+        found = self.stored_dataset(model_id, data_id)
+        return found if found is not None else self.scan_dataset(model_id, data_id)
+
+    def stored_dataset(
+        self, model_id: str, data_id: str, since: float | None = None
+    ) -> ImageDataset | None:
+        """The data set without reading its folder: in memory, the digits (from memory),
+        or the scan stored in the result cache (made at or after ``since``, a Unix time);
+        None when a job must read the folder first."""
+        entry = self.data_entry(data_id)
+        key = (model_id, data_id)
+        with self._lock:
+            held = self._datasets.get(key)
+        if held is None:
+            classifier = self.classifier(model_id)
+            channels = int(classifier.data_config["input_size"][0])
+            if entry.source == DIGITS:
+                held = (load_dataset(DIGITS, classifier.head.classes, channels=channels),
+                        time.time())
+            else:
+                stored = self.cache.get(self._scan_key(model_id, entry)) if self.cache else None
+                if stored is None:
+                    return None
+                held = (unpack_folder_dataset(*stored), float(stored[1].get("scanned_at", 0)))
+            with self._lock:
+                self._datasets[key] = held
+        dataset, scanned_at = held
+        return dataset if since is None or scanned_at >= since else None
+
+    def scan_dataset(self, model_id: str, data_id: str) -> ImageDataset:
+        """Read ``data_id``'s folder now (for the background job) and store the scan.
 
         A folder is opened only through :func:`resolve_data_root` with the configured
         roots, so nothing outside them is read, links included.
@@ -157,9 +212,6 @@ class ImageServices:
         entry = self.data_entry(data_id)
         key = (model_id, data_id)
         with self._key_lock(("dataset",) + key):
-            found = self._datasets.get(key)
-            if found is not None:
-                return found
             classifier = self.classifier(model_id)
             channels = int(classifier.data_config["input_size"][0])
             if entry.source == DIGITS:
@@ -168,8 +220,29 @@ class ImageServices:
                 root = resolve_data_root(entry.source, self.roots)
                 dataset = load_dataset(root, classifier.head.classes, channels=channels,
                                        allowed_roots=self.roots)
-            self._datasets[key] = dataset
+                self._store_scan(self._scan_key(model_id, entry), dataset)
+            with self._lock:
+                self._datasets[key] = (dataset, time.time())
         return dataset
+
+    def _scan_key(self, model_id: str, entry: DataSetEntry) -> str:
+        classifier = self.classifier(model_id)
+        classes = classifier.head.classes
+        return make_key(
+            "image-scan", SCAN_CACHE_VERSION, model=model_id, source=str(entry.source),
+            roots=[str(root) for root in self.roots],
+            channels=int(classifier.data_config["input_size"][0]),
+            classes=hashlib.sha256("\0".join(classes.ids + classes.names).encode()).hexdigest(),
+        )
+
+    def _store_scan(self, key: str, dataset: ImageDataset) -> None:
+        if self.cache is None:
+            return
+        arrays, meta = pack_folder_dataset(dataset)
+        try:
+            self.cache.put(key, arrays, {**meta, "scanned_at": time.time()})
+        except OSError as error:  # a full disk: the server then reads the folder itself
+            log.warning("could not store the scan of %s (%s)", dataset.source, error)
 
     # -- networks and results --------------------------------------------------------------
     def classifier(self, model_id: str) -> LoadedClassifier:
@@ -189,12 +262,20 @@ class ImageServices:
     def ready(self, model_id: str, data_id: str) -> bool:
         """Whether :meth:`result` answers without computing (memory or result cache).
 
-        Loads the network and reads the data set (to know the cache keys), which is
-        quick next to extracting; raises ClassmapError for unusable choices.
+        Never reads an image folder: without a scan made since this service started
+        (in memory or stored by a job) the answer is False and a job reads it. Loads
+        the network (to know the cache keys); raises ClassmapError for unusable choices.
         """
         if self.in_memory(model_id, data_id):
             return True
-        return self._from_cache(model_id, data_id) is not None
+        dataset = self.stored_dataset(model_id, data_id, since=self.started)
+        return dataset is not None and self._from_cache(model_id, data_id, dataset) is not None
+
+    def prepare(self, model_id: str, data_id: str, progress: Any = None) -> ImageResult:
+        """The background job's work: read the data set afresh (storing the scan for the
+        server process), then extract and analyse, or find the results cached."""
+        self.scan_dataset(model_id, data_id)
+        return self.result(model_id, data_id, progress=progress)
 
     def result(self, model_id: str, data_id: str, progress: Any = None) -> ImageResult:
         """Representations and analyses of ``data_id`` under ``model_id``; computed on a miss."""
@@ -205,10 +286,10 @@ class ImageServices:
                 self._results.move_to_end(key)
                 return found
         with self._key_lock(("result",) + key):
-            found = self._from_cache(model_id, data_id)
+            dataset = self.dataset(model_id, data_id)
+            found = self._from_cache(model_id, data_id, dataset)
             if found is None:
                 classifier = self.classifier(model_id)
-                dataset = self.dataset(model_id, data_id)
                 reps = extract_representations(classifier, dataset, cache=self.cache,
                                                progress=progress, device=self.settings.device)
                 analysis = analyse_images(reps, self.params, cache=self.cache, progress=progress)
@@ -216,13 +297,14 @@ class ImageServices:
             self._remember(found)
         return found
 
-    def _from_cache(self, model_id: str, data_id: str) -> ImageResult | None:
+    def _from_cache(
+        self, model_id: str, data_id: str, dataset: ImageDataset
+    ) -> ImageResult | None:
         with self._lock:
             found = self._results.get((model_id, data_id))
         if found is not None:
             return found
         classifier = self.classifier(model_id)
-        dataset = self.dataset(model_id, data_id)
         reps = load_cached_representations(self.cache, representations_key(classifier, dataset))
         if reps is None:
             return None

@@ -80,9 +80,10 @@ def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
 
     # The job runs in a forked process: locks that another server thread held at the
     # fork stay locked in the copy, so the job works with fresh services of its own.
+    # It (not a request thread) reads an image folder, and stores the scan for the server.
     fresh = ImageServices(images.services.for_background_job(), images.params)
     try:
-        fresh.result(*key, progress=progress_reporter(report, f"{key[0]} on {key[1]}"))
+        fresh.prepare(*key, progress=progress_reporter(report, f"{key[0]} on {key[1]}"))
     except ClassmapError as error:
         log.warning("image analysis of %s on %s failed: %s", key[0], key[1], error)
         return job_status(key, ERROR, str(error))
