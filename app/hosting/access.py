@@ -92,11 +92,12 @@ def install_access(app: Any, settings: Any) -> None:
         SESSION_COOKIE_SECURE=config.tls,
         PROPAGATE_EXCEPTIONS=False,
     )
-    guard = AccessGuard(config, app.callback_map)
+    guard = AccessGuard(config, app)
     # First of all before-request functions, so nothing runs for a refused request.
     server.before_request_funcs.setdefault(None, []).insert(0, guard.check)
     redactor = PathRedactor(server_folders(settings))
     server.after_request(lambda response: add_security_headers(_redacted(response, redactor)))
+    server.register_error_handler(Exception, refuse_unhandled)
     server.extensions["classmap_access"] = guard
 
 
@@ -117,10 +118,10 @@ def operator_outputs(callback_map: dict[str, Any]) -> frozenset[str]:
 class AccessGuard:
     """The ``before_request`` check (see the module docstring for the order)."""
 
-    def __init__(self, config: HostingConfig, callback_map: dict[str, Any]) -> None:
+    def __init__(self, config: HostingConfig, app: Any) -> None:
         self.config = config
-        self.callback_map = callback_map
-        self.operator_callbacks = operator_outputs(callback_map)
+        self.app = app
+        self.operator_callbacks = operator_outputs(app.callback_map)
         self.allowed_hosts = frozenset(config.allowed_hosts) | LOOPBACK_HOSTS
         self._verified: OrderedDict[bytes, Identity] = OrderedDict()
         self._lock = threading.Lock()
@@ -209,13 +210,30 @@ class AccessGuard:
             body = json.loads(request.get_data(cache=True) or b"null")
         except (ValueError, RecursionError):
             return _refuse(400, "malformed callback request")
-        problem = _callback_problem(body, self.callback_map)
+        # Read at request time: Dash adds callbacks (Pages' router) when it first serves.
+        problem = _callback_problem(body, self.app.callback_map)
         if problem:
             return _refuse(400, problem)
         if body["output"] in self.operator_callbacks and not identity.is_operator:
             log.warning("refused operator job to %s (%s)", identity.name, identity.role)
             return _refuse(403, "this job needs the operator role; ask an operator to start it")
         return None
+
+
+def refuse_unhandled(error: Exception) -> Any:
+    """What escapes a view: HTTP errors pass as they are; anything else is logged and
+    answered in one line, without traceback or exception class. Callback functions'
+    own errors never come here (the app's ``on_error`` shows them in the page); what
+    does is Dash refusing the request's shape (outputs, inputs), so it is a 400."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(error, HTTPException):
+        return error
+    if flask.request.path.endswith(CALLBACK_PATH):
+        log.warning("refused callback request: %s", str(error)[:200])
+        return _refuse(400, "malformed callback request")
+    log.error("request failed", exc_info=error)
+    return _refuse(500, "internal error; the server log has the details")
 
 
 def current_identity() -> Identity:
@@ -229,9 +247,9 @@ def _callback_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
     if not isinstance(body, dict):
         return "malformed callback request"
     output = body.get("output")
-    if not isinstance(output, str) or output not in callback_map:
+    spec = callback_map.get(output) if isinstance(output, str) else None
+    if spec is None or "callback" not in spec:  # clientside callbacks run in the browser
         return "unknown callback"
-    spec = callback_map[output]
     for key in ("inputs", "state"):
         items = body.get(key, [])
         if not isinstance(items, list) or len(items) != len(spec.get(key, [])):

@@ -125,7 +125,9 @@ def new_page(browser, console_errors):
     contexts = []
 
     def make():
-        context = browser.new_context(viewport=VIEWPORT)
+        # bypass_csp: Playwright's wait_for_function evaluates its string in the page, which
+        # the server's CSP forbids; tests/e2e/test_hostile.py checks the CSP without it.
+        context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: console_errors.append(message.text)
