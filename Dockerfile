@@ -21,10 +21,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CLASSMAP_COMPRESS=1
 
 # The service user owns the cache: diskcache pickles, so nobody else may write it.
+# /etc/classmap holds the config file with the users (password hashes): private too.
 RUN useradd --create-home --uid 10001 classmap \
-    && mkdir -p /var/cache/classmap \
-    && chown classmap:classmap /var/cache/classmap \
-    && chmod 0700 /var/cache/classmap
+    && mkdir -p /var/cache/classmap /etc/classmap \
+    && chown classmap:classmap /var/cache/classmap /etc/classmap \
+    && chmod 0700 /var/cache/classmap /etc/classmap
 
 # The wheel and its dependencies (pyproject pins torch 2.14.1 / torchvision 0.29.1).
 COPY --from=build /dist /dist
@@ -40,5 +41,7 @@ USER 10001
 WORKDIR /home/classmap
 EXPOSE 8050
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/', timeout=4)"]
-CMD ["classmap", "serve", "--host", "0.0.0.0", "--port", "8050"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4)"]
+# Refuses to start until the config has users and allowed_hosts (docs/operator-guide.md):
+#   docker run … classmap user add alice --role operator --config /etc/classmap/classmap.toml
+CMD ["classmap", "serve", "--host", "0.0.0.0", "--port", "8050", "--config", "/etc/classmap/classmap.toml"]

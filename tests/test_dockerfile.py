@@ -89,3 +89,20 @@ def test_command_is_a_valid_classmap_invocation():
     assert command[0] == "classmap"
     args = build_full_parser().parse_args(command[1:])
     assert args.command == "serve" and args.port == 8050 and args.host == "0.0.0.0"
+
+
+def test_the_image_serves_only_with_users_and_checks_the_public_health_route():
+    """Beyond loopback the image's command needs the config's users: without them it
+    refuses in one line that says how to add one; the health check uses /healthz."""
+    from classmap.analysis.errors import ClassmapError
+    from classmap.app.cli import build_full_parser
+    from classmap.app.hosting.access import PUBLIC_PATHS, check_exposure
+    from classmap.app.hosting.config import HostingConfig
+
+    command = json.loads(next(rest for keyword, rest in _instructions() if keyword == "CMD"))
+    args = build_full_parser().parse_args(command[1:])
+    assert args.config == "/etc/classmap/classmap.toml" and not args.insecure_no_auth
+    with pytest.raises(ClassmapError, match="classmap user add"):
+        check_exposure(args.host, HostingConfig(), args.insecure_no_auth)
+    health = next(rest for keyword, rest in _instructions() if keyword == "HEALTHCHECK")
+    assert "http://127.0.0.1:8050/healthz" in health and "/healthz" in PUBLIC_PATHS
