@@ -44,6 +44,7 @@ from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_cluste
 log = logging.getLogger(__name__)
 
 SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
+NODE_LABELS = 12  # the largest visible nodes labelled with their WordNet name (issue 13)
 
 
 # -- shared helpers -----------------------------------------------------------------------------
@@ -255,6 +256,69 @@ def heatmap_click_logic(services: Services, click: dict | None, selection: dict 
     return update_selection(selection or {}, focal=focal)
 
 
+# -- WordNet (issue 13) ----------------------------------------------------------------------------
+
+
+def wordnet_for(services: Services, view: ModelView) -> Any:
+    """The WordNet names and agreement of the view's tree (cached; unavailable for class
+    sets without WordNet ids)."""
+    from classmap.analysis.pipelines.compare import wordnet_for_tree
+
+    return wordnet_for_tree(tuple(view.ids), view.analysis.linkage, services.cache)
+
+
+def wordnet_node_text(wordnet: Any, view: ModelView, nodes: np.ndarray) -> list[str] | None:
+    """``"crab (100 %)"`` per node (internal nodes; leaves get their class name)."""
+    if not wordnet.available or wordnet.names is None:
+        return None
+    count = view.num_classes
+    names = wordnet.names
+    return [view.short_names[n] if n < count else
+            f"{names.name[n - count]} ({names.fraction[n - count]:.0%} of its classes)"
+            for n in (int(n) for n in nodes)]
+
+
+def wordnet_node_labels(wordnet: Any, view: ModelView, nodes: np.ndarray,
+                        sizes: np.ndarray, visible: int) -> list[str] | None:
+    """Short WordNet names on the :data:`NODE_LABELS` largest nodes that hold at least
+    1/20 of the visible classes (and ≥ 4) and are named differently from their parent
+    (so a chain of "artifact" nodes is labelled once); "" elsewhere."""
+    if not wordnet.available or wordnet.names is None or len(nodes) == 0:
+        return None
+    count = view.num_classes
+    names = wordnet.names.name
+    parent = np.full(2 * count - 1, -1, dtype=np.int64)
+    parent[view.layout.children.ravel()] = np.repeat(np.arange(count, 2 * count - 1), 2)
+
+    def new_name(node: int) -> bool:
+        up = int(parent[node])
+        return up < 0 or names[up - count] != names[node - count]
+
+    labels = [""] * len(nodes)
+    eligible = np.flatnonzero((sizes >= max(4, visible / 20)) & (nodes >= count))
+    chosen = [k for k in eligible[np.argsort(-sizes[eligible], kind="stable")]
+              if new_name(int(nodes[k]))][:NODE_LABELS]
+    for k in chosen:
+        labels[k] = short_name(names[int(nodes[k]) - count])
+    return labels
+
+
+def wordnet_summary(wordnet: Any) -> Any:
+    """The model summary's agreement stat: ρ with a one-line explanation, or why none."""
+    if not wordnet.available or wordnet.agreement is None:
+        return html.Span(wordnet.reason, className="cm-muted cm-wordnet-none",
+                         title="WordNet agreement needs ImageNet-style class ids")
+    score = wordnet.agreement
+    explain = (f"Spearman's ρ over {score.pairs:,} class pairs between the number of classes "
+               "under the pair's lowest common node in this tree and the pair's WordNet 3.0 "
+               "distance (hops from the deeper class up to their lowest common hypernym). "
+               "1 = the tree nests classes as WordNet does; 0 = unrelated. A class's "
+               f"tree neighbours are {score.nn_wordnet_distance:.2f} WordNet hops away on "
+               f"average, any two classes {score.baseline_wordnet_distance:.2f}.")
+    return html.Span(stat("agreement with WordNet (ρ)", f"{score.spearman:.2f}",
+                          value_first=True), title=explain, className="cm-wordnet-summary")
+
+
 # -- dendrogram -----------------------------------------------------------------------------------
 
 
@@ -316,6 +380,7 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
                                                       layout.clade_shapes(collapsed)))
         sizes = layout.last[nodes] - layout.first[nodes] + 1
         positions = np.arange(span[0], span[1] + 1)
+        wordnet = wordnet_for(services, view)
         figure = figures.dendrogram_figure(
             link_x, link_y, layout.x[nodes].astype(np.float32), layout.y[nodes].astype(np.float32),
             nodes, sizes, x_range=(span[0] - 0.5, span[1] + 0.5),
@@ -323,6 +388,8 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
             node_colours=node_colours_for(view, sel, nodes),
             named=positions.size <= figures.TICK_LABEL_LIMIT and view.ordered is not None,
             overlays=overlays, uirevision=repr(base),
+            wordnet_names=wordnet_node_text(wordnet, view, nodes),
+            node_labels=wordnet_node_labels(wordnet, view, nodes, sizes, positions.size),
         )
         return figure, no_update, {**base, "cut": sel.cut}
     traces: dict[int, dict[str, Any]] = {}
@@ -358,6 +425,7 @@ def selection_panel_logic(services: Services, selection: dict | None,
     if summary.node is not None:
         title = f"Subtree of node {summary.node}"
         stats.append(stat("merge height", f"{view.layout.y[summary.node]:.3g}", value_first=True))
+        stats.extend(wordnet_node_stats(services, view, summary.node))
     else:
         title = "Lasso selection"
     labels = view.clusters(sel.cut)
@@ -369,6 +437,18 @@ def selection_panel_logic(services: Services, selection: dict | None,
             if summary.count > SUBTREE_LIST_LIMIT else "")
     can_zoom = summary.node is not None and summary.node != valid_node(view, sel.zoom)
     return title, stats, items, more, not can_zoom, not zoomed, False
+
+
+def wordnet_node_stats(services: Services, view: ModelView, node: int) -> list:
+    """Side-panel stats of a node's WordNet name and purity (none without WordNet)."""
+    wordnet = wordnet_for(services, view)
+    if not wordnet.available or wordnet.names is None or node < view.num_classes:
+        return []
+    names, r = wordnet.names, node - view.num_classes
+    return [stat("WordNet name", f"{names.name[r]} ({names.fraction[r]:.0%} of its classes)",
+                 value_first=True),
+            stat("purity (best match: " + names.purity_synset[r] + ")",
+                 f"{names.purity[r]:.2f}", value_first=True)]
 
 
 def zoom_logic(triggered: str | None, clicks: int | None, selection: dict | None) -> dict:
@@ -676,6 +756,7 @@ def model_summary_logic(services: Services, status: dict | None,
             stat("score", METRIC_LABELS[view.metric], value_first=True),
             stat("tree", f"{sel.linkage} linkage", value_first=True),
             stat("analysis", timing, value_first=True),
+            wordnet_summary(wordnet_for(services, view)),
         ], className="cm-stats cm-summary-stats"),
     ]
 

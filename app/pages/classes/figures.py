@@ -279,6 +279,8 @@ def dendrogram_figure(
     overlays: dict[str, Any] | None = None,
     uirevision: str = "",
     height: int | None = None,
+    wordnet_names: Sequence[str] | None = None,
+    node_labels: Sequence[str] | None = None,
 ) -> go.Figure:
     """A dendrogram as one line trace plus one clickable marker per internal node.
 
@@ -291,6 +293,9 @@ def dendrogram_figure(
     node_colours : ndarray of shape (m,) of cluster colour codes (:func:`cluster_codes`), or None
     named : whether the heatmap below labels its rows (sets the shared margins)
     overlays : layout parts from :func:`dendrogram_overlays` (selection, focal, clusters)
+    wordnet_names : shape (m,) — each node's WordNet name ("crab (100 %)"), shown on
+        hover; None when the classes have no WordNet ids
+    node_labels : shape (m,) — text drawn next to a node ("" for none: large nodes only)
 
     Everything that follows the selection is a layout shape or annotation, so it is
     redrawn without touching the two (large) traces.
@@ -307,8 +312,15 @@ def dendrogram_figure(
                    # takes it whole instead of checking 999 pairs one by one).
                    customdata=np.stack([node_ids, node_sizes], axis=1).astype(object),
                    hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
-                                 "<br>height %{y:.3g}<extra></extra>"),
+                                 + ("<br>WordNet: %{hovertext}" if wordnet_names is not None
+                                    else "")
+                                 + "<br>height %{y:.3g}<extra></extra>"),
     ]
+    if wordnet_names is not None:
+        traces[1].update(hovertext=list(wordnet_names))
+    if node_labels is not None and any(node_labels):
+        traces[1].update(mode="markers+text", text=list(node_labels), textposition="top center",
+                         textfont=dict(size=10, color=MUTED), cliponaxis=False)
     figure = go.Figure(traces, layout=dict(
         template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
         margin=matrix_margins(named), dragmode="zoom", hovermode="closest", clickmode="event",

@@ -1,0 +1,65 @@
+"""Issue 13 on the Classes page: WordNet names on the tree's hover, labels on large
+nodes, the side panel's name and purity, and the agreement summary (or why none)."""
+
+from __future__ import annotations
+
+from classmap.app.pages.classes import callbacks as page
+from classmap.app.shell.selection import default_selection, update_selection
+
+KEY = ["lite0-imagenet", "cosine", "ward"]
+READY = {"key": KEY, "state": "ready", "message": ""}
+
+
+def selection(**changes):
+    return update_selection(default_selection("lite0-imagenet"), **changes)
+
+
+def _crab_parent(view) -> int:
+    linkage = view.analysis.linkage
+    row = next(r for r, (a, b) in enumerate(linkage[:, :2]) if 118 in (a, b))
+    return view.num_classes + row
+
+
+def test_tree_nodes_carry_their_wordnet_name_on_hover(services, lite0_view):
+    figure, _, _ = page.update_dendrogram_logic(services, selection(), READY, None)
+    nodes = figure.data[1]
+    assert "WordNet: %{hovertext}" in nodes.hovertemplate
+    crab = list(nodes.customdata[:, 0]).index(_crab_parent(lite0_view))
+    assert nodes.hovertext[crab] == "crab (100% of its classes)"
+
+
+def test_large_nodes_are_labelled_and_small_ones_are_not(services, lite0_view):
+    figure, _, _ = page.update_dendrogram_logic(services, selection(), READY, None)
+    nodes = figure.data[1]
+    labelled = [(t, int(size)) for t, (_n, size) in zip(nodes.text, nodes.customdata) if t]
+    assert 0 < len(labelled) <= page.NODE_LABELS
+    assert all(size >= 50 for _t, size in labelled)  # 1/20 of the 1,000 classes shown
+    assert nodes.mode == "markers+text"
+    assert {"dog", "bird"} <= {t for t, _ in labelled}  # chains of one name labelled once
+
+
+def test_side_panel_names_the_selected_subtree(services, lite0_view):
+    node = _crab_parent(lite0_view)
+    _title, stats, *_ = page.selection_panel_logic(services, selection(node=node), READY)
+    text = str(stats)
+    assert "crab (100% of its classes)" in text and "WordNet name" in text
+    assert "purity" in text
+
+
+def test_summary_gives_the_agreement_with_an_explanation(services, lite0_view):
+    summary = page.model_summary_logic(services, READY, selection())
+    text = str(summary)
+    assert "agreement with WordNet (ρ)" in text and "Spearman" in text
+    agreement = page.wordnet_for(services, lite0_view).agreement
+    assert f"{agreement.spearman:.2f}" in text
+
+
+def test_class_sets_without_wordnet_say_so(services):
+    status = {"key": ["small", "cosine", "ward"], "state": "ready", "message": ""}
+    sel = update_selection(default_selection("small"), model="small")
+    view = services.view(("small", "cosine", "ward"))
+    figure, _, _ = page.update_dendrogram_logic(services, sel, status, None)
+    assert "WordNet" not in figure.data[1].hovertemplate
+    text = str(page.model_summary_logic(services, status, sel))
+    assert "no WordNet ground truth" in text
+    assert page.wordnet_node_stats(services, view, view.layout.root) == []
