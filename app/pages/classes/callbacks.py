@@ -355,6 +355,15 @@ def dendrogram_overlays_for(services: Services, view: ModelView, sel: Selection,
     )
 
 
+def leaf_labels_for(view: ModelView, sel: Selection, span: tuple[int, int]) -> list[str]:
+    """Class names under the tree's leaves in ``span``: all of them up to
+    ``figures.TICK_LABEL_LIMIT``, else every k-th plus the focal class (issue 13)."""
+    order = view.layout.order[span[0]:span[1] + 1]
+    focal = focal_index(view, sel)
+    keep = [int(view.layout.position[focal]) - span[0]] if focal is not None else []
+    return figures.thinned_labels([view.short_names[i] for i in order], keep)
+
+
 def node_colours_for(view: ModelView, sel: Selection, nodes: np.ndarray) -> np.ndarray | None:
     labels = view.clusters(sel.cut)
     if labels is None:
@@ -390,6 +399,7 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
             overlays=overlays, uirevision=repr(base),
             wordnet_names=wordnet_node_text(wordnet, view, nodes),
             node_labels=wordnet_node_labels(wordnet, view, nodes, sizes, positions.size),
+            leaf_labels=leaf_labels_for(view, sel, span),
         )
         return figure, no_update, {**base, "cut": sel.cut}
     traces: dict[int, dict[str, Any]] = {}

@@ -62,9 +62,24 @@ def distinct_palette(size: int, base: Sequence[str] = BASE_PALETTE) -> tuple[str
 
 
 CLUSTER_PALETTE = distinct_palette(CLUSTER_COLOURS)
-TICK_LABEL_LIMIT = 60  # axes with at most this many classes get class-name ticks
+TICK_LABEL_LIMIT = 100  # axes with at most this many classes get class-name ticks (issue 13)
+LEAF_LABELS = 60  # above TICK_LABEL_LIMIT, the tree's leaves name every k-th class, ≤ this many
+LEAF_LABEL_CHARS = 16
 TICK_LABEL_CHARS = 24
 TICK_CHAR_PX = 6.3  # width of a character of an 11 px tick label (sizes margins)
+
+
+def thinned_labels(names: Sequence[str], keep: Sequence[int] = (),
+                   most: int = LEAF_LABELS) -> list[str]:
+    """Labels for consecutive leaf positions: every name when at most
+    :data:`TICK_LABEL_LIMIT`, else every k-th (k = ⌈n / most⌉) and the positions in
+    ``keep`` (selected classes); "" for the others."""
+    count = len(names)
+    if count <= TICK_LABEL_LIMIT:
+        return list(names)
+    step = -(-count // most)
+    shown = set(range(0, count, step)) | {k for k in keep if 0 <= k < count}
+    return [names[k] if k in shown else "" for k in range(count)]
 
 
 def matrix_margins(named: bool) -> dict[str, int]:
@@ -191,6 +206,7 @@ def heatmap_figure(
                     showscale=True, colorbar=colour_bar(scale)),
     )
     named = tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT and block == 1
+    small = tick_names is not None and len(tick_names) > 60
     margin = matrix_margins(named)
     if named:
         margin["b"] = 150
@@ -209,9 +225,9 @@ def heatmap_figure(
         assert tick_names is not None
         labels = [_shorten(name, TICK_LABEL_CHARS) for name in tick_names]
         figure.update_xaxes(showticklabels=True, tickvals=np.arange(col_start, col_start + cols),
-                            ticktext=labels, tickangle=-60, tickfont=dict(size=10))
+                            ticktext=labels, tickangle=-60, tickfont=dict(size=8 if small else 10))
         figure.update_yaxes(showticklabels=True, tickvals=np.arange(row_start, row_start + rows),
-                            ticktext=labels, tickfont=dict(size=10))
+                            ticktext=labels, tickfont=dict(size=8 if small else 10))
     return figure
 
 
@@ -281,6 +297,7 @@ def dendrogram_figure(
     height: int | None = None,
     wordnet_names: Sequence[str] | None = None,
     node_labels: Sequence[str] | None = None,
+    leaf_labels: Sequence[str] | None = None,
 ) -> go.Figure:
     """A dendrogram as one line trace plus one clickable marker per internal node.
 
@@ -296,6 +313,8 @@ def dendrogram_figure(
     wordnet_names : shape (m,) — each node's WordNet name ("crab (100 %)"), shown on
         hover; None when the classes have no WordNet ids
     node_labels : shape (m,) — text drawn next to a node ("" for none: large nodes only)
+    leaf_labels : one per leaf position of ``x_range`` ("" for none, :func:`thinned_labels`)
+        — class names under the leaves (then the bottom margin grows to hold them)
 
     Everything that follows the selection is a layout shape or annotation, so it is
     redrawn without touching the two (large) traces.
@@ -327,6 +346,14 @@ def dendrogram_figure(
         **overlays,
     ))
     figure.update_xaxes(range=list(x_range), showticklabels=False, automargin=False)
+    if leaf_labels is not None and any(leaf_labels):
+        first = int(np.ceil(x_range[0]))
+        shown = [(first + k, _shorten(t, LEAF_LABEL_CHARS))
+                 for k, t in enumerate(leaf_labels) if t]
+        figure.update_xaxes(showticklabels=True, tickvals=[p for p, _ in shown],
+                            ticktext=[t for _, t in shown], tickangle=-60,
+                            tickfont=dict(size=9, color=MUTED), ticks="")
+        figure.update_layout(margin=dict(b=int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)))
     # A strip below the leaves holds the focal marker and lasso bars.
     figure.update_yaxes(title=dict(text="merge height", font=dict(size=11, color=MUTED),
                                    standoff=4),

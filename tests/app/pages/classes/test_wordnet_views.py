@@ -63,3 +63,44 @@ def test_class_sets_without_wordnet_say_so(services):
     text = str(page.model_summary_logic(services, status, sel))
     assert "no WordNet ground truth" in text
     assert page.wordnet_node_stats(services, view, view.layout.root) == []
+
+
+# -- class names where they fit (issue 13 #2) ----------------------------------------------
+
+
+def test_thinned_labels_keep_every_kth_and_the_selected():
+    from classmap.app.pages.classes.figures import TICK_LABEL_LIMIT, thinned_labels
+
+    names = [f"c{k}" for k in range(TICK_LABEL_LIMIT)]
+    assert thinned_labels(names) == names
+    many = [f"c{k}" for k in range(1000)]
+    labels = thinned_labels(many, keep=[501], most=60)
+    shown = [k for k, t in enumerate(labels) if t]
+    assert len(shown) <= 61 and shown[:2] == [0, 17] and 501 in shown
+    assert all(labels[k] == many[k] for k in shown)
+
+
+def test_whole_tree_names_every_kth_leaf_and_the_focal_class(services, lite0_view):
+    figure, _, _ = page.update_dendrogram_logic(services, selection(focal="n01978287"),
+                                                READY, None)
+    axis = figure.layout.xaxis
+    assert axis.showticklabels and 10 <= len(axis.ticktext) <= 61
+    assert "Dungeness crab" in axis.ticktext
+    position = int(lite0_view.layout.position[118])
+    assert axis.tickvals[list(axis.ticktext).index("Dungeness crab")] == position
+
+
+def test_a_zoomed_subtree_of_up_to_100_classes_names_every_leaf_and_row(services, lite0_view):
+    layout = lite0_view.layout
+    node = next(n for n in range(layout.root, lite0_view.num_classes, -1)
+                if 60 < layout.size(n) <= 100)
+    sel = selection(zoom=node)
+    figure, _, _ = page.update_dendrogram_logic(services, sel, READY, None)
+    size = layout.size(node)
+    assert len(figure.layout.xaxis.ticktext) == size
+    heatmap, *_ = page.update_heatmap_logic(services, sel, READY, None, None, None)
+    names = [lite0_view.short_names[i] for i in layout.order[layout.first[node]:
+                                                             layout.last[node] + 1]]
+    assert len(heatmap.layout.yaxis.ticktext) == size
+    assert heatmap.layout.yaxis.ticktext[0] == names[0][:24] or \
+        heatmap.layout.yaxis.ticktext[0].startswith(names[0][:20])
