@@ -8,7 +8,8 @@ body, which the operator-only check needs (``dash-auth`` protects routes, not ca
 
 Order of checks for one request (each refusal is a short text with no server detail):
 
-1. Host name (only when ``allowed_hosts`` is configured)      → 400
+1. Host name: ``allowed_hosts`` or a loopback name          → 400
+   (so a page on another site cannot reach a loopback server by DNS rebinding)
 2. body size (``Content-Length`` above ``max_request_bytes``) → 413
 3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
 4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
@@ -129,7 +130,7 @@ class AccessGuard:
 
     def check(self) -> flask.Response | None:
         request = flask.request
-        if self.config.allowed_hosts and _host_name(request.host) not in self.allowed_hosts:
+        if _host_name(request.host) not in self.allowed_hosts:
             return _refuse(400, "unknown host name")
         length = request.content_length
         if length is not None and length > self.config.max_request_bytes:

@@ -139,6 +139,14 @@ def test_loopback_without_users_needs_no_login(app_settings):
     assert response.status_code == 200
 
 
+def test_a_loopback_server_without_users_answers_only_loopback_host_names(app_settings):
+    """DNS rebinding: a page of another site that resolves its name to 127.0.0.1."""
+    client = create_app(app_settings).server.test_client()
+    assert client.get("/healthz", headers={"Host": "rebind.attacker.example"}).status_code == 400
+    for host in ("127.0.0.1:8050", "localhost:8050", "[::1]:8050", "localhost"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200
+
+
 def test_unknown_host_names_are_refused(client):
     response = client.get("/healthz", headers={"Host": "evil.example"})
     assert response.status_code == 400
