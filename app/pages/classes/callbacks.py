@@ -357,7 +357,7 @@ def dendrogram_overlays_for(services: Services, view: ModelView, sel: Selection,
 
 def leaf_labels_for(view: ModelView, sel: Selection, span: tuple[int, int]) -> list[str]:
     """Class names under the tree's leaves in ``span``: all of them up to
-    ``figures.TICK_LABEL_LIMIT``, else every k-th plus the focal class (issue 13)."""
+    ``figures.LEAF_LABELS``, else every k-th plus the focal class (issue 13)."""
     order = view.layout.order[span[0]:span[1] + 1]
     focal = focal_index(view, sel)
     keep = [int(view.layout.position[focal]) - span[0]] if focal is not None else []

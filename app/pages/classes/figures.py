@@ -63,7 +63,10 @@ def distinct_palette(size: int, base: Sequence[str] = BASE_PALETTE) -> tuple[str
 
 CLUSTER_PALETTE = distinct_palette(CLUSTER_COLOURS)
 TICK_LABEL_LIMIT = 100  # axes with at most this many classes get class-name ticks (issue 13)
-LEAF_LABELS = 60  # above TICK_LABEL_LIMIT, the tree's leaves name every k-th class, ≤ this many
+# The tree's leaves (≈ 400–900 px wide, 9 px labels at −60°) name at most this many
+# classes: all up to it, else every k-th; the heatmap below names every column up to
+# TICK_LABEL_LIMIT.
+LEAF_LABELS = 50
 LEAF_LABEL_CHARS = 16
 TICK_LABEL_CHARS = 24
 TICK_CHAR_PX = 6.3  # width of a character of an 11 px tick label (sizes margins)
@@ -71,11 +74,11 @@ TICK_CHAR_PX = 6.3  # width of a character of an 11 px tick label (sizes margins
 
 def thinned_labels(names: Sequence[str], keep: Sequence[int] = (),
                    most: int = LEAF_LABELS) -> list[str]:
-    """Labels for consecutive leaf positions: every name when at most
-    :data:`TICK_LABEL_LIMIT`, else every k-th (k = ⌈n / most⌉) and the positions in
-    ``keep`` (selected classes); "" for the others."""
+    """Labels for consecutive leaf positions: every name when at most ``most``, else
+    every k-th (k = ⌈n / most⌉) and the positions in ``keep`` (selected classes); ""
+    for the others."""
     count = len(names)
-    if count <= TICK_LABEL_LIMIT:
+    if count <= most:
         return list(names)
     step = -(-count // most)
     shown = set(range(0, count, step)) | {k for k in keep if 0 <= k < count}

@@ -69,10 +69,11 @@ def test_class_sets_without_wordnet_say_so(services):
 
 
 def test_thinned_labels_keep_every_kth_and_the_selected():
-    from classmap.app.pages.classes.figures import TICK_LABEL_LIMIT, thinned_labels
+    from classmap.app.pages.classes.figures import LEAF_LABELS, thinned_labels
 
-    names = [f"c{k}" for k in range(TICK_LABEL_LIMIT)]
+    names = [f"c{k}" for k in range(LEAF_LABELS)]
     assert thinned_labels(names) == names
+    assert sum(bool(t) for t in thinned_labels(names + ["x"])) == (LEAF_LABELS + 2) // 2
     many = [f"c{k}" for k in range(1000)]
     labels = thinned_labels(many, keep=[501], most=60)
     shown = [k for k, t in enumerate(labels) if t]
@@ -84,23 +85,24 @@ def test_whole_tree_names_every_kth_leaf_and_the_focal_class(services, lite0_vie
     figure, _, _ = page.update_dendrogram_logic(services, selection(focal="n01978287"),
                                                 READY, None)
     axis = figure.layout.xaxis
-    assert axis.showticklabels and 10 <= len(axis.ticktext) <= 61
+    assert axis.showticklabels and 10 <= len(axis.ticktext) <= 51
     assert "Dungeness crab" in axis.ticktext
     position = int(lite0_view.layout.position[118])
     assert axis.tickvals[list(axis.ticktext).index("Dungeness crab")] == position
 
 
-def test_a_zoomed_subtree_of_up_to_100_classes_names_every_leaf_and_row(services, lite0_view):
+def test_a_zoomed_subtree_of_up_to_100_classes_names_every_row_and_column(services,
+                                                                         lite0_view):
     layout = lite0_view.layout
     node = next(n for n in range(layout.root, lite0_view.num_classes, -1)
                 if 60 < layout.size(n) <= 100)
     sel = selection(zoom=node)
     figure, _, _ = page.update_dendrogram_logic(services, sel, READY, None)
     size = layout.size(node)
-    assert len(figure.layout.xaxis.ticktext) == size
+    assert len(figure.layout.xaxis.ticktext) == (size + 1) // 2  # leaves: every 2nd
     heatmap, *_ = page.update_heatmap_logic(services, sel, READY, None, None, None)
     names = [lite0_view.short_names[i] for i in layout.order[layout.first[node]:
                                                              layout.last[node] + 1]]
-    assert len(heatmap.layout.yaxis.ticktext) == size
+    assert len(heatmap.layout.yaxis.ticktext) == len(heatmap.layout.xaxis.ticktext) == size
     assert heatmap.layout.yaxis.ticktext[0] == names[0][:24] or \
         heatmap.layout.yaxis.ticktext[0].startswith(names[0][:20])
