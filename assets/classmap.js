@@ -238,6 +238,77 @@
     return config().callbacks[output + "|" + input] || {};
   }
 
+
+  /* -- downloads ---------------------------------------------------------------------------
+     Every graph's modebar download ("camera") button writes the format chosen in the header
+     ("Images as") under a name made of the view, the model and the selection
+     (app/shell/widgets.py's download_name; each graph's view and fields are in the page's
+     config, from app/shell/clientside.py's name_downloads). Both are read at the click, so
+     a change applies at once to every graph without redrawing any. */
+  var downloads = {selection: null, format: "png"};
+
+  function namePart(value) {
+    return String(value).replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^_+|_+$/g, "");
+  }
+
+  /* ``classmap-<model>-<view>[-<field>-<value>…]`` for graph ``graphId`` (null: not named). */
+  function downloadName(graphId, sel) {
+    var spec = (config().downloads || {})[graphId];
+    if (!spec) { return null; }
+    sel = sel || {};
+    var fields = schema().fields;
+    var parts = ["classmap", sel.model, spec.view];
+    spec.fields.forEach(function (name) {
+      var value = sel[name];
+      if (value === null || value === undefined || (Array.isArray(value) && !value.length)) { return; }
+      if (fields[name] && same(value, fields[name]["default"])) { return; }
+      parts.push(name + "-" + (Array.isArray(value) ? value.length : value));
+    });
+    return parts.filter(function (part) { return part !== null && part !== undefined && part !== ""; })
+      .map(namePart).join("-");
+  }
+
+  function graphIdOf(gd) {
+    var holder = gd.parentElement && gd.parentElement.closest("[id]");
+    return holder ? holder.id : gd.id;
+  }
+
+  /* The modebar options of graph ``gd`` now: {format, filename, scale}. */
+  function downloadOptions(gd) {
+    var base = (gd._context && gd._context.toImageButtonOptions) || {};
+    var name = downloadName(graphIdOf(gd), downloads.selection);
+    return Object.assign({}, base, {format: downloads.format}, name ? {filename: name} : {});
+  }
+
+  function isDownloadButton(button) {
+    return /^Download/.test(button.getAttribute("data-title") || "");
+  }
+
+  /* Put the current format and name into plotly's copy of ``gd``'s config (plotly reads
+     it when its button is clicked) and into the button's tooltip. */
+  function prepareDownload(gd) {
+    if (!gd._context) { return; }
+    var options = downloadOptions(gd);
+    gd._context.toImageButtonOptions = options;
+    gd.querySelectorAll(".modebar-btn").forEach(function (button) {
+      if (isDownloadButton(button)) {
+        button.setAttribute("data-title", "Download as " + options.format.toUpperCase() +
+          (options.filename ? " (" + options.filename + "." + options.format + ")" : ""));
+      }
+    });
+  }
+
+  /* Capture phase: runs before plotly's own click handler on the button (and a redraw may
+     have rebuilt plotly's config from Dash's since the last state change). */
+  function onModebarEvent(event) {
+    var button = event.target && event.target.closest && event.target.closest(".modebar-btn");
+    if (!button || !isDownloadButton(button)) { return; }
+    var gd = button.closest(".js-plotly-plot");
+    if (gd) { prepareDownload(gd); }
+  }
+  document.addEventListener("click", onModebarEvent, true);
+  document.addEventListener("mouseover", onModebarEvent, true);
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -342,6 +413,11 @@
 
     config: config,
     constants: constants,
+    downloadName: downloadName,
+    downloadOptions: function (graphId) {
+      var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
+      return gd ? downloadOptions(gd) : null;
+    },
   };
 
   /* -- clientside callbacks: window.dash_clientside.classmap ------------------------------
@@ -510,27 +586,13 @@
       return window.classmap.setWhenIdle(c.component, c.prop, value);
     },
 
-    /* A graph's modebar download → "classmap-<model>-<view>" (app/shell/widgets.py's
-       download_name); unchanged configs are left alone (a new config redraws the graph). */
-    downloadName: function (selection, config) {
-      var model = (selection || {}).model;
-      var name = ["classmap", model, constants().view].filter(Boolean).join("-");
-      var options = (config || {}).toImageButtonOptions || {};
-      if (options.filename === name) { return noUpdate(); }
-      var updated = Object.assign({}, config || {});
-      updated.toImageButtonOptions = Object.assign({}, options, {filename: name});
-      return updated;
-    },
-
-    /* The "images as" switch → every graph's modebar export format. Arguments: the
-       format, then each graph's current config. */
-    figureFormat: function (format) {
-      return Array.prototype.slice.call(arguments, 1).map(function (config) {
-        var updated = Object.assign({}, config || {});
-        updated.toImageButtonOptions = Object.assign(
-          {}, updated.toImageButtonOptions || {}, {format: format});
-        return updated;
-      });
+    /* The shell's selection and "Images as" format → the state the download button
+       reads at the click (classmap.downloadOptions); titles of the buttons follow. */
+    downloadState: function (selection, format) {
+      downloads.selection = selection || null;
+      if (format) { downloads.format = format; }
+      document.querySelectorAll(".js-plotly-plot").forEach(prepareDownload);
+      return noUpdate();
     },
   };
 })();

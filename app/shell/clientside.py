@@ -65,9 +65,11 @@ def clientside(app: Any, function: str, *dependencies: Any,
 
 
 def browser_config(app: Any) -> dict[str, Any]:
-    """What ``assets/classmap.js`` reads: the selection schema and the callbacks' constants."""
+    """What ``assets/classmap.js`` reads: the selection schema, the callbacks' constants and
+    each graph's download view and name fields (:func:`name_downloads`)."""
     return {"selection": selection_schema(),
-            "callbacks": dict(app.__dict__.get("_classmap_constants", {}))}
+            "callbacks": dict(app.__dict__.get("_classmap_constants", {})),
+            "downloads": dict(app.__dict__.get("_classmap_downloads", {}))}
 
 
 def config_script(app: Any) -> str:
@@ -124,17 +126,26 @@ def bind_field(app: Any, component_id: Any, field: str | None,
                constants={"field": field, "picker": picker}, prevent_initial_call=True)
 
 
-def name_downloads(app: Any, graph_ids: Sequence[str]) -> None:
-    """Each graph's modebar download named ``classmap-<model>-<view>`` (widgets.download_name),
-    following the selection's model in the browser. One callback per graph: on a page
-    without that graph it is never called."""
+def name_downloads(app: Any, graphs: Mapping[str, Sequence[str]] | Sequence[str]) -> None:
+    """Name each graph's modebar download after its view, the model and the selection's
+    ``fields`` (widgets.download_name), in the format of the header's "Images as" switch.
+
+    ``graphs``: graph id → the selection fields its name shows (a plain sequence of ids:
+    none). The browser reads this table from the page's config and sets the format and
+    name when the download button is clicked (assets/classmap.js), so a change of either
+    needs no redraw and applies at once to every graph on the page. One shell callback
+    keeps the browser's copy of the selection and the format.
+    """
     from classmap.app.shell.widgets import graph_view
 
-    for graph_id in graph_ids:
-        clientside(app, "downloadName", Output(graph_id, "config", allow_duplicate=True),
-                   Input(ids.SELECTION, "data"), State(graph_id, "config"),
-                   constants={"view": graph_view(graph_id)},
-                   prevent_initial_call="initial_duplicate")
+    table = app.__dict__.setdefault("_classmap_downloads", {})
+    items = graphs.items() if isinstance(graphs, Mapping) else ((g, ()) for g in graphs)
+    for graph_id, fields in items:
+        table[graph_id] = {"view": graph_view(graph_id), "fields": list(fields)}
+    if not app.__dict__.get("_classmap_download_state"):
+        app.__dict__["_classmap_download_state"] = True
+        clientside(app, "downloadState", Output(ids.DOWNLOADS, "data"),
+                   Input(ids.SELECTION, "data"), Input(ids.FIGURE_FORMAT, "value"))
 
 
 def relay_selection_requests(app: Any, request_store: str) -> None:

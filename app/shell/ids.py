@@ -15,6 +15,7 @@ SETTLE_REQUEST = "analysis-settle"  # dcc.Store: a job's final status (check the
 ANALYSIS_KEY = "analysis-key"  # dcc.Store: [model, metric, linkage] of the selection
 PAGE_QUERY = "page-query"  # pattern-matching type: {"type": PAGE_QUERY, "page": name}
 URL_SYNC = "shell-url-sync"  # invisible sink of the clientside URL writer
+DOWNLOADS = "shell-downloads"  # invisible sink of the clientside download namer
 
 # -- shell widgets -------------------------------------------------------------------
 MODEL_PICKER = "shell-model"

@@ -52,6 +52,14 @@ def build_shell(settings: Settings) -> html.Div:
                 id=ids.LINKAGE_PICKER, clearable=False, searchable=False, value="ward",
                 options=[{"label": LINKAGE_LABELS[name], "value": name} for name in LINKAGES],
                 className="cm-linkage-picker")),
+            field("Images as", dcc.RadioItems(
+                id=ids.FIGURE_FORMAT, value="png", inline=True, persistence=True,
+                persistence_type="local",
+                options=[{"label": "PNG", "value": "png",
+                          "title": "graphs' download button writes PNG pictures"},
+                         {"label": "SVG", "value": "svg",
+                          "title": "graphs' download button writes SVG (vector) drawings"}],
+                className="cm-segmented cm-segmented-small")),
             job_progress(ids.JOB_PANEL, ids.JOB_PROGRESS, ids.JOB_LABEL, ids.JOB_CANCEL,
                          "Preparing the analysis…"),
             failure_bar(ids.JOB_FAILURE, ids.JOB_FAILURE_TEXT, ids.JOB_RETRY),
@@ -76,4 +84,5 @@ def build_shell(settings: Settings) -> html.Div:
         dcc.Store(id=ids.SETTLE_REQUEST, storage_type="memory"),
         dcc.Store(id=ids.ANALYSIS_KEY, storage_type="memory"),
         dcc.Store(id=ids.URL_SYNC, storage_type="memory"),
+        dcc.Store(id=ids.DOWNLOADS, storage_type="memory"),
     ], className="cm-app")

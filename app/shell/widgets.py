@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
 
 from dash import dcc, html
 
 # Plotly's modebar: keep the tools researchers use, drop the rest (the "Share chart" /
-# Chart Studio upload among them); image export format is switched by the page's "images
-# as" control, the file name follows the model (classmap.downloadName in the browser).
+# Chart Studio upload among them). The download ("camera") button's format and file name
+# are set in the browser at the click (assets/classmap.js, classmap.downloadOptions): the
+# format from the header's "Images as" switch, the name from the view, the model and the
+# selection (download_name), so neither needs a redraw of the graph.
 GRAPH_CONFIG: dict[str, Any] = {
     "displaylogo": False,
     "showSendToCloud": False,
@@ -18,16 +21,43 @@ GRAPH_CONFIG: dict[str, Any] = {
     "toImageButtonOptions": {"format": "png", "scale": 2},
     "responsive": True,
 }
+IMAGE_FORMATS = ("png", "svg")
+# Views whose graph id does not end in "-graph" (the ids fixed by the spec).
+_VIEW_NAMES = {"similarity-heatmap": "heatmap"}
 
 
 def graph_view(graph_id: str) -> str:
     """The view a graph's downloads are named after: its id without ``-graph``."""
+    if graph_id in _VIEW_NAMES:
+        return _VIEW_NAMES[graph_id]
     return graph_id[:-len("-graph")] if graph_id.endswith("-graph") else graph_id
 
 
-def download_name(view: str, model: str | None = None) -> str:
-    """``classmap-<model>-<view>``: a download's file name (plotly adds the extension)."""
-    return "-".join(part for part in ("classmap", model, view) if part)
+def _name_part(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_")
+
+
+def download_name(view: str, selection: Mapping[str, Any] | None = None,
+                  fields: Sequence[str] = ()) -> str:
+    """A download's file name without its extension (plotly adds ``.png``/``.svg``):
+    ``classmap-<model>-<view>`` then ``<field>-<value>`` for each of ``fields`` that is
+    set and not at its default (a set of classes by its size), e.g.
+    ``classmap-lite0-imagenet-heatmap-node-1234``. Characters other than letters, digits,
+    ``_``, ``.`` and ``-`` become ``_``. ``assets/classmap.js`` (downloadName) applies the same rule
+    in the browser; tests compare the two."""
+    from classmap.app.shell.selection import FIELDS
+
+    selection = selection or {}
+    parts = ["classmap", selection.get("model"), view]
+    for name in fields:
+        value = selection.get(name)
+        spec = FIELDS.get(name)
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if spec is not None and value == spec.default:
+            continue
+        parts.append(f"{name}-{len(value) if isinstance(value, (list, tuple)) else value}")
+    return "-".join(_name_part(part) for part in parts if part not in (None, ""))
 
 
 def card(title: str, children: Any, *, tools: Any = None, card_id: str | None = None,
@@ -89,7 +119,7 @@ def graph(graph_id: str, figure: Any, *, class_name: str = "", height: int | Non
     extra: dict[str, Any] = {"style": {"height": f"{height}px"}} if height else {}
     extra.update(props)
     image_options = {**GRAPH_CONFIG["toImageButtonOptions"],
-                     "filename": download_name(graph_view(graph_id))}
+                     "filename": download_name(graph_view(graph_id))}  # until the first click
     config = {**GRAPH_CONFIG, "toImageButtonOptions": image_options, **(config or {})}
     return dcc.Graph(id=graph_id, figure=figure, config=config,
                      className=f"cm-graph {class_name}".strip(), **extra)

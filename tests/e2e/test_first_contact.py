@@ -24,7 +24,8 @@ PAGES = [
 ]
 GRAPH_CONFIGS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
   id: gd.parentElement.closest('[id]')?.id || gd.id,
-  filename: (gd._context.toImageButtonOptions || {}).filename || null,
+  filename: (window.classmap.downloadOptions(gd.parentElement.closest('[id]').id) || {})
+    .filename || null,
   cloud: !!gd._context.showSendToCloud || !!gd._context.showEditInChartStudio,
 }))"""
 MODEBAR_TITLES = """() => Array.from(document.querySelectorAll('.modebar-btn'))
@@ -121,3 +122,31 @@ def test_cut_slider_stops_one_below_the_class_count(dash_server, new_page, artif
                            " return m.includes('9') && !m.includes('60'); }",
                            timeout=20_000)
     page.screenshot(path=str(artifacts_dir / "e2e-1280-lenet-classes.png"))
+
+
+def test_euclidean_neighbours_read_forward_with_numbers_clear_of_names(
+        dash_server, new_page, artifacts_dir):
+    """Issue 14 #4: with Euclidean distances the nearest-classes chart's axis runs left to
+    right, a longer bar is a nearer class, and no number is written over a class name."""
+    page = small_page(new_page)
+    page.goto(dash_server + "/?metric=euclidean&focal=n01981276")
+    page.wait_for_selector("#neighbours-graph .bartext", timeout=RENDER_TIMEOUT)
+    page.wait_for_timeout(300)
+    page.locator("#neighbours-graph").screenshot(path=str(artifacts_dir / "e2e-1280-euclidean-"
+                                                                         "neighbours.png"))
+    drawn = page.evaluate("""() => {
+      const root = document.querySelector('#neighbours-graph');
+      const box = e => e.getBoundingClientRect();
+      return {
+        names: Array.from(root.querySelectorAll('.ytick text')).map(e => box(e).right),
+        numbers: Array.from(root.querySelectorAll('.bartext')).map(e => box(e).left),
+        bars: Array.from(root.querySelectorAll('.bars .point path')).map(e => box(e).width),
+        ticks: Array.from(root.querySelectorAll('.xtick text'))
+          .map(e => [box(e).left, parseFloat(e.textContent.replace('\u2212', '-'))]),
+      };
+    }""")
+    assert drawn["numbers"] and drawn["names"]
+    assert min(drawn["numbers"]) > max(drawn["names"]), drawn
+    ticks = sorted(drawn["ticks"])
+    assert [value for _, value in ticks] == sorted(value for _, value in ticks), ticks
+    assert drawn["bars"] == sorted(drawn["bars"], reverse=True), drawn["bars"]

@@ -505,7 +505,7 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
     figure = figures.neighbours_figure(
         [short_name(n) for n in names], [view.ids[i] for i in rows.indices], rows.scores,
         score_label=f"{score_label} to {view.short_names[focal]}", colours=colours,
-        higher_is_closer=kind == "similarity",
+        higher_is_closer=kind == "similarity", num_features=int(view.head.weight.shape[1]),
     )
     table = {
         "header": ["#", "class", "id", score_label],
@@ -546,7 +546,9 @@ def focal_options_logic(services: Services, search: str | None, value: str | Non
     """
     sel, view, _ = ready_view(services, selection, status)
     if view is None:
-        return [], no_update
+        # Keep the picker's options (the focal class's provisional one): without an option
+        # for its value Dash's dropdown clears it, and the shared link's focal class with it.
+        return no_update, no_update
     current = view.find_class(value or sel.focal or "") if (value or sel.focal) else None
     if view.num_classes <= FOCAL_ALL_OPTIONS:
         if triggered == ids.FOCAL:
@@ -863,7 +865,7 @@ def register(app: Any, services: Services) -> None:
     shell's next to a page Input), so no page reports missing Inputs on another.
     """
     mirror_shared_state(app, ids.CLASSES_SELECTION, ids.CLASSES_STATUS)
-    name_downloads(app, ids.GRAPHS)
+    name_downloads(app, ids.DOWNLOAD_FIELDS)
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.CLASSES_SELECT)
     select_request = Output(ids.CLASSES_SELECT, "data", allow_duplicate=True)
@@ -1079,6 +1081,3 @@ def register(app: Any, services: Services) -> None:
     def export(_n, _s, _t, selection, status):
         return export_logic(services, ctx.triggered_id, selection, status)
 
-    clientside(app, "figureFormat", [Output(graph_id, "config") for graph_id in ids.GRAPHS],
-               Input(ids.FIGURE_FORMAT, "value"),
-               [State(graph_id, "config") for graph_id in ids.GRAPHS], prevent_initial_call=True)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from classmap.app.shell.figures import ACCENT, GRID, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
+from classmap.app.shell.figures import ACCENT, GRID, INK, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
 from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Scale, codes_png, encode_codes
 
 # Strong hues first, then their light partners, so neighbouring clusters differ in hue;
@@ -435,6 +435,13 @@ def dendrogram_overlays(
 # -- nearest classes -------------------------------------------------------------------------
 
 
+def unrelated_distance(num_features: int) -> float:
+    """Euclidean distance between two standardised rows of ``num_features`` weights that
+    are unrelated (cosine 0): each has norm sqrt(D − 1) (mean 0, unbiased std 1), so
+    ‖a − b‖ = sqrt(2 (D − 1)) — the reference the nearest-classes bars are measured from."""
+    return float(np.sqrt(2.0 * max(int(num_features) - 1, 0)))
+
+
 def neighbours_figure(
     names: Sequence[str],
     ids: Sequence[str],
@@ -443,39 +450,59 @@ def neighbours_figure(
     score_label: str,
     colours: Sequence[str] | None = None,
     higher_is_closer: bool = True,
+    num_features: int | None = None,
 ) -> go.Figure:
-    """Top-k nearest classes as horizontal bars, nearest at the top.
+    """Top-k nearest classes as horizontal bars, nearest at the top; a longer bar is a
+    closer class with either metric.
 
     Parameters
     ----------
     names, ids : the k neighbours' names and ids (ids ride along as click data)
-    scores : ndarray of shape (k,) — similarity (or distance) to the focal class
+    scores : ndarray of shape (k,) — similarity (``higher_is_closer``) or distance to the
+        focal class; each bar's number is this score, written right of the bar
     colours : a colour per bar (clusters of the cut) or None
+    num_features : D, the head's row length; with distances the bars show the closeness
+        ``unrelated_distance(D) − distance`` (how much nearer than an unrelated class), so
+        the axis reads left to right from 0 and nearly equal distances differ visibly
     """
     k = len(names)
     ranks = np.arange(k)
+    scores = np.asarray(scores, dtype=np.float64)
     bar_colours = list(colours) if colours is not None else ["#3e7cb1"] * k
     labels = [_shorten(n, 28) for n in names]
     # A left margin sized from the labels: plotly's automargin would measure them and
     # draw the chart a second time (≈ 40 ms of a page load).
     left = int(12 + TICK_CHAR_PX * max((len(label) for label in labels), default=0))
+    if higher_is_closer:
+        lengths = scores
+        axis_title = score_label
+        hover = "%{hovertext}<br>" + score_label + " %{x:.4f}<extra></extra>"
+    else:
+        reference = unrelated_distance(num_features or 0)
+        lengths = reference - scores
+        axis_title = (f"nearer than an unrelated class by ({reference:.1f} − distance); "
+                      "numbers: distance")
+        hover = ("%{hovertext}<br>" + score_label + " %{text}"
+                 "<br>closeness %{x:.3f} (longer bar = closer)<extra></extra>")
     figure = go.Figure(go.Bar(
-        x=np.asarray(scores, dtype=np.float32), y=ranks, orientation="h",
+        x=lengths.astype(np.float32), y=ranks, orientation="h",
         marker=dict(color=bar_colours, line=dict(width=0)),
         customdata=np.array(list(ids), dtype=object),
-        text=[f"{s:.3f}" for s in np.asarray(scores, dtype=float)], textposition="outside",
-        cliponaxis=False, hovertext=list(names),
-        hovertemplate="%{hovertext}<br>" + score_label + " %{x:.4f}<extra></extra>",
-        name="neighbours",
+        text=[f"{s:.3f}" for s in scores], textposition="outside", constraintext="none",
+        textfont=dict(size=11, color=INK), cliponaxis=False, hovertext=list(names),
+        hovertemplate=hover, name="neighbours",
     ), layout=dict(
         template=_TEMPLATE, height=max(220, 26 * k + 60), bargap=0.25,
-        margin=dict(l=left, r=44, t=30, b=40), clickmode="event", dragmode=False,
+        margin=dict(l=left, r=56, t=30, b=40), clickmode="event", dragmode=False,
+        uniformtext=dict(minsize=10, mode="show"),
     ))
     figure.update_yaxes(tickvals=ranks, ticktext=labels, autorange="reversed",
                         tickfont=dict(size=11), automargin=False)
-    figure.update_xaxes(title=dict(text=score_label, font=dict(size=11, color=MUTED)),
+    low = min(0.0, float(lengths.min())) if k else 0.0
+    high = float(lengths.max()) if k else 1.0
+    figure.update_xaxes(title=dict(text=axis_title, font=dict(size=11, color=MUTED)),
                         showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
-                        autorange="reversed" if not higher_is_closer else True)
+                        range=[low, high * 1.02 if high > 0 else 1.0], autorange=False)
     return figure
 
 

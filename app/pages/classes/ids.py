@@ -59,8 +59,9 @@ EXPORT_NEIGHBOURS = "classes-export-neighbours"
 EXPORT_SUBTREE = "classes-export-subtree"
 EXPORT_NEWICK = "classes-export-newick"
 DOWNLOAD = "classes-download"
-# The "images as" switch; its id predates the page packages (kept for bookmarks and tests).
-FIGURE_FORMAT = "shell-figure-format"
-
-# The figures every page's "figure format" control applies to.
+# The page's graphs and the selection fields each one's download is named after.
 GRAPHS = (HEATMAP, DENDROGRAM, NEIGHBOURS, CLASS_MAP)
+DOWNLOAD_FIELDS = {HEATMAP: ("metric", "linkage", "zoom", "node"),
+                   DENDROGRAM: ("metric", "linkage", "zoom", "node", "cut"),
+                   NEIGHBOURS: ("metric", "focal", "k"),
+                   CLASS_MAP: ("metric", "embedding", "cut", "node", "classes")}

@@ -53,10 +53,6 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
             marks=cut_marks(MAX_CUT),
             tooltip={"placement": "bottom", "always_visible": False}, updatemode="mouseup",
         ), class_name="cm-field-slider"),
-        field("Images as", dcc.RadioItems(id=ids.FIGURE_FORMAT, value="png", inline=True,
-                                          options=[{"label": "PNG", "value": "png"},
-                                                   {"label": "SVG", "value": "svg"}],
-                                          className="cm-segmented cm-segmented-small")),
     ]
     matrix = card(
         "Similarity and hierarchy",

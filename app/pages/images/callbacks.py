@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from dash import ALL, Input, Output, State, html, no_update
@@ -26,8 +26,8 @@ from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from classmap.app.pages.images import figures as figs
 from classmap.app.pages.images import ids
-from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_status,
-                                     progress_reporter)
+from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_request,
+                                     job_status, progress_reporter, watch_jobs)
 from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
                                           relay_selection_requests)
 from classmap.app.shell.services import Services
@@ -68,7 +68,13 @@ def request_images_logic(images: ImageServices, selection: dict | None,
             return job_status(key, READY), no_update
     except ClassmapError as error:
         return job_status(key, ERROR, str(error)), no_update
-    return job_status(key, PENDING), {"model": key[0], "data": key[1]}
+    job = image_job(key)
+    return job_status(key, PENDING, job=job), job
+
+
+def image_job(key: Sequence[str]) -> dict[str, Any]:
+    """The background job's request for (model, data) (a fresh id each time)."""
+    return job_request(key[0], data=key[1])
 
 
 def prepare_images_logic(images: ImageServices, report: Callable[[Any], None],
@@ -414,7 +420,7 @@ def register(app: Any, services: Services) -> None:
     relay_selection_requests(app, ids.IMAGE_SELECT)
     status_in = Input(ids.IMAGE_STATUS, "data")
     mirror_shared_state(app, ids.IMAGE_SELECTION)
-    name_downloads(app, ids.GRAPHS)
+    name_downloads(app, {graph: ("data", "rep") for graph in ids.GRAPHS})
 
     @app.callback(
         Output(ids.IMAGE_STATUS, "data"), Output(ids.IMAGE_JOB, "data"),
@@ -444,6 +450,10 @@ def register(app: Any, services: Services) -> None:
     )
     def cancel_images(n_clicks, status):
         return cancelled_status(n_clicks, status, "the image analysis was cancelled")
+
+    # A job that died, hung, overran or could not write: its error and a Retry, in seconds.
+    watch_jobs(app, ids.IMAGE_STATUS, ids.IMAGE_JOB, ids.IMAGE_LABEL, ids.IMAGE_WATCHDOG,
+               ids.IMAGE_FAILURE, ids.IMAGE_FAILURE_TEXT, ids.IMAGE_RETRY, image_job)
 
     @app.callback(Output(ids.IMAGE_MESSAGE, "children"), sel_in, status_in)
     def message(selection, status):

@@ -389,8 +389,9 @@ def register(app: Any, services: Services) -> None:
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.WEIGHTS_SELECT)
     mirror_shared_state(app, None, ids.WEIGHTS_STATUS)
-    name_downloads(app, (ids.WEIGHTS_OVERVIEW, ids.WEIGHTS_SCATTER, ids.WEIGHTS_HISTOGRAM,
-                         ids.WEIGHTS_ICICLE))
+    name_downloads(app, {ids.WEIGHTS_OVERVIEW: (), ids.WEIGHTS_SCATTER: (),
+                         ids.WEIGHTS_HISTOGRAM: ("focal",),
+                         ids.WEIGHTS_ICICLE: ("focal", "split", "minsize", "snode")})
 
     @app.callback(Output(ids.WEIGHTS_SUMMARY, "children"), status_in,
                   State(ids.WEIGHTS_KEY, "data"))

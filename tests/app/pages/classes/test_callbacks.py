@@ -315,3 +315,16 @@ def test_the_cut_slider_offers_at_most_one_cluster_fewer_than_classes(services, 
     with pytest.raises(PreventUpdate):
         page.cut_range_logic(services, {"key": KEY, "state": "running", "message": ""},
                              selection())
+
+
+def test_focal_picker_keeps_its_option_while_the_analysis_is_prepared(services):
+    """A shared link's focal class survives a cold analysis: while the status is pending the
+    picker's (provisional) options stay, since Dash's dropdown clears a value it has no
+    option for — and the shared selection's focal class with it."""
+    pending = {"key": ["lite0-imagenet", "euclidean", "single"], "state": "pending",
+               "message": ""}
+    now, every = page.focal_options_logic(services, None, "n01981276",
+                                          selection(focal="n01981276", metric="euclidean",
+                                                    linkage="single"), pending,
+                                          shell_ids.STATUS)
+    assert now is no_update and every is no_update

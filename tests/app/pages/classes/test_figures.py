@@ -207,3 +207,29 @@ def test_every_figure_has_a_readable_hover_label():
     }
     for name, figure in built.items():
         assert min(hover_contrasts(figure)) >= 4.5, name
+
+
+def test_neighbours_by_distance_show_closeness_bars_on_a_forward_axis():
+    """Issue 14 #4: with Euclidean distances a longer bar is a closer class, the axis runs
+    left to right from 0, and each number is written right of its bar (never over the
+    names): bars = sqrt(2 (D − 1)) − distance, checked on standardised rows with scipy."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(4)
+    d = 64
+    raw = rng.normal(size=(5, d))
+    raw[1] = raw[0] + 0.3 * rng.normal(size=d)  # a near neighbour of row 0
+    rows = (raw - raw.mean(axis=1, keepdims=True)) / raw.std(axis=1, ddof=1, keepdims=True)
+    distances = cdist(rows[:1], rows[1:])[0]
+    order = np.argsort(distances)
+    figure = figures.neighbours_figure([f"c{i}" for i in order + 1], [f"n{i}" for i in order + 1],
+                                       distances[order], score_label="Euclidean distance",
+                                       higher_is_closer=False, num_features=d)
+    bar = figure.data[0]
+    assert np.allclose(bar.x, np.sqrt(2 * (d - 1)) - distances[order], atol=1e-4)
+    assert list(bar.x) == sorted(bar.x, reverse=True)  # nearest on top, longest bar
+    assert bar.x[0] > 3 * abs(bar.x[-1])  # the planted neighbour stands out; unrelated ≈ 0
+    assert figure.layout.xaxis.autorange is not True and figure.layout.xaxis.autorange != "reversed"
+    assert figure.layout.xaxis.range[0] <= min(0.0, min(bar.x)) < figure.layout.xaxis.range[1]
+    assert bar.textposition == "outside" and list(bar.text) == [f"{v:.3f}" for v in distances[order]]
+    assert "nearer than an unrelated class" in figure.layout.xaxis.title.text
