@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-PAGES = ("classes", "weights", "images")  # packages under classmap.app.pages
+PAGES = ("classes", "weights", "images", "compare")  # packages under classmap.app.pages
 
 
 def register_pages(app: Any, services: Any) -> None:

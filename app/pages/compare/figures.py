@@ -1,0 +1,95 @@
+"""Figures of the Compare page, from numpy arrays (no Dash here)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from classmap.app.shell.figures import ACCENT, GRID, MUTED, TEMPLATE, TREE
+
+TANGLE_GAP = 0.6  # horizontal room between the two trees' leaves, in tree-height units
+TANGLE_HEIGHT = 860  # pixels (the page's graph has the same height)
+
+
+def bk_figure(levels: np.ndarray, bk: np.ndarray, expected: np.ndarray) -> go.Figure:
+    """Fowlkes–Mallows B_k of the two trees cut into k clusters, with E[B_k] for
+    independent partitions of the same sizes."""
+    figure = go.Figure([
+        go.Scatter(x=levels, y=bk, mode="lines", name="B_k", line=dict(color=ACCENT, width=2),
+                   hovertemplate="k = %{x}<br>B_k %{y:.3f}<extra></extra>"),
+        go.Scatter(x=levels, y=expected, mode="lines", name="E[B_k] (unrelated trees)",
+                   line=dict(color=MUTED, width=1, dash="dash"),
+                   hovertemplate="k = %{x}<br>E[B_k] %{y:.3f}<extra></extra>"),
+    ], layout=dict(template=TEMPLATE, height=300, margin=dict(l=56, r=16, t=16, b=48),
+                   legend=dict(orientation="h", y=1.08, x=0)))
+    figure.update_xaxes(type="log", title="clusters k (both trees cut into k)",
+                        gridcolor=GRID)
+    figure.update_yaxes(range=[0, 1.02], title="B_k", gridcolor=GRID)
+    return figure
+
+
+def tree_coordinates(linkage: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-separated ⊏ link paths of a tree whose leaves sit at y = their position in
+    ``order`` (any order the tree allows) and nodes at x = merge height / the root's.
+    Returns ``(x, y)`` of shape (4 (C − 1) + (C − 1),)."""
+    count = len(order)
+    y = np.empty(2 * count - 1)
+    y[order] = np.arange(count)
+    height = np.zeros(2 * count - 1)
+    top = float(linkage[-1, 2]) or 1.0
+    xs, ys = [], []
+    for r, (a, b, h, _size) in enumerate(linkage):
+        a, b, node = int(a), int(b), count + r
+        y[node] = (y[a] + y[b]) / 2
+        height[node] = h / top
+        xs.extend([height[a], height[node], height[node], height[b], np.nan])
+        ys.extend([y[a], y[a], y[b], y[b], np.nan])
+    return np.asarray(xs), np.asarray(ys)
+
+
+def tanglegram_figure(
+    linkage_a: np.ndarray, order_a: np.ndarray, linkage_b: np.ndarray, order_b: np.ndarray,
+    names: Sequence[str], label_a: str, label_b: str, highlight: Sequence[int] = (),
+) -> go.Figure:
+    """Two trees facing each other (``a`` left, ``b`` right, leaves inward), each class's
+    two leaves joined by a line; ``highlight`` classes' lines drawn in the accent colour."""
+    count = len(order_a)
+    ax, ay = tree_coordinates(linkage_a, order_a)
+    bx, by = tree_coordinates(linkage_b, order_b)
+    pos_a = np.empty(count)
+    pos_a[order_a] = np.arange(count)
+    pos_b = np.empty(count)
+    pos_b[order_b] = np.arange(count)
+    link_x = np.tile([0.0, TANGLE_GAP, np.nan], count)
+    link_y = np.column_stack([pos_a, pos_b, np.full(count, np.nan)]).ravel()
+    traces = [
+        go.Scatter(x=link_x, y=link_y, mode="lines", hoverinfo="skip", name="links",
+                   line=dict(color="rgba(120,130,140,0.25)", width=0.7)),
+        go.Scatter(x=-ax, y=ay, mode="lines", hoverinfo="skip", name=label_a,
+                   line=dict(color=TREE, width=1)),
+        go.Scatter(x=TANGLE_GAP + bx, y=by, mode="lines", hoverinfo="skip", name=label_b,
+                   line=dict(color=TREE, width=1)),
+        go.Scatter(x=np.zeros(count), y=pos_a, mode="markers", name="classes",
+                   marker=dict(size=3, color=TREE), hovertext=list(names),
+                   hovertemplate="%{hovertext}<extra></extra>"),
+    ]
+    marked = [int(c) for c in highlight]
+    if marked:
+        traces.append(go.Scatter(
+            x=np.tile([0.0, TANGLE_GAP, np.nan], len(marked)),
+            y=np.column_stack([pos_a[marked], pos_b[marked],
+                               np.full(len(marked), np.nan)]).ravel(),
+            mode="lines", hoverinfo="skip", name="most disagreeing",
+            line=dict(color=ACCENT, width=1.5)))
+    figure = go.Figure(traces, layout=dict(
+        template=TEMPLATE, height=TANGLE_HEIGHT, showlegend=False,
+        margin=dict(l=16, r=16, t=36, b=16), dragmode="zoom", hovermode="closest",
+        annotations=[dict(text=label_a, x=-0.5, y=1.02, xref="x", yref="paper",
+                          showarrow=False, font=dict(size=12)),
+                     dict(text=label_b, x=TANGLE_GAP + 0.5, y=1.02, xref="x", yref="paper",
+                          showarrow=False, font=dict(size=12))]))
+    figure.update_xaxes(visible=False, range=[-1.05, TANGLE_GAP + 1.05])
+    figure.update_yaxes(visible=False, autorange="reversed")
+    return figure

@@ -1,0 +1,82 @@
+"""Layout of the Compare page: two source pickers, the measures, the tanglegram and the
+most disagreeing pairs. Figures arrive from :mod:`classmap.app.pages.compare.callbacks`."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from classmap.analysis.methods.compare import DEFAULT_PERMUTATIONS
+from classmap.analysis.methods.hierarchy import LINKAGES
+from classmap.app.pages.compare import figures, ids
+from classmap.app.shell.figures import message_figure
+from classmap.app.shell.services import current_services
+from classmap.app.shell.widgets import card, field, graph
+
+RELATION_OPTIONS = [
+    {"label": "weight cosine", "value": "cosine"},
+    {"label": "weight Euclidean", "value": "euclidean"},
+    {"label": "WordNet", "value": "wordnet"},
+]
+
+
+def source_picker(side: str, models: tuple[str, ...], model: str, relation: str,
+                  linkage: str) -> html.Div:
+    """Model, relation and linkage of one source."""
+    return html.Div([
+        html.H3(f"Source {side.upper()}", className="cm-selection-title"),
+        field("Model", dcc.Dropdown(id=ids.source_control(side, "model"), value=model,
+                                    options=list(models), clearable=False)),
+        field("Relation", dcc.RadioItems(id=ids.source_control(side, "relation"),
+                                         value=relation, options=RELATION_OPTIONS, inline=True,
+                                         className="cm-segmented cm-segmented-small")),
+        field("Linkage", dcc.Dropdown(id=ids.source_control(side, "linkage"), value=linkage,
+                                      options=list(LINKAGES), clearable=False)),
+    ], className="cm-compare-source")
+
+
+def layout(**query: str) -> html.Div:
+    """The page; both sources start on the default model (weight cosine / ward vs WordNet)."""
+    models = current_services().settings.model_ids
+    first = models[0]
+    sources = card(
+        "Sources",
+        [html.Div([source_picker("a", models, first, "cosine", "ward"),
+                   source_picker("b", models, first, "wordnet", "average")],
+                  className="cm-grid"),
+         html.Div([
+             field("Mantel permutations", dcc.Input(
+                 id=ids.COMPARE_PERMUTATIONS, type="number", min=0, max=9999, step=1,
+                 value=DEFAULT_PERMUTATIONS, className="cm-number-input",
+                 style={"width": "6em"})),
+             html.Button("Compare", id=ids.COMPARE_RUN, n_clicks=0,
+                         className="cm-button cm-button-primary"),
+         ], className="cm-card-tools")],
+        subtitle="Two ways of relating the same classes: a model's head weights (cosine or "
+                 "Euclidean of standardised rows) or WordNet 3.0, each clustered into a tree. "
+                 "Two models with the same classes (lite0 vs lite1 vs lite2) compare the same "
+                 "way. WordNet needs ImageNet-style class ids; ward is not offered on WordNet "
+                 "distances (not Euclidean).",
+    )
+    waiting = message_figure("Pick two sources and press Compare", height=300)
+    results = card("Agreement", [
+        html.Div(id=ids.COMPARE_SUMMARY, className="cm-stats cm-summary-stats"),
+        graph(ids.COMPARE_BK, waiting, height=300),
+    ], subtitle="Spearman's ρ over all class pairs of the two distance matrices; the Mantel "
+                "test's Pearson r with its permutation p-value; the cophenetic correlation of "
+                "the two trees; Fowlkes–Mallows B_k of the two trees cut into k clusters "
+                "against its value for unrelated trees.")
+    tangle = card("Tanglegram", [graph(ids.COMPARE_TANGLEGRAM, message_figure(
+        "Pick two sources and press Compare", height=figures.TANGLE_HEIGHT),
+        height=figures.TANGLE_HEIGHT)],
+        subtitle="Source A's tree on the left, B's on the right, each class's two leaves "
+                 "joined; B's subtrees are turned to follow A's order (untangling). The most "
+                 "disagreeing pairs' links are drawn in orange.")
+    pairs = card("Most disagreeing pairs", [html.Div(id=ids.COMPARE_PAIRS)],
+                 subtitle="Class pairs whose distance ranks differ most (0 = the closest "
+                          "pair of all, 1 = the farthest). A pair opens the Classes page with "
+                          "both classes selected.")
+    return html.Div([
+        html.Div([html.Div([sources, results], className="cm-col-main"),
+                  html.Div([pairs], className="cm-col-side")], className="cm-grid"),
+        html.Div([tangle], className="cm-grid-wide"),
+    ], className="cm-page cm-page-compare")

@@ -1,0 +1,64 @@
+"""The Compare page as plain functions: sources in, measures, figures and links out."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+from scipy.cluster import hierarchy
+
+from classmap.app.pages.compare import callbacks as page
+from classmap.app.pages.compare import figures
+
+
+def test_lite0_weights_against_wordnet(services, lite0_view):
+    summary, bk, tangle, table = page.compare_logic(
+        services, ("lite0-imagenet", "cosine", "ward"), ("lite0-imagenet", "wordnet", "average"),
+        99)
+    text = str(summary)
+    assert "Spearman ρ" in text and "Mantel r" in text and "p = 0.01" in text
+    assert bk.data[0].name == "B_k" and len(bk.data[0].x) == len(bk.data[1].x) > 10
+    assert len(tangle.data) == 5 and tangle.data[3].hovertext[0]
+    rows = table.children[1:]
+    assert len(rows) == 50
+    link = rows[0].children[0].children
+    query = parse_qs(urlparse(link.href).query)
+    i, j = (int(v) for v in query["classes"][0].split(","))
+    assert query["model"] == ["lite0-imagenet"] and query["focal"] == [lite0_view.ids[i]]
+    assert link.children == f"{lite0_view.short_names[i]} — {lite0_view.short_names[j]}"
+
+
+def test_bad_choices_give_one_line_instead_of_results(services):
+    summary, _bk, _tangle, table = page.compare_logic(
+        services, ("lite0-imagenet", "wordnet", "ward"), ("lite0-imagenet", "cosine", "ward"), 9)
+    assert "ward needs Euclidean geometry" in str(summary) and table == []
+    summary, *_ = page.compare_logic(
+        services, ("small", "cosine", "ward"), ("lite0-imagenet", "cosine", "ward"), 9)
+    assert "different class sets" in str(summary)
+    summary, *_ = page.compare_logic(
+        services, ("small", "wordnet", "average"), ("small", "cosine", "ward"), 9)
+    assert "no WordNet ground truth" in str(summary)
+
+
+def test_tree_coordinates_put_leaves_at_their_positions():
+    linkage = np.array([[0, 1, 1, 2], [2, 3, 2, 3]], dtype=float)
+    xs, ys = figures.tree_coordinates(linkage, np.array([2, 0, 1]))
+    # first link joins leaves 0 (position 1) and 1 (position 2) at height 1/2
+    np.testing.assert_allclose(xs[:4], [0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(ys[:4], [1, 1, 2, 2])
+    np.testing.assert_allclose(ys[5:9], [0, 0, 1.5, 1.5])  # leaf 2 with node 3 (mid 1.5)
+
+
+def test_tanglegram_links_join_each_class_s_two_leaves():
+    rng = np.random.default_rng(0)
+    a = hierarchy.linkage(rng.normal(size=(12, 2)), "ward")
+    b = hierarchy.linkage(rng.normal(size=(12, 2)), "ward")
+    order_a, order_b = hierarchy.leaves_list(a), hierarchy.leaves_list(b)
+    figure = figures.tanglegram_figure(a, order_a, b, order_b, [str(k) for k in range(12)],
+                                       "A", "B", highlight=[3])
+    ys = np.asarray(figure.data[0].y, dtype=float).reshape(-1, 3)[:, :2]
+    for cls in range(12):
+        assert ys[cls, 0] == list(order_a).index(cls) and ys[cls, 1] == list(order_b).index(cls)
+    assert figure.data[-1].name == "most disagreeing"
+    marked = np.asarray(figure.data[-1].y, dtype=float)[:2]
+    assert list(marked) == [list(order_a).index(3), list(order_b).index(3)]
