@@ -427,8 +427,15 @@ def load_image_folder(
     root = _existing_folder(root)
     roots = [Path(r).expanduser().resolve() for r in allowed_roots] if allowed_roots else None
     # Class folders by their shown (readable) name → their name on disk.
+    try:
+        entries = _sorted_entries(root)
+    except OSError as error:
+        raise ClassmapError(
+            f"data folder {readable_name(str(root))} cannot be listed ({_os_reason(error)}); "
+            "give a folder this user may read"
+        ) from None
     on_disk = {
-        readable_name(entry.name): entry.name for entry in _sorted_entries(root)
+        readable_name(entry.name): entry.name for entry in entries
         if not entry.name.startswith(".") and _is_dir(entry)
     }
     folders = sorted(on_disk)

@@ -187,21 +187,34 @@ class ImageServices:
         key = (model_id, data_id)
         with self._lock:
             held = self._datasets.get(key)
-        if held is None:
+        # A scan held here that is too old may have been replaced by a job's since.
+        if held is None or (since is not None and held[1] < since):
             classifier = self.classifier(model_id)
             channels = int(classifier.data_config["input_size"][0])
             if entry.source == DIGITS:
                 held = (load_dataset(DIGITS, classifier.head.classes, channels=channels),
                         time.time())
             else:
-                stored = self.cache.get(self._scan_key(model_id, entry)) if self.cache else None
-                if stored is None:
+                held = self._stored_scan(model_id, entry)
+                if held is None:
                     return None
-                held = (unpack_folder_dataset(*stored), float(stored[1].get("scanned_at", 0)))
             with self._lock:
                 self._datasets[key] = held
         dataset, scanned_at = held
         return dataset if since is None or scanned_at >= since else None
+
+    def _stored_scan(
+        self, model_id: str, entry: DataSetEntry
+    ) -> tuple[ImageDataset, float] | None:
+        stored = self.cache.get(self._scan_key(model_id, entry)) if self.cache else None
+        if stored is None:
+            return None
+        try:
+            return unpack_folder_dataset(*stored), float(stored[1].get("scanned_at", 0))
+        except (KeyError, TypeError, ValueError) as error:  # another version's entry
+            log.warning("stored scan of %s unusable (%s); a job reads it again", entry.id,
+                        error)
+            return None
 
     def scan_dataset(self, model_id: str, data_id: str) -> ImageDataset:
         """Read ``data_id``'s folder now (for the background job) and store the scan.

@@ -83,5 +83,11 @@ def test_ready_never_reads_the_folder_the_job_does(digits_folder, tmp_path, read
     # A server started after that scan reads the folder again (in a job) before it is ready.
     time.sleep(0.01)
     restarted = _service(digits_folder, tmp_path, cache_dir)
+    # Other pages may use the old scan meanwhile (it is now held in memory) ...
+    assert len(restarted.dataset(MODEL, "scans")) == 6
     assert not restarted.ready(MODEL, "scans")
     assert reads == [str(digits_folder)]
+    # ... and is ready once a job has read it again, though it held the old scan.
+    _service(digits_folder, tmp_path, cache_dir).prepare(MODEL, "scans")
+    assert reads == [str(digits_folder)] * 2
+    assert restarted.ready(MODEL, "scans")
