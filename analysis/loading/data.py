@@ -131,7 +131,7 @@ class DataReport:
     num_images : images in the set
     class_counts : ``(class name, images)`` for every class folder used, in label order
     non_image_files : files skipped because their extension is not an image's
-    non_image_examples : up to 10 of them (relative paths)
+    non_image_examples : every one of them (relative paths; the name is historical)
     unreadable : every file or linked folder with an image name that was skipped, named
         with the reason: failed to decode, not a regular file (FIFO, socket, device),
         link loop or dangling link, over a :class:`ScanLimits` bound, a second link to
@@ -826,8 +826,7 @@ class _FolderScan:
 
     def _skip_non_image(self, relative: str) -> None:
         self.non_image_files += 1
-        if len(self.non_image_examples) < _EXAMPLES:
-            self.non_image_examples.append(relative)
+        self.non_image_examples.append(relative)
 
     def _shown(self, parent: str, name: str) -> str:
         """``parent`` + the readable form of ``name``; escaped names are recorded."""

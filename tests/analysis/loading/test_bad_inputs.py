@@ -180,3 +180,13 @@ def test_resolve_device():
                          ("cuda:99", "cuda:99 asks for"), ("xla", "xla device")):
         with pytest.raises(ClassmapError, match=message):
             resolve_device(bad)
+
+
+def test_every_skipped_file_is_named(two_classes):
+    notes = [f"a/note{i:02d}.txt" for i in range(25)]  # more than any "examples" cut
+    for note in notes:
+        (two_classes / note).write_text("x")
+    os.mkfifo(two_classes / "b" / "pipe.png")
+    report = load_image_folder(two_classes).report
+    assert report.non_image_files == 25 and list(report.non_image_examples) == notes
+    assert [s.path for s in report.unreadable] == ["b/pipe.png"]
