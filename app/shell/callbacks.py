@@ -41,9 +41,9 @@ from classmap.app.hosting.redact import redact_paths
 from classmap.analysis.errors import ClassmapError
 from classmap.app.shell import ids
 from classmap.app.shell.clientside import bind_field, clientside
-from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, failure_controls,
-                                     is_for, is_ready_for, job_request, job_status,
-                                     progress_reporter, watch_status)
+from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for,
+                                     is_ready_for, job_request, job_status, progress_reporter,
+                                     retry_status, watch_jobs)
 from classmap.app.shell.services import Services, current_services
 from classmap.app.shell.selection import check_against_model, coerce_selection
 
@@ -127,13 +127,7 @@ def request_analysis_logic(services: Services, key: list[str] | None,
 
 def retry_analysis_logic(n_clicks: int | None, status: dict | None) -> tuple:
     """Retry after a failed (or cancelled) analysis job → (pending status, a new job)."""
-    if not n_clicks or not status or status.get("state") not in (ERROR, "cancelled"):
-        raise PreventUpdate
-    key = list(status.get("key") or [])
-    if not key:
-        raise PreventUpdate
-    job = job_request(key[0], key=key)
-    return job_status(key, PENDING, job=job), job
+    return retry_status(n_clicks, status, lambda key: job_request(key[0], key=key))
 
 
 def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
@@ -223,38 +217,9 @@ def register(app: Any, services: Services) -> None:
         return status, status
 
     # The watchdog: a pending job that died, hung, overran or could not write becomes an
-    # error within seconds (its Interval runs only while a job is pending).
-    @app.callback(
-        Output(ids.JOB_WATCHDOG, "disabled"), Output(ids.JOB_FAILURE, "hidden"),
-        Output(ids.JOB_FAILURE_TEXT, "children"),
-        Input(ids.STATUS, "data"),
-    )
-    def job_failure(status):
-        return failure_controls(status)
-
-    @app.callback(
-        Output(ids.STATUS, "data", allow_duplicate=True),
-        Output(ids.JOB_LABEL, "children", allow_duplicate=True),
-        Input(ids.JOB_WATCHDOG, "n_intervals"),
-        State(ids.STATUS, "data"),
-        prevent_initial_call=True,
-    )
-    def watch_analysis(_ticks, status):
-        manager = getattr(app, "_classmap_jobs", None)
-        if manager is None:
-            raise PreventUpdate
-        return watch_status(manager.check((status or {}).get("job"),
-                                          (status or {}).get("requested")), status)
-
-    @app.callback(
-        Output(ids.STATUS, "data", allow_duplicate=True),
-        Output(ids.JOB_REQUEST, "data", allow_duplicate=True),
-        Input(ids.JOB_RETRY, "n_clicks"),
-        State(ids.STATUS, "data"),
-        prevent_initial_call=True,
-    )
-    def retry_analysis(n_clicks, status):
-        return retry_analysis_logic(n_clicks, status)
+    # error within seconds, shown with a Retry (its Interval runs only while a job is pending).
+    watch_jobs(app, ids.STATUS, ids.JOB_REQUEST, ids.JOB_LABEL, ids.JOB_WATCHDOG, ids.JOB_FAILURE,
+               ids.JOB_FAILURE_TEXT, ids.JOB_RETRY, lambda key: job_request(key[0], key=key))
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),

@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import Any, Callable, Sequence
 
-from dash import dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.progress import CallbackProgress
@@ -55,7 +55,7 @@ def job_status(key: Sequence[str], state: str, message: str = "",
 
 def is_for(status: dict | None, key: Sequence[str]) -> bool:
     """Whether ``status`` speaks about ``key``."""
-    return bool(status) and status.get("key") == list(key)
+    return isinstance(status, dict) and status.get("key") == list(key)
 
 
 def is_ready_for(status: dict | None, key: Sequence[str]) -> bool:
@@ -64,7 +64,7 @@ def is_ready_for(status: dict | None, key: Sequence[str]) -> bool:
 
 def cancelled_status(n_clicks: int | None, status: dict | None, message: str) -> dict[str, Any]:
     """The Cancel button → a ``cancelled`` status for the pending job (else no update)."""
-    if not n_clicks or not status or status.get("state") != PENDING:
+    if not n_clicks or not isinstance(status, dict) or status.get("state") != PENDING:
         raise PreventUpdate
     return job_status(status.get("key") or [], CANCELLED, message)
 
@@ -108,3 +108,46 @@ def failure_controls(status: dict | None) -> tuple[bool, bool, str]:
     state = (status or {}).get("state")
     failed = state == ERROR
     return state != PENDING, not failed, (status or {}).get("message", "") if failed else ""
+
+
+def retry_status(n_clicks: int | None, status: dict | None,
+                 make_request: Callable[[list], dict[str, Any]]) -> tuple:
+    """Retry after a failed (or cancelled) job → (pending status, a new job request);
+    ``make_request(key)`` builds the request (:func:`job_request` with the job's fields)."""
+    if not n_clicks or not status or status.get("state") not in (ERROR, CANCELLED):
+        raise PreventUpdate
+    key = list(status.get("key") or [])
+    if not key:
+        raise PreventUpdate
+    job = make_request(key)
+    return job_status(key, PENDING, job=job), job
+
+
+def watch_jobs(app: Any, status_id: str, request_id: str, label_id: str, interval_id: str,
+               bar_id: str, text_id: str, retry_id: str,
+               make_request: Callable[[list], dict[str, Any]]) -> None:
+    """Wire a status store's watchdog, failure bar and Retry (the ids of its
+    :func:`watchdog_interval` and :func:`failure_bar`; ``label_id``: the job's label,
+    where "Queued…" is shown). The app's job manager is ``app._classmap_jobs``."""
+
+    @app.callback(Output(interval_id, "disabled"), Output(bar_id, "hidden"),
+                  Output(text_id, "children"), Input(status_id, "data"))
+    def show_failure(status):
+        return failure_controls(status)
+
+    @app.callback(Output(status_id, "data", allow_duplicate=True),
+                  Output(label_id, "children", allow_duplicate=True),
+                  Input(interval_id, "n_intervals"), State(status_id, "data"),
+                  prevent_initial_call=True)
+    def watch(_ticks, status):
+        manager = getattr(app, "_classmap_jobs", None)
+        if manager is None or not status:
+            raise PreventUpdate
+        return watch_status(manager.check(status.get("job"), status.get("requested")), status)
+
+    @app.callback(Output(status_id, "data", allow_duplicate=True),
+                  Output(request_id, "data", allow_duplicate=True),
+                  Input(retry_id, "n_clicks"), State(status_id, "data"),
+                  prevent_initial_call=True)
+    def retry(n_clicks, status):
+        return retry_status(n_clicks, status, make_request)

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import stat
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from tests.e2e.conftest import ROOT, free_port, serve_until_done
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT = 90_000
-HEARTBEAT = 4  # CLASSMAP_JOB_HEARTBEAT of the servers under test (seconds)
+HEARTBEAT = 10  # CLASSMAP_JOB_HEARTBEAT of the servers under test (seconds)
 TITLE = ("() => document.querySelector('#class-map-graph .js-plotly-plot')"
          "?._fullLayout?.xaxis?.title?.text || ''")
 
@@ -58,12 +57,21 @@ def server_command(port: int, cache: Path) -> list[str]:
             "--port", str(port), "--cache-dir", str(cache)]
 
 
+# One model per test, so no test finds another's map already cached: (id, classes).
+MODELS = {"small": 24, "m-cancel": 600, "m-kill": 600, "m-hang": 600, "m-queue": 600,
+          "m-stop": 600}
+
+
 def server_env(folder: Path, **extra: str) -> dict[str, str]:
-    small = folder / "small.npy"
-    np.save(small, np.random.default_rng(0).normal(size=(24, 16)).astype(np.float32))
+    entries = []
+    for seed, (model, classes) in enumerate(MODELS.items()):
+        path = folder / f"{model}.npy"
+        head = np.random.default_rng(seed).normal(size=(classes, 16)).astype(np.float32)
+        np.save(path, head)
+        entries.append({"id": model, "head": str(path)})
     return {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs"),
             "CLASSMAP_JOB_HEARTBEAT": str(HEARTBEAT), "CLASSMAP_JOBS_PER_SESSION": "1",
-            "CLASSMAP_MODELS": json.dumps([{"id": "small", "head": str(small)}]), **extra}
+            "CLASSMAP_MODELS": json.dumps(entries), **extra}
 
 
 @pytest.fixture(scope="module")
@@ -85,32 +93,38 @@ def server_pid(url: str) -> int:
     raise AssertionError(f"no process listens on {port}")
 
 
+def forkserver_of(url: str) -> psutil.Process:
+    """The forkserver the server at ``url`` starts its jobs from."""
+    for child in psutil.Process(server_pid(url)).children():
+        if "forkserver" in " ".join(child.cmdline()):
+            return child
+    raise AssertionError("the server has no forkserver")
+
+
 def job_processes(url: str) -> list[psutil.Process]:
     """The running jobs of the server at ``url``: its forkserver's children."""
-    server = psutil.Process(server_pid(url))
-    jobs = []
-    for child in server.children():
-        if "forkserver" in " ".join(child.cmdline()):
-            jobs.extend(child.children())
-    return jobs
+    return forkserver_of(url).children()
 
 
-def wait_for_jobs(url: str, count: int = 1, seconds: float = 60) -> list[psutil.Process]:
+def map_job(page, url: str, seconds: float = 60) -> psutil.Process:
+    """The class map's job process, once the page shows it running (the newest job: the
+    model's analysis job may not have ended yet)."""
+    page.wait_for_selector("#classes-embedding-panel:not([hidden])", timeout=TIMEOUT)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         jobs = job_processes(url)
-        if len(jobs) >= count:
-            return jobs
+        if jobs:
+            return max(jobs, key=lambda job: job.create_time())
         time.sleep(0.1)
-    raise AssertionError(f"{count} job process(es) never started")
+    raise AssertionError("the map's job process never started")
 
 
 def query_of(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlparse(url).query).items()}
 
 
-def open_map(page, url: str, method: str) -> None:
-    page.goto(url + f"/?embedding={method}")
+def open_map(page, url: str, model: str, method: str) -> None:
+    page.goto(url + f"/?model={model}&embedding={method}")
     page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=TIMEOUT)
 
 
@@ -122,9 +136,8 @@ def test_cancel_then_restart_embedding(fault_server, new_page, artifacts_dir):
     """Issue 14 #1: t-SNE → Cancel → (the toggle and URL say PCA) → t-SNE computes."""
     url, _ = fault_server
     page = new_page()
-    open_map(page, url, "tsne")
-    wait_for_jobs(url)
-    page.wait_for_selector("#classes-embedding-panel:not([hidden])", timeout=TIMEOUT)
+    open_map(page, url, "m-cancel", "tsne")
+    map_job(page, url)
     page.click("#classes-embedding-cancel")
     page.wait_for_function("document.querySelector('#classes-embedding input[value=pca]')"
                            ".checked", timeout=TIMEOUT)
@@ -144,8 +157,8 @@ def test_killed_job_shows_its_error_with_a_retry(fault_server, new_page, artifac
     The job holds no listening socket (it forked from the forkserver, not the server)."""
     url, _ = fault_server
     page = new_page()
-    open_map(page, url, "umap")
-    (job,) = wait_for_jobs(url)
+    open_map(page, url, "m-kill", "umap")
+    job = map_job(page, url)
     port = int(urlparse(url).port)
     assert not [c for c in job.net_connections("tcp") if c.status == psutil.CONN_LISTEN], \
         "the job inherited the server's listening socket"
@@ -165,8 +178,8 @@ def test_hung_job_is_stopped_and_shown(fault_server, new_page):
     """A job that stops beating (SIGSTOP) is killed and reported after the heartbeat limit."""
     url, _ = fault_server
     page = new_page()
-    open_map(page, url, "tsne")
-    (job,) = wait_for_jobs(url)
+    open_map(page, url, "m-hang", "tsne")
+    job = map_job(page, url)
     job.send_signal(signal.SIGSTOP)
     page.wait_for_selector("#classes-embedding-failure:not([hidden])",
                            timeout=(HEARTBEAT + 10) * 1000)
@@ -176,43 +189,44 @@ def test_hung_job_is_stopped_and_shown(fault_server, new_page):
 
 
 def test_analysis_that_cannot_write_says_so_and_retry_recovers(fault_server, new_page):
-    """The weight analysis of a model when the result cache is read-only: the page says
-    the job failed (no endless "Analysing…"), and Retry succeeds once it is writable."""
-    url, cache = fault_server
-    paths = [cache, *cache.rglob("*")]
-    modes = {path: path.stat().st_mode for path in paths}
-    for path in paths:
-        path.chmod(stat.S_IMODE(modes[path]) & ~0o222)
+    """The weight analysis of a model whose job cannot write a byte (the forkserver's file
+    size limit set to 0, so every write fails with EFBIG, as on a full disk — root
+    included): the page shows the failure with Retry instead of "Analysing…" forever,
+    and Retry succeeds once writes work again."""
+    url, _ = fault_server
+    forkserver = forkserver_of(url)
+    soft, hard = forkserver.rlimit(psutil.RLIMIT_FSIZE)
+    forkserver.rlimit(psutil.RLIMIT_FSIZE, (0, hard))
     page = new_page()
     try:
         page.goto(url + "/?model=small")
         page.wait_for_selector("#shell-job-failure:not([hidden])", timeout=TIMEOUT)
-        assert "failed" in page.inner_text("#shell-job-failure")
+        text = page.inner_text("#shell-job-failure")
+        assert "failed" in text or "stopped" in text
     finally:
-        for path in paths:
-            path.chmod(stat.S_IMODE(modes[path]))
+        forkserver.rlimit(psutil.RLIMIT_FSIZE, (soft, hard))
     page.click("#shell-job-retry")
+    page.wait_for_selector("#shell-job-failure", state="hidden", timeout=TIMEOUT)
     page.wait_for_function("document.querySelector('#classes-model-summary')?.innerText"
                            ".includes('24')", timeout=TIMEOUT)
-    assert page.is_hidden("#shell-job-failure")
 
 
 def test_second_job_of_a_session_waits_queued(fault_server, new_page):
     """With one job per session, a second map job says "Queued" until the first ends."""
     url, _ = fault_server
     first = new_page()
-    open_map(first, url, "umap")
-    (job,) = wait_for_jobs(url)
+    open_map(first, url, "m-queue", "umap")
+    job = map_job(first, url)
     job.send_signal(signal.SIGSTOP)  # hold the slot (shorter than the heartbeat limit)
     try:
         second = new_page()
-        open_map(second, url, "tsne")
+        open_map(second, url, "m-queue", "umap")
         second.wait_for_function("document.querySelector('#classes-embedding-label')"
-                                 "?.innerText.includes('Queued')", timeout=HEARTBEAT * 1000)
+                                 "?.innerText.includes('Queued')", timeout=(HEARTBEAT - 1) * 1000)
     finally:
         job.send_signal(signal.SIGCONT)
     wait_for_map(first, "UMAP")
-    wait_for_map(second, "t-SNE")
+    wait_for_map(second, "UMAP")  # its job ran once the first had ended (a cache hit)
 
 
 def test_jobs_stop_with_the_server_and_free_its_port(tmp_path, new_page, artifacts_dir):
@@ -223,11 +237,13 @@ def test_jobs_stop_with_the_server_and_free_its_port(tmp_path, new_page, artifac
     serving = serve_until_done(command, ROOT, env, artifacts_dir / "e2e-faults-stop.log", port)
     url = next(serving)
     page = new_page()
-    open_map(page, url, "tsne")
-    jobs = wait_for_jobs(url)
+    open_map(page, url, "m-stop", "tsne")
+    jobs = [map_job(page, url)]
     page.close()
     next(serving, None)  # terminates the server
     gone, alive = psutil.wait_procs(jobs, timeout=10)
     assert not alive, f"jobs outlived the server: {[p.pid for p in alive]}"
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # as a restarted server binds it (werkzeug sets SO_REUSEADDR)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+        sock.listen()

@@ -15,6 +15,7 @@ from dash import dcc, html
 from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
 from classmap.app.pages.images import ids
 from classmap.app.shell.callbacks import page_query_store
+from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
 from classmap.app.shell.selection import parse_query
 from classmap.app.shell.widgets import card, field, graph, job_progress, provisional_options
@@ -70,6 +71,8 @@ def image_controls(selection: Mapping[str, Any], data_sets: Sequence[DataSetEntr
             *extra,
             job_progress(ids.IMAGE_PANEL, ids.IMAGE_PROGRESS, ids.IMAGE_LABEL, ids.IMAGE_CANCEL,
                          "Extracting representations…"),
+            failure_bar(ids.IMAGE_FAILURE, ids.IMAGE_FAILURE_TEXT, ids.IMAGE_RETRY),
+            watchdog_interval(ids.IMAGE_WATCHDOG),
         ], className="cm-row", style={"alignItems": "flex-end", "gap": "16px",
                                        "flexWrap": "wrap"}),
         html.P("Preparing the image analysis…", id=ids.IMAGE_MESSAGE, className="cm-note"),
