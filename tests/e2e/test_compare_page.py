@@ -1,0 +1,42 @@
+"""The Compare page in a real browser: compare the default model's weight tree with
+WordNet, see the measures and the tanglegram, follow a disagreeing pair to the Classes
+page with both classes selected — screenshot in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from classmap.app.shell.selection import parse_index_set
+from classmap.app.shell.services import short_name
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RENDER_TIMEOUT = 120_000
+
+
+def test_compare_weights_with_wordnet_and_follow_a_pair(dash_server, new_page, artifacts_dir):
+    page = new_page()
+    page.goto(dash_server + "/compare")
+    page.fill("#compare-permutations", "99")
+    page.click("#compare-run")
+    page.wait_for_selector(".cm-compare-pair", timeout=RENDER_TIMEOUT)
+    summary = page.inner_text("#compare-summary")
+    assert "Spearman ρ" in summary and "p = 0.01" in summary
+    traces = page.evaluate(
+        "() => document.querySelector('#compare-tanglegram-graph .js-plotly-plot')"
+        ".data.length")
+    assert traces == 5
+    page.screenshot(path=str(artifacts_dir / "compare-page.png"), full_page=True)
+    link = page.locator(".cm-compare-pair").first
+    pair = link.inner_text().split(" — ")
+    expected = parse_index_set(parse_qs(urlparse(link.get_attribute("href")).query)["classes"][0])
+    link.click()
+    page.wait_for_url(lambda url: urlparse(url).path == "/", timeout=RENDER_TIMEOUT)
+    page.wait_for_function("() => document.querySelectorAll('#subtree-classes li').length == 2",
+                           timeout=RENDER_TIMEOUT)
+    listed = page.locator("#subtree-classes li").all_inner_texts()
+    assert sorted(short_name(n) for n in listed) == sorted(pair)
+    query = parse_qs(urlparse(page.url).query)
+    assert parse_index_set(query["classes"][0]) == expected
