@@ -309,6 +309,66 @@
   document.addEventListener("click", onModebarEvent, true);
   document.addEventListener("mouseover", onModebarEvent, true);
 
+
+  /* -- the heatmap's and dendrogram's shared zoom ---------------------------------------------
+     Both draw leaf positions on x (a leaf's cell spans position ± 0.5; the heatmap's y axis
+     runs downwards). A drag-zoom in either becomes the selection's ``range`` ([first, last]
+     columns, then rows when they differ: app/shell/selection.py), which is in the URL and
+     which applyRange draws in both graphs. Each graph's full x range is remembered from the
+     server's figure (decodeFigure) to go back to on a reset. */
+  var homeRanges = {};
+
+  function plotOf(graphId) {
+    var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
+    return gd && gd._fullLayout ? gd : null;
+  }
+
+  /* relayoutData → [first, last(, first row, last row)] leaf positions, null (a reset) or
+     undefined (not a zoom: an overlay's shapes). */
+  function rangeOfRelayout(relayout, withRows) {
+    if (!relayout) { return undefined; }
+    if (relayout["xaxis.autorange"]) { return null; }
+    var x0 = relayout["xaxis.range[0]"], x1 = relayout["xaxis.range[1]"];
+    if (x0 === undefined || x1 === undefined) { return undefined; }
+    var cells = function (a, b) {
+      return [Math.floor(Math.min(a, b) + 0.5), Math.ceil(Math.max(a, b) - 0.5)];
+    };
+    var range = cells(x0, x1);
+    var y0 = relayout["yaxis.range[0]"], y1 = relayout["yaxis.range[1]"];
+    if (withRows && y0 !== undefined && y1 !== undefined) {
+      var rows = cells(y0, y1);
+      if (!same(rows, range)) { range = range.concat(rows); }
+    }
+    return range[1] < range[0] ? undefined : range;
+  }
+
+  function closeTo(a, b) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+      a.every(function (v, i) { return Math.abs(v - b[i]) < 0.01; });
+  }
+
+  /* Draw the selection's range (null: the whole extent) in the heatmap and the dendrogram;
+     a graph already showing it is left alone (no relayout event, no loop). */
+  function drawRange(range, c) {
+    var home = homeRanges[c.dendrogram];
+    var cols = range ? [range[0] - 0.5, range[1] + 0.5] : home;
+    var rows = range ? (range.length === 4 ? [range[3] + 0.5, range[2] - 0.5]
+                                           : [range[1] + 0.5, range[0] - 0.5])
+                     : (home ? [home[1], home[0]] : null);
+    if (!cols) { return; }
+    var tree = plotOf(c.dendrogram);
+    if (tree && !closeTo(tree._fullLayout.xaxis.range, cols)) {
+      window.Plotly.relayout(tree, {"xaxis.range": cols});
+    }
+    var heat = plotOf(c.heatmap);
+    if (heat && !(closeTo(heat._fullLayout.xaxis.range, cols) &&
+                  closeTo(heat._fullLayout.yaxis.range, rows))) {
+      // Both axes at once: the server draws a finer tile for the region (heatmapZoom).
+      window.Plotly.relayout(heat, {"xaxis.range[0]": cols[0], "xaxis.range[1]": cols[1],
+                                    "yaxis.range[0]": rows[0], "yaxis.range[1]": rows[1]});
+    }
+  }
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
@@ -365,6 +425,8 @@
     decodeFigure: function (figure, graphId) {
       if (graphId) { guardImageHover(graphId); }
       if (!figure) { return noUpdate(); }
+      var xaxis = (figure.layout || {}).xaxis;
+      if (graphId && xaxis && Array.isArray(xaxis.range)) { homeRanges[graphId] = xaxis.range.slice(); }
       return Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
     },
 
@@ -561,6 +623,35 @@
     applyOverlay: function (overlay, figure) {
       var c = constants();
       return window.classmap.applyOverlay(overlay, figure, c.graph, c.deferred);
+    },
+
+    /* A drag-zoom (or reset) of the heatmap or the dendrogram → the selection's range. */
+    rangeFromZoom: function (heatRelayout, treeRelayout, sel) {
+      if (!sel) { return noUpdate(); }
+      var c = constants();
+      var fromTree = (window.dash_clientside.callback_context.triggered || []).some(
+        function (t) { return t.prop_id.indexOf(c.dendrogram + ".") === 0; });
+      var range = fromTree ? rangeOfRelayout(treeRelayout, false)
+                           : rangeOfRelayout(heatRelayout, true);
+      if (range === undefined) { return noUpdate(); }
+      var home = homeRanges[c.dendrogram];
+      if (range && home && range[0] <= Math.ceil(home[0]) && range[1] >= Math.floor(home[1]) &&
+          (range.length === 2 || (range[2] <= Math.ceil(home[0]) && range[3] >= Math.floor(home[1])))) {
+        range = null;  // everything shown: a reset
+      }
+      // The tree shows columns only: the same columns keep the heatmap's own rows.
+      if (fromTree && range && sel.range && same(range, sel.range.slice(0, 2))) { return noUpdate(); }
+      return window.classmap.update(sel, {range: range});
+    },
+
+    /* The selection's range drawn in both graphs, also after either is redrawn. */
+    applyRange: function (sel) {
+      var c = constants();
+      var range = sel ? sel.range || null : null;
+      var draw = function () { drawRange(range, c); };
+      var tree = plotOf(c.dendrogram);
+      if (tree) { later(tree, draw); } else { window.requestAnimationFrame(draw); }
+      return noUpdate();
     },
 
     /* Only zooms and resets reach the server: relayout events from drawing overlays

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.analysis.methods.similarity import METRICS
 
@@ -145,6 +146,23 @@ def encode_index_set(values: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def parse_leaf_range(text: str) -> list[int]:
+    """``"120,250"`` (columns = rows) or ``"120,250,130,200"`` (columns, then rows) → the
+    heatmap's zoomed leaf positions, each pair ordered; checked against the model later."""
+    parts = text.split(",")
+    if len(parts) not in (2, 4) or not all(re.fullmatch(r"\s*\d{1,7}\s*", p) for p in parts):
+        raise ValueError("expected first,last leaf positions like 120,250")
+    values = [int(p) for p in parts]
+    pairs = [sorted(values[i:i + 2]) for i in range(0, len(values), 2)]
+    flat = [v for pair in pairs for v in pair]
+    return flat[:2] if flat[2:] == flat[:2] else flat
+
+
+def encode_leaf_range(value: Sequence[int]) -> str:
+    """The inverse of :func:`parse_leaf_range` (the browser writes ``String(list)``, the same)."""
+    return ",".join(str(int(v)) for v in value)
+
+
 def _embedding_names() -> tuple[str, ...]:
     from classmap.analysis.methods.embedding import EMBEDDING_METHODS
 
@@ -163,6 +181,10 @@ register_field(Field("classes", parse_index_set, None, encode=encode_index_set,
                      resets_on=("model",), clears=("node",)))
 register_field(Field("zoom", parse_node, None, resets_on=_ANALYSIS))
 register_field(Field("cut", parse_int_range(0, MAX_CUT), 0, resets_on=("model",)))
+# The heatmap's and dendrogram's drag-zoom: leaf positions [first, last] of the columns (and
+# of the rows when they differ), in the dendrogram order of the analysis and zoomed subtree.
+register_field(Field("range", parse_leaf_range, None, encode=encode_leaf_range,
+                     resets_on=_ANALYSIS + ("zoom",)))
 register_field(Field("embedding", lambda text: parse_choice(_embedding_names())(text), "pca"))
 register_field(Field("k", parse_int_range(1, MAX_TOP_K), 10))
 
@@ -224,6 +246,8 @@ def parse_query(
 def coerce_selection(data: Mapping[str, Any] | None, default_model: str) -> dict[str, Any]:
     """A complete selection dict from store data (missing keys get their defaults)."""
     selection = default_selection(default_model)
+    if data is not None and not isinstance(data, Mapping):  # a hostile or stale client
+        raise ClassmapError("the page's selection is not an object; reload the page")
     if data:
         selection.update({k: v for k, v in data.items() if k in FIELDS})
     return selection
@@ -295,6 +319,17 @@ def check_against_model(
             problems.append(f"{len(classes) - len(kept)} selected class index(es) are beyond "
                             f"the model's {count} classes and were dropped")
         checked["classes"] = kept or None
+    leaf_range = checked.get("range")
+    if leaf_range:
+        clamped = [min(max(int(v), 0), count - 1) for v in leaf_range]
+        if clamped != list(leaf_range):
+            problems.append(f"zoom range {encode_leaf_range(leaf_range)} goes beyond the "
+                            f"model's leaf positions 0…{count - 1}; clamped")
+        if any(clamped[i] == clamped[i + 1] and leaf_range[i] != leaf_range[i + 1]
+               for i in range(0, len(clamped), 2)):
+            problems.append("zoom range lies outside the model's leaves; showing everything")
+            clamped = None
+        checked["range"] = clamped
     cut = checked.get("cut") or 0
     if cut > count:
         problems.append(f"cannot cut {count} classes into {cut} clusters; the cut is off")

@@ -32,7 +32,7 @@ SAMPLES = {
     "model": "lenet-digits", "metric": "euclidean", "linkage": "average",
     "focal": "n01978287", "node": 1990, "classes": [3, 4, 5, 6, 7, 12], "zoom": 1500,
     "cut": 8, "embedding": "tsne", "k": 15, "data": "my-photos", "rep": "softmax",
-    "image": 42, "split": "full", "minsize": 7, "snode": "+-+",
+    "image": 42, "split": "full", "minsize": 7, "snode": "+-+", "range": [100, 180],
 }
 # Texts a free-text field may hold that need escaping in a URL.
 AWKWARD_TEXTS = ["a&b=c", "50% off", "ü/é #1", "+plus sign", "comma,separated", "semi;colon",
@@ -116,7 +116,8 @@ MALFORMED = [("cut", 999), ("cut", -1), ("k", 0), ("k", "many"), ("node", -3),
              ("zoom", "x"), ("metric", "manhattan"), ("linkage", "centroid"),
              ("embedding", "mds"), ("rep", "pixels"), ("minsize", 1), ("snode", "+x"),
              ("image", -2), ("focal", "x" * 300), ("classes", [5, -1]),
-             ("split", "quarters"), ("model", "not-configured")]
+             ("split", "quarters"), ("model", "not-configured"), ("range", [5]),
+             ("range", [1, 2, 3])]
 
 
 @pytest.mark.parametrize("name, value", MALFORMED, ids=lambda v: str(v)[:20])

@@ -29,6 +29,7 @@ from classmap.analysis.methods.similarity import METRIC_KIND
 from classmap.app.hosting.redact import redact_paths
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
+from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.classes.layout import cut_limit, cut_marks
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
                                           name_downloads, project_selection,
@@ -895,6 +896,15 @@ def register(app: Any, services: Services) -> None:
                    Input(overlay, "data"), State(graph_id, "figure"),
                    constants={"graph": graph_id, "deferred": deferred}, prevent_initial_call=True)
 
+    # Heatmap zoom <-> dendrogram zoom through the selection's range (in the URL).
+    zoom_graphs = {"heatmap": ids.HEATMAP, "dendrogram": ids.DENDROGRAM}
+    clientside(app, "rangeFromZoom", Output(shell_ids.SELECTION, "data", allow_duplicate=True),
+               Input(ids.HEATMAP, "relayoutData"), Input(ids.DENDROGRAM, "relayoutData"),
+               State(ids.CLASSES_SELECTION, "data"), constants=zoom_graphs,
+               prevent_initial_call=True)
+    clientside(app, "applyRange", Output(ids.RANGE_SINK, "data"),
+               Input(ids.CLASSES_SELECTION, "data"), Input(ids.HEATMAP, "figure"),
+               Input(ids.DENDROGRAM, "figure"), constants=zoom_graphs)
     # Only zooms and resets reach the server (overlays' relayout events stop here).
     clientside(app, "heatmapZoom", Output(ids.HEATMAP_ZOOM, "data"),
                Input(ids.HEATMAP, "relayoutData"), prevent_initial_call=True)

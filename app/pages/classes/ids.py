@@ -17,6 +17,7 @@ HEATMAP_OVERLAY = "classes-heatmap-overlay"  # shapes etc., applied in the brows
 HEATMAP_TOOLTIP = "classes-heatmap-tooltip"
 HEATMAP_ZOOM = "classes-heatmap-zoom"  # the user's zoom (relayoutData with axis ranges only)
 HEATMAP_NOTE = "classes-heatmap-note"
+RANGE_SINK = "classes-range-sink"  # invisible sink of the clientside zoom-range drawer
 DENDROGRAM = "dendrogram-graph"
 DENDROGRAM_KEY = "classes-dendrogram-key"
 DENDROGRAM_FIGURE = "classes-dendrogram-figure"
