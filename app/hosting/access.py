@@ -260,10 +260,28 @@ def _callback_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
             if not all(isinstance(one, dict) and "id" in one and isinstance(
                     one.get("property"), str) for one in group):
                 return f"malformed callback {key}"
+            if not all(_value_fits(one["property"], one.get("value")) for one in group):
+                return f"a callback {key} value has the wrong type"
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
         return "malformed changedPropIds"
     return None
+
+
+# Component properties whose type Dash fixes (plotly events are objects, clicks counts):
+# a value of another type never comes from the page, so it is refused before any callback.
+_PROP_TYPES: dict[str, tuple[type, ...]] = {
+    "clickData": (dict,), "hoverData": (dict,), "selectedData": (dict,),
+    "relayoutData": (dict,), "restyleData": (list,), "n_clicks": (int,),
+    "n_intervals": (int,), "modified_timestamp": (int,), "n_submit": (int,),
+}
+
+
+def _value_fits(prop: str, value: Any) -> bool:
+    types = _PROP_TYPES.get(prop.split("@")[0])
+    if types is None or value is None:
+        return True
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 
 def _host_name(host: str) -> str:

@@ -16,7 +16,7 @@ def ready_view(services: Services, selection: dict | None,
                status: dict | None) -> tuple[Selection, ModelView | None, str]:
     """The selection and its analysis, or (selection, None, why nothing can be drawn yet)."""
     sel = Selection.from_store(selection, services.settings.default_model)
-    if not selection or not status or status.get("key") != list(sel.analysis_key):
+    if not selection or not isinstance(status, dict) or status.get("key") != list(sel.analysis_key):
         return sel, None, "Preparing the analysis…"
     state = status.get("state")
     if state == "error":

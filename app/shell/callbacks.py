@@ -117,6 +117,7 @@ def request_analysis_logic(services: Services, key: list[str] | None,
     """The selection's analysis changed → (status, job request) — ready, or a job."""
     if not key:
         raise PreventUpdate
+    key = list(services.check_key(key))  # a configured model, metric and linkage, or a notice
     if is_for(status, key) and status.get("state") in (READY, PENDING):
         raise PreventUpdate
     if services.view_ready(tuple(key)):
