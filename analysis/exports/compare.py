@@ -10,7 +10,8 @@
 
 ``classmap compare A B --out DIR`` (:func:`run_compare`) writes ``comparison.json``
 (every scalar measure), ``fowlkes_mallows.csv`` (k, B_k, E[B_k]),
-``disagreeing_pairs.csv`` and ``tanglegram.csv`` (each tree's leaf order after
+``disagreeing_pairs.csv``, ``classes.csv`` (each class's nearest-neighbour overlap
+between the sources) and ``tanglegram.csv`` (each tree's leaf order after
 untangling) through the same atomic folder writer as ``export``.
 """
 
@@ -81,6 +82,12 @@ def comparison_writer(result: Comparison, ids: tuple[str, ...], names: tuple[str
                 writer.writerow([int(i), int(j), spreadsheet_safe(ids[i]), spreadsheet_safe(ids[j]),
                                  spreadsheet_safe(names[i]), spreadsheet_safe(names[j]),
                                  f"{ra:.4f}", f"{rb:.4f}"])
+        with open(folder / "classes.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "id", "name", "neighbour_overlap"])
+            for c, overlap in enumerate(result.neighbour_overlap):
+                writer.writerow([c, spreadsheet_safe(ids[c]), spreadsheet_safe(names[c]),
+                                 f"{overlap:.4f}"])
         with open(folder / "tanglegram.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["position", "class_in_a", "class_in_b"])

@@ -16,6 +16,8 @@ order. The measures:
   expectation under independent partitions of the same sizes (Fowlkes & Mallows 1983);
 - **disagreeing pairs**: the class pairs whose distance ranks (as fractions of all
   pairs) differ most between the two sources;
+- **classes placed differently**: per class, the overlap (Jaccard) of its k nearest
+  classes in the two sources — low for a class the two place in different company;
 - **tanglegram** orders: each tree's leaf order after an untangling step (the second
   tree's subtrees turned to follow the first's order), and the number of crossing links.
 """
@@ -33,6 +35,7 @@ from classmap.analysis.errors import ClassmapError
 
 DEFAULT_PERMUTATIONS = 999
 DEFAULT_TOP_PAIRS = 50
+DEFAULT_NEIGHBOURS = 10
 MAX_CUT_LEVELS = 200
 
 
@@ -66,6 +69,7 @@ class Comparison:
         their distance ranks in ``a`` and ``b`` as fractions in [0, 1] (0 = closest)
     order_a, order_b : leaf orders for a tanglegram (b untangled against a)
     crossings, crossings_before : crossing links after / before untangling
+    neighbour_overlap : ``[C]`` Jaccard overlap of each class's k nearest classes in a and b
     """
 
     a: str
@@ -86,6 +90,7 @@ class Comparison:
     order_b: np.ndarray
     crossings: int
     crossings_before: int
+    neighbour_overlap: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
@@ -100,6 +105,8 @@ class Comparison:
             "fowlkes_mallows_mean": float(np.mean(self.fowlkes_mallows)),
             "tanglegram_crossings": {"before_untangling": self.crossings_before,
                                      "after_untangling": self.crossings},
+            "mean_neighbour_overlap": float(np.mean(self.neighbour_overlap))
+            if len(self.neighbour_overlap) else None,
         }
 
 
@@ -206,6 +213,23 @@ def _rank_fraction(condensed: np.ndarray) -> np.ndarray:
     return (ranks - 1) / max(len(condensed) - 1, 1)
 
 
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = DEFAULT_NEIGHBOURS) -> np.ndarray:
+    """``[C]``: Jaccard overlap of each class's ``k`` nearest classes (self excluded, ties
+    by class index) under distance matrices ``a`` and ``b``."""
+    count = a.shape[0]
+    k = min(k, count - 1)
+    sets = []
+    for matrix in (a, b):
+        masked = np.array(matrix, dtype=np.float64, copy=True)
+        np.fill_diagonal(masked, np.inf)
+        sets.append(np.argsort(masked, axis=1, kind="stable")[:, :k])
+    out = np.empty(count)
+    for c in range(count):
+        shared = len(np.intersect1d(sets[0][c], sets[1][c]))
+        out[c] = shared / (2 * k - shared)
+    return out
+
+
 def untangle(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Leaf orders for a tanglegram: ``a``'s dendrogram order, and ``b``'s with every
     internal node's two subtrees turned so that the one whose leaves sit higher in
@@ -290,7 +314,10 @@ def compare(
     before = crossings(order_a, hierarchy.leaves_list(b.linkage))
     after = crossings(order_a, order_b)
     seconds["tanglegram"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    overlap = neighbour_overlap(a.distance, b.distance)
+    seconds["neighbour_overlap"] = time.perf_counter() - clock
     return Comparison(
         a.name, b.name, rho, statistic, p_value, method, permutations, pearson, spearman,
-        levels, bk, expected, pairs, ranks, order_a, order_b, after, before, seconds,
+        levels, bk, expected, pairs, ranks, order_a, order_b, after, before, overlap, seconds,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 from dash import Input, Output, State, dcc, html
 
 from classmap.analysis.errors import ClassmapError
@@ -18,6 +19,7 @@ from classmap.app.shell.services import Services, short_name
 from classmap.app.shell.widgets import stat
 
 MAX_PERMUTATIONS = 9999
+PLACED_DIFFERENTLY = 20  # classes listed whose nearest classes differ most between sources
 
 
 def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str, str],
@@ -62,7 +64,11 @@ def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str
         names, result.a, result.b, highlight)
     bk = figures.bk_figure(result.cut_levels, result.fowlkes_mallows,
                            result.expected_fowlkes_mallows)
-    return summary, bk, tangle, pairs_table(a[0], first.class_ids, names, result)
+    return summary, bk, tangle, html.Div([
+        pairs_table(a[0], first.class_ids, names, result),
+        html.H3("Classes placed most differently", className="cm-selection-title"),
+        classes_table(a[0], first.class_ids, names, result),
+    ])
 
 
 def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result: Any) -> Any:
@@ -76,6 +82,21 @@ def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result
             html.Td(f"{ra:.3f}"), html.Td(f"{rb:.3f}"),
         ]))
     return html.Table(rows, className="cm-table cm-compare-pairs")
+
+
+def classes_table(model: str, class_ids: tuple[str, ...], names: list[str],
+                  result: Any) -> Any:
+    """The classes whose 10 nearest classes overlap least between the sources; each links
+    to the Classes page with that class as the focal class."""
+    overlap = result.neighbour_overlap
+    rows = [html.Tr([html.Th("class"), html.Th("nearest-10 overlap")])]
+    for c in np.argsort(overlap, kind="stable")[:PLACED_DIFFERENTLY]:
+        query = urlencode({"model": model, "focal": class_ids[c]})
+        rows.append(html.Tr([
+            html.Td(dcc.Link(names[c], href=f"/?{query}", className="cm-compare-class")),
+            html.Td(f"{overlap[c]:.2f}"),
+        ]))
+    return html.Table(rows, className="cm-table cm-compare-classes")
 
 
 def register(app: Any, services: Services) -> None:

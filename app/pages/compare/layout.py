@@ -71,10 +71,11 @@ def layout(**query: str) -> html.Div:
         subtitle="Source A's tree on the left, B's on the right, each class's two leaves "
                  "joined; B's subtrees are turned to follow A's order (untangling). The most "
                  "disagreeing pairs' links are drawn in orange.")
-    pairs = card("Most disagreeing pairs", [html.Div(id=ids.COMPARE_PAIRS)],
+    pairs = card("Where they disagree", [html.Div(id=ids.COMPARE_PAIRS)],
                  subtitle="Class pairs whose distance ranks differ most (0 = the closest "
-                          "pair of all, 1 = the farthest). A pair opens the Classes page with "
-                          "both classes selected.")
+                          "pair of all, 1 = the farthest; a pair opens the Classes page with "
+                          "both classes selected), and the classes whose 10 nearest classes "
+                          "overlap least between the two sources (Jaccard).")
     return html.Div([
         html.Div([html.Div([sources, results], className="cm-col-main"),
                   html.Div([pairs], className="cm-col-side")], className="cm-grid"),

@@ -69,6 +69,9 @@ def test_compare_writes_the_measures_as_files(tmp_path, capsys):
     with open(out / "tanglegram.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(int(r["class_in_b"]) for r in rows) == list(range(1000))
+    with open(out / "classes.csv", newline="") as handle:
+        classes = list(csv.DictReader(handle))
+    assert len(classes) == 1000 and all(0 <= float(r["neighbour_overlap"]) <= 1 for r in classes)
     assert {"comparison.json", "manifest.json"} <= {p.name for p in out.iterdir()}
 
 

@@ -157,3 +157,17 @@ def test_sources_over_different_class_counts_are_refused(planted):
     small = _relation(np.random.default_rng(0).normal(size=(5, 2)), "small")
     with pytest.raises(ClassmapError, match="cover 40 and 5 classes"):
         compare(a, small)
+
+
+def test_neighbour_overlap_by_hand():
+    from classmap.analysis.methods.compare import neighbour_overlap
+
+    line = squareform(pdist(np.arange(6, dtype=float)[:, None]))  # classes on a line
+    same = neighbour_overlap(line, line, k=2)
+    np.testing.assert_array_equal(same, 1.0)
+    moved = line.copy()
+    moved[0, 5] = moved[5, 0] = 0.1  # class 5 becomes class 0's nearest
+    overlap = neighbour_overlap(line, moved, k=2)
+    # class 0: {1, 2} vs {5, 1} → 1 shared of 3; class 5: {4, 3} vs {0, 4} → 1 of 3
+    assert overlap[0] == pytest.approx(1 / 3) and overlap[5] == pytest.approx(1 / 3)
+    np.testing.assert_array_equal(overlap[1:5], 1.0)

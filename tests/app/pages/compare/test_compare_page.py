@@ -19,13 +19,16 @@ def test_lite0_weights_against_wordnet(services, lite0_view):
     assert "Spearman ρ" in text and "Mantel r" in text and "p = 0.01" in text
     assert bk.data[0].name == "B_k" and len(bk.data[0].x) == len(bk.data[1].x) > 10
     assert len(tangle.data) == 5 and tangle.data[3].hovertext[0]
-    rows = table.children[1:]
+    pairs, _title, classes = table.children
+    rows = pairs.children[1:]
     assert len(rows) == 50
     link = rows[0].children[0].children
     query = parse_qs(urlparse(link.href).query)
     i, j = (int(v) for v in query["classes"][0].split(","))
     assert query["model"] == ["lite0-imagenet"] and query["focal"] == [lite0_view.ids[i]]
     assert link.children == f"{lite0_view.short_names[i]} — {lite0_view.short_names[j]}"
+    overlaps = [float(row.children[1].children) for row in classes.children[1:]]
+    assert len(overlaps) == page.PLACED_DIFFERENTLY and overlaps == sorted(overlaps)
 
 
 def test_bad_choices_give_one_line_instead_of_results(services):
