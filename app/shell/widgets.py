@@ -106,6 +106,24 @@ def job_progress(panel_id: str, progress_id: str, label_id: str, cancel_id: str,
     ], id=panel_id, className="cm-job", hidden=True)
 
 
+def busy_area(area_id: str, busy_id: str, text: str, children: Any) -> html.Div:
+    """``children`` with a spinner and ``text`` ("Computing …") in front of them. A callback
+    marks the area busy while it runs (``running=busy_running(area_id)``): the spinner
+    shows and the children — the previous result — are hidden, never shown as current."""
+    return html.Div([
+        html.Div([html.Span(className="cm-spinner"), html.Span(text)], id=busy_id,
+                 className="cm-busy-note", role="status"),
+        html.Div(children, className="cm-busy-content"),
+    ], id=area_id, className="cm-busy-area")
+
+
+def busy_running(area_id: str) -> list[tuple[Any, Any, Any]]:
+    """The ``running=`` argument that marks :func:`busy_area` ``area_id`` busy."""
+    from dash import Output
+
+    return [(Output(area_id, "className"), "cm-busy-area cm-busy", "cm-busy-area")]
+
+
 def provisional_options(value: Any) -> list[dict[str, Any]]:
     """A dropdown's first options: one for ``value`` (named by itself) until the server's
     arrive. Dash 4's dropdown clears a value it has no option for when it mounts, and a

@@ -46,7 +46,7 @@ from classmap.app.pages.weights.services import (
     problem_classes,
 )
 from classmap.app.shell.selection import Selection, update_selection
-from classmap.app.shell.widgets import stat
+from classmap.app.shell.widgets import busy_running, stat
 
 log = logging.getLogger(__name__)
 
@@ -477,6 +477,8 @@ def register(app: Any, services: Services) -> None:
         Output(ids.WEIGHTS_CAM_TITLE, "children"), Output(ids.WEIGHTS_CAM_VIEW, "children"),
         key_in, status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
         Input(ids.WEIGHTS_CAM_IMAGE, "value"),
+        # While it runs (seconds on a CPU) the previous node's map is hidden behind a spinner.
+        running=busy_running(ids.WEIGHTS_CAM_BOX),
     )
     def weights_cam(selection, status, data_id, image_index):
         return channel_cam_logic(services, images, selection, status, data_id, image_index)

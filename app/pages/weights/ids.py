@@ -27,6 +27,8 @@ WEIGHTS_CAM_DATA = "weights-cam-data"  # data-set picker of the channel CAM (loc
 WEIGHTS_CAM_IMAGE = "weights-cam-image"  # image picker of the channel CAM (local)
 WEIGHTS_CAM_TITLE = "weights-cam-title"
 WEIGHTS_CAM_VIEW = "weights-cam-view"  # the picture and the channel CAM overlay (or a message)
+WEIGHTS_CAM_BOX = "weights-cam-box"  # title + view; class cm-busy while the CAM is computed
+WEIGHTS_CAM_BUSY = "weights-cam-busy"  # the spinner and what is being computed
 
 
 def weights_control(field: str) -> dict[str, str]:

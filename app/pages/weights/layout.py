@@ -14,7 +14,7 @@ from classmap.analysis.methods.channel_split import SPLIT_MODES
 from classmap.app.pages.weights import ids
 from classmap.app.shell.callbacks import page_query_store
 from classmap.app.shell.services import current_services
-from classmap.app.shell.widgets import card, field, graph, provisional_options
+from classmap.app.shell.widgets import busy_area, card, field, graph, provisional_options
 from classmap.app.shell.figures import message_figure
 from classmap.app.pages.weights.services import MAX_MIN_SIZE
 from classmap.app.shell.selection import parse_query
@@ -87,9 +87,12 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
     cam = card(
         "Channel CAM",
         [
-            html.Div(id=ids.WEIGHTS_CAM_TITLE, className="cm-selection-title",
-                     children="Loading…"),
-            html.Div(id=ids.WEIGHTS_CAM_VIEW),
+            busy_area(ids.WEIGHTS_CAM_BOX, ids.WEIGHTS_CAM_BUSY,
+                      "Computing the channel CAM (Smooth Grad-CAM++ of the focal class on "
+                      "the node's channels)…",
+                      [html.Div(id=ids.WEIGHTS_CAM_TITLE, className="cm-selection-title",
+                                children="Loading…"),
+                       html.Div(id=ids.WEIGHTS_CAM_VIEW)]),
         ],
         tools=[
             field("Data", dcc.Dropdown(id=ids.WEIGHTS_CAM_DATA, options=[], clearable=False,
