@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.methods.similarity import check_metric, pairwise_scores
+from classmap.analysis.methods.similarity import check_metric, pairwise_scores, standardise_rows
 
 TILE = 256
 _CHUNK_ROWS = 1024
@@ -131,9 +131,10 @@ def _mean_distances(left: torch.Tensor, right: torch.Tensor, block: int) -> np.n
     return means.cpu().numpy().astype(np.float32)
 
 
-def sampled_scores(standardised: torch.Tensor, metric: str, sample: int = 2000) -> np.ndarray:
-    """The metric among ``sample`` evenly spaced classes, shape (n, n), float32 (diagonal
-    included): enough for robust colour limits of a matrix too large to hold."""
-    c = standardised.shape[0]
-    picked = standardised[np.linspace(0, c - 1, min(sample, c)).round().astype(np.int64)]
+def sampled_scores(weight: np.ndarray, metric: str, sample: int = 1000) -> np.ndarray:
+    """The metric among ``sample`` evenly spaced classes of the head ``weight [C, D]``
+    (standardised here, row by row), shape (n, n), float32, diagonal included: enough
+    for robust colour limits of a matrix too large to hold."""
+    c = weight.shape[0]
+    picked = standardise_rows(weight[np.linspace(0, c - 1, min(sample, c)).round().astype(np.int64)])
     return pairwise_scores(picked, picked, metric).cpu().numpy().astype(np.float32)

@@ -125,10 +125,20 @@ class ModelView:
         return np.ascontiguousarray(similarity[np.ix_(order, order)])
 
     @cached_property
+    def unit_prefix(self) -> np.ndarray:
+        """Prefix sums of the unit standardised rows in leaf order, shape (C + 1, D), float64:
+        the cosine cohesion of a tree node (a contiguous run) without an n × n matrix."""
+        rows = standardise_rows(self.head.weight[self.layout.order]).double()
+        rows /= rows.norm(dim=1, keepdim=True)
+        prefix = np.zeros((self.num_classes + 1, rows.shape[1]))
+        np.cumsum(rows.numpy(), axis=0, out=prefix[1:])
+        return prefix
+
+    @cached_property
     def colour_scale(self) -> ColourScale:
         label = "cosine (std. rows)" if self.metric == "cosine" else "Euclidean distance"
         ordered = self.ordered if self.ordered is not None else sampled_scores(
-            standardise_rows(self.head.weight), self.metric)
+            self.head.weight, self.metric)
         if METRIC_KIND[self.metric] == "similarity":
             limit = symmetric_limit(ordered) if ordered is not None else 1.0
             return ColourScale("diverging", -limit, limit, label)
@@ -398,6 +408,8 @@ class Services:
             layout = compute_tree_layout(analysis.linkage, analysis.leaf_order)
             view = ModelView(key, self.model_entry(model_id), analysis, layout)
             view.colour_scale  # noqa: B018 — computed once here, not in a callback
+            if view.ordered is None and metric == "cosine":
+                view.unit_prefix  # noqa: B018 — node cohesion without a dense matrix
             with self._lock:
                 self._views[key] = view
                 while len(self._views) > MAX_VIEWS:
@@ -496,6 +508,9 @@ class Services:
             return float((block.sum() - np.trace(block)) / (n * (n - 1)))
         if view.metric != "cosine":
             return None
+        if positions[-1] - positions[0] + 1 == n:  # a tree node: a contiguous run of leaves
+            total = view.unit_prefix[positions[-1] + 1] - view.unit_prefix[positions[0]]
+            return float((total @ total - n) / (n * (n - 1)))
         # Standardised rows all have norm r = sqrt(D − 1): mean cosine over distinct pairs
         # = (‖Σ rows‖² − n r²) / (n (n − 1) r²), without an n × n matrix.
         rows = standardise_rows(view.head.weight[view.layout.order[positions]]).double()

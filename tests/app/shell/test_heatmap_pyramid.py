@@ -87,3 +87,16 @@ def test_cached_pyramid_tiles_come_back_within_half_a_second(big_view):
     services.heatmap_tile(view)
     services.heatmap_tile(view, (0, 800), (0, 800))
     assert time.perf_counter() - started <= 0.5
+
+
+def test_node_cohesion_without_a_dense_matrix_is_the_mean_pair_cosine(big_view):
+    services, view, reference = big_view
+    layout = view.layout
+    for node in (layout.root, layout.root - 5, int(layout.children[-1][0])):
+        first, last = int(layout.first[node]), int(layout.last[node])
+        n = last - first + 1
+        if n < 2:
+            continue
+        block = reference[first:last + 1, first:last + 1]
+        expected = (block.sum() - np.trace(block)) / (n * (n - 1))
+        assert services.summarise_node(view, node).cohesion == pytest.approx(expected, abs=1e-9)
