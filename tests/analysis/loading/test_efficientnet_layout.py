@@ -136,3 +136,43 @@ def test_cli_exports_the_head_of_a_whole_network_file(tmp_path):
     code = main(["export", "--head", str(checkpoint_path("lite2-imagenet")), "--head-key", "_fc",
                  "--out", str(out), "--quiet", "--cache-dir", str(tmp_path / "cache")])
     assert code == 0 and (out / "tree.nwk").exists()
+
+
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _efficientnet_pytorch_names(blocks: list[bool]) -> list[str]:
+    """EfficientNet-PyTorch's state-dict names in its own module order, for blocks that
+    have (True) or lack (False) an expansion convolution, with squeeze-excitation."""
+    names = ["_conv_stem.weight", *(f"_bn0.{p}" for p in BN)]
+    for i, expanded in enumerate(blocks):
+        block = f"_blocks.{i}."
+        if expanded:
+            names += [block + "_expand_conv.weight", *(block + f"_bn0.{p}" for p in BN)]
+        names += [block + "_depthwise_conv.weight", *(block + f"_bn1.{p}" for p in BN),
+                  block + "_se_reduce.weight", block + "_se_reduce.bias",
+                  block + "_se_expand.weight", block + "_se_expand.bias",
+                  block + "_project_conv.weight", *(block + f"_bn2.{p}" for p in BN)]
+    return names + ["_conv_head.weight", *(f"_bn1.{p}" for p in BN), "_fc.weight", "_fc.bias"]
+
+
+def test_a_non_lite_efficientnet_with_squeeze_excitation_maps(tmp_path):
+    """efficientnet_b0 (SE blocks, a first block without expansion): random weights saved
+    under EfficientNet-PyTorch's names, in its order, load back onto timm unchanged."""
+    import timm
+
+    torch.manual_seed(0)
+    network = timm.create_model("efficientnet_b0", pretrained=False, num_classes=9)
+    for parameter in network.state_dict().values():
+        if parameter.is_floating_point():
+            parameter.copy_(torch.randn_like(parameter))
+    expanded = [hasattr(block, "conv_pwl") for stage in network.blocks for block in stage]
+    names = _efficientnet_pytorch_names(expanded)
+    state = network.state_dict()
+    assert len(names) == len(state)
+    path = tmp_path / "b0.pth"
+    torch.save(dict(zip(names, (v.clone() for v in state.values()))), path)
+    loaded = load_classifier(ModelSpec(model="efficientnet_b0", weights=str(path)), device="cpu")
+    for name, value in loaded.network.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    assert loaded.head.weight.shape == (9, 1280)
