@@ -33,25 +33,6 @@ TITLE = ("() => document.querySelector('#class-map-graph .js-plotly-plot')"
          "?._fullLayout?.xaxis?.title?.text || ''")
 
 
-@pytest.fixture
-def new_page(browser, console_errors):
-    """Fresh pages (own contexts) that may evaluate the tests' waits under the app's CSP."""
-    from tests.e2e.conftest import VIEWPORT
-
-    contexts = []
-
-    def make():
-        context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: console_errors.append(f"page error: {error}"))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 def server_command(port: int, cache: Path) -> list[str]:
     return [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--cache-dir", str(cache)]
