@@ -29,10 +29,7 @@ def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str
     from classmap.analysis.pipelines.compare import compare_relations, relation_from_head
 
     try:
-        count = int(permutations if permutations is not None else 0)
-        if not 0 <= count <= MAX_PERMUTATIONS:
-            raise ClassmapError(f"Mantel permutations {count} out of range; use 0 … "
-                                f"{MAX_PERMUTATIONS} (999 gives p down to 0.001)")
+        count = check_sources(services, a, b, permutations)
         if a[1] == "wordnet" and a[2] == "ward" or b[1] == "wordnet" and b[2] == "ward":
             raise ClassmapError("ward needs Euclidean geometry, which WordNet distances lack; "
                                 "pick average, complete or single for WordNet")
@@ -69,6 +66,29 @@ def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str
         html.H3("Classes placed most differently", className="cm-selection-title"),
         classes_table(a[0], first.class_ids, names, result),
     ])
+
+
+def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
+    """The permutation count, once both sources name a configured model, a relation and a
+    linkage; else a ClassmapError that does not repeat the values (they come from the
+    browser)."""
+    from classmap.analysis.methods.hierarchy import LINKAGES
+    from classmap.analysis.pipelines.compare import RELATIONS
+
+    models = services.settings.model_ids
+    for source in (a, b):
+        if not (isinstance(source, tuple) and len(source) == 3
+                and all(isinstance(part, str) for part in source)
+                and source[0] in models and source[1] in RELATIONS and source[2] in LINKAGES):
+            raise ClassmapError("pick a configured model, a relation and a linkage for both "
+                                "sources")
+    if isinstance(permutations, str) and permutations.strip().isdigit():
+        permutations = int(permutations)
+    if isinstance(permutations, bool) or not isinstance(permutations, int) \
+            or not 0 <= permutations <= MAX_PERMUTATIONS:
+        raise ClassmapError(f"Mantel permutations must be a whole number from 0 to "
+                            f"{MAX_PERMUTATIONS}; 999 gives p down to 0.001")
+    return permutations
 
 
 def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
+import pytest
 from scipy.cluster import hierarchy
 
 from classmap.app.pages.compare import callbacks as page
@@ -41,6 +42,22 @@ def test_bad_choices_give_one_line_instead_of_results(services):
     summary, *_ = page.compare_logic(
         services, ("small", "wordnet", "average"), ("small", "cosine", "ward"), 9)
     assert "no WordNet ground truth" in str(summary)
+
+
+@pytest.mark.parametrize("a, permutations", [
+    (("../../etc/passwd", "cosine", "ward"), 99),
+    ((["lite0-imagenet"], "cosine", "ward"), 99),
+    (("lite0-imagenet", "../x", "ward"), 99),
+    (("lite0-imagenet", "cosine", "ward"), [0] * 1000),
+    (("lite0-imagenet", "cosine", "ward"), -1),
+    (("lite0-imagenet", "cosine", "ward"), 10**18),
+    (("lite0-imagenet", "cosine", "ward"), "../x"),
+])
+def test_hostile_values_give_one_line_without_repeating_them(services, a, permutations):
+    summary, *_rest, table = page.compare_logic(services, a, ("lite0-imagenet", "cosine", "ward"),
+                                                permutations)
+    text = str(summary)
+    assert table == [] and "../" not in text and "Error" not in text.replace("cm-summary-error", "")
 
 
 def test_tree_coordinates_put_leaves_at_their_positions():
