@@ -369,6 +369,51 @@
     }
   }
 
+
+  /* -- single-choice pickers (dcc.Dropdown) ----------------------------------------------------
+     Dash's dropdown opens with the focus on the chosen option, where typed letters are lost,
+     and Enter there — or on a search whose first match is the chosen class — toggles the
+     choice off, clearing the current class. In an open single-choice list: a typed letter
+     moves the focus to the search box (the letter goes there), and Enter on the option
+     already chosen keeps it (the list closes; clearing stays the "×" button's job). */
+  function openSingleChoice(target) {
+    var content = target && target.closest && target.closest(".dash-dropdown-content");
+    if (!content || !content.querySelector("input[type=radio]")) { return null; }
+    return content;
+  }
+
+  function chosenWouldBeToggled(target, content) {
+    if (target.matches("input[type=radio]")) { return target.checked; }
+    if (target.matches(".dash-dropdown-search") && target.value) {
+      var first = content.querySelector("input[type=radio]");
+      return !!(first && first.checked);
+    }
+    return false;
+  }
+
+  function onPickerKey(event) {
+    var content = openSingleChoice(event.target);
+    if (!content) { return; }
+    var search = content.querySelector(".dash-dropdown-search");
+    var printable = event.key && event.key.length === 1 && !event.ctrlKey && !event.metaKey &&
+      !event.altKey && event.key !== " ";
+    if (event.type === "keydown" && printable && search && event.target !== search) {
+      search.focus();  // the letter is typed into the search box, which now has the focus
+      return;
+    }
+    if (event.key === "Enter" && chosenWouldBeToggled(event.target, content)) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (event.type === "keyup") {
+        document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+        var trigger = document.querySelector("[aria-controls='" + content.id + "']");
+        if (trigger && trigger.getAttribute("aria-expanded") === "true") { trigger.click(); }
+      }
+    }
+  }
+  document.addEventListener("keydown", onPickerKey, true);
+  document.addEventListener("keyup", onPickerKey, true);
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,

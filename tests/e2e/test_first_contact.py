@@ -150,3 +150,33 @@ def test_euclidean_neighbours_read_forward_with_numbers_clear_of_names(
     ticks = sorted(drawn["ticks"])
     assert [value for _, value in ticks] == sorted(value for _, value in ticks), ticks
     assert drawn["bars"] == sorted(drawn["bars"], reverse=True), drawn["bars"]
+
+
+def test_image_class_picker_takes_typing_and_enter_keeps_the_class(dash_server, new_page):
+    """Issue 14 #8: on the image pages the class picker opens with the focus on the chosen
+    class; typed letters reach its search box, and Enter on the chosen class (or on a
+    search whose first match it is) keeps it instead of clearing it; Enter on another
+    match picks that one."""
+    page = small_page(new_page)
+    page.goto(dash_server + "/samples" + IMAGES + "&focal=5")
+    page.wait_for_selector("#samples-graph .scatterlayer .trace .point",
+                           timeout=3 * RENDER_TIMEOUT)
+    page.wait_for_timeout(500)
+    assert "focal=5" in page.url and page.inner_text("#images-focal").strip() == "5"
+
+    def picker(keys: str) -> str:
+        page.click("#images-focal")
+        page.wait_for_timeout(400)
+        if keys:
+            page.keyboard.type(keys)
+            page.wait_for_timeout(300)
+            assert page.evaluate("() => document.querySelector("
+                                 "'.dash-dropdown-content .dash-dropdown-search')?.value") == keys
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(1000)
+        return page.url
+
+    assert "focal=5" in picker("")
+    assert "focal=5" in picker("5")
+    assert "focal=7" in picker("7")
+    assert page.inner_text("#images-focal").strip() == "7"

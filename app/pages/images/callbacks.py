@@ -24,6 +24,7 @@ from dash.exceptions import PreventUpdate
 from classmap.analysis.loading.data import DIGITS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.representations import CLUSTERING_ALGORITHMS, REPRESENTATIONS
+from classmap.app.hosting.identity import current_identity
 from classmap.app.pages.images import figures as figs
 from classmap.app.pages.images import ids
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_request,
@@ -68,6 +69,9 @@ def request_images_logic(images: ImageServices, selection: dict | None,
             return job_status(key, READY), no_update
     except ClassmapError as error:
         return job_status(key, ERROR, str(error)), no_update
+    if not current_identity().is_operator:  # the server refuses the job anyway (access.py)
+        return job_status(key, ERROR, "this image analysis is not computed yet and starting "
+                                      "it needs the operator role; ask an operator"), no_update
     job = image_job(key)
     return job_status(key, PENDING, job=job), job
 
@@ -133,7 +137,9 @@ def focal_options_logic(images: ImageServices, selection: dict | None,
     """The class picker's options: the classes with images, by id."""
     result, _ = ready_result(images, selection, status)
     if result is None:
-        return []
+        # Keep the (provisional) options: Dash's dropdown clears a value it has no option
+        # for, and the shared link's focal class with it.
+        return no_update
     ids_ = images.services.head(result.model).classes.ids
     return [{"label": name, "value": ids_[int(index)]}
             for index, name in zip(result.analysis.classes, result.analysis.class_names)]
