@@ -33,7 +33,6 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -43,6 +42,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.settings import secret_key as secret_key_from_env
 from classmap.app.hosting.config import HostingConfig, User, check_user_name
+from classmap.app.hosting.identity import LOCAL_OPERATOR, Identity
 from classmap.app.pages.classes import ids as class_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
 from classmap.app.pages.images import ids as image_ids
@@ -62,21 +62,6 @@ OPERATOR_JOBS = ((class_ids.EMBED_DONE, "data"),  # t-SNE / UMAP class maps
                  (image_ids.IMAGE_STATUS, "data"))  # image extraction and its analyses
 _VERIFIED_MAX = 256  # remembered (user, password) checks: scrypt costs ~50 ms a request
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who sent the request: a user name and a role (viewer|operator)."""
-
-    name: str
-    role: str
-
-    @property
-    def is_operator(self) -> bool:
-        return self.role == "operator"
-
-
-LOCAL_OPERATOR = Identity("local", "operator")  # loopback, no users configured
 
 
 def install_access(app: Any, settings: Any) -> None:
@@ -235,13 +220,6 @@ def refuse_unhandled(error: Exception) -> Any:
         return _refuse(400, "malformed callback request")
     log.error("request failed", exc_info=error)
     return _refuse(500, "internal error; the server log has the details")
-
-
-def current_identity() -> Identity:
-    """The identity of the request being served (the local operator outside requests)."""
-    if flask.has_request_context():
-        return flask.g.get("classmap_identity", LOCAL_OPERATOR)
-    return LOCAL_OPERATOR
 
 
 def _callback_problem(body: Any, callback_map: dict[str, Any]) -> str | None:

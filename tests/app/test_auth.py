@@ -18,6 +18,7 @@ from classmap.app import cli
 from classmap.app.config import Settings
 from classmap.app.hosting import access
 from classmap.app.hosting.config import add_user, list_users, load_config, remove_user
+from classmap.app.hosting.identity import Identity, current_identity
 from classmap.app.server import create_app
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
@@ -189,7 +190,7 @@ def test_an_operator_passes_the_role_check(hosted):
                 "/_dash-update-component", method="POST", json=callback_body(hosted, callback_id),
                 headers={**HOST, **basic("alice", PASSWORDS["alice"])}):
             assert guard.check() is None
-            assert access.current_identity() == access.Identity("alice", "operator")
+            assert current_identity() == Identity("alice", "operator")
 
 
 # -- secret key, cookies, headers ----------------------------------------------------------------------
@@ -269,3 +270,35 @@ def test_callback_requests_must_name_a_registered_callback(client):
                                content_type="application/json")
         assert response.status_code == 400
         assert b"Traceback" not in response.data
+
+
+def test_a_viewer_is_told_instead_of_given_a_job(hosted, monkeypatch):
+    """The pages do not even ask for an operator job on a viewer's behalf: the image page
+    says why, the class map shows PCA with a note (the guard's 403 stays the real check)."""
+    import flask
+    from dash import no_update
+
+    from classmap.app.pages.classes.callbacks import class_map_logic
+    from classmap.app.pages.images.callbacks import request_images_logic
+    from classmap.app.shell.images import image_services_for
+    from classmap.app.shell.jobs import ERROR, READY, job_status
+
+    services = hosted._classmap_services
+    images = image_services_for(services)
+    monkeypatch.setattr(images, "data_entry", lambda data_id: None)  # exists, not cached
+    monkeypatch.setattr(images, "ready", lambda model, data: False)
+    monkeypatch.setattr(services, "embedding_ready", lambda model, method: method == "pca")
+    key = ["lite0-imagenet", "cosine", "ward"]
+    services.view(tuple(key))
+    selection = {"model": key[0], "metric": key[1], "linkage": key[2], "embedding": "umap",
+                 "data": "digits"}
+    for role, refused in (("viewer", True), ("operator", False)):
+        with hosted.server.test_request_context("/"):
+            flask.g.classmap_identity = Identity("someone", role)
+            status, job = request_images_logic(images, selection, None)
+            assert ("operator role" in status.get("message", "")) == refused
+            assert (status["state"] == ERROR and job is no_update) == refused
+            *_, note, map_job = class_map_logic(services, selection,
+                                                job_status(key, READY), None, None)
+            assert ("operator role" in note) == refused
+            assert isinstance(map_job, dict) != refused

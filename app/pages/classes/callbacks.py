@@ -26,6 +26,7 @@ from classmap.analysis.methods.embedding import EMBEDDING_LABELS
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.progress import CallbackProgress
 from classmap.analysis.methods.similarity import METRIC_KIND
+from classmap.app.hosting.identity import current_identity
 from classmap.app.hosting.redact import redact_paths
 from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
@@ -584,6 +585,10 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     if failed:
         shown = "pca"
         note = f"{EMBEDDING_LABELS[method]} failed: {done.get('message')}; showing PCA."
+    elif not services.embedding_ready(sel.model, method) and not current_identity().is_operator:
+        shown = "pca"  # the server refuses the job anyway (app/hosting/access.py)
+        note = (f"{EMBEDDING_LABELS[method]} is not computed yet and starting it needs the "
+                "operator role; showing PCA.")
     elif not services.embedding_ready(sel.model, method):
         shown = "pca"
         note = (f"Computing {EMBEDDING_LABELS[method]} in the background (progress above); "
