@@ -20,7 +20,7 @@ from classmap.app.shell.services import current_services
 from classmap.app.shell.selection import parse_query
 from classmap.app.shell.widgets import card, field, graph, job_progress, provisional_options
 from classmap.app.shell.figures import message_figure
-from classmap.app.shell.images import REPRESENTATION_LABELS, DataSetEntry, data_entries
+from classmap.app.shell.images import DIGITS, REPRESENTATION_LABELS, DataSetEntry, data_entries
 
 ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 IMAGE_BOX = {"width": "224px", "height": "224px", "imageRendering": "pixelated",
@@ -182,12 +182,52 @@ def build_confidence_page(page: str, selection: Mapping[str, Any], problems: Seq
     ])
 
 
+def reads_digits(settings: Any, model_id: str) -> bool:
+    """Whether ``model_id`` is a digits model (LeNet-5), the only kind the built-in
+    ``digits`` data set fits; any other model needs an image folder of its own classes."""
+    from classmap.analysis.loading.models import LENET5_ARCH, LENET_DIGITS
+
+    try:
+        entry = settings.model(model_id)
+    except Exception:  # an unknown id: parse_query has already said so
+        return False
+    return entry.spec.head is None and entry.spec.model_name in (LENET_DIGITS, LENET5_ARCH)
+
+
+DIGITS_MISMATCH = ("The digits data set goes with a digits model: pick lenet-digits in the "
+                   "Model menu above{folders}.")
+
+
+def digits_mismatch(settings: Any, model_id: str, data_id: str | None) -> str | None:
+    """What to do, in the page's own terms, when ``data_id`` is the digits and ``model_id``
+    cannot read them (None when they fit)."""
+    entries = data_entries(settings.data_roots)
+    if (data_id or DIGITS) != DIGITS or reads_digits(settings, model_id):
+        return None
+    folders = [entry.label for entry in entries if entry.id != DIGITS]
+    return DIGITS_MISMATCH.format(
+        folders=f", or the image folder {folders[0]!r} in Data set" if folders else
+        " (this server has no image folder of its classes: the operator adds one with "
+        "'classmap serve --data DIR')")
+
+
+def default_data(settings: Any, model_id: str, entries: Sequence[DataSetEntry]) -> str:
+    """The data set a page opens on when its URL names none: the digits for a digits model,
+    otherwise the first configured image folder (the digits when there is none)."""
+    folders = [entry.id for entry in entries if entry.id != DIGITS]
+    return DIGITS if reads_digits(settings, model_id) or not folders else folders[0]
+
+
 def _page(build: Any, page: str) -> Any:
     def layout(**query: str) -> html.Div:
-        """The page for the URL ``query`` (parsed; the data set id is checked by the callbacks)."""
+        """The page for the URL ``query`` (parsed; the data set id is checked by the callbacks).
+        Without ``data`` in the URL the page opens on a data set the model can read."""
         settings = current_services().settings
         selection, problems = parse_query(query, settings.model_ids)
-        return build(page, selection, problems, data_entries(settings.data_roots))
+        entries = data_entries(settings.data_roots)
+        if not query.get("data"):
+            selection["data"] = default_data(settings, selection["model"], entries)
+        return build(page, selection, problems, entries)
 
     layout.__name__ = f"{page}_layout"
     return layout
