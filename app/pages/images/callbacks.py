@@ -29,6 +29,7 @@ from classmap.app.pages.images import figures as figs
 from classmap.app.pages.images import ids
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_request,
                                      job_status, progress_reporter, watch_jobs)
+from classmap.app.pages.images.layout import digits_mismatch
 from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
                                           relay_selection_requests)
 from classmap.app.shell.services import Services
@@ -122,7 +123,9 @@ def message_logic(images: ImageServices, selection: dict | None, status: dict | 
     """The status line: why nothing is drawn, or a one-line summary of the data."""
     result, why = ready_result(images, selection, status)
     if result is None:
-        return why
+        mismatch = digits_mismatch(images.services.settings, (selection or {}).get("model"),
+                                   (selection or {}).get("data")) if selection else None
+        return mismatch or why
     reps, analysis = result.representations, result.analysis
     accuracy = float((reps.preds == reps.labels).mean())
     skipped = "; ".join(f"{name}: {reason}" for name, reason in analysis.skipped)
