@@ -104,7 +104,7 @@ class HostingConfig:
     """
 
     path: Path | None = None
-    users: dict[str, User] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict, hash=False)  # Settings stay hashable
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     proxy_user_header: str | None = None
@@ -115,7 +115,7 @@ class HostingConfig:
     cache_dir: Path | None = None
     worker_mode: str | None = None
     limits: Limits = Limits()
-    models: tuple[dict[str, str], ...] = ()
+    models: tuple[dict[str, str], ...] = field(default=(), hash=False)
     data_roots: tuple[Path, ...] = ()
 
     @property
