@@ -113,8 +113,11 @@ class JobManager(DiskcacheManager):
         if self._started:
             return
         self._started = True
-        self._context.set_forkserver_preload(["classmap.app.shell.job_processes",
-                                              "classmap.app.server"])
+        # Every Classmap module this server has imported (its pages pull in scikit-learn,
+        # timm, …): imported once in the forkserver, not again by every job.
+        loaded = sorted(name for name in list(sys.modules) if name.startswith("classmap."))
+        self._context.set_forkserver_preload(
+            ["classmap.app.shell.job_processes", "classmap.app.server", *loaded])
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
