@@ -1,6 +1,6 @@
-"""How long a background job takes from its start to its stored result, and the server's
-memory each job costs: Dash's stock DiskcacheManager (forks the whole server) against
-Classmap's JobManager (forkserver, app rebuilt in the job, heartbeat).
+"""How long a background job takes from its start to its stored result: Dash's stock
+DiskcacheManager (forks the whole server) against Classmap's JobManager (forkserver,
+app rebuilt in the job, heartbeat).
 
 The job is the weight analysis of a model whose analysis is already in the result
 cache, so the time is the job machinery's, not the computation's. Both managers run
