@@ -211,7 +211,7 @@ def _write_bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "inf weights": (["--head", str(inf)], "NaN or Inf"),
         "one class": (["--head", str(one)], "at least 2 classes"),
         "classes length": ([*head, "--classes", str(short)], "lists 3 classes but the head has 5"),
-        "duplicate names": ([*head, "--classes", str(dupes)], "names 'b' twice"),
+        "duplicate names": ([*head, "--classes", str(dupes)], "class name 'b' appears twice"),
         "top-k zero": ([*head, "--top-k", "0"], "--top-k 0 is out of range"),
         "top-k too big": ([*head, "--top-k", "5"], "--top-k 5 is out of range"),
         "unwritable out": ([*head, "--out", str(afile / "sub")], "is a file"),
