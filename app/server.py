@@ -3,7 +3,8 @@
 ``create_app(settings)`` builds one app: the shell (``app/shell``: frame, shared
 selection, background jobs) and every page package in ``app/pages`` (each registers
 its URL, layout and callbacks with ``register(app, services)``), background callbacks
-on a DiskcacheManager whose folder is private (mode 0700), and a global error handler
+on a JobManager (``app/shell/job_processes.py``: forkserver processes with a heartbeat,
+limits and a watchdog) whose folder is private (mode 0700), and a global error handler
 that logs the traceback and tells the user in the page instead of leaving it stale.
 """
 
