@@ -241,7 +241,8 @@ def test_class_map_patch_and_background_request(services, lite0_view, tmp_path):
     small = update_selection(default_selection("small"), model="small", embedding="tsne")
     status = {"key": ["small", "cosine", "ward"], "state": "ready"}
     _, _, key, note, job = page.class_map_logic(fresh, small, status, None, None)
-    assert job == {"model": "small", "method": "tsne"} and "meanwhile" in note
+    assert {k: job[k] for k in ("model", "method")} == {"model": "small", "method": "tsne"}
+    assert job["id"] and "meanwhile" in note  # every request carries a fresh id (restart after Cancel)
     labels = []
     done = page.compute_embedding_logic(fresh, labels.append, job)
     assert done["state"] == "ready" and fresh.embedding_ready("small", "tsne")
