@@ -192,7 +192,8 @@
     }
   }
 
-  /* ``table`` {header, rows, code, numeric} as a <table> in ``container`` (null: empty it). */
+  /* ``table`` {header, rows, code, numeric, explain} as a <table> in ``container`` (null:
+     empty it); ``explain``: per column, a tooltip explaining it (or null). */
   function drawTable(container, table) {
     if (!table) { container.replaceChildren(); return; }
     var code = table.code || [], numeric = table.numeric || [];
@@ -201,6 +202,17 @@
     table.header.forEach(function (text, column) {
       var cell = document.createElement("th");
       cell.textContent = text;
+      var explanation = (table.explain || [])[column];
+      if (explanation) {  // as app/shell/widgets.py's explained(): an info mark with a tooltip
+        var mark = document.createElement("span");
+        mark.className = "cm-info";
+        mark.textContent = "\u24d8";
+        mark.title = explanation;
+        mark.setAttribute("role", "note");
+        mark.setAttribute("aria-label", explanation);
+        cell.appendChild(mark);
+        cell.title = explanation;
+      }
       if (numeric.indexOf(column) >= 0) { cell.className = "cm-num"; }
       head.appendChild(cell);
     });

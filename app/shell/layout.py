@@ -47,11 +47,12 @@ def build_shell(settings: Settings) -> html.Div:
                                         searchable=False, className="cm-model-picker")),
             field("Metric", dcc.RadioItems(id=ids.METRIC_PICKER, options=METRIC_OPTIONS,
                                            value="cosine", inline=True,
-                                           className="cm-segmented")),
+                                           className="cm-segmented"),
+                  class_name="cm-classes-only"),
             field("Linkage", dcc.Dropdown(
                 id=ids.LINKAGE_PICKER, clearable=False, searchable=False, value="ward",
                 options=[{"label": LINKAGE_LABELS[name], "value": name} for name in LINKAGES],
-                className="cm-linkage-picker")),
+                className="cm-linkage-picker"), class_name="cm-classes-only"),
             field("Images as", dcc.RadioItems(
                 id=ids.FIGURE_FORMAT, value="png", inline=True, persistence=True,
                 persistence_type="local",

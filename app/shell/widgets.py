@@ -82,12 +82,35 @@ def button(label: str, button_id: Any, *, kind: str = "secondary", disabled: boo
                        className=f"cm-button cm-button-{kind}", title=title)
 
 
-def stat(label: str, value: Any, *, value_first: bool = False) -> html.Div:
+def explained(label: str, explanation: str | None = None) -> list[Any]:
+    """``label`` followed by an info mark whose tooltip explains it (glossary.explain, or
+    ``explanation``); just the label when there is nothing to say."""
+    from classmap.app.shell.glossary import explain
+
+    text = explanation or explain(label)
+    if not text:
+        return [label]
+    return [label, html.Span("ⓘ", className="cm-info", title=text, role="note",
+                             **{"aria-label": text})]
+
+
+def stat(label: str, value: Any, *, value_first: bool = False,
+         explanation: str | None = None) -> html.Div:
     """A label/value pair of a summary strip (``value_first``: the number above its label,
-    as in the Classes page's selection panel)."""
-    parts = [html.Span(label, className="cm-stat-label"),
+    as in the Classes page's selection panel); the label carries its explanation."""
+    from classmap.app.shell.glossary import explain
+
+    text = explanation or explain(label)
+    parts = [html.Span(explained(label, text), className="cm-stat-label", title=text),
              html.Span(value, className="cm-stat-value")]
     return html.Div(parts[::-1] if value_first else parts, className="cm-stat")
+
+
+def how_to_read(*points: Any) -> html.Details:
+    """A page's "How to read this page", collapsed by default: one short paragraph each."""
+    return html.Details([html.Summary("How to read this page"),
+                         html.Div([html.P(point) for point in points])],
+                        className="cm-details cm-how-to-read")
 
 
 def field(label: str, control: Any, *, class_name: str = "") -> html.Label:

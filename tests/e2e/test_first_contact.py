@@ -180,3 +180,47 @@ def test_image_class_picker_takes_typing_and_enter_keeps_the_class(dash_server, 
     assert "focal=5" in picker("5")
     assert "focal=7" in picker("7")
     assert page.inner_text("#images-focal").strip() == "7"
+
+
+# Each page with its numbers showing: (name, path, a selector present once they are drawn).
+EXPLAINED_PAGES = [
+    ("classes", "/?node=1990&focal=n01981276", "#classes-subtree-stats .cm-stat"),
+    ("weights", "/weights?focal=n01981276", "#weights-fit-table th"),
+    ("samples", "/samples" + IMAGES, "#samples-graph .scatterlayer .trace .point"),
+    ("clustering", "/clustering" + IMAGES, "#clustering-metrics-table th"),
+    ("confidence", "/confidence" + IMAGES, "#confidence-js-heatmap .heatmaplayer image"),
+]
+UNEXPLAINED = """() => Array.from(document.querySelectorAll('.cm-stat-label, th'))
+  .filter(e => e.offsetParent !== null || e.closest('details'))
+  .filter(e => e.innerText.trim() && !(e.title || e.querySelector('.cm-info[title]')))
+  .map(e => e.innerText.trim())"""
+
+
+@pytest.mark.parametrize("name,path,ready", EXPLAINED_PAGES, ids=[p[0] for p in EXPLAINED_PAGES])
+def test_every_number_label_explains_itself_and_no_page_says_seed(
+        dash_server, new_page, name, path, ready):
+    """Issue 14 #13: every number's label carries an explanation (an info mark with a
+    tooltip: what it measures, its range and direction), no page speaks of "seeds", a
+    collapsed "How to read this page" is there, and the Metric and Linkage controls show
+    only on the Classes page they change."""
+    page = small_page(new_page)
+    page.goto(dash_server + path)
+    page.wait_for_selector(ready, state="attached", timeout=3 * RENDER_TIMEOUT)
+    page.wait_for_timeout(1500)
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    text = page.inner_text("body")
+    assert not re.search(r"\bseeds?\b", text, re.IGNORECASE), re.findall(r".{40}seed.{40}",
+                                                                         text, re.I)
+    assert page.evaluate(UNEXPLAINED) == []
+    assert page.locator("details.cm-how-to-read").count() == 1
+    assert page.is_visible("#shell-metric") == (name == "classes")
+    assert page.is_visible("#shell-linkage") == (name == "classes")
+
+
+def test_how_to_read_is_collapsed_and_the_tsne_note_does_not_contradict_the_metric(
+        dash_server, new_page):
+    page = small_page(new_page)
+    page.goto(dash_server + "/?metric=euclidean")
+    page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
+    assert page.evaluate("() => document.querySelector('details.cm-how-to-read').open") is False
+    assert "(cosine)" not in page.inner_text("#classes-embedding-note")

@@ -39,6 +39,7 @@ from classmap.app.shell.jobs import job_request
 from classmap.app.shell.widgets import provisional_options
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from classmap.app.shell.widgets import stat
+from classmap.app.shell.glossary import explain
 from classmap.app.shell.services import METRIC_LABELS, ModelView, SelectionSummary, Services, short_name
 from classmap.app.shell.selection import Selection, update_selection
 from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_clusters
@@ -511,6 +512,8 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
     )
     table = {
         "header": ["#", "class", "id", score_label],
+        "explain": ["rank: 1 = the nearest class", "the neighbouring class", "the class's id (WordNet id for "
+                    "ImageNet)", explain("score")],
         "rows": [[str(rank), name, view.ids[i], f"{float(score):.4f}"]
                  for rank, (i, name, score) in enumerate(zip(rows.indices, names, rows.scores), 1)],
         "code": [2], "numeric": [0, 3],
@@ -612,7 +615,8 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
             note = (f"PCA of the standardised head rows: the axes explain {100 * a:.1f}% and "
                     f"{100 * b:.1f}% of the variance.")
         else:
-            note = f"{EMBEDDING_LABELS[shown]} of the standardised head rows (cosine)."
+            note = (f"{EMBEDDING_LABELS[shown]} of the standardised head rows, with cosine "
+                    "distances whatever the Metric above (the map does not depend on it).")
     if not rendered or {k: rendered.get(k) for k in base} != base:
         axes = (("PC 1", "PC 2") if shown == "pca" else
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))

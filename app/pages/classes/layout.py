@@ -15,7 +15,7 @@ from classmap.app.pages.classes import ids
 from classmap.app.shell.callbacks import page_query_store, resolve_page_query
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
-from classmap.app.shell.widgets import button, card, field, graph, job_progress
+from classmap.app.shell.widgets import button, card, field, graph, how_to_read, job_progress
 from classmap.app.pages.classes.figures import message_figure
 from classmap.app.shell.selection import MAX_CUT, MAX_TOP_K, parse_query
 
@@ -145,8 +145,21 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
     )
     summary = html.Div(id=ids.MODEL_SUMMARY, className="cm-summary",
                        children=html.Span("Loading the model…", className="cm-muted"))
+    guide = how_to_read(
+        "Every class is one row of the classifier's last layer (its head). Rows are "
+        "standardised, then compared: cosine (−1 to 1, higher = more alike) or Euclidean "
+        "distance (lower = more alike) — the Metric control above.",
+        "The heatmap shows every pair of classes in the dendrogram's order, so groups of "
+        "alike classes form dark blocks on the diagonal; the tree above joins classes and "
+        "groups from the most alike (low merges) up. Drag on either to zoom both.",
+        "Nearest classes lists the focal class's closest classes; a longer bar is closer. "
+        "The class map places classes in 2-D so that alike classes sit near each other; its "
+        "axes have no units.",
+        "Numbers with an ⓘ explain themselves on hover. The method follows the "
+        "weight-similarity write-up, with its clustering done on the rows themselves.")
     return html.Div([
         page_query_store(PAGE, selection, problems, resolved),
+        guide,
         summary,
         html.Div([
             html.Div([matrix], className="cm-col-main"),

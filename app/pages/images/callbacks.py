@@ -30,6 +30,7 @@ from classmap.app.pages.images import ids
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_request,
                                      job_status, progress_reporter, watch_jobs)
 from classmap.app.pages.images.layout import digits_mismatch
+from classmap.app.shell.widgets import explained
 from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
                                           relay_selection_requests)
 from classmap.app.shell.services import Services
@@ -251,9 +252,10 @@ def within_table_logic(images: ImageServices, selection: dict | None,
     analysis = result.analysis
     focal = focal_of(images, result, selection)
     reps = [r for r in REPRESENTATIONS if r in analysis.within_class]
-    header = html.Tr([html.Th("class"), html.Th("images"),
-                      *(html.Th(REPRESENTATION_LABELS[r].split(" (")[0]) for r in reps),
-                      html.Th("Grad-CAM map CC")])
+    header = html.Tr([html.Th(explained("class")), html.Th(explained("images")),
+                      *(html.Th(explained(REPRESENTATION_LABELS[r].split(" (")[0]))
+                        for r in reps),
+                      html.Th(explained("Grad-CAM map CC"))])
     rows = []
     counts = analysis.within_class[reps[0]].image_counts if reps else []
     for row, (index, name) in enumerate(zip(analysis.classes, analysis.class_names)):
@@ -308,8 +310,9 @@ def metrics_table_logic(images: ImageServices, selection: dict | None,
         html.H3(f"Clustering into k = {k} clusters vs the true classes",
                 style={"fontSize": "13px", "margin": "0 0 4px"}),
         html.Table([html.Thead(html.Tr([
-            html.Th("representation"), html.Th("algorithm"), html.Th("ARI"), html.Th("NMI"),
-            html.Th(f"Silhouette ({metric}, {analysis.params.scaling} scaling)")])),
+            html.Th(explained("representation")), html.Th(explained("algorithm")),
+            html.Th(explained("ARI")), html.Th(explained("NMI")),
+            html.Th(explained(f"Silhouette ({metric}, {analysis.params.scaling} scaling)"))])),
             html.Tbody(rows)], className="cm-table"),
         html.P("ARI: adjusted Rand index; NMI: normalised mutual information (both 1 = the "
                "clusters are the classes); Silhouette of the clusters found, "

@@ -18,7 +18,7 @@ from classmap.app.shell.callbacks import page_query_store
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
 from classmap.app.shell.selection import parse_query
-from classmap.app.shell.widgets import card, field, graph, job_progress, provisional_options
+from classmap.app.shell.widgets import card, field, graph, how_to_read, job_progress, provisional_options
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.images import DIGITS, REPRESENTATION_LABELS, DataSetEntry, data_entries
 
@@ -117,6 +117,7 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
     )
     return html.Div([
         page_query_store(page, selection, problems),
+        how_to_read(*GUIDES[page]),
         image_controls(selection, data_sets, [rep]),
         html.Div([scatter, html.Div([detail], className="cm-col-side")], className="cm-grid"),
     ])
@@ -132,7 +133,7 @@ def build_clustering_page(page: str, selection: Mapping[str, Any], problems: Seq
             className="cm-segmented")),
     ]
     tables = card(
-        "Within-class similarity and clustering (seed 002)",
+        "Within-class similarity and clustering (method of the image-similarity write-up)",
         [
             html.Div(id=ids.CLUSTERING_WITHIN),
             html.Div(id=ids.CLUSTERING_METRICS, style={"marginTop": "14px"}),
@@ -150,6 +151,7 @@ def build_clustering_page(page: str, selection: Mapping[str, Any], problems: Seq
               "gap": "16px", "marginTop": "16px"})
     return html.Div([
         page_query_store(page, selection, problems),
+        how_to_read(*GUIDES[page]),
         image_controls(selection, data_sets, controls),
         tables,
         scatters,
@@ -159,7 +161,7 @@ def build_clustering_page(page: str, selection: Mapping[str, Any], problems: Seq
 def build_confidence_page(page: str, selection: Mapping[str, Any], problems: Sequence[str],
                           data_sets: Sequence[DataSetEntry]) -> html.Div:
     heatmap = card(
-        "Class similarity from confidence scores (seed 003)",
+        "Class similarity from confidence scores (method of the confidence write-up)",
         [graph(ids.CONFIDENCE_HEATMAP, message_figure("Loading…", height=640), height=640),
          html.Div(id=ids.CONFIDENCE_CLUSTERS, style={"marginTop": "8px"})],
         subtitle="Jensen–Shannon divergence (base 2) between the mean softmax vectors of the "
@@ -176,6 +178,7 @@ def build_confidence_page(page: str, selection: Mapping[str, Any], problems: Seq
                               "the row.")
     return html.Div([
         page_query_store(page, selection, problems),
+        how_to_read(*GUIDES[page]),
         image_controls(selection, data_sets),
         html.Div([heatmap, html.Div([tsne, confusion], className="cm-col-side")],
                  className="cm-grid"),
@@ -216,6 +219,32 @@ def default_data(settings: Any, model_id: str, entries: Sequence[DataSetEntry]) 
     otherwise the first configured image folder (the digits when there is none)."""
     folders = [entry.id for entry in entries if entry.id != DIGITS]
     return DIGITS if reads_digits(settings, model_id) or not folders else folders[0]
+
+
+GUIDES = {
+    "samples": (
+        "Each point is one image, placed by its representation (PCA to 2-D) and coloured by "
+        "its true class: images of a class that sit together are represented alike.",
+        "Click one to see it with its Grad-CAM map: where the evidence for the predicted "
+        "class lies (dark = none, yellow = strong).",
+    ),
+    "clustering": (
+        "Within-class similarity (the method of the image-similarity write-up): how alike "
+        "the images of each class are, by cosine of their representations (−1 to 1, higher "
+        "= more alike).",
+        "The clustering scores compare clusters found without labels to the true classes "
+        "(0 to 1 for most; higher = the clusters follow the classes). Numbers with an ⓘ "
+        "explain themselves on hover.",
+    ),
+    "confidence": (
+        "Class similarity from confidence scores (the method of the confidence write-up): "
+        "two classes are alike when the model spreads its confidence over them alike, "
+        "measured by the Jensen–Shannon divergence of their mean softmax outputs, in bits "
+        "(0 to 1; lower = more alike).",
+        "The confusion matrix shows, per true class (row), the share of images predicted as "
+        "each class (column); a bright diagonal = a good classifier.",
+    ),
+}
 
 
 def _page(build: Any, page: str) -> Any:

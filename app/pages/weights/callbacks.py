@@ -46,7 +46,7 @@ from classmap.app.pages.weights.services import (
     problem_classes,
 )
 from classmap.app.shell.selection import Selection, update_selection
-from classmap.app.shell.widgets import busy_running, stat
+from classmap.app.shell.widgets import busy_running, explained, stat
 
 log = logging.getLogger(__name__)
 
@@ -133,24 +133,24 @@ def fit_table(fit: dict[str, Any]) -> html.Table:
         ("MLE κ", fit["kappa_mle"]), ("MLE location", fit["loc_mle"]),
         ("MLE scale", fit["scale_mle"]), ("MLE log-likelihood", fit["loglik_mle"]),
         ("KS statistic", fit["ks_mle"]),
-        ("seed R² (+ / −)", (fit["r2_pos"], fit["r2_neg"])),
-        ("seed slope a (+ / −)", (fit["slope_pos"], fit["slope_neg"])),
-        ("seed intercept b (+ / −)", (fit["intercept_pos"], fit["intercept_neg"])),
-        ("seed κ (+ / −)", (fit["kappa_seed_pos"], fit["kappa_seed_neg"])),
+        ("regression R² (+ / −)", (fit["r2_pos"], fit["r2_neg"])),
+        ("regression slope a (+ / −)", (fit["slope_pos"], fit["slope_neg"])),
+        ("regression intercept b (+ / −)", (fit["intercept_pos"], fit["intercept_neg"])),
+        ("regression κ (+ / −)", (fit["kappa_seed_pos"], fit["kappa_seed_neg"])),
         ("weights + / − / 0", (fit["n_pos"], fit["n_neg"], fit["n_zero"])),
     ]
     body = []
     for label, value in rows:
         text = (" / ".join(wfig.format_number(v) for v in value) if isinstance(value, tuple)
                 else wfig.format_number(value))
-        body.append(html.Tr([html.Th(label), html.Td(text, className="cm-num")]))
+        body.append(html.Tr([html.Th(explained(label)), html.Td(text, className="cm-num")]))
     status = fit["status"]
-    body.append(html.Tr([html.Th("status"), html.Td(
+    body.append(html.Tr([html.Th(explained("status")), html.Td(
         status, className="cm-status-ok" if status == "ok" else "cm-status-problem")]))
     for side in ("pos", "neg"):
         seed_status = fit[f"seed_status_{side}"]
         if seed_status != "ok":
-            body.append(html.Tr([html.Th(f"seed κ ({'+' if side == 'pos' else '−'})"),
+            body.append(html.Tr([html.Th(explained(f"regression κ ({'+' if side == 'pos' else '−'})")),
                                  html.Td(seed_status, className="cm-status-problem")]))
     return html.Table(html.Tbody(body), className="cm-table cm-fit-table")
 

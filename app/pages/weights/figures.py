@@ -24,8 +24,8 @@ PROBLEM = "#b91c1c"
 
 SCATTER_AXES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "kappa-ks": (("kappa_mle", "κ (MLE)"), ("ks_mle", "KS statistic (MLE fit)")),
-    "r2": (("r2_pos", "R² positive side (seed regression)"),
-           ("r2_neg", "R² negative side (seed regression)")),
+    "r2": (("r2_pos", "R² positive side (the write-up's regression)"),
+           ("r2_neg", "R² negative side (the write-up's regression)")),
 }
 SCATTER_POINTS = 0  # curve numbers of the scatter: classes, then the focal mark
 SCATTER_FOCAL = 1
@@ -78,7 +78,7 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
     neg, neg_note = finite(r2_neg)
     kap, kap_note = finite(kappa)
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        f"R² of the seed's regression, per class{pos_note or neg_note}",
+        f"R² of the write-up's regression, per class{pos_note or neg_note}",
         f"κ of the MLE fit, per class{kap_note}"))
     figure.add_trace(go.Histogram(x=pos, name="R² positive side", marker_color=POS,
                                   opacity=0.6, nbinsx=50,
@@ -174,7 +174,7 @@ def weight_histogram_figure(name: str, edges: np.ndarray, counts: np.ndarray,
                                     line=dict(color=POS, width=2.2)))
     if seed_density is not None:
         figure.add_trace(go.Scatter(x=x, y=seed_density, mode="lines",
-                                    name="seed regression (implied density)",
+                                    name="write-up regression (implied density)",
                                     line=dict(color=SEED, width=2, dash="dash"),
                                     connectgaps=False))
     figure.update_layout(**_layout(

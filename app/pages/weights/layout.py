@@ -14,7 +14,7 @@ from classmap.analysis.methods.channel_split import SPLIT_MODES
 from classmap.app.pages.weights import ids
 from classmap.app.shell.callbacks import page_query_store
 from classmap.app.shell.services import current_services
-from classmap.app.shell.widgets import busy_area, card, field, graph, provisional_options
+from classmap.app.shell.widgets import busy_area, card, field, graph, how_to_read, provisional_options
 from classmap.app.shell.figures import message_figure
 from classmap.app.pages.weights.services import MAX_MIN_SIZE
 from classmap.app.shell.selection import parse_query
@@ -35,7 +35,8 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
             options=[{"label": "κ vs KS", "value": "kappa-ks"},
                      {"label": "R²₊ vs R²₋", "value": "r2"}],
             className="cm-segmented cm-segmented-small"))],
-        subtitle="Each class's head row fitted two ways: the seed's log-linear regression "
+        subtitle="Each class's head row fitted two ways: the straight-line regression of the "
+                 "weight-distribution write-up (log of sorted weights against rank) "
                  "(R² per side) and maximum likelihood (κ, KS). Click a point to make that "
                  "class the focal class.",
     )
@@ -54,7 +55,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
             html.Div(id=ids.WEIGHTS_FIT_TABLE),
         ],
         subtitle="Histogram of the class's weights with the MLE asymmetric Laplace density "
-                 "and the density implied by the seed's regression lines.",
+                 "and the density implied by the write-up's regression lines.",
     )
     split = card(
         "Channel split",
@@ -106,8 +107,19 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
                  "of the focal class restricted to the node's channels (all channels when "
                  "no node is selected). Needs a CNN whose head reads its last conv stage.",
     )
+    guide = how_to_read(
+        "Each class's weights (one head row) are treated as a sample. Two fits describe "
+        "their shape: the straight-line regression of the weight-distribution write-up "
+        "(log of sorted weights against rank; R² near 1 = a good line) and a maximum-"
+        "likelihood asymmetric Laplace density (κ = asymmetry, KS = misfit, lower is better).",
+        "The two κ differ: the regression's κ is derived from the line's slope and intercept, "
+        "the MLE κ from the density itself; they need not agree.",
+        "The channel split divides a class's channels at their mean weight, again and again; "
+        "the channel CAM shows where the selected node's channels respond in an image.",
+        "Numbers with an ⓘ explain themselves on hover.")
     return html.Div([
         page_query_store(PAGE, selection, problems),
+        guide,
         html.Div(id=ids.WEIGHTS_SUMMARY, className="cm-summary",
                  children=html.Span("Loading the model…", className="cm-muted")),
         html.Div([

@@ -157,7 +157,7 @@ def test_focal_panel(services, lite0, lite0_head):
     bars = figure.data[0]
     assert int(np.sum(bars.customdata)) == lite0_head.feature_dim
     assert {trace.name for trace in figure.data[1:]} == {
-        "asymmetric Laplace (MLE)", "seed regression (implied density)"}
+        "asymmetric Laplace (MLE)", "write-up regression (implied density)"}
     text = str(table)
     assert "nan" not in text.lower() and "'ok'" in text
     # not ready / no focal class: a message, never a stale figure
