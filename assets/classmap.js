@@ -206,7 +206,7 @@
       if (explanation) {  // as app/shell/widgets.py's explained(): an info mark with a tooltip
         var mark = document.createElement("span");
         mark.className = "cm-info";
-        mark.textContent = "\u24d8";
+        mark.textContent = "i";
         mark.title = explanation;
         mark.setAttribute("role", "note");
         mark.setAttribute("aria-label", explanation);

@@ -90,7 +90,7 @@ def explained(label: str, explanation: str | None = None) -> list[Any]:
     text = explanation or explain(label)
     if not text:
         return [label]
-    return [label, html.Span("ⓘ", className="cm-info", title=text, role="note",
+    return [label, html.Span("i", className="cm-info", title=text, role="note",
                              **{"aria-label": text})]
 
 

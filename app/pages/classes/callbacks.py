@@ -512,8 +512,8 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
     )
     table = {
         "header": ["#", "class", "id", score_label],
-        "explain": ["rank: 1 = the nearest class", "the neighbouring class", "the class's id (WordNet id for "
-                    "ImageNet)", explain("score")],
+        "explain": ["rank: 1 = the nearest class", "the neighbouring class",
+                    "the class's id (WordNet id for ImageNet)", explain("score")],
         "rows": [[str(rank), name, view.ids[i], f"{float(score):.4f}"]
                  for rank, (i, name, score) in enumerate(zip(rows.indices, names, rows.scores), 1)],
         "code": [2], "numeric": [0, 3],

@@ -155,7 +155,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
         "Nearest classes lists the focal class's closest classes; a longer bar is closer. "
         "The class map places classes in 2-D so that alike classes sit near each other; its "
         "axes have no units.",
-        "Numbers with an ⓘ explain themselves on hover. The method follows the "
+        "Numbers marked with a circled i explain themselves on hover. The method follows the "
         "weight-similarity write-up, with its clustering done on the rows themselves.")
     return html.Div([
         page_query_store(PAGE, selection, problems, resolved),

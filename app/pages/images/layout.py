@@ -233,7 +233,8 @@ GUIDES = {
         "the images of each class are, by cosine of their representations (−1 to 1, higher "
         "= more alike).",
         "The clustering scores compare clusters found without labels to the true classes "
-        "(0 to 1 for most; higher = the clusters follow the classes). Numbers with an ⓘ "
+        "(0 to 1 for most; higher = the clusters follow the classes). Numbers marked "
+        "with a circled i "
         "explain themselves on hover.",
     ),
     "confidence": (

@@ -116,7 +116,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         "the MLE κ from the density itself; they need not agree.",
         "The channel split divides a class's channels at their mean weight, again and again; "
         "the channel CAM shows where the selected node's channels respond in an image.",
-        "Numbers with an ⓘ explain themselves on hover.")
+        "Numbers marked with a circled i explain themselves on hover.")
     return html.Div([
         page_query_store(PAGE, selection, problems),
         guide,
