@@ -9,7 +9,8 @@ This is the only module of the app that reads environment variables:
     flags and the embedded ones. Either a comma-separated list of model names
     (``lenet-digits,resnet50.a1_in1k``) or a JSON list of objects with the keys
     ``model``, ``weights``, ``head``, ``classes`` (paths on the server) and optional
-    ``id`` / ``label``::
+    ``id`` / ``label`` / ``head_key`` (the head tensor's name when ``head`` holds a whole
+    network, as ``--head-key``)::
 
         [{"id": "r18-mine", "model": "resnet18", "weights": "/models/r18.safetensors"}]
 
@@ -152,6 +153,7 @@ class Settings:
         spec = ModelSpec(
             model=getattr(args, "model", None), weights=getattr(args, "weights", None),
             head=getattr(args, "head", None), classes=getattr(args, "classes", None),
+            head_key=getattr(args, "head_key", None),
         )
         return cls.create(
             primary=spec, cache_dir=getattr(args, "cache_dir", None),
@@ -269,7 +271,7 @@ def parse_models(text: str) -> list[ModelEntry]:
     return [entry_from_spec(ModelSpec(model=name)) for name in names]
 
 
-_JSON_KEYS = {"id", "label", "model", "weights", "head", "classes"}
+_JSON_KEYS = {"id", "label", "model", "weights", "head", "head_key", "classes"}
 
 
 def _entry_from_json(item: dict[str, Any], where: str = MODELS_ENV) -> ModelEntry:
@@ -284,7 +286,7 @@ def _entry_from_json(item: dict[str, Any], where: str = MODELS_ENV) -> ModelEntr
         if value is not None and not isinstance(value, str):
             raise ClassmapError(f"{where} entry key {key!r} must be a string; quote it")
     spec = ModelSpec(model=values["model"], weights=values["weights"], head=values["head"],
-                     classes=values["classes"])
+                     classes=values["classes"], head_key=values["head_key"])
     return entry_from_spec(spec, values["id"], values["label"])
 
 

@@ -63,7 +63,7 @@ _SECTIONS: dict[str, set[str]] = {
     "cache": {"dir"},
     "workers": {"mode"},
     "limits": {"max_classes", "upload_bytes", "jobs_per_user"},
-    "models": {"id", "label", "model", "weights", "head", "classes"},
+    "models": {"id", "label", "model", "weights", "head", "head_key", "classes"},
     "data": {"path"},
     "users": set(),
 }
