@@ -13,6 +13,11 @@ A tile is computed on demand from the standardised rows in leaf order:
 - euclidean: the mean distance does not factor, so the region's distances are computed
   in row chunks and block-averaged (``O(region² · D)``; the top level costs one pass
   over all pairs, once, then the tile is cached by the caller).
+
+Cold cosine tiles need not standardise their rows again: :func:`unit_prefix_sums` (the
+running sums of the unit rows in leaf order, computed once per analysis) gives every
+block's mean unit row as a difference of two prefix rows, so a tile of any level is a
+gather and one ``TILE × D × TILE`` product (:func:`prefix_tile`).
 """
 
 from __future__ import annotations
@@ -129,6 +134,56 @@ def _mean_distances(left: torch.Tensor, right: torch.Tensor, block: int) -> np.n
                                                         device=left.device))
     means = sums / (row_counts[:, None] * col_counts[None, :])
     return means.cpu().numpy().astype(np.float32)
+
+
+def unit_prefix_sums(weight: np.ndarray, order: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Running sums of the unit standardised rows in leaf order.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (C, D) — the head
+    order : ndarray of shape (C,) — leaf order (class index at each position)
+
+    Returns
+    -------
+    ndarray of shape (C + 1, D), float64 — row ``p`` is the sum of the first ``p`` unit
+    rows; a run ``[a, b)`` sums to ``prefix[b] − prefix[a]``.
+    """
+    prefix = np.zeros((len(order) + 1, weight.shape[1]))
+    running = np.zeros(weight.shape[1])
+    for start in range(0, len(order), chunk):
+        rows = standardise_rows(weight[order[start:start + chunk]]).double()
+        rows /= rows.norm(dim=1, keepdim=True)
+        part = prefix[start + 1:start + 1 + len(rows)]
+        np.cumsum(rows.numpy(), axis=0, out=part)
+        part += running
+        running = part[-1].copy()
+    return prefix
+
+
+def prefix_block_means(prefix: torch.Tensor, start: int, stop: int, block: int) -> torch.Tensor:
+    """Mean unit rows of the ``block``-row groups of positions ``[start, stop)``, from
+    :func:`unit_prefix_sums`; shape (⌈(stop − start) / block⌉, D), float64."""
+    edges = torch.arange(start, stop, block, device=prefix.device)
+    ends = torch.clamp(edges + block, max=stop)
+    counts = (ends - edges).to(prefix.dtype)
+    return (prefix[ends] - prefix[edges]) / counts[:, None]
+
+
+def prefix_tile(prefix: torch.Tensor, level: int, row: int, col: int, tile: int = TILE) -> np.ndarray:
+    """Cosine tile ``(level, row, col)`` from the unit rows' prefix sums (see
+    :func:`pyramid_tile`; same values); ``prefix`` is (C + 1, D) float64.
+
+    Returns
+    -------
+    ndarray of shape (≤ tile, ≤ tile), float32 — mean cosine over each block of pairs.
+    """
+    c = prefix.shape[0] - 1
+    check_tile(c, level, row, col, tile)
+    block = 1 << level
+    left = prefix_block_means(prefix, *tile_span(c, level, row, tile), block)
+    right = prefix_block_means(prefix, *tile_span(c, level, col, tile), block)
+    return (left @ right.T).clamp_(-1.0, 1.0).cpu().numpy().astype(np.float32)
 
 
 def sampled_scores(weight: np.ndarray, metric: str, sample: int = 1000) -> np.ndarray:

@@ -8,10 +8,11 @@ changes so stale entries are never served).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,7 +26,14 @@ from classmap.analysis.methods.hierarchy import (
     linkage_matrix,
     plan_linkage,
 )
-from classmap.analysis.methods.matrix_pyramid import block_tile, check_tile, tile_span, top_level
+from classmap.analysis.methods.matrix_pyramid import (
+    block_tile,
+    check_tile,
+    prefix_tile,
+    tile_span,
+    top_level,
+    unit_prefix_sums,
+)
 from classmap.analysis.loading.classifier import ClassifierHead, default_device
 from classmap.analysis.progress import NullProgress
 from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
@@ -245,9 +253,15 @@ def heatmap_tile(
     *,
     cache: ResultCache | None = None,
     device: str | torch.device | None = None,
+    prefix: Callable[[], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Tile ``(level, row, col)`` of the dendrogram-ordered matrix's level-of-detail pyramid
     (:mod:`classmap.analysis.methods.matrix_pyramid`), computed on demand and cached.
+
+    ``prefix`` — a function returning the analysis's :func:`unit_prefix_sums`, shape
+    (C + 1, D), called only on a cache miss — makes a cold cosine tile a gather and one
+    small product (no rows standardised per tile); without it the tile standardises its
+    own rows.
 
     Returns
     -------
@@ -261,6 +275,8 @@ def heatmap_tile(
     def compute() -> np.ndarray:
         # Standardisation is row by row: only the tile's rows and columns are needed.
         target = torch.device(device) if device is not None else default_device()
+        if prefix is not None and params.metric == "cosine":
+            return prefix_tile(torch.from_numpy(prefix()).to(target), level, row, col)
         order = analysis.leaf_order
 
         def rows(index: int) -> torch.Tensor:
@@ -294,8 +310,11 @@ def heatmap_overview(
         count = -(-c // (256 << level))
         wanted += [(level, r, k) for r in range(count) for k in range(count)]
     tiles = {}
+    prefix = functools.cache(lambda: unit_prefix_sums(analysis.head.weight,
+                                                      analysis.leaf_order))
     with progress.step("heatmap overview tiles", total=len(wanted)) as advance:
         for level, r, k in wanted:
-            tiles[(level, r, k)] = heatmap_tile(analysis, level, r, k, cache=cache, device=device)
+            tiles[(level, r, k)] = heatmap_tile(analysis, level, r, k, cache=cache,
+                                                device=device, prefix=prefix)
             advance(1)
     return tiles

@@ -100,3 +100,41 @@ def test_node_cohesion_without_a_dense_matrix_is_the_mean_pair_cosine(big_view):
         block = reference[first:last + 1, first:last + 1]
         expected = (block.sum() - np.trace(block)) / (n * (n - 1))
         assert services.summarise_node(view, node).cohesion == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("level,row,col", [(0, 0, 0), (0, 3, 1), (0, 4, 4), (1, 1, 2), (2, 0, 1),
+                                           (3, 0, 0)])
+def test_cold_cosine_tiles_from_prefix_sums_equal_the_dense_block_means(level, row, col):
+    """A cold tile cut from the unit rows' prefix sums (no rows standardised per tile) is
+    the block mean of the dense cosine matrix (scipy), the ragged last blocks included."""
+    import torch
+
+    from classmap.analysis.methods.matrix_pyramid import prefix_tile, unit_prefix_sums
+
+    head = planted_head(1100, 48, seed=4, names=False)
+    order = np.random.default_rng(1).permutation(1100)
+    rows = standardise_rows(head.weight).numpy().astype(np.float64)[order]
+    reference = 1.0 - cdist(rows, rows, "cosine")
+    prefix = unit_prefix_sums(head.weight, order, chunk=300)  # chunks cross tile edges
+    width = 256 << level
+    region = reference[row * width:(row + 1) * width, col * width:(col + 1) * width]
+    ours = prefix_tile(torch.from_numpy(prefix), level, row, col)
+    np.testing.assert_allclose(ours, block_means(region, 1 << level), atol=1e-6)
+
+
+def test_pipeline_tiles_with_and_without_prefix_sums_agree(big_view):
+    """heatmap_tile given the prefix sums returns the per-tile standardised result."""
+    from classmap.analysis.pipelines.weights import heatmap_tile
+
+    _, view, _ = big_view
+    calls = []
+
+    def prefix():
+        calls.append(1)
+        return view.unit_prefix
+
+    for level, row, col in [(0, 2, 4), (1, 0, 1), (2, 0, 0)]:
+        fast = heatmap_tile(view.analysis, level, row, col, prefix=prefix)
+        slow = heatmap_tile(view.analysis, level, row, col)
+        np.testing.assert_allclose(fast, slow, atol=1e-6)
+    assert len(calls) == 3  # the prefix path was taken for every cold tile
