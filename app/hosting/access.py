@@ -252,13 +252,17 @@ _PROP_TYPES: dict[str, tuple[type, ...]] = {
     "clickData": (dict,), "hoverData": (dict,), "selectedData": (dict,),
     "relayoutData": (dict,), "restyleData": (list,), "n_clicks": (int,),
     "n_intervals": (int,), "modified_timestamp": (int,), "n_submit": (int,),
+    "pathname": (str,), "search": (str,), "hash": (str,), "href": (str,),
 }
 
 
 def _value_fits(prop: str, value: Any) -> bool:
-    types = _PROP_TYPES.get(prop.split("@")[0])
+    name = prop.split("@")[0]
+    types = _PROP_TYPES.get(name)
     if types is None or value is None:
         return True
+    if name == "pathname" and not (isinstance(value, str) and value.startswith("/")):
+        return False  # a location's path is absolute (Dash's router refuses the rest)
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 

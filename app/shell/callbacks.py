@@ -55,8 +55,14 @@ NOTICE_MAX_CHARS = 400  # an error that quotes a client's value is cut to this
 
 
 def analysis_key(selection: dict[str, Any]) -> list[str]:
-    """[model, metric, linkage] of a selection dict (JSON-friendly)."""
-    return [selection["model"], selection["metric"], selection["linkage"]]
+    """[model, metric, linkage] of a selection dict (JSON-friendly); a value that is not
+    a selection (a forged request) is refused with PreventUpdate."""
+    if not isinstance(selection, dict):
+        raise PreventUpdate
+    key = [selection.get("model"), selection.get("metric"), selection.get("linkage")]
+    if not all(isinstance(part, str) for part in key):
+        raise PreventUpdate
+    return key
 
 
 def ready_status(key: Sequence[str]) -> dict[str, Any]:

@@ -91,11 +91,18 @@ def failure_bar(bar_id: str, text_id: str, retry_id: str) -> html.Div:
     ], id=bar_id, className="cm-job cm-job-failed", hidden=True, role="alert")
 
 
+def as_status(value: Any) -> dict[str, Any] | None:
+    """A status store's value as a status, or None when it is not one (a status only ever
+    comes from the server as a dict; anything else is a forged request, ignored)."""
+    return value if isinstance(value, dict) else None
+
+
 def watch_status(verdict: Any, status: dict | None) -> tuple[Any, Any]:
     """A watchdog tick → (new status or no_update, job label or no_update).
 
     ``verdict``: :class:`~classmap.app.shell.job_processes.JobVerdict` or None.
     """
+    status = as_status(status)
     if not status or status.get("state") != PENDING or verdict is None:
         raise PreventUpdate
     if verdict.state == ERROR:
@@ -105,19 +112,22 @@ def watch_status(verdict: Any, status: dict | None) -> tuple[Any, Any]:
 
 def failure_controls(status: dict | None) -> tuple[bool, bool, str]:
     """A status → (watchdog disabled, failure bar hidden, failure text)."""
-    state = (status or {}).get("state")
+    status = as_status(status) or {}
+    state = status.get("state")
     failed = state == ERROR
-    return state != PENDING, not failed, (status or {}).get("message", "") if failed else ""
+    message = status.get("message", "")
+    return state != PENDING, not failed, message if failed and isinstance(message, str) else ""
 
 
 def retry_status(n_clicks: int | None, status: dict | None,
                  make_request: Callable[[list], dict[str, Any]]) -> tuple:
     """Retry after a failed (or cancelled) job → (pending status, a new job request);
     ``make_request(key)`` builds the request (:func:`job_request` with the job's fields)."""
+    status = as_status(status)
     if not n_clicks or not status or status.get("state") not in (ERROR, CANCELLED):
         raise PreventUpdate
-    key = list(status.get("key") or [])
-    if not key:
+    key = status.get("key")
+    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
         raise PreventUpdate
     job = make_request(key)
     return job_status(key, PENDING, job=job), job
@@ -141,6 +151,7 @@ def watch_jobs(app: Any, status_id: str, request_id: str, label_id: str, interva
                   prevent_initial_call=True)
     def watch(_ticks, status):
         manager = getattr(app, "_classmap_jobs", None)
+        status = as_status(status)
         if manager is None or not status:
             raise PreventUpdate
         return watch_status(manager.check(status.get("job"), status.get("requested")), status)

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -190,15 +191,50 @@ def test_the_browser_sees_data_sets_by_id_never_by_path(server, sandbox):
 # -- malformed callback requests ----------------------------------------------------------------------
 
 
+class ErrorRecords(logging.Handler):
+    """Counts the server's ERROR records (a callback that raised: a logged traceback)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def where(record: logging.LogRecord) -> str:
+    """``record``'s exception and the last Classmap line it passed through."""
+    if not record.exc_info:
+        return record.getMessage()[:120]
+    kind, error, trace = record.exc_info
+    ours = [frame for frame in traceback.extract_tb(trace) if "classmap" in frame.filename
+            or f"{os.sep}app{os.sep}" in frame.filename]
+    line = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno} {ours[-1].name}" if ours else ""
+    return f"{kind.__name__} {str(error)[:80]}{line}"
+
+
 def test_every_callback_survives_hostile_values(server, sandbox):
     app, port = server
     statuses: dict[int, int] = {}
-    for callback_id in server_callbacks(app):
-        for value in hostile_values():
-            status, body = callback(port, app, callback_id, value)
-            assert_clean(status, body, sandbox, f"{callback_id[:60]} ← {str(value)[:40]}")
-            statuses[status] = statuses.get(status, 0) + 1
+    errors = ErrorRecords()
+    raised: list[str] = []
+    logging.getLogger().addHandler(errors)
+    try:
+        for callback_id in server_callbacks(app):
+            for value in hostile_values():
+                seen = len(errors.records)
+                status, body = callback(port, app, callback_id, value)
+                what = f"{callback_id[:60]} ← {str(value)[:40]}"
+                assert_clean(status, body, sandbox, what)
+                statuses[status] = statuses.get(status, 0) + 1
+                if len(errors.records) > seen:
+                    raised.append(f"{what}: {where(errors.records[-1])}")
+    finally:
+        logging.getLogger().removeHandler(errors)
     print("statuses:", statuses)
+    # A hostile value is refused (400) or ignored inside the callback, never a traceback.
+    assert not raised, f"{len(raised)} hostile values raised in the server:\n" + "\n".join(
+        raised)
     # Both kinds happened: callbacks that ran (and refused or ignored the value inside)
     # and requests refused before any callback ran.
     assert statuses.get(200, 0) + statuses.get(204, 0) > 0 and statuses.get(400, 0) > 0

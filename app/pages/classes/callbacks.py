@@ -665,8 +665,9 @@ def cancel_embedding_logic(n_clicks: int | None, job: dict | None, done: dict | 
     """Cancel of the map's job → (selection back to the map actually shown, rendered key
     that forgets the request, cancelled outcome) — so the toggle and the URL say what
     the map shows and asking for the method again starts a new job."""
+    job, done, rendered = (v if isinstance(v, dict) else None for v in (job, done, rendered))
     pending = bool(job) and (done or {}).get("id") != job.get("id")
-    if not n_clicks or not pending or not selection:
+    if not n_clicks or not pending or not isinstance(selection, dict):
         raise PreventUpdate
     shown = (rendered or {}).get("shown") or "pca"
     key = {**rendered, "requested": None} if rendered else no_update
@@ -679,6 +680,7 @@ def watch_embedding_logic(manager: Any, job: dict | None, done: dict | None) -> 
 
     A job that died, hung, overran or could not write becomes an ``error`` outcome (the
     map says why and offers Retry); a queued one says so in the job's label."""
+    job, done = (v if isinstance(v, dict) else None for v in (job, done))
     if not job or (done or {}).get("id") == job.get("id") or manager is None:
         return no_update, no_update, True
     verdict = manager.check(job.get("id"), job.get("requested"))
@@ -690,18 +692,22 @@ def watch_embedding_logic(manager: Any, job: dict | None, done: dict | None) -> 
 
 
 def embed_failure_logic(done: dict | None) -> tuple[bool, str]:
-    """The map job's outcome → (failure bar hidden, its text)."""
-    if (done or {}).get("state") != "error":
+    """The map job's outcome → (failure bar hidden, its text); a value that is not an
+    outcome (a forged request) hides the bar."""
+    if not isinstance(done, dict) or done.get("state") != "error":
         return True, ""
-    label = EMBEDDING_LABELS.get(done.get("method"), done.get("method"))
-    return False, f"{label} failed: {done.get('message', '')}"
+    method, message = done.get("method"), done.get("message", "")
+    label = EMBEDDING_LABELS.get(method, method) if isinstance(method, str) else "the map"
+    return False, f"{label} failed: {message if isinstance(message, str) else ''}"
 
 
 def retry_embedding_logic(n_clicks: int | None, done: dict | None,
                           rendered: dict | None) -> tuple:
     """Retry after a failed map job → (a new job, rendered key naming it, pending outcome)."""
-    if not n_clicks or (done or {}).get("state") != "error":
+    if not n_clicks or not isinstance(done, dict) or done.get("state") != "error" or not all(
+            isinstance(done.get(field), str) for field in ("model", "method")):
         raise PreventUpdate
+    rendered = rendered if isinstance(rendered, dict) else None
     job = job_request(done["model"], method=done["method"])
     key = {**rendered, "requested": [done["model"], done["method"]]} if rendered else no_update
     return job, key, embed_done(job, "pending")

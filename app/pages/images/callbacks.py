@@ -514,8 +514,8 @@ def register(app: Any, services: Services) -> None:
     @app.callback(Output(ids.CLUSTERING_TRUE, "figure"), Output(ids.CLUSTERING_CLUSTERS, "figure"),
                   sel_in, status_in, Input({"type": ids.CLUSTERING_ALGORITHM, "page": ALL}, "value"))
     def clustering_figures(selection, status, algorithm):
-        return clustering_figures_logic(images, selection, status,
-                                        algorithm[0] if algorithm else None)
+        return clustering_figures_logic(images, selection, status, algorithm[0] if isinstance(
+            algorithm, list) and algorithm else None)
 
     # Confidence
     @app.callback(

@@ -220,6 +220,9 @@ def icicle_update_logic(services: Services, tree_key: dict | None, key: dict | N
     only when ``key`` describes the same tree (it may lag ``tree_key`` by one update; the
     outline patch that follows it then sets the outline).
     """
+    # A store value that is not a dict never comes from the page (a forged request).
+    tree_key, key, status = (value if isinstance(value, dict) else None
+                             for value in (tree_key, key, status))
     if triggered == {ids.WEIGHTS_KEY}:
         return icicle_outline_logic(services, key, status)
     key = key or {}
