@@ -20,6 +20,7 @@ import io
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +28,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from classmap.analysis.cache import ResultCache
+from classmap.analysis.cache import ResultCache, get_or_compute, make_key
 from classmap.analysis.methods.embedding import EmbeddingParams, check_embedding_method
 from classmap.analysis.pipelines.embedding import ClassEmbedding, embed_classes, embedding_cached
 from classmap.analysis.errors import ClassmapError, check_choice
@@ -35,9 +36,14 @@ from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.analysis.methods.similarity import METRICS
 from classmap.analysis.methods.hierarchy import to_newick
 from classmap.analysis.loading.models import ClassifierHead, load_head
-from classmap.analysis.pipelines.weights import WeightAnalysis, WeightParams, analyse_weights
+from classmap.analysis.pipelines.weights import (
+    WeightAnalysis,
+    WeightParams,
+    analyse_weights,
+    weight_analysis_key,
+)
 from classmap.analysis.methods.similarity import METRIC_KIND, pairwise_scores, standardise_rows
-from classmap.analysis.methods.matrix_pyramid import sampled_scores
+from classmap.analysis.methods.matrix_pyramid import sampled_scores, unit_prefix_sums
 from classmap.analysis.pipelines.weights import heatmap_tile as pyramid_tile
 from classmap.app.config import ModelEntry, Settings
 from classmap.app.shell.matrix_tiles import (
@@ -90,6 +96,7 @@ class ModelView:
     _clusters: "OrderedDict[int, np.ndarray]" = field(default_factory=OrderedDict, repr=False)
     _images: "OrderedDict[tuple, str]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _prefix: "Future[np.ndarray] | None" = field(default=None, repr=False)
 
     @property
     def head(self) -> ClassifierHead:
@@ -124,15 +131,25 @@ class ModelView:
         order = self.layout.order
         return np.ascontiguousarray(similarity[np.ix_(order, order)])
 
-    @cached_property
+    @property
     def unit_prefix(self) -> np.ndarray:
         """Prefix sums of the unit standardised rows in leaf order, shape (C + 1, D), float64:
-        the cosine cohesion of a tree node (a contiguous run) without an n × n matrix."""
-        rows = standardise_rows(self.head.weight[self.layout.order]).double()
-        rows /= rows.norm(dim=1, keepdim=True)
-        prefix = np.zeros((self.num_classes + 1, rows.shape[1]))
-        np.cumsum(rows.numpy(), axis=0, out=prefix[1:])
-        return prefix
+        the cosine cohesion of a tree node (a contiguous run) without an n × n matrix, and
+        cold cosine heatmap tiles. Made once: by the background task
+        :meth:`Services.view` starts for a large head (waited for here), else on first use."""
+        with self._lock:
+            if self._prefix is None:
+                self._prefix = Future()
+                self._prefix.set_running_or_notify_cancel()
+                owner = True
+            else:
+                owner = False
+        if owner:
+            try:
+                self._prefix.set_result(unit_prefix_sums(self.head.weight, self.layout.order))
+            except BaseException as error:
+                self._prefix.set_exception(error)
+        return self._prefix.result()
 
     @cached_property
     def colour_scale(self) -> ColourScale:
@@ -321,6 +338,7 @@ class Services:
         self._lock = threading.Lock()
         self._key_lock = KeyedLocks()
         self._owned: dict[str, Any] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classmap-view")
 
     def owned(self, name: str, create: Callable[[], T]) -> T:
         """The one object ``name`` of this Services (a page's state, e.g. its loaded
@@ -407,14 +425,30 @@ class Services:
                                        device=self.settings.device)
             layout = compute_tree_layout(analysis.linkage, analysis.leaf_order)
             view = ModelView(key, self.model_entry(model_id), analysis, layout)
+            if view.ordered is None:  # sampled scores: kept in the result cache
+                view.colour_scale = self._sampled_colour_scale(view)
             view.colour_scale  # noqa: B018 — computed once here, not in a callback
             if view.ordered is None and metric == "cosine":
-                view.unit_prefix  # noqa: B018 — node cohesion without a dense matrix
+                # Node cohesion and cold tiles without a dense matrix: ~1 s at 21k classes,
+                # made in the background so the page opens without waiting for it.
+                self._background.submit(lambda: view.unit_prefix)
             with self._lock:
                 self._views[key] = view
                 while len(self._views) > MAX_VIEWS:
                     self._views.popitem(last=False)
         return view
+
+    def _sampled_colour_scale(self, view: ModelView) -> ColourScale:
+        """``view.colour_scale`` of a head without a dense matrix (from 1,000 sampled
+        classes), read from the result cache when an earlier process computed it."""
+        key = make_key("colour-scale", "1", analysis=weight_analysis_key(view.head,
+                                                                          view.analysis.params))
+        return get_or_compute(
+            self.cache, key, lambda: ModelView.colour_scale.func(view),
+            pack=lambda scale: ({}, {"kind": scale.kind, "low": scale.low, "high": scale.high,
+                                     "label": scale.label}),
+            unpack=lambda _arrays, meta: ColourScale(meta["kind"], float(meta["low"]),
+                                                     float(meta["high"]), meta["label"]))
 
     # -- heatmap -------------------------------------------------------------------------
     def heatmap_tile(
@@ -435,7 +469,8 @@ class Services:
         if ordered is None:  # too many classes for a dense matrix: the cached tile pyramid
             return tile_from_pyramid(
                 lambda level, row, col: pyramid_tile(view.analysis, level, row, col,
-                                                     cache=self.cache),
+                                                     cache=self.cache,
+                                                     prefix=lambda: view.unit_prefix),
                 c, rows, cols, min(HEATMAP_TILE_CELLS, limit))
         max_cells = span if span <= limit else min(HEATMAP_TILE_CELLS, limit)
         return tile_from_dense(ordered, rows, cols, max_cells)

@@ -138,3 +138,20 @@ def test_pipeline_tiles_with_and_without_prefix_sums_agree(big_view):
         slow = heatmap_tile(view.analysis, level, row, col)
         np.testing.assert_allclose(fast, slow, atol=1e-6)
     assert len(calls) == 3  # the prefix path was taken for every cold tile
+
+
+def test_a_reopened_big_view_reads_its_colour_scale_from_the_cache(big_view, monkeypatch):
+    """A fresh process (Services) on the same cache opens the view without sampling
+    scores again, with the same colour scale; node cohesion still matches."""
+    import classmap.app.shell.services as services_module
+    from classmap.app.shell.services import Services
+
+    services, view, _ = big_view
+    monkeypatch.setattr(services_module, "sampled_scores",
+                        lambda *a, **k: pytest.fail("colour limits sampled again"))
+    again = Services(services.settings, cache=ResultCache(services.cache.directory))
+    reopened = again.view(("big", "cosine", "ward"))
+    assert reopened.colour_scale == view.colour_scale
+    node = view.layout.root - 2
+    assert again.summarise_node(reopened, node).cohesion == pytest.approx(
+        services.summarise_node(view, node).cohesion, abs=1e-12)
