@@ -9,7 +9,8 @@
   name, synset id, fraction of its classes under that name, purity and purest synset.
 
 ``classmap compare A B --out DIR`` (:func:`run_compare`) writes ``comparison.json``
-(every scalar measure), ``fowlkes_mallows.csv`` (k, B_k, E[B_k]),
+(every scalar measure, and ``classes_compared``: how many classes both sources cover),
+``fowlkes_mallows.csv`` (k, B_k, E[B_k]),
 ``disagreeing_pairs.csv``, ``classes.csv`` (each class's nearest-neighbour overlap
 between the sources) and ``tanglegram.csv`` (each tree's leaf order after
 untangling) through the same atomic folder writer as ``export``.
@@ -60,11 +61,15 @@ def wordnet_writer(view: WordNetView, num_classes: int) -> Writer:
     return write
 
 
-def comparison_writer(result: Comparison, ids: tuple[str, ...], names: tuple[str, ...]) -> Writer:
-    """Writer of ``classmap compare``'s four files."""
+def comparison_writer(result: Comparison, ids: tuple[str, ...], names: tuple[str, ...],
+                      coverage: str = "") -> Writer:
+    """Writer of ``classmap compare``'s five files; ``coverage`` (which classes were
+    compared) goes into ``comparison.json`` as ``classes_compared``."""
 
     def write(folder: Path) -> dict[str, Any]:
         summary = result.summary()
+        if coverage:
+            summary["classes_compared"] = coverage
         summary["seconds"] = result.seconds
         (folder / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n",
                                                 encoding="utf-8")
@@ -105,10 +110,14 @@ def register(subparsers: Any) -> None:
         description="Spearman and Mantel statistics of two sources' distance matrices, the "
                     "cophenetic correlation of their trees, the Fowlkes-Mallows B_k curve, a "
                     "tanglegram order and the most disagreeing class pairs. A source is "
-                    "MODEL[:RELATION[:LINKAGE]]: MODEL lite0-imagenet (or 'default'), "
-                    "lite1-imagenet, lite2-imagenet, any model name; RELATION cosine "
-                    "(default), euclidean or wordnet; LINKAGE ward (default; average for "
-                    "wordnet), average, complete, single.",
+                    "MODEL[:RELATION[:LINKAGE]][@DATA]: MODEL lite0-imagenet (or 'default'), "
+                    "lite1-imagenet, lite2-imagenet, lenet-digits, any model name; RELATION "
+                    "cosine (default), euclidean or wordnet (of the head), or from the "
+                    "images of DATA (digits or a folder with one sub-folder per class): "
+                    "confidence (JS divergence of class-mean softmax), features or gradcam "
+                    "(cosine of class means); LINKAGE ward (default; average for wordnet "
+                    "and confidence), average, complete, single. Sources over different "
+                    "classes are compared over the classes both cover.",
     )
     parser.add_argument("a", metavar="A", help="first source, e.g. lite0-imagenet:cosine:ward")
     parser.add_argument("b", metavar="B", help="second source, e.g. lite0-imagenet:wordnet")
@@ -130,7 +139,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from classmap.analysis.cli import cache_from_args, signals_raise
     from classmap.analysis.errors import ClassmapError
     from classmap.analysis.exports.folder import check_output_dir, versions, write_export
-    from classmap.analysis.pipelines.compare import compare_relations, relation_from_spec
+    from classmap.analysis.pipelines.compare import compare_sources, relation_from_spec
 
     if args.permutations < 0 or args.top_pairs < 1:
         raise ClassmapError("--permutations must be ≥ 0 and --top-pairs ≥ 1; e.g. "
@@ -141,12 +150,13 @@ def run_compare(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         a = relation_from_spec(args.a, cache, args.device)
         b = relation_from_spec(args.b, cache, args.device)
-        result = compare_relations(a, b, args.permutations, args.top_pairs)
+        compared = compare_sources(a, b, args.permutations, args.top_pairs)
+        result = compared.result
         args.export_id = uuid.uuid4().hex
         manifest = {"export_id": args.export_id, "versions": versions(),
                     "seconds_total": time.perf_counter() - started}
-        out = write_export(args.out, [comparison_writer(result, a.class_ids, a.class_names)],
-                           manifest)
+        out = write_export(args.out, [comparison_writer(
+            result, compared.class_ids, compared.class_names, compared.coverage)], manifest)
     if not args.quiet:
         print(f"classmap: wrote {out} (Spearman {result.spearman:.3f}, Mantel p "
               f"{result.mantel_p_value:.3g}, cophenetic r {result.cophenetic_pearson:.3f})",

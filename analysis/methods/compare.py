@@ -20,6 +20,11 @@ order. The measures:
   classes in the two sources — low for a class the two place in different company;
 - **tanglegram** orders: each tree's leaf order after an untangling step (the second
   tree's subtrees turned to follow the first's order), and the number of crossing links.
+
+Sources over different class sets (an image set holds only some of a model's classes)
+are compared over the classes both cover: :func:`restrict` keeps those rows of each
+distance matrix and the subtree they induce. :func:`class_mean_relation` makes a source
+from per-image vectors (cosine distance of the class means).
 """
 
 from __future__ import annotations
@@ -321,3 +326,57 @@ def compare(
         a.name, b.name, rho, statistic, p_value, method, permutations, pearson, spearman,
         levels, bk, expected, pairs, ranks, order_a, order_b, after, before, overlap, seconds,
     )
+
+
+def restrict(relation: Relation, keep: np.ndarray | list[int]) -> Relation:
+    """``relation`` over the classes ``keep`` (indices, in the order given).
+
+    The distance matrix is the ``[K, K]`` sub-matrix; the tree is the subtree the kept
+    leaves induce, with the original merge heights: single linkage on the kept
+    classes' cophenetic distances (an ultrametric, which single linkage reproduces
+    exactly), so the two sources are compared on their own trees, not on trees rebuilt
+    from fewer classes.
+    """
+    index = np.asarray(keep, dtype=np.int64)
+    if len(index) < 3:
+        raise ClassmapError("comparing sources needs at least 3 shared classes")
+    distance = np.asarray(relation.distance, dtype=np.float64)[np.ix_(index, index)]
+    cophenetic = squareform(hierarchy.cophenet(relation.linkage))[np.ix_(index, index)]
+    tree = hierarchy.linkage(squareform(cophenetic, checks=False), method="single")
+    return Relation(relation.name, distance, np.asarray(tree, dtype=np.float64))
+
+
+def class_mean_relation(
+    name: str, vectors: np.ndarray, labels: np.ndarray, classes: np.ndarray, linkage: str
+) -> Relation:
+    """A relation from the mean vector of each class's images.
+
+    Parameters
+    ----------
+    vectors : ``[N, K]`` per-image vectors (image features, Grad-CAM weights)
+    labels : ``[N]`` true class of each image (model indices)
+    classes : ``[P]`` the model indices to describe, each with at least one image
+    linkage : scipy method; ``ward`` runs on the unit-length class means (their
+        Euclidean distance is √(2 · cosine distance), so the tree follows cosine)
+
+    Returns
+    -------
+    Relation whose distance is the cosine distance ``1 − cos`` of the class means
+    ``[P, P]`` (in [0, 2]) and whose tree is built on it.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    y = np.asarray(labels)
+    means = np.stack([x[y == c].mean(axis=0) for c in classes])
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ClassmapError(f"{name}: a class's mean vector is zero, so it has no direction; "
+                            "use another relation for this data set")
+    unit = means / norms
+    distance = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    distance = (distance + distance.T) / 2
+    np.fill_diagonal(distance, 0.0)
+    if linkage == "ward":
+        tree = hierarchy.linkage(unit, method="ward")
+    else:
+        tree = hierarchy.linkage(squareform(distance, checks=False), method=linkage)
+    return Relation(name, distance, np.asarray(tree, dtype=np.float64))

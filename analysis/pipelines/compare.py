@@ -3,15 +3,19 @@
 - :func:`wordnet_for_tree`: node names, purity and the agreement measures of
   :mod:`classmap.analysis.methods.wordnet_agreement` for one tree over a class set,
   cached by class ids and tree digest; for class sets without WordNet ids it says so.
-- :func:`relation_from_spec` / :func:`compare_specs`: two class-relationship sources
-  named ``MODEL[:RELATION[:LINKAGE]]`` (RELATION ``cosine``, ``euclidean`` — of the
-  standardised head rows — or ``wordnet``; LINKAGE ``ward``, ``average``, ``complete``,
-  ``single``) compared with :func:`classmap.analysis.methods.compare.compare`.
+- :func:`relation_from_spec` / :func:`compare_sources`: two class-relationship sources
+  named ``MODEL[:RELATION[:LINKAGE]][@DATA]`` (RELATION ``cosine``, ``euclidean`` — of
+  the standardised head rows — or ``wordnet``; or, from the images of DATA, ``confidence``
+  (JS divergence of the class-mean softmax), ``features`` or ``gradcam`` (cosine distance
+  of the class means of image features / Grad-CAM weights); LINKAGE ``ward``, ``average``,
+  ``complete``, ``single``) compared with :func:`classmap.analysis.methods.compare.compare`
+  over the classes both cover.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,9 @@ from classmap.analysis.wordnet.graph import (
 )
 
 WORDNET_VERSION = "1"
-RELATIONS = ("cosine", "euclidean", "wordnet")
+IMAGE_RELATIONS = ("confidence", "features", "gradcam")
+RELATIONS = ("cosine", "euclidean", "wordnet", *IMAGE_RELATIONS)
+NON_EUCLIDEAN = ("wordnet", "confidence")
 DISTANCE_NOTE = ("WordNet 3.0 hop distance of METHODS.md §5 (height of the lowest common "
                  "hypernym above the deeper class; @ and @i pointers), not ImageNet-H's")
 
@@ -127,34 +133,66 @@ def _unpack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> WordNetView:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """``MODEL[:RELATION[:LINKAGE]]`` parsed; defaults ``cosine`` and ``ward`` (``average``
-    for ``wordnet``, whose distances are not Euclidean)."""
+    """``MODEL[:RELATION[:LINKAGE]][@DATA]`` parsed; defaults ``cosine`` and ``ward``
+    (``average`` for ``wordnet`` and ``confidence``, whose distances are not Euclidean).
+    The image relations (:data:`IMAGE_RELATIONS`) need ``@DATA``: ``digits`` or an image
+    folder with one sub-folder per class (the CLI), or a configured data-set id (the page).
+    """
 
     model: str | None
     relation: str
     linkage: str
+    data: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> SourceSpec:
-        parts = text.split(":")
-        if len(parts) > 3 or not parts[0]:
+        spec, at, data = text.partition("@")
+        parts = spec.split(":")
+        if len(parts) > 3 or not parts[0] or (at and not data):
             raise ClassmapError(
-                f"source {text!r} is not MODEL[:RELATION[:LINKAGE]]; e.g. lite0-imagenet:cosine:"
-                "ward or lite1-imagenet:wordnet"
+                f"source {text!r} is not MODEL[:RELATION[:LINKAGE]][@DATA]; e.g. lite0-imagenet:"
+                "cosine:ward, lite1-imagenet:wordnet or lenet-digits:confidence@digits"
             )
         relation = check_choice(parts[1] if len(parts) > 1 else "cosine", RELATIONS, "relation")
-        default = "average" if relation == "wordnet" else "ward"
-        linkage = check_choice(parts[2] if len(parts) > 2 else default, LINKAGES, "linkage")
-        if relation == "wordnet" and linkage == "ward":
-            raise ClassmapError("ward needs Euclidean geometry, which WordNet distances lack; "
-                                "use wordnet:average (or complete, single)")
-        return cls(None if parts[0] == "default" else parts[0], relation, linkage)
+        linkage = check_choice(parts[2] if len(parts) > 2 else default_linkage(relation),
+                               LINKAGES, "linkage")
+        check_source(relation, linkage, data or None)
+        return cls(None if parts[0] == "default" else parts[0], relation, linkage, data or None)
 
     @property
     def label(self) -> str:
-        model = self.model or "lite0-imagenet"
-        what = "WordNet" if self.relation == "wordnet" else f"weight {self.relation}"
-        return f"{model} {what} / {self.linkage}"
+        return source_label(self.model or "lite0-imagenet", self.relation, self.linkage,
+                            self.data)
+
+
+def default_linkage(relation: str) -> str:
+    """``average`` for the non-Euclidean WordNet and JS distances, else ``ward``."""
+    return "average" if relation in NON_EUCLIDEAN else "ward"
+
+
+def check_source(relation: str, linkage: str, data: str | None) -> None:
+    """Refuse ward on a non-Euclidean relation, an image relation without a data set and
+    a data set on a weight relation (one line each)."""
+    if relation in NON_EUCLIDEAN and linkage == "ward":
+        what = "WordNet distances" if relation == "wordnet" else "the JS divergence"
+        raise ClassmapError(f"ward needs Euclidean geometry, which {what} lack; "
+                            f"use {relation}:average (or complete, single)")
+    if relation in IMAGE_RELATIONS and not data:
+        raise ClassmapError(f"the {relation} relation is computed from images; add @DATA, "
+                            f"e.g. lenet-digits:{relation}@digits or MODEL:{relation}@/path/"
+                            "to/folder")
+    if relation not in IMAGE_RELATIONS and data:
+        raise ClassmapError(f"the {relation} relation does not use images; drop @{data[:40]} "
+                            f"or pick {', '.join(IMAGE_RELATIONS)}")
+
+
+def source_label(model: str, relation: str, linkage: str, data: str | None = None) -> str:
+    """How reports name a source, e.g. ``lenet-digits confidence JS on digits / average``."""
+    what = {"wordnet": "WordNet", "confidence": "confidence JS",
+            "features": "feature class means", "gradcam": "Grad-CAM weight class means"}.get(
+        relation, f"weight {relation}")
+    where = f" on {Path(data).name or data}" if data else ""
+    return f"{model} {what}{where} / {linkage}"
 
 
 @dataclass(frozen=True)
@@ -178,6 +216,9 @@ def relation_from_head(head: Any, relation: str, linkage: str,
 
     ids, names = tuple(head.classes.ids), tuple(head.classes.names)
     name = label or f"{head.spec.model_name} {relation} / {linkage}"
+    if relation in IMAGE_RELATIONS:
+        raise ClassmapError(f"the {relation} relation comes from images, not the head; "
+                            "build it with relation_from_images or MODEL:RELATION@DATA")
     if head.num_classes > min(MAX_DENSE_CLASSES, MAX_PAIRWISE_CLASSES):
         raise ClassmapError(
             f"{head.num_classes} classes are too many to compare all pairs (at most "
@@ -199,14 +240,121 @@ def relation_from_head(head: Any, relation: str, linkage: str,
     return SourceRelation(compare_methods.Relation(name, distance, result.linkage), ids, names)
 
 
+def relation_from_images(representations: Any, analysis: Any, class_ids: tuple[str, ...],
+                         relation: str, linkage: str, label: str) -> SourceRelation:
+    """The :class:`SourceRelation` of an image analysis over the P classes with images.
+
+    representations, analysis : :class:`~classmap.analysis.pipelines.images.Representations`
+        and :class:`~classmap.analysis.pipelines.images.ImageAnalysis` of one model on one
+        data set (cached by :mod:`classmap.analysis.pipelines.images`)
+    class_ids : the model's C class ids (the analysis names only the P present classes)
+    relation : ``confidence`` — the JS divergence (base 2) of the class-mean softmax
+        ``[P, P]``; ``features`` / ``gradcam`` — cosine distance of the class means of the
+        image features / Grad-CAM weights (of each image's predicted class)
+    """
+    from classmap.analysis.methods.confidence import js_linkage
+
+    classes = np.asarray(analysis.classes, dtype=np.int64)
+    ids = tuple(class_ids[c] for c in classes)
+    names = tuple(analysis.class_names)
+    if len(classes) < 3:
+        raise ClassmapError(f"{label}: only {len(classes)} classes have images; comparing "
+                            "needs at least 3, so add images of more classes")
+    if relation == "confidence":
+        distance = np.asarray(analysis.js, dtype=np.float64)
+        tree = js_linkage(distance, linkage)
+        return SourceRelation(compare_methods.Relation(label, distance, tree), ids, names)
+    vectors = representations.features if relation == "features" \
+        else representations.grad_weights
+    built = compare_methods.class_mean_relation(label, vectors, representations.labels,
+                                                classes, linkage)
+    return SourceRelation(built, ids, names)
+
+
+def image_relation_from_spec(spec: SourceSpec, cache: ResultCache | None = None,
+                             device: str | None = None, progress: Any = None) -> SourceRelation:
+    """Open ``spec.data`` for ``spec.model``, extract and analyse the images (both cached,
+    the same entries as ``classmap export --data`` and the image pages) and build the
+    relation."""
+    from classmap.analysis.loading.data import load_dataset
+    from classmap.analysis.loading.models import ModelSpec, load_classifier
+    from classmap.analysis.pipelines.images import (
+        ImageParams,
+        analyse_images,
+        extract_representations,
+    )
+
+    assert spec.data is not None
+    classifier = load_classifier(ModelSpec(model=spec.model), cache, device=device)
+    dataset = load_dataset(spec.data, classifier.head.classes,
+                           channels=int(classifier.data_config["input_size"][0]))
+    reps = extract_representations(classifier, dataset, cache=cache, progress=progress,
+                                   device=device)
+    analysis = analyse_images(reps, ImageParams(), cache=cache, progress=progress)
+    return relation_from_images(reps, analysis, tuple(classifier.head.classes.ids),
+                                spec.relation, spec.linkage, spec.label)
+
+
 def relation_from_spec(text: str, cache: ResultCache | None = None,
                        device: str | None = None) -> SourceRelation:
-    """Load the model of ``MODEL[:RELATION[:LINKAGE]]`` and build its relation."""
+    """Load the model of ``MODEL[:RELATION[:LINKAGE]][@DATA]`` and build its relation."""
     from classmap.analysis.loading.models import ModelSpec, load_head
 
     spec = SourceSpec.parse(text)
+    if spec.relation in IMAGE_RELATIONS:
+        return image_relation_from_spec(spec, cache, device)
     head = load_head(ModelSpec(model=spec.model), cache)
     return relation_from_head(head, spec.relation, spec.linkage, cache, device, spec.label)
+
+
+@dataclass(frozen=True)
+class SourceComparison:
+    """A comparison with the classes it covers.
+
+    result : the measures (indices refer to ``class_ids``)
+    class_ids, class_names : the K classes compared, in source A's order
+    coverage : one line saying how many classes were compared and why (JSON and page)
+    """
+
+    result: compare_methods.Comparison
+    class_ids: tuple[str, ...]
+    class_names: tuple[str, ...]
+    coverage: str
+
+
+def shared_classes(a: SourceRelation, b: SourceRelation) -> tuple[SourceRelation, SourceRelation,
+                                                                     str]:
+    """Both sources over the class ids both cover (in A's order), and the coverage line."""
+    if a.class_ids == b.class_ids:
+        return a, b, f"all {len(a.class_ids)} classes (both sources cover the same classes)"
+    where = {c: i for i, c in enumerate(b.class_ids)}
+    keep_a = [i for i, c in enumerate(a.class_ids) if c in where]
+    if len(keep_a) < 3:
+        raise ClassmapError(
+            f"{a.relation.name!r} and {b.relation.name!r} cover different class sets "
+            f"({len(a.class_ids)} vs {len(b.class_ids)} classes, {len(keep_a)} shared); "
+            "compare sources that share at least 3 class ids"
+        )
+    keep_b = [where[a.class_ids[i]] for i in keep_a]
+    ids = tuple(a.class_ids[i] for i in keep_a)
+    names = tuple(a.class_names[i] for i in keep_a)
+    coverage = (f"the {len(keep_a)} classes both sources cover (A covers {len(a.class_ids)}, "
+                f"B {len(b.class_ids)}; an image source covers the classes with images)")
+    return (SourceRelation(compare_methods.restrict(a.relation, keep_a), ids, names),
+            SourceRelation(compare_methods.restrict(b.relation, keep_b), ids, names),
+            coverage)
+
+
+def compare_sources(
+    a: SourceRelation, b: SourceRelation,
+    permutations: int = compare_methods.DEFAULT_PERMUTATIONS,
+    top_pairs: int = compare_methods.DEFAULT_TOP_PAIRS,
+) -> SourceComparison:
+    """Every comparison measure over the classes both sources cover."""
+    a, b, coverage = shared_classes(a, b)
+    result = compare_methods.compare(a.relation, b.relation, permutations=permutations,
+                                     top_pairs=top_pairs)
+    return SourceComparison(result, a.class_ids, a.class_names, coverage)
 
 
 def compare_relations(
@@ -214,13 +362,5 @@ def compare_relations(
     permutations: int = compare_methods.DEFAULT_PERMUTATIONS,
     top_pairs: int = compare_methods.DEFAULT_TOP_PAIRS,
 ) -> compare_methods.Comparison:
-    """Every comparison measure between two sources over the same class ids."""
-    if a.class_ids != b.class_ids:
-        differ = sum(x != y for x, y in zip(a.class_ids, b.class_ids))
-        raise ClassmapError(
-            f"{a.relation.name!r} and {b.relation.name!r} cover different class sets "
-            f"({len(a.class_ids)} vs {len(b.class_ids)} classes, {differ} ids differ in "
-            "order); compare sources over the same classes in the same order"
-        )
-    return compare_methods.compare(a.relation, b.relation, permutations=permutations,
-                                   top_pairs=top_pairs)
+    """The measures of :func:`compare_sources` alone."""
+    return compare_sources(a, b, permutations, top_pairs).result

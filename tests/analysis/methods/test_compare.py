@@ -171,3 +171,32 @@ def test_neighbour_overlap_by_hand():
     # class 0: {1, 2} vs {5, 1} → 1 shared of 3; class 5: {4, 3} vs {0, 4} → 1 of 3
     assert overlap[0] == pytest.approx(1 / 3) and overlap[5] == pytest.approx(1 / 3)
     np.testing.assert_array_equal(overlap[1:5], 1.0)
+
+
+def test_restrict_keeps_the_induced_subtree_and_sub_matrix(planted):
+    from classmap.analysis.methods.compare import restrict
+
+    a = planted[0]
+    keep = [3, 17, 0, 25, 39, 12, 8]
+    sub = restrict(a, keep)
+    np.testing.assert_array_equal(sub.distance, a.distance[np.ix_(keep, keep)])
+    # The kept leaves' cophenetic distances (merge heights) are those of the full tree.
+    full = squareform(hierarchy.cophenet(a.linkage))[np.ix_(keep, keep)]
+    np.testing.assert_allclose(squareform(hierarchy.cophenet(sub.linkage)), full)
+    with pytest.raises(ClassmapError, match="at least 3 shared"):
+        restrict(a, [0, 1])
+
+
+def test_class_mean_relation_is_the_cosine_of_class_means():
+    from classmap.analysis.methods.compare import class_mean_relation
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 2, 3, 5], 6)
+    vectors = rng.normal(size=(len(labels), 5)) + labels[:, None]
+    classes = np.array([0, 2, 3, 5])
+    built = class_mean_relation("m", vectors, labels, classes, "average")
+    means = np.stack([vectors[labels == c].mean(axis=0) for c in classes])
+    np.testing.assert_allclose(built.distance, squareform(pdist(means, "cosine")), atol=1e-12)
+    ward = class_mean_relation("m", vectors, labels, classes, "ward")
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    np.testing.assert_allclose(ward.linkage, hierarchy.linkage(unit, "ward"))
