@@ -19,6 +19,11 @@ variable                    meaning
 ``CLASSMAP_JOBS_QUEUED``    jobs that may wait per session (4); more are refused
 ``CLASSMAP_JOB_TIME_LIMIT`` seconds a background job may run before it is stopped (1800)
 ``CLASSMAP_JOB_HEARTBEAT``  seconds without a heartbeat after which a job counts as dead (15)
+``CLASSMAP_CONFIG``         the TOML config file of ``classmap serve --workers`` / gunicorn's
+                            WSGI factory (``classmap.app.hosting.wsgi``) and ``classmap worker``
+``CLASSMAP_BROKER``         ``redis://…``: background callbacks run on Celery workers
+                            (unset: in the web process's own job processes)
+``CLASSMAP_URL_PREFIX``     the path the app is served under behind a proxy (``/classmap``)
 ``CLASSMAP_*`` (others)     the web app's settings, parsed by ``classmap.app`` from
                             :func:`classmap_environment`
 ==========================  ================================================================
@@ -136,3 +141,27 @@ def job_limits(environ: Mapping[str, str] | None = None) -> JobLimits:
 def secret_key(environ: Mapping[str, str] | None = None) -> str | None:
     """``$CLASSMAP_SECRET_KEY`` (None when unset or empty)."""
     return _environment(environ).get(SECRET_KEY_ENV) or None
+
+
+CONFIG_ENV = "CLASSMAP_CONFIG"
+BROKER_ENV = "CLASSMAP_BROKER"
+URL_PREFIX_ENV = "CLASSMAP_URL_PREFIX"
+
+
+@dataclass(frozen=True)
+class ProductionEnvironment:
+    """What a gunicorn worker or a Celery worker reads at start (their command lines
+    reach them through these variables): ``config`` file, ``broker`` URL, ``url_prefix``
+    — each None when unset or empty."""
+
+    config: str | None = None
+    broker: str | None = None
+    url_prefix: str | None = None
+
+
+def production_environment(environ: Mapping[str, str] | None = None) -> ProductionEnvironment:
+    """``$CLASSMAP_CONFIG``, ``$CLASSMAP_BROKER`` and ``$CLASSMAP_URL_PREFIX``."""
+    env = _environment(environ)
+    return ProductionEnvironment(config=env.get(CONFIG_ENV) or None,
+                                 broker=env.get(BROKER_ENV) or None,
+                                 url_prefix=env.get(URL_PREFIX_ENV) or None)

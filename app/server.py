@@ -39,15 +39,24 @@ log = logging.getLogger(__name__)
 SERVICES_KEY = "CLASSMAP_SERVICES"
 
 
-def create_app(settings: Settings, services: Services | None = None) -> dash.Dash:
-    """A ready-to-run Dash app for ``settings`` (nothing is loaded or computed here)."""
+def create_app(settings: Settings, services: Services | None = None, *,
+               manager: Any = None, url_prefix: str | None = None) -> dash.Dash:
+    """A ready-to-run Dash app for ``settings`` (nothing is loaded or computed here).
+
+    ``manager``: the background-callback manager (default: a JobManager on the jobs
+    folder; production: app/hosting/celery_app.py's CeleryJobManager); ``url_prefix``:
+    the path the app is served under behind a reverse proxy (``/classmap``).
+    """
     services = services or Services(settings)
-    jobs = diskcache.Cache(str(ensure_private_dir(settings.jobs_dir)))
-    # Jobs fork from a forkserver (no server locks, no listening socket), beat a
-    # heartbeat and obey per-model / per-session limits (app/shell/job_processes.py).
-    manager = JobManager(jobs, settings, job_limits())
+    if manager is None:
+        jobs = diskcache.Cache(str(ensure_private_dir(settings.jobs_dir)))
+        # Jobs fork from a forkserver (no server locks, no listening socket), beat a
+        # heartbeat and obey per-model / per-session limits (app/shell/job_processes.py).
+        manager = JobManager(jobs, settings, job_limits())
+    prefix = "/" + url_prefix.strip("/") + "/" if url_prefix and url_prefix.strip("/") else None
     app = ClassmapDash(
         __name__,
+        url_base_pathname=prefix,
         use_pages=True,
         pages_folder="",  # pages are registered by their packages (app/pages), not scanned
         assets_folder=str(ASSETS_DIR),
@@ -107,8 +116,9 @@ def warm_up(services: Services) -> None:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
-          debug: bool = False, insecure_no_auth: bool = False) -> None:
-    """Build the app and serve it (blocking) on ``host:port``.
+          debug: bool = False, insecure_no_auth: bool = False,
+          url_prefix: str | None = None) -> None:
+    """Build the app and serve it (blocking) on ``host:port`` (under ``url_prefix``).
 
     Beyond loopback it refuses to start without users or a trusted proxy (unless
     ``insecure_no_auth``), without allowed Host names, or with ``debug``.
@@ -116,7 +126,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8050,
     check_exposure(host, settings.hosting, insecure_no_auth, debug)
     limit_log_lines()
     services = Services(settings)
-    app = create_app(settings, services)
+    app = create_app(settings, services, url_prefix=url_prefix)
     app._classmap_jobs.start()  # type: ignore[attr-defined]  # before any thread or socket
     if settings.warm_default:
         warm_up(services)

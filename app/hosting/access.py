@@ -109,6 +109,9 @@ class AccessGuard:
         self.app = app
         self.operator_callbacks = operator_outputs(app.callback_map)
         self.allowed_hosts = frozenset(config.allowed_hosts) | LOOPBACK_HOSTS
+        # The health route also under a URL prefix (``serve --url-prefix /classmap``).
+        prefix = getattr(getattr(app, "config", None), "routes_pathname_prefix", None) or "/"
+        self.public_paths = PUBLIC_PATHS | {prefix + HEALTH_ENDPOINT}
         self._verified: OrderedDict[bytes, Identity] = OrderedDict()
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
@@ -120,7 +123,7 @@ class AccessGuard:
         length = request.content_length
         if length is not None and length > self.config.max_request_bytes:
             return _refuse(413, "request body too large")
-        if request.path in PUBLIC_PATHS:
+        if request.path in self.public_paths:
             return None
         identity = self.identify()
         if identity is None:

@@ -1,0 +1,52 @@
+"""The WSGI entry point for gunicorn (or any WSGI server).
+
+``gunicorn 'classmap.app.hosting.wsgi:create_wsgi_app()'`` builds the app from the
+environment: ``CLASSMAP_CONFIG`` (the TOML config file: users, models, allowed hosts —
+:mod:`classmap.app.hosting.config`), ``CLASSMAP_BROKER`` (``redis://…``: background
+callbacks on Celery workers, :mod:`classmap.app.hosting.celery_app`) and
+``CLASSMAP_URL_PREFIX`` (the path behind a reverse proxy). ``classmap serve --workers N``
+runs gunicorn with :func:`build_wsgi_app` directly (:mod:`classmap.app.hosting.gunicorn`).
+
+The access guard is installed by ``create_app``, so every route is checked as in the
+single-process server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from classmap.analysis.settings import production_environment
+
+
+def build_wsgi_app(settings: Any, broker: str | None = None,
+                   url_prefix: str | None = None) -> Any:
+    """The Flask server of the Dash app for ``settings`` (app/config.py Settings).
+
+    ``broker``: Redis URL for Celery workers (None: jobs in this process's forkserver);
+    ``url_prefix``: e.g. ``/classmap`` (None: served at ``/``).
+    """
+    if broker:
+        from classmap.app.hosting.celery_app import build_celery_app
+
+        _, app = build_celery_app(settings, broker, url_prefix)
+    else:
+        from classmap.app.server import create_app
+
+        app = create_app(settings, url_prefix=url_prefix)
+    return app.server
+
+
+def settings_from_environment() -> Any:
+    """Settings from ``CLASSMAP_CONFIG`` (when set) and the other ``CLASSMAP_*`` variables."""
+    from classmap.app.config import Settings
+    from classmap.app.hosting.config import HostingConfig, load_config
+
+    env = production_environment()
+    hosting = load_config(env.config) if env.config else HostingConfig()
+    return Settings.create(hosting=hosting)
+
+
+def create_wsgi_app() -> Any:
+    """gunicorn's application factory: the app the environment describes."""
+    env = production_environment()
+    return build_wsgi_app(settings_from_environment(), env.broker, env.url_prefix)
