@@ -314,12 +314,15 @@ class SourceComparison:
     result : the measures (indices refer to ``class_ids``)
     class_ids, class_names : the K classes compared, in source A's order
     coverage : one line saying how many classes were compared and why (JSON and page)
+    linkage_a, linkage_b : ``[K − 1, 4]`` the two trees over those classes
     """
 
     result: compare_methods.Comparison
     class_ids: tuple[str, ...]
     class_names: tuple[str, ...]
     coverage: str
+    linkage_a: np.ndarray
+    linkage_b: np.ndarray
 
 
 def shared_classes(a: SourceRelation, b: SourceRelation) -> tuple[SourceRelation, SourceRelation,
@@ -354,7 +357,8 @@ def compare_sources(
     a, b, coverage = shared_classes(a, b)
     result = compare_methods.compare(a.relation, b.relation, permutations=permutations,
                                      top_pairs=top_pairs)
-    return SourceComparison(result, a.class_ids, a.class_names, coverage)
+    return SourceComparison(result, a.class_ids, a.class_names, coverage,
+                            a.relation.linkage, b.relation.linkage)
 
 
 def compare_relations(

@@ -22,29 +22,22 @@ MAX_PERMUTATIONS = 9999
 PLACED_DIFFERENTLY = 20  # classes listed whose nearest classes differ most between sources
 
 
-def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str, str],
-                  permutations: Any) -> tuple:
-    """``(model, relation, linkage)`` of both sources → (summary, B_k figure, tanglegram,
-    pairs table). Bad input → a one-line message in place of the results."""
-    from classmap.analysis.pipelines.compare import compare_relations, relation_from_head
+def compare_logic(services: Services, a: tuple, b: tuple, permutations: Any) -> tuple:
+    """``(model, relation, linkage[, data set id])`` of both sources → (summary, B_k figure,
+    tanglegram, pairs table). Bad input → a one-line message in place of the results."""
+    from classmap.analysis.pipelines.compare import compare_sources
 
     try:
         count = check_sources(services, a, b, permutations)
-        if a[1] == "wordnet" and a[2] == "ward" or b[1] == "wordnet" and b[2] == "ward":
-            raise ClassmapError("ward needs Euclidean geometry, which WordNet distances lack; "
-                                "pick average, complete or single for WordNet")
-        sources = []
-        for model, relation, linkage in (a, b):
-            head = services.head(model)
-            label = f"{model} {'WordNet' if relation == 'wordnet' else relation} / {linkage}"
-            sources.append(relation_from_head(head, relation, linkage, services.cache,
-                                              services.settings.device, label))
-        result = compare_relations(sources[0], sources[1], permutations=count)
+        sources = [page_source(services, *source[:3], _data(source)) for source in (a, b)]
+        compared = compare_sources(sources[0], sources[1], permutations=count)
     except ClassmapError as error:
         text = html.Span(str(error), className="cm-summary-error")
         return text, message_figure(str(error), height=300), message_figure("—"), []
-    first = sources[0]
-    names = [short_name(n) for n in first.class_names]
+    result = compared.result
+    names = [short_name(n) for n in compared.class_names]
+    position = {c: i for i, c in enumerate(services.head(a[0]).classes.ids)}
+    model_index = [position[c] for c in compared.class_ids]
     summary = [
         stat("Spearman ρ (all pairs)", f"{result.spearman:.3f}", value_first=True),
         stat(f"Mantel r (p, {count} permutations)",
@@ -54,34 +47,72 @@ def compare_logic(services: Services, a: tuple[str, str, str], b: tuple[str, str
         stat("mean B_k", f"{result.fowlkes_mallows.mean():.3f}", value_first=True),
         stat("tanglegram crossings", f"{result.crossings:,} (from {result.crossings_before:,})",
              value_first=True),
+        html.Span(f"Compared over {compared.coverage}.", className="cm-compare-coverage"),
     ]
     highlight = sorted({int(c) for pair in result.pairs[:10] for c in pair})
     tangle = figures.tanglegram_figure(
-        first.relation.linkage, result.order_a, sources[1].relation.linkage, result.order_b,
+        compared.linkage_a, result.order_a, compared.linkage_b, result.order_b,
         names, result.a, result.b, highlight)
     bk = figures.bk_figure(result.cut_levels, result.fowlkes_mallows,
                            result.expected_fowlkes_mallows)
     return summary, bk, tangle, html.Div([
-        pairs_table(a[0], first.class_ids, names, result),
+        pairs_table(a[0], compared.class_ids, names, result, model_index),
         html.H3("Classes placed most differently", className="cm-selection-title"),
-        classes_table(a[0], first.class_ids, names, result),
+        classes_table(a[0], compared.class_ids, names, result),
     ])
 
 
+def _data(source: tuple) -> str | None:
+    return source[3] if len(source) > 3 else None
+
+
+def page_source(services: Services, model: str, relation: str, linkage: str,
+                data: str | None) -> Any:
+    """One checked source as a SourceRelation: the head's weights or WordNet, or — for an
+    image relation — the data set's image analysis when it is already cached (the page
+    starts no image job; the Samples page does)."""
+    from classmap.analysis.pipelines.compare import (
+        IMAGE_RELATIONS,
+        check_source,
+        relation_from_head,
+        relation_from_images,
+        source_label,
+    )
+    from classmap.app.shell.images import image_services_for
+
+    image = relation in IMAGE_RELATIONS
+    check_source(relation, linkage, data if image else None)
+    label = source_label(model, relation, linkage, data if image else None)
+    if not image:
+        return relation_from_head(services.head(model), relation, linkage, services.cache,
+                                  services.settings.device, label)
+    images = image_services_for(services)
+    if not images.ready(model, data):
+        raise ClassmapError(f"the images of {data} have not been analysed with {model} yet; "
+                            "run the Samples page (or classmap export --data) first")
+    found = images.result(model, data)
+    return relation_from_images(found.representations, found.analysis,
+                                tuple(services.head(model).classes.ids), relation, linkage,
+                                label)
+
+
 def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
-    """The permutation count, once both sources name a configured model, a relation and a
-    linkage; else a ClassmapError that does not repeat the values (they come from the
-    browser)."""
+    """The permutation count, once both sources name a configured model, a relation, a
+    linkage and (optionally) a configured data set; else a ClassmapError that does not
+    repeat the values (they come from the browser)."""
     from classmap.analysis.methods.hierarchy import LINKAGES
     from classmap.analysis.pipelines.compare import RELATIONS
+    from classmap.app.shell.images import image_services_for
 
     models = services.settings.model_ids
     for source in (a, b):
-        if not (isinstance(source, tuple) and len(source) == 3
+        if not (isinstance(source, tuple) and len(source) in (3, 4)
                 and all(isinstance(part, str) for part in source)
                 and source[0] in models and source[1] in RELATIONS and source[2] in LINKAGES):
             raise ClassmapError("pick a configured model, a relation and a linkage for both "
                                 "sources")
+        if len(source) == 4 and source[3] not in image_services_for(services).data_ids:
+            raise ClassmapError("pick a configured data set for both sources")
     if isinstance(permutations, str) and permutations.strip().isdigit():
         permutations = int(permutations)
     if isinstance(permutations, bool) or not isinstance(permutations, int) \
@@ -91,11 +122,16 @@ def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
     return permutations
 
 
-def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result: Any) -> Any:
-    """The most disagreeing pairs; each row links to the Classes page with both selected."""
+def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result: Any,
+                model_index: list[int] | None = None) -> Any:
+    """The most disagreeing pairs; each row links to the Classes page with both selected
+    (``model_index``: each compared class's index in ``model``, when the comparison covers
+    only some of its classes)."""
+    index = model_index if model_index is not None else list(range(len(class_ids)))
     rows = [html.Tr([html.Th("pair"), html.Th("rank in A"), html.Th("rank in B")])]
     for (i, j), (ra, rb) in zip(result.pairs, result.pair_ranks):
-        query = urlencode({"model": model, "focal": class_ids[i], "classes": f"{i},{j}"})
+        query = urlencode({"model": model, "focal": class_ids[i],
+                           "classes": f"{index[i]},{index[j]}"})
         rows.append(html.Tr([
             html.Td(dcc.Link(f"{names[i]} — {names[j]}", href=f"/?{query}",
                              className="cm-compare-pair")),
@@ -122,7 +158,7 @@ def classes_table(model: str, class_ids: tuple[str, ...], names: list[str],
 def register(app: Any, services: Services) -> None:
     """The Compare button's callback."""
     controls = [State(ids.source_control(side, part), "value")
-                for side in ("a", "b") for part in ("model", "relation", "linkage")]
+                for side in ("a", "b") for part in ("model", "relation", "linkage", "data")]
 
     @app.callback(
         Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_BK, "figure"),
@@ -130,7 +166,7 @@ def register(app: Any, services: Services) -> None:
         Input(ids.COMPARE_RUN, "n_clicks"), *controls, State(ids.COMPARE_PERMUTATIONS, "value"),
         prevent_initial_call=True,
     )
-    def run(_clicks, model_a, relation_a, linkage_a, model_b, relation_b, linkage_b,
-            permutations):
-        return compare_logic(services, (model_a, relation_a, linkage_a),
-                             (model_b, relation_b, linkage_b), permutations)
+    def run(_clicks, model_a, relation_a, linkage_a, data_a, model_b, relation_b, linkage_b,
+            data_b, permutations):
+        return compare_logic(services, (model_a, relation_a, linkage_a, data_a),
+                             (model_b, relation_b, linkage_b, data_b), permutations)

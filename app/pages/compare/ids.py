@@ -11,5 +11,6 @@ COMPARE_PAIRS = "compare-pairs"
 
 
 def source_control(side: str, part: str) -> str:
-    """Id of a source picker: side ``a``/``b``, part ``model``/``relation``/``linkage``."""
+    """Id of a source picker: side ``a``/``b``, part ``model``/``relation``/``linkage``/
+    ``data``."""
     return f"compare-{side}-{part}"

@@ -9,6 +9,7 @@ from classmap.analysis.methods.compare import DEFAULT_PERMUTATIONS
 from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.app.pages.compare import figures, ids
 from classmap.app.shell.figures import message_figure
+from classmap.app.shell.images import image_services_for
 from classmap.app.shell.services import current_services
 from classmap.app.shell.widgets import card, field, graph
 
@@ -16,12 +17,15 @@ RELATION_OPTIONS = [
     {"label": "weight cosine", "value": "cosine"},
     {"label": "weight Euclidean", "value": "euclidean"},
     {"label": "WordNet", "value": "wordnet"},
+    {"label": "confidence JS (images)", "value": "confidence"},
+    {"label": "feature means (images)", "value": "features"},
+    {"label": "Grad-CAM weight means (images)", "value": "gradcam"},
 ]
 
 
 def source_picker(side: str, models: tuple[str, ...], model: str, relation: str,
-                  linkage: str) -> html.Div:
-    """Model, relation and linkage of one source."""
+                  linkage: str, data_sets: list[dict[str, str]]) -> html.Div:
+    """Model, relation, linkage and (for the image relations) data set of one source."""
     return html.Div([
         html.H3(f"Source {side.upper()}", className="cm-selection-title"),
         field("Model", dcc.Dropdown(id=ids.source_control(side, "model"), value=model,
@@ -31,17 +35,23 @@ def source_picker(side: str, models: tuple[str, ...], model: str, relation: str,
                                          className="cm-segmented cm-segmented-small")),
         field("Linkage", dcc.Dropdown(id=ids.source_control(side, "linkage"), value=linkage,
                                       options=list(LINKAGES), clearable=False)),
+        field("Data set (image relations)", dcc.Dropdown(
+            id=ids.source_control(side, "data"), value=data_sets[0]["value"],
+            options=data_sets, clearable=False)),
     ], className="cm-compare-source")
 
 
 def layout(**query: str) -> html.Div:
     """The page; both sources start on the default model (weight cosine / ward vs WordNet)."""
-    models = current_services().settings.model_ids
+    services = current_services()
+    models = services.settings.model_ids
     first = models[0]
+    data_sets = [{"label": entry.label, "value": entry.id}
+                 for entry in image_services_for(services).data_sets]
     sources = card(
         "Sources",
-        [html.Div([source_picker("a", models, first, "cosine", "ward"),
-                   source_picker("b", models, first, "wordnet", "average")],
+        [html.Div([source_picker("a", models, first, "cosine", "ward", data_sets),
+                   source_picker("b", models, first, "wordnet", "average", data_sets)],
                   className="cm-grid"),
          html.Div([
              field("Mantel permutations", dcc.Input(
@@ -55,7 +65,11 @@ def layout(**query: str) -> html.Div:
                  "Euclidean of standardised rows) or WordNet 3.0, each clustered into a tree. "
                  "Two models with the same classes (lite0 vs lite1 vs lite2) compare the same "
                  "way. WordNet needs ImageNet-style class ids; ward is not offered on WordNet "
-                 "distances (not Euclidean).",
+                 "distances or the JS divergence (not Euclidean). The image relations — "
+                 "confidence JS of the class-mean softmax, cosine of the class means of image "
+                 "features or Grad-CAM weights — use the data set's cached image analysis "
+                 "(run the Samples page first) and cover only the classes with images; "
+                 "sources are compared over the classes both cover.",
     )
     waiting = message_figure("Pick two sources and press Compare", height=300)
     results = card("Agreement", [

@@ -82,3 +82,45 @@ def test_tanglegram_links_join_each_class_s_two_leaves():
     assert figure.data[-1].name == "most disagreeing"
     marked = np.asarray(figure.data[-1].y, dtype=float)[:2]
     assert list(marked) == [list(order_a).index(3), list(order_b).index(3)]
+
+
+def test_image_source_from_the_cached_analysis(services, lenet_digits):
+    from scipy import stats
+    from scipy.spatial.distance import squareform
+
+    from classmap.app.shell.images import image_services_for
+
+    found = image_services_for(services).result("lenet-digits", "digits")  # the Samples job
+    summary, _bk, tangle, table = page.compare_logic(
+        services, ("lenet-digits", "confidence", "average", "digits"),
+        ("lenet-digits", "cosine", "ward", "digits"), 9)
+    text = str(summary)
+    assert "Compared over all 10 classes" in text
+    cosine = 1.0 - np.corrcoef(np.asarray(lenet_digits.head.weight, dtype=np.float64))
+    np.fill_diagonal(cosine, 0.0)
+    expected = stats.spearmanr(squareform(found.analysis.js, checks=False),
+                               squareform(cosine, checks=False)).statistic
+    assert f"{expected:.3f}" in text
+    assert len(tangle.data) == 5 and table != []
+
+
+def test_image_source_not_yet_analysed_says_what_to_run(services, monkeypatch):
+    from classmap.app.shell.images import ImageServices
+
+    monkeypatch.setattr(ImageServices, "ready", lambda self, model, data: False)
+    summary, *_rest, table = page.compare_logic(
+        services, ("lenet-digits", "features", "ward", "digits"),
+        ("lenet-digits", "cosine", "ward", "digits"), 9)
+    assert "run the Samples page (or classmap export --data) first" in str(summary)
+    assert table == []
+
+
+@pytest.mark.parametrize("source", [
+    ("lenet-digits", "confidence", "average", "/etc"),
+    ("lenet-digits", "confidence", "ward", "digits"),
+])
+def test_bad_image_sources_are_refused(services, source):
+    summary, *_rest, table = page.compare_logic(
+        services, source, ("lenet-digits", "cosine", "ward", "digits"), 9)
+    assert table == [] and "/etc" not in str(summary)
+    assert "configured data set" in str(summary) or "ward needs Euclidean" in str(summary)
