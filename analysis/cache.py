@@ -103,6 +103,10 @@ class CacheDamage(ValueError):
     """An entry (or index record) that does not match what it says it holds."""
 
 
+class CacheUnavailable(sqlite3.OperationalError):
+    """The index cannot be opened at all (a full disk): reads miss, writes are refused."""
+
+
 def checksum(data: bytes) -> str:
     """BLAKE2b (32 bytes) of ``data``, as stored in an entry's record."""
     return hashlib.blake2b(data, digest_size=32).hexdigest()
@@ -195,14 +199,24 @@ class ResultCache:
         self._index = self._open_index()
 
     # -- the index --------------------------------------------------------------------
-    def _open_index(self) -> diskcache.Cache:
+    def _open_index(self) -> diskcache.Cache | None:
+        """The index, or None where it cannot even be opened (a full disk: SQLite cannot
+        write its journal), warned once; every later call tries again."""
         try:
-            return diskcache.Cache(str(self._index_dir), disk=_NoPickleDisk)
-        except sqlite3.DatabaseError as error:
-            if not _is_corrupt(error):
-                raise
-            self._move_index_aside(error)
-            return diskcache.Cache(str(self._index_dir), disk=_NoPickleDisk)
+            try:
+                return diskcache.Cache(str(self._index_dir), disk=_NoPickleDisk)
+            except sqlite3.DatabaseError as error:
+                if not _is_corrupt(error):
+                    raise
+                self._move_index_aside(error)
+                return diskcache.Cache(str(self._index_dir), disk=_NoPickleDisk)
+        except (sqlite3.Error, OSError) as error:
+            if not self._store_failure_reported:
+                log.warning("cannot store results in the cache %s (cannot open its index: %s); "
+                            "computing without the cache; free some space", self.directory,
+                            getattr(error, "strerror", None) or error)
+                self._store_failure_reported = True
+            return None
 
     def _move_index_aside(self, error: Exception) -> None:
         """Rename the damaged index with a timestamp; its array folders go with it."""
@@ -215,7 +229,12 @@ class ResultCache:
             shutil.rmtree(child, ignore_errors=True)
 
     def _call(self, operation: Callable[[diskcache.Cache], T]) -> T:
-        """``operation(index)``; a damaged index is moved aside, rebuilt, and tried again."""
+        """``operation(index)``; a damaged index is moved aside, rebuilt, and tried again;
+        raises :class:`CacheUnavailable` while the index cannot be opened."""
+        if self._index is None:
+            self._index = self._open_index()
+            if self._index is None:
+                raise CacheUnavailable("the cache index cannot be opened")
         try:
             return operation(self._index)
         except sqlite3.DatabaseError as error:
@@ -243,6 +262,8 @@ class ResultCache:
         for _ in range(3):  # a concurrent put may replace the entry while we read it
             try:
                 raw = self._call(lambda index: index.get(key))
+            except CacheUnavailable:
+                return None  # a full disk: computed, not read
             except CacheDamage as damage:
                 self._call(lambda index: index.delete(key))
                 log.warning("cache entry %s is damaged (%s); dropped it", key, damage)
@@ -380,7 +401,10 @@ class ResultCache:
         shutil.rmtree(self._arrays_dir / _folder_of(raw, key), ignore_errors=True)
 
     def __contains__(self, key: str) -> bool:
-        return self._call(lambda index: key in index)
+        try:
+            return self._call(lambda index: key in index)
+        except CacheUnavailable:
+            return False
 
     @contextlib.contextmanager
     def computing(self, key: str) -> Iterator[None]:
@@ -412,7 +436,8 @@ class ResultCache:
         self._arrays_dir.mkdir(exist_ok=True, mode=0o700)
 
     def close(self) -> None:
-        self._index.close()
+        if self._index is not None:
+            self._index.close()
 
 
 # --------------------------------------------------------------------------------------
