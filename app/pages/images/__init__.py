@@ -18,11 +18,11 @@ PAGES = (
          layout="samples_layout"),
     dict(module="clustering", path="/clustering", name="Clustering",
          title="Classmap — clustering", order=2,
-         description="Within-class similarity and clustering of image representations (seed 002)",
+         description="Within-class similarity and clustering of image representations (the gradient-similarity write-up)",
          layout="clustering_layout"),
     dict(module="confidence", path="/confidence", name="Confidence",
          title="Classmap — confidence", order=3,
-         description="Class similarity from confidence scores (seed 003)",
+         description="Class similarity from confidence scores (the confidence write-up)",
          layout="confidence_layout"),
 )
 
