@@ -44,6 +44,7 @@ from classmap.app.shell.job_processes import (CANCELLED, DONE, FAILED, QUEUED, R
 log = logging.getLogger(__name__)
 
 RECORD_PREFIX = "classmap-job:"
+TASK_PREFIX = "classmap-task:"  # Celery task id → job id
 RECORD_SECONDS = 86400
 BEAT_SECONDS = 1.0
 
@@ -148,6 +149,7 @@ class CeleryJobManager(CeleryManager):
             task_id = super(CeleryJobManager, self).call_job_fn(key, job_fn, args, context)
             if job_id:
                 self.write(job_id, task=task_id)
+                self.client.set(TASK_PREFIX + task_id, job_id, ex=RECORD_SECONDS)
             return task_id
 
         return self._guarded(publish)
@@ -165,7 +167,18 @@ class CeleryJobManager(CeleryManager):
         return self._guarded(lambda: super(CeleryJobManager, self).get_updated_props(key))
 
     def job_running(self, job: Any) -> Any:
-        return self._guarded(lambda: super(CeleryJobManager, self).job_running(job))
+        """Whether Dash should keep polling ``job``: not once the watchdog has declared it
+        failed (a killed worker leaves its task "started" in Celery for ever)."""
+
+        def ask() -> Any:
+            job_id = self.client.get(TASK_PREFIX + str(job)) if job else None
+            if job_id:
+                record = self.record(job_id.decode())
+                if record and record.get("state") == FAILED:
+                    return False
+            return super(CeleryJobManager, self).job_running(job)
+
+        return self._guarded(ask)
 
     def terminate_job(self, job: Any) -> None:
         """Cancel (and Dash's clean-up after a result): revoke the task; a job that is

@@ -21,7 +21,7 @@ from tests.e2e.conftest import ROOT, browser, console_errors, free_port, new_pag
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_SECONDS = 90
-HEARTBEAT = 4  # CLASSMAP_JOB_HEARTBEAT of the servers under test (seconds)
+HEARTBEAT = 8  # CLASSMAP_JOB_HEARTBEAT of the servers under test (seconds)
 # Heads of made-up classifiers (id → classes): each test uses its own, so none finds
 # another's analysis in the cache.
 MODELS = {"svc-small": 24, "svc-run": 300, "svc-kill": 600, "svc-redis": 40,
