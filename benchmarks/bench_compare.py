@@ -11,8 +11,13 @@ Two questions, each answered with a baseline measured in the same run:
    999 permutations)? Baseline: Spearman alone on the same two sources. Target ≤ 10 s.
    Sources: lite0 weight cosine / ward vs lite1 weight cosine / ward (model vs model) and
    vs WordNet / average; the sources themselves are loaded from the cache.
+3. What does an image-based source cost once its image analysis is cached (the page's
+   case after the Samples page)? Baseline: reading the cached representations and image
+   analysis (what the Samples page reads); then the same plus building the confidence
+   JS / feature-mean relation and comparing it with the weight cosine (999 permutations).
+   lenet-digits on the 360 held-out digits (10 classes); trained and extracted once first.
 
-    .venv/bin/python benchmarks/bench_compare.py [--repeats 3]
+    .venv/bin/python benchmarks/bench_compare.py [--repeats 3] [--only images]
 """
 
 from __future__ import annotations
@@ -75,8 +80,13 @@ def timed(run, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["images"], help="run only question 3")
     args = parser.parse_args()
     cache = ResultCache(Path(tempfile.mkdtemp(prefix="classmap-bench-compare-")))
+    if args.only == "images":
+        print(f"machine: {machine_line()}")
+        image_sources(cache, args.repeats)
+        return
     lite0 = load_head(ModelSpec(), cache)
     lite1 = load_head(ModelSpec(model="lite1-imagenet"), cache)
     ids = tuple(lite0.classes.ids)
@@ -123,6 +133,49 @@ def main() -> None:
         "Full ImageNet-1k comparison: every measure, 999 Mantel permutations",
         ["sources", "Spearman only (baseline) s", "all measures s", "ratio", "target"], rows,
     )
+    image_sources(cache, args.repeats)
+
+
+def image_sources(cache: ResultCache, repeats: int) -> None:
+    """Question 3: an image-based source from the cached image analysis."""
+    from classmap.analysis.loading.data import load_dataset
+    from classmap.analysis.loading.models import LENET_DIGITS, load_classifier
+    from classmap.analysis.pipelines.compare import compare_sources, relation_from_images
+    from classmap.analysis.pipelines.images import (
+        ImageParams,
+        analyse_images,
+        extract_representations,
+        image_analysis_key,
+        load_cached_analysis,
+        load_cached_representations,
+        representations_key,
+    )
+
+    classifier = load_classifier(ModelSpec(model=LENET_DIGITS), cache, device="cpu")
+    dataset = load_dataset("digits", classifier.head.classes, channels=1)
+    reps = extract_representations(classifier, dataset, cache=cache, device="cpu")
+    analyse_images(reps, ImageParams(), cache=cache)  # fill the cache
+    ids = tuple(classifier.head.classes.ids)
+    weights = relation_from_head(classifier.head, "cosine", "ward", cache, "cpu")
+    key = representations_key(classifier, dataset)
+
+    def read() -> tuple:
+        cached = load_cached_representations(cache, key)
+        return cached, load_cached_analysis(cache, image_analysis_key(cached, ImageParams()))
+
+    base = timed(read, repeats)
+    rows = [["read the cached image analysis (baseline)", f"{base:.4f}", ""]]
+    for relation, linkage in (("confidence", "average"), ("features", "ward")):
+        def run() -> None:
+            cached, analysis = read()
+            source = relation_from_images(cached, analysis, ids, relation, linkage, relation)
+            compare_sources(source, weights, permutations=999)
+
+        full = timed(run, repeats)
+        rows.append([f"+ {relation} relation and every measure vs weight cosine",
+                     f"{full:.4f}", f"{full / base:.1f}×"])
+    print_table("Image-based source from the cache (lenet-digits, 360 digits, 10 classes, "
+                "999 permutations)", ["step", "seconds (median)", "ratio"], rows)
 
 
 if __name__ == "__main__":
