@@ -43,6 +43,7 @@ from classmap.app.pages.weights.services import (
     class_split,
     icicle_columns,
     node_of_label,
+    prepared_dataset,
     problem_classes,
 )
 from classmap.app.shell.selection import Selection, update_selection
@@ -355,7 +356,7 @@ def channel_cam_logic(services: Services, images: ImageServices, selection: dict
         np.arange(view.head.feature_dim, dtype=np.int64)
     try:
         if image_index is None:  # opening the set says why it offers no image, if it fails
-            images.dataset(sel.model, data_id)
+            prepared_dataset(images, sel.model, data_id)
             return "Pick an image", []
         found = channel_cam_view(images, sel.model, data_id, int(image_index), focal, channels)
     except ClassmapError as error:

@@ -248,11 +248,22 @@ def cam_unavailable(images: ImageServices, model_id: str) -> str | None:
     return None
 
 
+def prepared_dataset(images: ImageServices, model_id: str, data_id: str):
+    """The data set as a background job read it — never read here, in a request thread
+    (a folder may be large or slow); ClassmapError while no job has read it yet."""
+    dataset = images.stored_dataset(model_id, data_id)
+    if dataset is None:
+        raise ClassmapError(f"the images of data set '{data_id}' have not been read yet; open "
+                            "the Samples page with this data set (a background job reads the "
+                            "folder), then pick an image here")
+    return dataset
+
+
 def cam_image_choices(images: ImageServices, model_id: str, data_id: str,
                       class_index: int | None) -> list[tuple[int, str]]:
     """(image index, label) of the images the picker offers: those of ``class_index`` in
     the data set, else (the class has none) its first images; at most CAM_IMAGE_OPTIONS."""
-    dataset = images.dataset(model_id, data_id)
+    dataset = prepared_dataset(images, model_id, data_id)
     labels = np.asarray(dataset.labels)
     chosen = np.flatnonzero(labels == class_index) if class_index is not None else np.empty(0)
     if chosen.size == 0:
@@ -265,7 +276,7 @@ def channel_cam_view(images: ImageServices, model_id: str, data_id: str, image_i
                      class_index: int, channels: np.ndarray) -> ChannelCamView:
     """Smooth Grad-CAM++ of ``class_index`` on image ``image_index`` of ``data_id``,
     restricted to ``channels`` (n,) of the head's inputs, with both pictures as PNG URIs."""
-    dataset = images.dataset(model_id, data_id)
+    dataset = prepared_dataset(images, model_id, data_id)
     if not 0 <= int(image_index) < len(dataset):
         raise ClassmapError(f"image {image_index} does not exist; {data_id} has {len(dataset)} "
                             f"images (0 … {len(dataset) - 1})")

@@ -61,7 +61,29 @@ def make_images(session_cache, tmp_path_factory, roots) -> tuple[Services, Image
 
 @pytest.fixture(scope="module")
 def configured(session_cache, tmp_path_factory, folder, lite0_classifier):
-    return make_images(session_cache, tmp_path_factory, [folder])
+    services, images = make_images(session_cache, tmp_path_factory, [folder])
+    images.scan_dataset(MODEL, "photos")  # what the image job does (never a request)
+    return services, images
+
+
+def test_a_folder_no_job_has_read_is_not_read_in_the_request(
+        session_cache, tmp_path_factory, lite0_classifier, monkeypatch):
+    """Issue 15: the panel never scans a folder in a request thread; until a background
+    job has read it, it says how to get it read."""
+    root = tmp_path_factory.mktemp("unread") / "unread"
+    (root / "espresso").mkdir(parents=True)
+    Image.fromarray(data.coffee()).save(root / "espresso" / "espresso.jpg")
+    services, images = make_images(session_cache, tmp_path_factory, [root])
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the folder was read in a request")
+    monkeypatch.setattr(images, "scan_dataset", no_scan)
+    sel = selection(focal=ESPRESSO[0])
+    assert cw.cam_images_logic(services, images, sel, READY, "unread", None) == ([], None)
+    for image in (None, 0):
+        title, view = cw.channel_cam_logic(services, images, sel, READY, "unread", image)
+        assert title.startswith("the images of data set 'unread' have not been read yet; ")
+        assert "Samples page" in title and view == []
 
 
 def test_panel_draws_the_focal_class_cam_of_an_espresso(configured, lite0_classifier, folder):
