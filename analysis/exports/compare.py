@@ -120,7 +120,8 @@ def register(subparsers: Any) -> None:
                     "classes are compared over the classes both cover.",
     )
     parser.add_argument("a", metavar="A", help="first source, e.g. lite0-imagenet:cosine:ward")
-    parser.add_argument("b", metavar="B", help="second source, e.g. lite0-imagenet:wordnet")
+    parser.add_argument("b", metavar="B", help="second source, e.g. lite0-imagenet:wordnet or "
+                             "lenet-digits:confidence@digits")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--permutations", type=int, default=DEFAULT_PERMUTATIONS, metavar="N",
                         help=f"Mantel test permutations (default {DEFAULT_PERMUTATIONS})")

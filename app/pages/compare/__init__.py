@@ -1,10 +1,12 @@
 """``/compare`` — two class-relationship sources (or two models) over one class set.
 
-Pick two sources — a configured model with its weight cosine / Euclidean relation or
-WordNet, each with a linkage — and see Spearman and Mantel statistics between their
-distance matrices, the cophenetic correlation of their trees, the Fowlkes–Mallows B_k
-curve, a tanglegram and the class pairs on which they disagree most (each a link that
-opens the Classes page with the pair selected). The numbers come from
+Pick two sources — a configured model with its weight cosine / Euclidean relation,
+WordNet, or an image relation of a configured data set (confidence JS, feature or
+Grad-CAM weight class means; from the cached image analysis), each with a linkage — and
+see Spearman and Mantel statistics between their distance matrices, the cophenetic
+correlation of their trees, the Fowlkes–Mallows B_k curve, a tanglegram and the class
+pairs on which they disagree most (each a link that opens the Classes page with the pair
+selected), over the classes both sources cover. The numbers come from
 :mod:`classmap.analysis.pipelines.compare` (the same as ``classmap compare``).
 
 The package imports nothing at import time; :func:`register` imports layout and callbacks.
