@@ -411,6 +411,23 @@ def test_fault_has_its_one_line_outcome(fault, tmp_path, capsys, monkeypatch):
     fault.check(tmp_path, result)
 
 
+def test_the_other_faults_table_names_existing_tests():
+    """Every test the docs' second table names (``path::name`` or ``::name`` after one)
+    exists in that file."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("## Export folders, the cache", 1)[1].split("\n## ", 1)[0]
+    named = 0
+    for row in re.findall(r"^\| .*\|$", section, flags=re.MULTILINE)[2:]:
+        path = None
+        for found_path, name in re.findall(r"`([\w/.]*)::(\w+)`", row.split("|")[-2]):
+            path = found_path or path
+            assert path, row
+            source = (DOCS.parent.parent / path).read_text(encoding="utf-8")
+            assert f"def {name}(" in source, f"{path}::{name} named in the docs does not exist"
+            named += 1
+    assert named >= 25
+
+
 def test_the_docs_table_lists_every_row():
     """docs/fault-injection.md names every row of FAULTS, and no row that is gone."""
     text = DOCS.read_text(encoding="utf-8")
