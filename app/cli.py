@@ -189,7 +189,11 @@ def stops_on_signals(command: Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_full_parser(), argv)
+    try:
+        return run(build_full_parser(), argv)
+    except KeyboardInterrupt:  # Ctrl-C in the instant after a command ended: no traceback
+        print("classmap: interrupted by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":  # pragma: no cover
