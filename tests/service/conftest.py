@@ -134,13 +134,13 @@ class Worker:
 
 
 def start_web(port: int, cache: Path, env: dict[str, str], log_path: Path,
-              *extra: str) -> subprocess.Popen:
-    """``classmap serve --workers 2 --broker`` on ``port``; returns once ``/`` answers."""
+              *extra: str, broker: bool = True) -> subprocess.Popen:
+    """``classmap serve --workers 2 [--broker]`` on ``port``; returns once ``/`` answers."""
     import urllib.request
 
     command = [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--cache-dir", str(cache), "--workers", "2",
-               "--broker", env["CLASSMAP_BROKER"], *extra]
+               *(["--broker", env["CLASSMAP_BROKER"]] if broker else []), *extra]
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)

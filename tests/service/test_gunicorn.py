@@ -1,0 +1,86 @@
+"""``classmap serve --workers N`` (gunicorn) and the WSGI factory, without a broker:
+pages under a URL prefix, the public health route there, the guard in front of every
+worker, and the exposure check before gunicorn starts (issue 11 #4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.e2e.conftest import ROOT, free_port
+from tests.service.conftest import service_env, start_web, stop_process
+
+PREFIX = "/classmap"
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def prefixed(tmp_path_factory, artifacts_dir):
+    """Base URL (with the prefix) of ``serve --workers 2 --url-prefix /classmap``."""
+    folder = tmp_path_factory.mktemp("gunicorn")
+    env = service_env(folder, "")
+    env.pop("CLASSMAP_BROKER")
+    port = free_port()
+    process = start_web(port, folder / "cache", env,
+                        artifacts_dir / "service-gunicorn.log", "--url-prefix", PREFIX,
+                        broker=False)
+    try:
+        yield f"http://127.0.0.1:{port}{PREFIX}", port
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.slow
+def test_pages_and_health_are_served_under_the_prefix_by_several_workers(prefixed):
+    url, port = prefixed
+    assert status_of(url + "/") == 200
+    assert status_of(url + "/healthz") == 200
+    assert status_of(url + "/_dash-layout") == 200
+    assert status_of(f"http://127.0.0.1:{port}/") == 404  # nothing outside the prefix
+    with urllib.request.urlopen(url + "/", timeout=10) as response:
+        page = response.read().decode()
+    assert f'"url_base_pathname":"\\u002f{PREFIX[1:]}\\u002f"' in page
+    assert f'href="{PREFIX}/assets/' in page
+
+
+def test_gunicorn_refuses_to_listen_beyond_loopback_without_users(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "classmap.app.cli", "serve", "--workers", "2", "--host",
+         "0.0.0.0", "--port", str(free_port()), "--cache-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "classmap user add" in done.stderr
+    assert "Booting worker" not in done.stderr
+
+
+def test_wsgi_factory_builds_the_app_from_the_environment(tmp_path, monkeypatch):
+    """CLASSMAP_CONFIG's users guard every route; CLASSMAP_URL_PREFIX moves the app."""
+    from classmap.app.hosting.config import add_user
+    from classmap.app.hosting.wsgi import create_wsgi_app
+
+    config = tmp_path / "classmap.toml"
+    add_user(config, "alice", "a long enough password", "operator")
+    monkeypatch.setenv("CLASSMAP_CONFIG", str(config))
+    monkeypatch.setenv("CLASSMAP_URL_PREFIX", "/team/classmap")
+    monkeypatch.setenv("CLASSMAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CLASSMAP_BROKER", raising=False)
+    client = create_wsgi_app().test_client()
+    assert client.get("/team/classmap/healthz").status_code == 200
+    assert client.get("/team/classmap/").status_code == 401
+    import base64
+
+    token = base64.b64encode(b"alice:a long enough password").decode()
+    answer = client.get("/team/classmap/", headers={"Authorization": f"Basic {token}"})
+    assert answer.status_code == 200
+    assert client.get("/", headers={"Authorization": f"Basic {token}"}).status_code == 404
