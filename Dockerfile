@@ -27,9 +27,13 @@ RUN useradd --create-home --uid 10001 classmap \
     && chown classmap:classmap /var/cache/classmap /etc/classmap \
     && chmod 0700 /var/cache/classmap /etc/classmap
 
-# The wheel and its dependencies (pyproject pins torch 2.14.1 / torchvision 0.29.1).
+# The wheel and its dependencies (pyproject pins torch 2.14.1 / torchvision 0.29.1), with
+# the hosting extra (gunicorn, Celery on Redis) that docker-compose.yml's web and workers use.
 COPY --from=build /dist /dist
-RUN pip install --no-cache-dir /dist/*.whl && rm -rf /dist
+# DL3013: the package is the wheel just built (its dependencies are pinned in pyproject).
+# hadolint ignore=DL3013
+RUN for wheel in /dist/*.whl; do pip install --no-cache-dir "${wheel}[hosting]"; done \
+    && rm -rf /dist
 # The vendored browser scripts, made by npm ci from the lockfile the wheel carries
 # (assets/npm) into the installed package; npm comes from the official Node image for
 # this step only (a bind mount: no layer keeps it). Without them the dashboard sends
@@ -42,6 +46,8 @@ WORKDIR /home/classmap
 EXPOSE 8050
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4)"]
+# One process by default; docker-compose.yml runs gunicorn (--workers, --broker) and
+# 'classmap worker' from this image instead.
 # Refuses to start until the config has users and allowed_hosts (docs/operator-guide.md):
 #   docker run … classmap user add alice --role operator --config /etc/classmap/classmap.toml
 CMD ["classmap", "serve", "--host", "0.0.0.0", "--port", "8050", "--config", "/etc/classmap/classmap.toml"]

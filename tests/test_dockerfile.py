@@ -61,7 +61,7 @@ def test_install_step_is_the_projects_own():
     """A wheel built as tests/e2e/test_wheel.py builds it, installed without ``-e``."""
     run = " ".join(rest for keyword, rest in _instructions() if keyword == "RUN")
     assert "pip wheel --no-cache-dir --no-deps --wheel-dir /dist ." in run
-    assert "pip install --no-cache-dir /dist/*.whl" in run
+    assert 'for wheel in /dist/*.whl; do pip install --no-cache-dir "${wheel}[hosting]"' in run
     assert " -e " not in run and "--editable" not in run
     assert "python -m classmap.app.browser_scripts" in run
     froms = [rest for keyword, rest in _instructions() if keyword == "FROM"]
