@@ -175,7 +175,8 @@ def stop_process(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, artifacts_dir):
-    """A running production stack: (base URL, Redis, Worker, folder with puts.log)."""
+    """A running production stack: (base URL, Redis, Worker, folder with puts.log, the
+    gunicorn master process)."""
     require_redis()
     folder = tmp_path_factory.mktemp("service")
     cache = folder / "cache"
@@ -189,7 +190,7 @@ def stack(tmp_path_factory, artifacts_dir):
         worker.start()
         port = free_port()
         web = start_web(port, cache, env, artifacts_dir / "service-web.log")
-        yield f"http://127.0.0.1:{port}", redis_server, worker, folder
+        yield f"http://127.0.0.1:{port}", redis_server, worker, folder, web
     finally:
         if web is not None:
             stop_process(web)

@@ -53,7 +53,7 @@ def job_records(redis_server) -> list[dict]:
 
 def test_background_analysis_runs_on_the_worker_and_its_progress_reaches_the_page(
         stack, new_page):
-    url, _, worker, folder = stack
+    url, _, worker, folder, _ = stack
     before = len(puts(folder))
     page = new_page()
     page.add_init_script(RECORD_LABELS)
@@ -68,7 +68,7 @@ def test_background_analysis_runs_on_the_worker_and_its_progress_reaches_the_pag
 
 
 def test_killed_worker_shows_the_failure_and_retry_succeeds_on_a_new_worker(stack, new_page):
-    url, redis_server, worker, _ = stack
+    url, redis_server, worker, _, _ = stack
     page = new_page()
     page.goto(url + "/?model=svc-kill&embedding=umap")
     page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=TIMEOUT)
@@ -89,7 +89,7 @@ def test_killed_worker_shows_the_failure_and_retry_succeeds_on_a_new_worker(stac
 
 
 def test_redis_outage_is_said_cached_views_still_work_and_it_recovers(stack, new_page):
-    url, redis_server, _, _ = stack
+    url, redis_server, _, _, _ = stack
     page = new_page()
     page.goto(url + "/?model=svc-cached")
     wait_summary(page, "svc-cached")
@@ -110,7 +110,7 @@ def test_redis_outage_is_said_cached_views_still_work_and_it_recovers(stack, new
 
 
 def test_five_sessions_asking_for_the_same_analysis_compute_it_once(stack, new_page):
-    url, _, _, folder = stack
+    url, _, _, folder, _ = stack
     before = len(puts(folder))
     pages = [new_page() for _ in range(5)]
     for page in pages:  # all five load at once
@@ -120,3 +120,4 @@ def test_five_sessions_asking_for_the_same_analysis_compute_it_once(stack, new_p
     counts = collections.Counter(key for _, key in puts(folder)[before:])
     assert counts, "nothing was computed"
     assert set(counts.values()) == {1}, counts
+
