@@ -1,0 +1,214 @@
+"""Issue #12: the Classes page on an ImageNet-21k-sized head in Chromium.
+
+The seeded planted 21,843 × 768 head (``classmap.analysis.synthetic``) is offered as an
+extra model of a real ``classmap serve``; its analysis is computed first (or found in
+``--cache``). Then, in Debian's Chromium driven by Playwright, for the 21k head and for
+the bundled 1,000-class EfficientNet-Lite0 head (the baseline, same run, same server):
+
+- first render: from ``goto`` until the heatmap image, the dendrogram's nodes and the
+  model summary are drawn, on a server that has not opened the view yet (so the view
+  open from the cache is included), and again on a fresh page (view in memory);
+- initial payload: the bytes of every response of that first load;
+- zoom step: a drag over a fifth of the heatmap until its image is redrawn;
+- node expansion: a click on a dendrogram node until the side panel lists its classes;
+- class search: typing a class name until its option is offered.
+
+Targets (issue #12): first render ≤ 3 s, zoom / node expansion ≤ 500 ms, payload ≤ 5 MB.
+
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_scale_browser.py [--cache DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import machine_line, print_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT = 90_000
+GRAPH = "document.querySelector('#{id} .js-plotly-plot')"
+PICK_NODE = """() => {
+  const gd = """ + GRAPH.format(id="dendrogram-graph") + """;
+  const t = gd._fullData[1];
+  let best = null;
+  for (let i = 0; i < t.x.length; i++) {
+    const size = t.customdata[i][1];
+    if (size >= 20 && size <= 80 && (!best || t.y[i] > best.y)) best = {x: t.x[i], y: t.y[i]};
+  }
+  const layout = gd._fullLayout, box = gd.getBoundingClientRect();
+  return {px: box.left + layout._size.l + layout.xaxis.l2p(best.x),
+          py: box.top + layout._size.t + layout.yaxis.l2p(best.y)};
+}"""
+HEATMAP_SOURCE = ("() => document.querySelector('#similarity-heatmap .imagelayer image')"
+                  "?.getAttribute('href') || ''")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rendered(page, classes: int) -> None:
+    page.wait_for_selector("#similarity-heatmap .imagelayer image", timeout=TIMEOUT)
+    page.wait_for_selector("#dendrogram-graph .scatterlayer .trace:nth-child(2) .point",
+                           timeout=TIMEOUT)
+    page.wait_for_function(f"document.querySelector('#classes-model-summary')?.innerText"
+                           f".includes('{classes:,}')", timeout=TIMEOUT)
+
+
+def measure(browser, url: str, model: str, classes: int, name: str) -> dict[str, float]:
+    """The steps' seconds (and the first load's bytes) for ``model`` on the server at url."""
+    found: dict[str, float] = {}
+    context = browser.new_context(viewport={"width": 1480, "height": 1250}, bypass_csp=True)
+    page = context.new_page()
+    sizes: list[int] = []
+
+    def count(response) -> None:
+        try:
+            sizes.append(len(response.body()))
+        except Exception:  # redirects have no body
+            pass
+
+    page.on("response", count)
+    started = time.perf_counter()
+    page.goto(f"{url}/?model={model}")
+    rendered(page, classes)
+    found["first render (view not yet open)"] = time.perf_counter() - started
+    page.wait_for_load_state("networkidle")
+    found["payload"] = sum(sizes) / 1e6
+
+    again = context.new_page()
+    started = time.perf_counter()
+    again.goto(f"{url}/?model={model}")
+    rendered(again, classes)
+    found["first render (view in memory)"] = time.perf_counter() - started
+    again.close()
+    print(model, found, flush=True)
+
+    page.evaluate("() => document.getElementById('dendrogram-graph')"
+                  ".scrollIntoView({block: 'center'})")
+    node = page.evaluate(PICK_NODE)
+    page.mouse.move(node["px"], node["py"])
+    page.wait_for_timeout(300)
+    started = time.perf_counter()
+    page.mouse.click(node["px"], node["py"])
+    page.wait_for_function("document.querySelectorAll('#subtree-classes li').length > 0",
+                           timeout=TIMEOUT)
+    found["node expansion (side panel listed)"] = time.perf_counter() - started
+
+    before = page.evaluate(HEATMAP_SOURCE)
+    page.evaluate("() => document.getElementById('similarity-heatmap')"
+                  ".scrollIntoView({block: 'center'})")
+    box = page.locator("#similarity-heatmap .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=6)
+    started = time.perf_counter()
+    page.mouse.up()
+    page.wait_for_function(f"() => ({HEATMAP_SOURCE})() !== {json.dumps(before)}",
+                           timeout=TIMEOUT)
+    found["zoom step (heatmap redrawn)"] = time.perf_counter() - started
+    page.wait_for_timeout(1500)
+
+    page.click("#focal-class")
+    page.wait_for_function("document.querySelector('#focal-class')"
+                           ".contains(document.activeElement)", timeout=TIMEOUT)
+    page.keyboard.type(name)
+    started = time.perf_counter()
+    page.get_by_role("option", name=re.compile("^" + re.escape(name))).first.wait_for(
+        timeout=TIMEOUT)
+    found["class search (option offered)"] = time.perf_counter() - started
+    context.close()
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=21843)
+    parser.add_argument("--cache", help="result cache folder to use and keep (default: a "
+                                        "temporary one; the cold analysis takes minutes)")
+    options = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from bench_scale import write_head
+    from classmap.analysis.cache import ResultCache
+    from classmap.app.config import Settings
+    from classmap.app.shell.services import Services
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        cache = Path(options.cache) if options.cache else folder / "cache"
+        paths = write_head(folder, options.classes, 0)
+        names = Path(paths["names"]).read_text().splitlines()
+        models = json.dumps([{"id": "big", "head": paths["weight"], "classes": paths["names"]}])
+        settings = Settings.create(cache_dir=cache, jobs_dir=folder / "jobs", environ={},
+                                   extra_models=models, warm_default=False)
+        started = time.perf_counter()
+        services = Services(settings, cache=ResultCache(cache))
+        services.view(("big", "cosine", "ward"))
+        services.view(("lite0-imagenet", "cosine", "ward"))  # both cached before the server
+        services.embedding("big", "pca")
+        services.embedding("lite0-imagenet", "pca")
+        print(f"analysis (cold or from --cache): {time.perf_counter() - started:.1f} s",
+              flush=True)
+        port = free_port()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs"),
+               "CLASSMAP_MODELS": models}
+        with open(folder / "server.log", "w") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
+                 "--port", str(port), "--cache-dir", str(cache)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    with urllib.request.urlopen(url + "/?model=none", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.5)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+                base = measure(browser, url, "lite0-imagenet", 1000, "Dungeness crab")
+                big = measure(browser, url, "big", options.classes, names[4321])
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    targets = {"first render (view not yet open)": 3.0, "first render (view in memory)": 3.0,
+               "zoom step (heatmap redrawn)": 0.5, "node expansion (side panel listed)": 0.5,
+               "payload": 5.0}
+    rows = []
+    for step, seconds in big.items():
+        unit = "MB" if step == "payload" else "s"
+        target = targets.get(step)
+        rows.append((step if step != "payload" else "initial payload (response bytes)",
+                     f"{base[step]:.3f} {unit}", f"{seconds:.3f} {unit}",
+                     f"{seconds / base[step]:.2f}×",
+                     "—" if target is None else ("yes" if seconds <= target else "no")
+                     + f" (≤ {target:g} {unit})"))
+    print(f"Classes page in Chromium (Playwright, headless), synthetic planted head "
+          f"{options.classes} × 768 vs the bundled 1,000-class Lite0 head; {machine_line()}.")
+    print_table("Browser at ImageNet-21k scale",
+                ["step", "1,000 classes (baseline)", f"{options.classes:,} classes", "ratio",
+                 "within target"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
