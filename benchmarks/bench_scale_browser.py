@@ -38,7 +38,7 @@ from _measure import machine_line, print_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-TIMEOUT = 90_000
+TIMEOUT = 60_000
 GRAPH = "document.querySelector('#{id} .js-plotly-plot')"
 PICK_NODE = """() => {
   const gd = """ + GRAPH.format(id="dendrogram-graph") + """;
@@ -124,14 +124,18 @@ def measure(browser, url: str, model: str, classes: int, name: str) -> dict[str,
     found["zoom step (heatmap redrawn)"] = time.perf_counter() - started
     page.wait_for_timeout(1500)
 
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.locator("#focal-class").scroll_into_view_if_needed()
     page.click("#focal-class")
-    page.wait_for_function("document.querySelector('#focal-class')"
-                           ".contains(document.activeElement)", timeout=TIMEOUT)
+    page.wait_for_timeout(500)
     page.keyboard.type(name)
     started = time.perf_counter()
-    page.get_by_role("option", name=re.compile("^" + re.escape(name))).first.wait_for(
-        timeout=TIMEOUT)
-    found["class search (option offered)"] = time.perf_counter() - started
+    try:
+        page.get_by_role("option", name=re.compile("^" + re.escape(name))).first.wait_for(
+            timeout=30_000)
+        found["class search (option offered)"] = time.perf_counter() - started
+    except Exception:  # reported as not measured, the other steps stand
+        found["class search (option offered)"] = float("nan")
     context.close()
     return found
 
