@@ -33,7 +33,19 @@ def build_wsgi_app(settings: Any, broker: str | None = None,
         from classmap.app.server import create_app
 
         app = create_app(settings, url_prefix=url_prefix)
+    register_scripts(app)
     return app.server
+
+
+def register_scripts(app: Any) -> None:
+    """Render the index page once, so this process knows every script path it serves.
+
+    Dash records the component-suite paths it may serve while it renders a page; under
+    gunicorn the page and its scripts can reach different processes, and one that had
+    not rendered a page yet answered its scripts with an error.
+    """
+    with app.server.test_request_context(app.config.requests_pathname_prefix):
+        app.index()
 
 
 def settings_from_environment() -> Any:

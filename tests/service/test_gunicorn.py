@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.conftest import ROOT, free_port
-from tests.service.conftest import service_env, start_web, stop_process
+from tests.service.conftest import MODELS, service_env, start_web, stop_process
 
 PREFIX = "/classmap"
 
@@ -42,6 +42,26 @@ def prefixed(tmp_path_factory, artifacts_dir):
 
 
 @pytest.mark.slow
+def test_every_worker_serves_the_pages_scripts(prefixed):
+    """The page's scripts load from whichever worker answers (Dash learns the paths it
+    may serve by rendering a page: each worker renders one when it starts). First in the
+    module, while only the start-up probe has rendered a page; whether the scripts reach
+    the other worker depends on which one accepts, so this catches the fault only when
+    they do (the Chromium test below caught it reliably)."""
+    import re
+
+    url, port = prefixed
+    for _ in range(3):  # fresh connections: gunicorn spreads them over its workers
+        with urllib.request.urlopen(url + "/", timeout=10) as response:
+            page = response.read().decode()
+        scripts = re.findall(r'<script src="([^"]+)"', page)
+        assert any("_dash-component-suites" in src for src in scripts)
+        for src in scripts:
+            for _ in range(4):
+                assert status_of(f"http://127.0.0.1:{port}{src}") == 200, src
+
+
+@pytest.mark.slow
 def test_pages_and_health_are_served_under_the_prefix_by_several_workers(prefixed):
     url, port = prefixed
     assert status_of(url + "/") == 200
@@ -52,6 +72,17 @@ def test_pages_and_health_are_served_under_the_prefix_by_several_workers(prefixe
         page = response.read().decode()
     assert f'"url_base_pathname":"\\u002f{PREFIX[1:]}\\u002f"' in page
     assert f'href="{PREFIX}/assets/' in page
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_prefixed_page_draws_its_analysis_in_the_browser(prefixed, new_page):
+    url, _ = prefixed
+    page = new_page()
+    page.goto(url + "/?model=svc-small")
+    page.wait_for_function("(document.querySelector('#classes-model-summary')?.innerText || '')"
+                           f".includes('{MODELS['svc-small']}')", timeout=90_000)
+    assert page.url.startswith(url + "/?")
 
 
 def test_gunicorn_refuses_to_listen_beyond_loopback_without_users(tmp_path):
