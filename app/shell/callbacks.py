@@ -37,8 +37,8 @@ import dash
 from dash import ALL, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
-from classmap.app.hosting.redact import redact_paths
 from classmap.analysis.errors import ClassmapError
+from classmap.app.hosting.redact import redact_paths
 from classmap.app.shell import ids
 from classmap.app.shell.clientside import bind_field, clientside
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for,
