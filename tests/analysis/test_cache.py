@@ -63,7 +63,6 @@ def test_a_failed_computation_stores_nothing(tmp_path):
 import errno  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import pickle  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
