@@ -57,3 +57,22 @@ def artifacts_dir() -> Path:
     """``test-artifacts/`` at the repo root (git-ignored): screenshots and logs."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process (Playwright's sync API allows one at a time
+    in a process: every test that needs a browser uses this fixture)."""
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, missing_browser
+
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -138,21 +138,15 @@ def test_the_page_loads_the_chosen_bundle(tmp_path):
 
 
 @pytest.mark.skipif(not scripts.partial_available(), reason="bundle not installed")
-def test_the_built_bundle_registers_exactly_its_traces():
+def test_the_built_bundle_registers_exactly_its_traces(browser):
     """The installed bundle, run in Chromium's JavaScript engine, knows the five traces."""
-    from tests.e2e.conftest import CHROMIUM
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless"])
-        page = browser.new_page()
+    page = browser.new_page()
+    try:
         page.add_script_tag(content=scripts.BUNDLE_PATH.read_text())
         registered = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces).sort()")
         version = page.evaluate("Plotly.version")
-        browser.close()
+    finally:
+        page.close()
     assert registered == sorted(scripts.PLOTLY_TRACES)
     assert version == scripts.plotlyjs_version()
 

@@ -45,6 +45,10 @@ def test_channel_cam_shows_busy_and_hides_the_previous_map(cam_server, new_page,
                                                             artifacts_dir):
     page = new_page()
     page.set_viewport_size({"width": 1280, "height": 800})
+    # The CAM uses the folder as the image job read it (never read in a request): the
+    # Samples page opens on the --data folder and its job reads it.
+    page.goto(cam_server + "/samples")
+    page.wait_for_selector("#samples-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
     page.goto(cam_server + f"/weights?focal={KING_CRAB}")
     page.wait_for_selector(CAM_IMAGE, timeout=RENDER_TIMEOUT)
     assert "cm-busy" not in page.get_attribute("#weights-cam-box", "class").split()

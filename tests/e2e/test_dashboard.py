@@ -102,6 +102,7 @@ def test_explore_and_share(dash_server, new_page, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "e2e-03-dungeness-crab.png"), full_page=True)
 
     # 4. Click its first neighbour: king crab becomes the focal class.
+    crab_column = [s["x0"] for s in page.evaluate(HEATMAP_SHAPES) if s["name"] == "focal-column"]
     bar = page.locator("#neighbours-graph .barlayer .point").first.bounding_box()
     click_at(page, bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
     page.wait_for_function(f"location.search.includes('focal={KING_CRAB_ID}')", timeout=10_000)
@@ -109,6 +110,11 @@ def test_explore_and_share(dash_server, new_page, artifacts_dir):
                            timeout=10_000)
     page.wait_for_function(
         "(" + GRAPH.format(id="neighbours-graph") + "?.layout?.yaxis?.ticktext || [])[0] !== 'king crab'",
+        timeout=10_000)
+    # The heatmap's focal cross moves off Dungeness crab's column (its overlay may land
+    # after the neighbour chart on a loaded machine).
+    page.wait_for_function(
+        SHAPES + f".some(s => s.name === 'focal-column' && !{crab_column}.includes(s.x0))",
         timeout=10_000)
     shapes = page.evaluate(HEATMAP_SHAPES)
     assert {"focal-row", "focal-column", "selection"} <= {s["name"] for s in shapes}

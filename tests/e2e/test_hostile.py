@@ -28,7 +28,6 @@ from classmap.app.hosting import access
 from classmap.app.hosting.config import add_user, load_config
 from classmap.app.server import create_app, serve_in_thread
 from classmap.app.shell.services import MAX_VIEWS
-from tests.e2e.conftest import CHROMIUM_ARGS, missing_browser
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
 SECRET = "SECRET-FILE-CONTENT-7f3a"
@@ -322,27 +321,19 @@ def test_the_server_is_healthy_afterwards_and_wrote_nothing_outside_its_cache(
 
 
 @pytest.mark.e2e
-def test_the_pages_pass_the_content_security_policy(server):
-    if missing_browser() is not None and os.environ.get("CI", "").lower() != "true":
-        pytest.skip(missing_browser())
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.conftest import CHROMIUM
-
+def test_the_pages_pass_the_content_security_policy(server, browser):
     _, port = server
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(  # no bypass_csp: the policy applies
-                http_credentials={"username": "alice", "password": PASSWORDS["alice"]})
-            page = context.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            for path in ("/", "/weights", "/samples"):
-                page.goto(f"http://127.0.0.1:{port}{path}")
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
-                page.wait_for_timeout(1500)
-        finally:
-            browser.close()
+    context = browser.new_context(  # no bypass_csp: the policy applies
+        http_credentials={"username": "alice", "password": PASSWORDS["alice"]})
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        for path in ("/", "/weights", "/samples"):
+            page.goto(f"http://127.0.0.1:{port}{path}")
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+            page.wait_for_timeout(1500)
+    finally:
+        context.close()
     assert not problems, "\n".join(problems)

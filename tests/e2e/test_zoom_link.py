@@ -89,6 +89,10 @@ def test_heatmap_and_dendrogram_zoom_together_and_the_url_reopens_it(
     box = page.locator("#dendrogram-graph .nsewdrag").first.bounding_box()
     page.mouse.dblclick(box["x"] + 3, box["y"] + 3)  # a corner: no node there
     wait_for_url_range(page, present=False)
+    # Both graphs redraw on the full range (they may land after the URL on a loaded machine).
+    page.wait_for_function(
+        f"() => ({RANGES})().every(r => Math.abs(r[0] - ({full[0]})) < 1e-3 && "
+        f"Math.abs(r[1] - ({full[1]})) < 1e-3)", timeout=15_000)
     heat, tree = page.evaluate(RANGES)
     assert tree[:2] == pytest.approx(full) and heat[:2] == pytest.approx(full)
 

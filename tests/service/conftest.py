@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ROOT, browser, console_errors, free_port, new_page  # noqa: F401
+from tests.e2e.conftest import ROOT, console_errors, free_port, new_page  # noqa: F401
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_SECONDS = 90
