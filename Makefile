@@ -49,8 +49,11 @@ wheel: install
 serve: install
 	$(BIN)/classmap serve --host $(HOST) --port $(PORT)
 
+# The service tests (redis-server, Celery workers, gunicorn: processes of their own) run
+# after the rest, alone, so they do not compete with the browser tests for the 2 cores.
 test: install-test
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -q -m "not service"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m service
 
 test-fast: install-test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not e2e and not slow"
