@@ -43,7 +43,7 @@ def url_range(page):
 
 def wait_for_url_range(page, present=True):
     page.wait_for_function("(present) => /[?&]range=/.test(location.search) === present",
-                           arg=present, timeout=15_000)
+                           arg=present, timeout=60_000)
     page.wait_for_timeout(600)
 
 
@@ -65,7 +65,7 @@ def test_heatmap_and_dendrogram_zoom_together_and_the_url_reopens_it(
 
     drag(page, "dendrogram-graph", (0.3, 0.5), (0.7, 0.9))
     page.wait_for_function(f"() => !location.search.includes('range={first},{last}')",
-                           timeout=15_000)
+                           timeout=60_000)
     page.wait_for_timeout(600)
     heat, tree = page.evaluate(RANGES)
     zoomed = url_range(page)
@@ -92,7 +92,7 @@ def test_heatmap_and_dendrogram_zoom_together_and_the_url_reopens_it(
     # Both graphs redraw on the full range (they may land after the URL on a loaded machine).
     page.wait_for_function(
         f"() => ({RANGES})().every(r => Math.abs(r[0] - ({full[0]})) < 1e-3 && "
-        f"Math.abs(r[1] - ({full[1]})) < 1e-3)", timeout=15_000)
+        f"Math.abs(r[1] - ({full[1]})) < 1e-3)", timeout=60_000)
     heat, tree = page.evaluate(RANGES)
     assert tree[:2] == pytest.approx(full) and heat[:2] == pytest.approx(full)
 
