@@ -426,6 +426,28 @@
   document.addEventListener("keydown", onPickerKey, true);
   document.addEventListener("keyup", onPickerKey, true);
 
+  /* A click that opens a searchable picker puts the focus in its search box, so what the
+     user types next goes there (Dash's dropdown leaves the focus on its button, and the
+     letters typed while its first key moves the focus over can be lost). */
+  function focusSearchOnOpen(event) {
+    var button = event.target && event.target.closest && event.target.closest("button.dash-dropdown");
+    if (!button) { return; }
+    var tries = 0;
+    var look = function () {
+      var content = document.getElementById(button.getAttribute("aria-controls") || "");
+      var search = content && content.querySelector(".dash-dropdown-search");
+      if (search && button.getAttribute("aria-expanded") === "true") {
+        if (document.activeElement === button || document.activeElement === document.body) {
+          search.focus();
+        }
+        return;
+      }
+      if (++tries < 30) { window.requestAnimationFrame(look); }
+    };
+    window.requestAnimationFrame(look);
+  }
+  document.addEventListener("click", focusSearchOnOpen, true);
+
   window.classmap = {
     applyUpdate: applyUpdate,
     encodeQuery: encodeQuery,
