@@ -39,7 +39,7 @@ from dash.exceptions import PreventUpdate
 
 from classmap.analysis.errors import ClassmapError
 from classmap.app.hosting.redact import redact_paths
-from classmap.app.shell import ids
+from classmap.app.shell import export_view, ids
 from classmap.app.shell.clientside import bind_field, clientside
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for,
                                      is_ready_for, job_request, job_status, progress_reporter,
@@ -254,6 +254,8 @@ def register(app: Any, services: Services) -> None:
     clientside(app, "hideNotice", Output(ids.NOTICE, "className", allow_duplicate=True),
                Input(ids.NOTICE_CLOSE, "n_clicks"), constants={"className": NOTICE_HIDDEN},
                prevent_initial_call=True)
+
+    export_view.register(app, services)
 
     for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
                            (ids.LINKAGE_PICKER, "linkage")):

@@ -11,7 +11,7 @@ import dash
 from dash import dcc, html
 
 from classmap.analysis.methods.hierarchy import LINKAGES
-from classmap.app.shell import ids
+from classmap.app.shell import export_view, ids
 from classmap.app.shell.widgets import button, field, job_progress
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.config import Settings
@@ -61,6 +61,12 @@ def build_shell(settings: Settings) -> html.Div:
                          {"label": "SVG", "value": "svg",
                           "title": "graphs' download button writes SVG (vector) drawings"}],
                 className="cm-segmented cm-segmented-small")),
+            html.Div([
+                button(export_view.BUTTON_LABEL, export_view.EXPORT_VIEW,
+                       title="download one zip: the view's CSV and Newick files, its figures "
+                             "(SVG and PNG, titled) and the URL that reopens it"),
+                dcc.Download(id=export_view.EXPORT_DOWNLOAD),
+            ], className="cm-field cm-export-view cm-classes-only"),
             job_progress(ids.JOB_PANEL, ids.JOB_PROGRESS, ids.JOB_LABEL, ids.JOB_CANCEL,
                          "Preparing the analysis…"),
             failure_bar(ids.JOB_FAILURE, ids.JOB_FAILURE_TEXT, ids.JOB_RETRY),
