@@ -15,17 +15,16 @@ import threading
 from typing import Any
 
 import dash
-import diskcache
 
 from classmap.analysis.errors import ClassmapError
 from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
-from classmap.app.config import Settings, ensure_private_dir
+from classmap.app.config import Settings
 from classmap.app.hosting.access import (HEALTH_ENDPOINT, check_exposure, install_access,
                                          limit_log_lines)
 from classmap.app.pages import register_pages
 from classmap.analysis.settings import job_limits
 from classmap.app.shell import callbacks as shell_callbacks
-from classmap.app.shell.job_processes import JobManager
+from classmap.app.shell.job_processes import DisabledJobs, JobManager, open_job_store
 from classmap.app.shell.callbacks import report_callback_error
 from classmap.app.shell.clientside import config_script
 from classmap.app.shell.layout import build_shell
@@ -49,10 +48,13 @@ def create_app(settings: Settings, services: Services | None = None, *,
     """
     services = services or Services(settings)
     if manager is None:
-        jobs = diskcache.Cache(str(ensure_private_dir(settings.jobs_dir)))
         # Jobs fork from a forkserver (no server locks, no listening socket), beat a
-        # heartbeat and obey per-model / per-session limits (app/shell/job_processes.py).
-        manager = JobManager(jobs, settings, job_limits())
+        # heartbeat and obey per-model / per-session / per-user limits
+        # (app/shell/job_processes.py). A job store that cannot be opened (a full disk)
+        # disables jobs after one warning; the server still serves what is computed.
+        jobs = open_job_store(settings.jobs_dir)
+        manager = JobManager(jobs, settings, job_limits()) if jobs is not None \
+            else DisabledJobs()
     prefix = "/" + url_prefix.strip("/") + "/" if url_prefix and url_prefix.strip("/") else None
     app = ClassmapDash(
         __name__,

@@ -20,9 +20,12 @@ changes how a job is started and watched:
   touches ``heartbeat`` every second. :func:`check_job` (called by the page's watchdog
   interval) turns a job that died, stopped beating, ran past its limit or could not
   write into an error the page shows, with a Retry.
-* **limits** — at most ``per_model`` jobs compute at once for one model and
-  ``per_session`` for one browser session; later ones wait in state ``queued`` (first
-  come, first served) and more than ``queued`` waiting jobs of a session are refused.
+* **limits** — at most ``per_model`` jobs compute at once for one model,
+  ``per_session`` for one browser session and, when the hosting config sets
+  ``[limits] jobs_per_user``, that many for one signed-in user (the name from
+  :func:`classmap.app.hosting.identity.current_identity`); later ones wait in state
+  ``queued`` (first come, first served) and more than ``queued`` waiting jobs of a
+  session, or of a user, are refused.
 
 A job's request (the Input of its background callback) is a dict made by
 :func:`classmap.app.shell.jobs.job_request`: it carries the job ``id`` and ``model``.
@@ -49,6 +52,7 @@ from typing import Any, Iterable
 import diskcache
 import psutil
 from dash import DiskcacheManager
+from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from classmap.analysis.settings import JobLimits
 
@@ -101,6 +105,7 @@ class JobManager(DiskcacheManager):
         super().__init__(cache)
         self.settings = settings
         self.limits = limits
+        self.per_user = user_limit(settings)
         self._context = multiprocessing.get_context("forkserver")
         self._processes: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -133,12 +138,13 @@ class JobManager(DiskcacheManager):
         request = find_request(args)
         job_id = str(request.get("id") or uuid.uuid4().hex)
         model = str(request.get("model") or "")
-        session = current_session()
-        refusal = self._refusal(model, session)
+        session, user = current_session(), current_user()
+        refusal = self._refusal(model, session, user)
         if refusal:
             write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
-                                               "state": REFUSED, "message": refusal,
-                                               "started": time.time(), "heartbeat": time.time()})
+                                               "user": user, "state": REFUSED,
+                                               "message": refusal, "started": time.time(),
+                                               "heartbeat": time.time()})
             return 0
         process = self._context.Process(
             target=run_job, name=f"classmap-job-{job_id[:8]}", daemon=True,
@@ -146,8 +152,8 @@ class JobManager(DiskcacheManager):
                   args, dict(context), job_id, os.getpid()))
         now = time.time()
         write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
-                                           "state": QUEUED, "message": "", "started": now,
-                                           "heartbeat": now})
+                                           "user": user, "state": QUEUED, "message": "",
+                                           "started": now, "heartbeat": now})
         process.start()
         update_record(self.handle, job_id, pid=process.pid)
         with self._lock:
@@ -155,12 +161,22 @@ class JobManager(DiskcacheManager):
             self._reap()
         return process.pid
 
-    def _refusal(self, model: str, session: str) -> str:
-        mine = [r for r in live_records(self.handle) if r.get("session") == session]
+    def _refusal(self, model: str, session: str, user: str | None = None) -> str:
+        """Why a new job of ``session`` (and ``user``) is refused, or ""."""
+        live = live_records(self.handle)
+        mine = [r for r in live if r.get("session") == session]
         allowed = self.limits.per_session + self.limits.queued
         if len(mine) >= allowed:
             return (f"this session already has {len(mine)} background jobs running or queued "
                     f"(at most {allowed}); wait for one to finish or cancel it, then Retry")
+        if self.per_user is not None and user is not None:
+            theirs = [r for r in live if r.get("user") == user]
+            allowed = self.per_user + self.limits.queued
+            if len(theirs) >= allowed:
+                return (f"user {user} already has {len(theirs)} background jobs running or "
+                        f"queued (at most {allowed}: the server's jobs_per_user limit of "
+                        f"{self.per_user} plus {self.limits.queued} waiting); wait for one to "
+                        "finish or cancel it, then Retry")
         return ""
 
     def _reap(self) -> None:
@@ -196,6 +212,93 @@ class JobManager(DiskcacheManager):
     def check(self, job_id: str | None, requested: float | None) -> JobVerdict | None:
         return check_job(self.handle, job_id, requested, self.limits,
                          disk_folders=(Path(self.handle.directory), self.settings.cache_dir))
+
+
+JOBS_DISABLED = ("background jobs are disabled on this server: its job store could not be "
+                 "opened at start-up (a full or read-only disk); views already computed are "
+                 "still served — ask the operator to free disk space and restart classmap serve")
+
+
+def open_job_store(folder: Path) -> diskcache.Cache | None:
+    """The job store (a diskcache) in ``folder``, or None when it cannot be opened or
+    written — a full or read-only disk — after one warning line naming the problem and
+    the fix. A folder that is unsafe (another user's, writable by others) still raises
+    :class:`~classmap.analysis.errors.ClassmapError`: that is refused, not worked around."""
+    import sqlite3
+
+    from classmap.app.config import ensure_private_dir
+
+    try:
+        store = diskcache.Cache(str(ensure_private_dir(folder)))
+        store.set("classmap-job-store-check", time.time())  # opening alone may not write
+        return store
+    except (OSError, sqlite3.Error) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        log.warning("background jobs are disabled: cannot open the job store %s (%s); views "
+                    "already in the cache are served, nothing new is computed — free some "
+                    "space on its disk (or set CLASSMAP_JOBS_DIR to a writable folder) and "
+                    "restart classmap serve", folder, reason)
+        return None
+
+
+class DisabledJobs(BaseBackgroundCallbackManager):
+    """The background-callback manager of a server whose job store cannot be opened (a
+    full disk at start-up): the server still starts and serves what needs no job; every
+    job is refused at once (nothing is started, Dash's polling ends) and the page's
+    watchdog (:meth:`check`) shows ``message`` with a Retry, within seconds.
+
+    Same interface as :class:`JobManager` for the app: ``start``, ``stop_all``, ``check``.
+    """
+
+    def __init__(self, message: str = JOBS_DISABLED) -> None:
+        super().__init__(None)
+        self.message = message
+        self._refused: dict[str, float] = {}  # job id → when it was refused (bounded)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Nothing to start: no job ever runs."""
+
+    def stop_all(self) -> None:
+        """Nothing to stop."""
+
+    def make_job_fn(self, fn: Any, progress: Any, key: Any = None) -> Any:
+        return fn
+
+    def call_job_fn(self, key: str, job_fn: Any, args: Any, context: Any) -> int:
+        """Refuse the job (pid 0: Dash stops polling); the watchdog says why."""
+        job_id = str(find_request(args).get("id") or "")
+        with self._lock:
+            if job_id:
+                self._refused[job_id] = time.time()
+            while len(self._refused) > 10_000:
+                self._refused.pop(next(iter(self._refused)))
+        return 0
+
+    def check(self, job_id: str | None, requested: float | None) -> JobVerdict | None:
+        """Every pending job's verdict: refused, with :attr:`message`."""
+        return JobVerdict("error", self.message) if job_id else None
+
+    def job_running(self, job: Any) -> bool:
+        return False
+
+    def terminate_job(self, job: Any) -> None:
+        return None
+
+    def terminate_unhealthy_job(self, job: Any) -> bool:
+        return False
+
+    def get_progress(self, key: str) -> Any:
+        return None
+
+    def result_ready(self, key: str) -> bool:
+        return False
+
+    def get_result(self, key: str, job: Any) -> Any:
+        return self.UNDEFINED
+
+    def get_updated_props(self, key: str) -> dict:
+        return {}
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -347,6 +450,21 @@ def find_request(args: Any) -> dict[str, Any]:
     return {}
 
 
+def user_limit(settings: Any) -> int | None:
+    """The hosting config's ``[limits] jobs_per_user`` of ``settings`` (None: no limit)."""
+    limits = getattr(getattr(settings, "hosting", None), "limits", None)
+    value = getattr(limits, "jobs_per_user", None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def current_user() -> str:
+    """The name of the request's user (the access guard's identity; ``local`` on a
+    loopback server without users, and outside requests)."""
+    from classmap.app.hosting.identity import current_identity
+
+    return current_identity().name
+
+
 def current_session() -> str:
     """The browser session of the current request: Flask's session cookie, else the
     client's address (all jobs of one address share a session)."""
@@ -380,9 +498,11 @@ def _beat(cache: diskcache.Cache, job_id: str, server_pid: int, stop: threading.
             os._exit(3)
 
 
-def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits) -> None:
+def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits,
+                   per_user: int | None = None) -> None:
     """Wait until fewer than the limits' jobs compute for this job's model and session
-    and no older queued job shares either; then mark this one running."""
+    (and, with ``per_user``, its user) and no older queued job shares any of them; then
+    mark this one running."""
     while True:
         with cache.transact():
             everything = records(cache)
@@ -393,18 +513,27 @@ def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits) -> No
                     and r.get("state") in (QUEUED, RUNNING) and process_alive(r.get("pid", 0))]
             same_model = [r for _, r in live if r.get("model") == mine.get("model")]
             same_session = [r for _, r in live if r.get("session") == mine.get("session")]
+            same_user = [r for _, r in live if per_user is not None
+                         and r.get("user") == mine.get("user")]
             running_model = sum(r.get("state") == RUNNING for r in same_model)
             running_session = sum(r.get("state") == RUNNING for r in same_session)
-            ahead = sum(r.get("state") == QUEUED and r.get("started", 0) < mine.get("started", 0)
-                        for r in same_model + same_session)
+            running_user = sum(r.get("state") == RUNNING for r in same_user)
+            # One job counts once, though it may share the model, session and user.
+            ahead = len({id(r) for r in same_model + same_session + same_user
+                         if r.get("state") == QUEUED
+                         and r.get("started", 0) < mine.get("started", 0)})
+            user_free = per_user is None or running_user < per_user
             if running_model < limits.per_model and running_session < limits.per_session \
-                    and not ahead:
+                    and user_free and not ahead:
                 everything[job_id] = {**mine, "state": RUNNING, "message": ""}
                 cache.set(RECORDS_KEY, everything)
                 return
-            waiting = running_model + running_session + ahead
+            waiting = len({id(r) for r in same_model + same_session + same_user
+                           if r.get("state") == RUNNING}) + ahead
+            whose = "this model, session or user" if per_user is not None \
+                else "this model or session"
             everything[job_id] = {**mine, "message": f"Queued: waiting for {waiting} other "
-                                                     "job(s) of this model or session…"}
+                                                     f"job(s) of {whose}…"}
             cache.set(RECORDS_KEY, everything)
         time.sleep(0.5)
 
@@ -421,7 +550,7 @@ def run_job(settings: Any, limits: JobLimits, function_key: str, result_key: str
     threading.Thread(target=_beat, args=(cache, job_id, server_pid, stop), daemon=True,
                      name="classmap-heartbeat").start()
     try:
-        _wait_for_slot(cache, job_id, limits)
+        _wait_for_slot(cache, job_id, limits, user_limit(settings))
         from classmap.app.server import create_app
 
         app = create_app(settings)
