@@ -128,17 +128,28 @@ class Settings:
 
     def model(self, model_id: str) -> ModelEntry:
         """The entry for ``model_id``; raises naming the configured ids."""
-        for entry in self.models:
+        offered = self.offered_models
+        for entry in offered:
             if entry.id == model_id:
                 return entry
         raise ClassmapError(
             f"model {model_id!r} is not configured on this server; "
-            f"choose one of {', '.join(self.model_ids)}"
+            f"choose one of {', '.join(entry.id for entry in offered)}"
         )
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return tuple(entry.id for entry in self.models)
+        return tuple(entry.id for entry in self.offered_models)
+
+    @property
+    def offered_models(self) -> tuple[ModelEntry, ...]:
+        """:attr:`models` plus the heads operators uploaded to this instance, read from
+        ``<cache dir>/uploads`` when ``[uploads] enabled`` (app/hosting/uploads.py)."""
+        if not self.hosting.uploads.enabled:
+            return self.models
+        from classmap.app.hosting.uploads import uploaded_models
+
+        return self.models + uploaded_models(self)
 
     @classmethod
     def from_args(cls, args: Any, environ: Mapping[str, str] | None = None) -> "Settings":

@@ -10,10 +10,13 @@ Order of checks for one request (each refusal is a short text with no server det
 
 1. Host name: ``allowed_hosts`` or a loopback name          → 400
    (so a page on another site cannot reach a loopback server by DNS rebinding)
-2. body size (``Content-Length`` above ``max_request_bytes``) → 413
+2. body size (``Content-Length`` above ``max_request_bytes``;
+   the upload route, when uploads are on: ``upload_bytes``)    → 413
 3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
 4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
-5. callback requests: well-formed JSON naming a registered
+5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads)
+   refused to viewers                                          → 403
+6. callback requests: well-formed JSON naming a registered
    callback; operator-only callbacks refused to viewers       → 400 / 403
 
 Without users or a trusted proxy (the loopback default) step 4 admits everyone as the
@@ -45,6 +48,8 @@ from classmap.app.hosting.config import HostingConfig, User, check_user_name
 from classmap.app.hosting.identity import LOCAL_OPERATOR, Identity
 from classmap.app.pages.classes import ids as class_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
+from classmap.app.hosting.uploads import ROUTE as UPLOAD_ROUTE
+from classmap.app.hosting.uploads import install_uploads, upload_limit
 from classmap.app.pages.images import ids as image_ids
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 # Reviewed list of routes answered without credentials. Adding one is a security
 # decision: tests/app/test_routes_decide.py fails for any route not protected or listed.
 PUBLIC_PATHS = frozenset({"/healthz"})
+# Routes (under the app's prefix) only operators may use, whatever the method.
+OPERATOR_ROUTES = frozenset({UPLOAD_ROUTE})
 HEALTH_ENDPOINT = "healthz"
 CALLBACK_PATH = "/_dash-update-component"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
@@ -70,6 +77,7 @@ def install_access(app: Any, settings: Any) -> None:
     the path redaction of responses, from ``settings`` (app/config.py Settings)."""
     config: HostingConfig = settings.hosting
     server = app.server
+    install_uploads(app, settings)  # the upload route (404 while uploads are off)
     server.secret_key = load_secret_key(config, settings.cache_dir)
     server.config.update(
         MAX_CONTENT_LENGTH=config.max_request_bytes,
@@ -112,6 +120,9 @@ class AccessGuard:
         # The health route also under a URL prefix (``serve --url-prefix /classmap``).
         prefix = getattr(getattr(app, "config", None), "routes_pathname_prefix", None) or "/"
         self.public_paths = PUBLIC_PATHS | {prefix + HEALTH_ENDPOINT}
+        self.operator_paths = frozenset(prefix + route for route in OPERATOR_ROUTES)
+        # Only the upload route's body may exceed max_request_bytes, and only when on.
+        self.upload_path = prefix + UPLOAD_ROUTE if config.uploads.enabled else None
         self._verified: OrderedDict[bytes, Identity] = OrderedDict()
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
@@ -121,7 +132,10 @@ class AccessGuard:
         if _host_name(request.host) not in self.allowed_hosts:
             return _refuse(400, "unknown host name")
         length = request.content_length
-        if length is not None and length > self.config.max_request_bytes:
+        limit = self.config.max_request_bytes
+        if request.path == self.upload_path and request.method == "POST":
+            limit = max(limit, upload_limit(self.config))
+        if length is not None and length > limit:
             return _refuse(413, "request body too large")
         if request.path in self.public_paths:
             return None
@@ -131,6 +145,10 @@ class AccessGuard:
             response.headers["WWW-Authenticate"] = REALM
             return response
         flask.g.classmap_identity = identity
+        if request.path in self.operator_paths and not identity.is_operator:
+            log.warning("refused %s %s to %s (%s)", request.method, request.path[:100],
+                        identity.name, identity.role)
+            return _refuse(403, "this page needs the operator role; ask an operator")
         if request.path.endswith(CALLBACK_PATH):
             return self.check_callback(identity)
         return None

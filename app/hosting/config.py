@@ -22,8 +22,12 @@ is read; the browser only ever names a model or data set by its id. Example::
 
     [limits]
     max_classes = 50000        # a model with more classes is refused
-    upload_bytes = 4000000
+    upload_bytes = 536870912   # largest uploaded head (default 512 MiB)
     jobs_per_user = 2
+
+    [uploads]
+    enabled = false            # operators may upload heads (POST /uploads); off by default
+    max_files = 100            # uploads kept per instance
 
     [[models]]
     id = "r18-mine"
@@ -54,6 +58,8 @@ from classmap.analysis.errors import ClassmapError
 
 ROLES = ("viewer", "operator")
 DEFAULT_MAX_REQUEST_BYTES = 4_000_000
+DEFAULT_UPLOAD_BYTES = 512 * 2**20
+DEFAULT_MAX_UPLOADS = 100
 MIN_PASSWORD_CHARS = 8
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
@@ -65,6 +71,7 @@ _SECTIONS: dict[str, set[str]] = {
     "limits": {"max_classes", "upload_bytes", "jobs_per_user"},
     "models": {"id", "label", "model", "weights", "head", "head_key", "classes"},
     "data": {"path"},
+    "uploads": {"enabled", "max_files"},
     "users": set(),
 }
 _USER_KEYS = {"role", "password_hash"}
@@ -90,6 +97,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Uploads:
+    """``[uploads]``: whether operators may upload heads (off by default) and how many
+    the instance keeps; the size limit is ``[limits] upload_bytes``."""
+
+    enabled: bool = False
+    max_files: int = DEFAULT_MAX_UPLOADS
+
+
+@dataclass(frozen=True)
 class HostingConfig:
     """The parsed config file; every path absolute and resolved.
 
@@ -101,6 +117,7 @@ class HostingConfig:
     trusted_proxies : networks whose ``proxy_user_header`` is believed
     models : dicts in the CLASSMAP_MODELS JSON form (``id``, ``model``, ``weights`` …)
     data_roots : folders of labelled images the browser may pick by id
+    uploads : whether operators may upload heads (app/hosting/uploads.py)
     """
 
     path: Path | None = None
@@ -117,6 +134,12 @@ class HostingConfig:
     limits: Limits = Limits()
     models: tuple[dict[str, str], ...] = field(default=(), hash=False)
     data_roots: tuple[Path, ...] = ()
+    uploads: Uploads = Uploads()
+
+    @property
+    def upload_bytes(self) -> int:
+        """The largest upload the server accepts (``[limits] upload_bytes``, default 512 MiB)."""
+        return self.limits.upload_bytes or DEFAULT_UPLOAD_BYTES
 
     @property
     def requires_login(self) -> bool:
@@ -151,6 +174,7 @@ def _parse(data: dict[str, Any], file: Path) -> HostingConfig:
     cache = _table(data, "cache", file)
     limits = _table(data, "limits", file)
     workers = _table(data, "workers", file)
+    uploads = _table(data, "uploads", file)
     base = file.parent
     role = server.get("proxy_default_role", "viewer")
     _check_role(role, f"{file}: proxy_default_role")
@@ -172,6 +196,8 @@ def _parse(data: dict[str, Any], file: Path) -> HostingConfig:
                         ("max_classes", "upload_bytes", "jobs_per_user"))),
         models=tuple(_model(item, base, file) for item in _array(data, "models", file)),
         data_roots=tuple(_data_root(item, base, file) for item in _array(data, "data", file)),
+        uploads=Uploads(enabled=_bool(uploads, "enabled", file),
+                        max_files=_positive(uploads, "max_files", file) or DEFAULT_MAX_UPLOADS),
     )
 
 
