@@ -6,34 +6,71 @@ without a browser.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import numpy as np
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from classmap.analysis.errors import ClassmapError
+from classmap.app.hosting.identity import current_identity
 from classmap.app.pages.compare import figures, ids
 from classmap.app.shell.figures import message_figure
+from classmap.app.shell.jobs import (
+    ERROR,
+    PENDING,
+    READY,
+    cancelled_status,
+    job_request,
+    job_status,
+    progress_reporter,
+    watch_jobs,
+)
 from classmap.app.shell.services import Services, short_name
 from classmap.app.shell.widgets import stat
+
+log = logging.getLogger(__name__)
 
 MAX_PERMUTATIONS = 9999
 PLACED_DIFFERENTLY = 20  # classes listed whose nearest classes differ most between sources
 
 
-def compare_logic(services: Services, a: tuple, b: tuple, permutations: Any) -> tuple:
+def compare_logic(services: Services, a: tuple, b: tuple, permutations: Any,
+                  progress: Any = None) -> tuple:
     """``(model, relation, linkage[, data set id])`` of both sources → (summary, B_k figure,
     tanglegram, pairs table). Bad input → a one-line message in place of the results."""
-    from classmap.analysis.pipelines.compare import compare_sources
-
     try:
-        count = check_sources(services, a, b, permutations)
-        sources = [page_source(services, *source[:3], _data(source)) for source in (a, b)]
-        compared = compare_sources(sources[0], sources[1], permutations=count)
+        return run_comparison(services, a, b, permutations, progress)
     except ClassmapError as error:
-        text = html.Span(str(error), className="cm-summary-error")
-        return text, message_figure(str(error), height=300), message_figure("—"), []
+        return failed_outputs(str(error))
+
+
+def failed_outputs(message: str) -> tuple:
+    """The results' places when there are none: ``message`` in the summary and the figure."""
+    text = html.Span(message, className="cm-summary-error")
+    return text, message_figure(message, height=300), message_figure("—"), []
+
+
+def run_comparison(services: Services, a: tuple, b: tuple, permutations: Any,
+                   progress: Any = None) -> tuple:
+    """:func:`compare_logic`'s results; a bad choice raises ClassmapError. ``progress``:
+    an :mod:`classmap.analysis.progress` reporter (the background job's), or None."""
+    from classmap.analysis.pipelines.compare import compare_sources
+    from classmap.analysis.progress import NullProgress
+
+    progress = progress or NullProgress()
+    count = check_sources(services, a, b, permutations)
+    sources = []
+    for side, source in zip("AB", (a, b)):
+        with progress.step(f"source {side}: {source[0]}, {source[1]}", total=1) as advance:
+            sources.append(page_source(services, *source[:3], _data(source)))
+            advance(1)
+    with progress.step(f"the measures ({count} Mantel permutations)", total=1) as advance:
+        compared = compare_sources(sources[0], sources[1], permutations=count)
+        advance(1)
     result = compared.result
     names = [short_name(n) for n in compared.class_names]
     position = {c: i for i, c in enumerate(services.head(a[0]).classes.ids)}
@@ -101,7 +138,7 @@ def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
     linkage and (optionally) a configured data set; else a ClassmapError that does not
     repeat the values (they come from the browser)."""
     from classmap.analysis.methods.hierarchy import LINKAGES
-    from classmap.analysis.pipelines.compare import RELATIONS
+    from classmap.analysis.pipelines.compare import IMAGE_RELATIONS, RELATIONS, check_source
     from classmap.app.shell.images import image_services_for
 
     models = services.settings.model_ids
@@ -113,6 +150,9 @@ def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
                                 "sources")
         if len(source) == 4 and source[3] not in image_services_for(services).data_ids:
             raise ClassmapError("pick a configured data set for both sources")
+    for source in (a, b):  # the choices' own rules (no ward on WordNet …), before any job
+        check_source(source[1], source[2],
+                     _data(source) if source[1] in IMAGE_RELATIONS else None)
     if isinstance(permutations, str) and permutations.strip().isdigit():
         permutations = int(permutations)
     if isinstance(permutations, bool) or not isinstance(permutations, int) \
@@ -155,18 +195,101 @@ def classes_table(model: str, class_ids: tuple[str, ...], names: list[str],
     return html.Table(rows, className="cm-table cm-compare-classes")
 
 
+# -- the background job -------------------------------------------------------------------------
+
+
+def compare_key(a: Any, b: Any, permutations: Any) -> list[str]:
+    """The job status key of one comparison: ``["compare", JSON of (a, b, permutations)]``."""
+    return ["compare", json.dumps([list(a), list(b), permutations])]
+
+
+def compare_job(key: list) -> dict[str, Any]:
+    """The job's request for a status ``key`` (a fresh id each time; Retry uses it)."""
+    a, b, permutations = json.loads(key[1])
+    return job_request(str(a[0]), a=a, b=b, permutations=permutations)
+
+
+def request_compare_logic(services: Services, a: tuple, b: tuple, permutations: Any) -> tuple:
+    """The Compare button → (summary, status, job request): a checked choice starts the
+    background job (operators only; the server refuses the job to viewers anyway); a bad
+    one says why in one line."""
+    try:
+        count = check_sources(services, a, b, permutations)
+    except ClassmapError as error:
+        return failed_outputs(str(error))[0], no_update, no_update
+    key = compare_key(a, b, count)
+    if not current_identity().is_operator:
+        message = "comparing starts a computation, which needs the operator role; ask an operator"
+        return failed_outputs(message)[0], job_status(key, ERROR, message), no_update
+    job = compare_job(key)
+    return (html.Span("Comparing… (progress beside the button)", className="cm-compare-coverage"),
+            job_status(key, PENDING, job=job), job)
+
+
+def compare_job_logic(services: Services, report: Callable[[Any], None],
+                      job: dict | None) -> tuple:
+    """Background job: both sources and every measure → (the four results, the status)."""
+    if not isinstance(job, dict) or not isinstance(job.get("a"), list) \
+            or not isinstance(job.get("b"), list):
+        raise PreventUpdate
+    a, b, permutations = tuple(job["a"]), tuple(job["b"]), job.get("permutations")
+    key = compare_key(a, b, permutations)
+    try:
+        outputs = run_comparison(services, a, b, permutations,
+                                 progress_reporter(report, "Comparing"))
+    except ClassmapError as error:
+        log.warning("comparison failed: %s", error)
+        return (*failed_outputs(str(error)), job_status(key, ERROR, str(error)))
+    return (*outputs, job_status(key, READY))
+
+
 def register(app: Any, services: Services) -> None:
-    """The Compare button's callback."""
+    """The Compare button's request, the comparison's background job, Cancel and the
+    watchdog (failure with a Retry)."""
     controls = [State(ids.source_control(side, part), "value")
                 for side in ("a", "b") for part in ("model", "relation", "linkage", "data")]
+    results = [Output(ids.COMPARE_SUMMARY, "children", allow_duplicate=True),
+               Output(ids.COMPARE_BK, "figure", allow_duplicate=True),
+               Output(ids.COMPARE_TANGLEGRAM, "figure", allow_duplicate=True),
+               Output(ids.COMPARE_PAIRS, "children", allow_duplicate=True)]
 
     @app.callback(
-        Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_BK, "figure"),
-        Output(ids.COMPARE_TANGLEGRAM, "figure"), Output(ids.COMPARE_PAIRS, "children"),
+        Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_STATUS, "data"),
+        Output(ids.COMPARE_JOB, "data"),
         Input(ids.COMPARE_RUN, "n_clicks"), *controls, State(ids.COMPARE_PERMUTATIONS, "value"),
         prevent_initial_call=True,
     )
     def run(_clicks, model_a, relation_a, linkage_a, data_a, model_b, relation_b, linkage_b,
             data_b, permutations):
-        return compare_logic(services, (model_a, relation_a, linkage_a, data_a),
-                             (model_b, relation_b, linkage_b, data_b), permutations)
+        return request_compare_logic(services, (model_a, relation_a, linkage_a, data_a),
+                                     (model_b, relation_b, linkage_b, data_b), permutations)
+
+    @app.callback(
+        *results, Output(ids.COMPARE_STATUS, "data", allow_duplicate=True),
+        Input(ids.COMPARE_JOB, "data"),
+        background=True,
+        progress=[Output(ids.COMPARE_PROGRESS, "value"), Output(ids.COMPARE_LABEL, "children")],
+        running=[(Output(ids.COMPARE_PANEL, "hidden"), False, True),
+                 (Output(ids.COMPARE_CANCEL, "disabled"), False, True),
+                 (Output(ids.COMPARE_RUN, "disabled"), True, False)],
+        cancel=[Input(ids.COMPARE_CANCEL, "n_clicks")],
+        interval=300,
+        prevent_initial_call=True,
+    )
+    def compare(set_progress, job):
+        return compare_job_logic(services.for_background_job(), set_progress, job)
+
+    @app.callback(
+        Output(ids.COMPARE_STATUS, "data", allow_duplicate=True),
+        Output(ids.COMPARE_SUMMARY, "children", allow_duplicate=True),
+        Input(ids.COMPARE_CANCEL, "n_clicks"), State(ids.COMPARE_STATUS, "data"),
+        prevent_initial_call=True,
+    )
+    def cancel(n_clicks, status):
+        message = "The comparison was cancelled; press Compare to start it again."
+        return (cancelled_status(n_clicks, status, message),
+                html.Span(message, className="cm-summary-error"))
+
+    # A job that died, hung, overran or could not write: its error and a Retry, in seconds.
+    watch_jobs(app, ids.COMPARE_STATUS, ids.COMPARE_JOB, ids.COMPARE_LABEL, ids.COMPARE_WATCHDOG,
+               ids.COMPARE_FAILURE, ids.COMPARE_FAILURE_TEXT, ids.COMPARE_RETRY, compare_job)

@@ -10,8 +10,9 @@ from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.app.pages.compare import figures, ids
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.images import image_services_for
+from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
-from classmap.app.shell.widgets import card, field, graph
+from classmap.app.shell.widgets import card, field, graph, job_progress
 
 RELATION_OPTIONS = [
     {"label": "weight cosine", "value": "cosine"},
@@ -60,6 +61,12 @@ def layout(**query: str) -> html.Div:
                  style={"width": "6em"})),
              html.Button("Compare", id=ids.COMPARE_RUN, n_clicks=0,
                          className="cm-button cm-button-primary"),
+             job_progress(ids.COMPARE_PANEL, ids.COMPARE_PROGRESS, ids.COMPARE_LABEL,
+                          ids.COMPARE_CANCEL, "Comparing…"),
+             failure_bar(ids.COMPARE_FAILURE, ids.COMPARE_FAILURE_TEXT, ids.COMPARE_RETRY),
+             watchdog_interval(ids.COMPARE_WATCHDOG),
+             dcc.Store(id=ids.COMPARE_STATUS, storage_type="memory"),
+             dcc.Store(id=ids.COMPARE_JOB, storage_type="memory"),
          ], className="cm-card-tools")],
         subtitle="Two ways of relating the same classes: a model's head weights (cosine or "
                  "Euclidean of standardised rows) or WordNet 3.0, each clustered into a tree. "
@@ -69,7 +76,9 @@ def layout(**query: str) -> html.Div:
                  "confidence JS of the class-mean softmax, cosine of the class means of image "
                  "features or Grad-CAM weights — use the data set's cached image analysis "
                  "(run the Samples page first) and cover only the classes with images; "
-                 "sources are compared over the classes both cover.",
+                 "sources are compared over the classes both cover. The comparison runs in "
+                 "the background (progress and Cancel beside the button); starting it needs "
+                 "the operator role on a shared server.",
     )
     waiting = message_figure("Pick two sources and press Compare", height=300)
     results = card("Agreement", [

@@ -124,3 +124,56 @@ def test_bad_image_sources_are_refused(services, source):
         services, source, ("lenet-digits", "cosine", "ward", "digits"), 9)
     assert table == [] and "/etc" not in str(summary)
     assert "configured data set" in str(summary) or "ward needs Euclidean" in str(summary)
+
+
+# -- the comparison as a background job ---------------------------------------------------------
+
+LITE_A = ("lite0-imagenet", "cosine", "ward", "digits")
+LITE_B = ("lite0-imagenet", "wordnet", "average", "digits")
+
+
+def test_compare_button_starts_a_job_that_reports_progress_and_its_result(services, lite0_view):
+    summary, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
+    assert status["state"] == "pending" and status["job"] == job["id"]
+    assert job["model"] == "lite0-imagenet" and job["permutations"] == 9
+    # Retry rebuilds the same request (with a fresh id) from the status key alone.
+    again = page.compare_job(status["key"])
+    assert (again["a"], again["b"], again["permutations"]) == (job["a"], job["b"], 9)
+    assert again["id"] != job["id"]
+
+    reports = []
+    *results, done = page.compare_job_logic(services, reports.append, job)
+    assert done == {"key": status["key"], "state": "ready", "message": ""}
+    direct = page.compare_logic(services, LITE_A, LITE_B, 9)
+    assert str(results[0]) == str(direct[0])  # the same measures as computed in the request
+    labels = [label for _percent, label in reports]
+    assert any("source A" in label for label in labels)
+    assert any("9 Mantel permutations" in label for label in labels)
+    assert reports[-1][0] == 100
+
+
+def test_a_source_that_fails_in_the_job_ends_it_with_its_error(services):
+    _summary, status, job = page.request_compare_logic(
+        services, ("small", "cosine", "ward"), ("lite0-imagenet", "cosine", "ward"), 9)
+    summary, bk, _tangle, table, done = page.compare_job_logic(services, lambda _r: None, job)
+    assert done["state"] == "error" and "different class sets" in done["message"]
+    assert table == [] and "different class sets" in str(summary)
+
+
+def test_a_viewer_is_told_to_ask_an_operator_and_no_job_starts(services):
+    import flask
+
+    from classmap.app.hosting.identity import Identity
+
+    with flask.Flask(__name__).test_request_context("/"):
+        flask.g.classmap_identity = Identity("vera", "viewer")
+        summary, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
+    assert status["state"] == "error" and "operator role" in status["message"]
+    assert job is page.no_update and "operator role" in str(summary)
+
+
+def test_a_bad_choice_is_refused_before_any_job(services):
+    summary, status, job = page.request_compare_logic(
+        services, ("lite0-imagenet", "wordnet", "ward"), LITE_B, 9)
+    assert "ward needs Euclidean geometry" in str(summary)
+    assert status is page.no_update and job is page.no_update
