@@ -24,42 +24,25 @@ import argparse
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from _measure import machine_line, print_table  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+# The end-to-end tests' helpers, imported (not copied): browser, server, the tree-node pick.
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, serve_until_done  # noqa: E402
+from tests.e2e.test_dashboard import PICK_NODE  # noqa: E402
+
 TIMEOUT = 60_000
-GRAPH = "document.querySelector('#{id} .js-plotly-plot')"
-PICK_NODE = """() => {
-  const gd = """ + GRAPH.format(id="dendrogram-graph") + """;
-  const t = gd._fullData[1];
-  let best = null;
-  for (let i = 0; i < t.x.length; i++) {
-    const size = t.customdata[i][1];
-    if (size >= 20 && size <= 80 && (!best || t.y[i] > best.y)) best = {x: t.x[i], y: t.y[i]};
-  }
-  const layout = gd._fullLayout, box = gd.getBoundingClientRect();
-  return {px: box.left + layout._size.l + layout.xaxis.l2p(best.x),
-          py: box.top + layout._size.t + layout.yaxis.l2p(best.y)};
-}"""
 HEATMAP_SOURCE = ("() => document.querySelector('#similarity-heatmap .imagelayer image')"
                   "?.getAttribute('href') || ''")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rendered(page, classes: int) -> None:
@@ -172,28 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(folder / "jobs"),
                "CLASSMAP_MODELS": models}
-        with open(folder / "server.log", "w") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(port), "--cache-dir", str(cache)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
+                   "--port", str(port), "--cache-dir", str(cache)]
+        server = serve_until_done(command, ROOT, env, folder / "server.log", port)
+        url = next(server)
         try:
-            for _ in range(600):
-                try:
-                    with urllib.request.urlopen(url + "/?model=none", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.5)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                     args=CHROMIUM_ARGS)
                 base = measure(browser, url, "lite0-imagenet", 1000, "Dungeness crab")
                 big = measure(browser, url, "big", options.classes, names[4321])
                 browser.close()
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            next(server, None)  # stops the server
     targets = {"first render (view not yet open)": 3.0, "first render (view in memory)": 3.0,
                "zoom step (heatmap redrawn)": 0.5, "node expansion (side panel listed)": 0.5,
                "payload": 5.0}
