@@ -66,6 +66,9 @@ T = TypeVar("T")
 AnalysisKey = tuple[str, str, str]  # (model id, metric, linkage)
 MAX_VIEWS = 4
 HEATMAP_TILE_CELLS = 1000  # cells per side of an aggregated heatmap tile
+# A node of at most this many classes gets its cohesion from its rows (milliseconds) while
+# the view's prefix sums are not made yet; a larger one waits for them.
+DIRECT_COHESION_CLASSES = 4096
 METRIC_LABELS = {
     "cosine": "cosine similarity of standardised rows (= Pearson correlation)",
     "euclidean": "Euclidean distance of standardised rows",
@@ -150,6 +153,12 @@ class ModelView:
             except BaseException as error:
                 self._prefix.set_exception(error)
         return self._prefix.result()
+
+    @property
+    def prefix_ready(self) -> bool:
+        """Whether :attr:`unit_prefix` answers without waiting (made and not failed)."""
+        found = self._prefix
+        return found is not None and found.done() and found.exception() is None
 
     @cached_property
     def colour_scale(self) -> ColourScale:
@@ -327,9 +336,15 @@ class Services:
     ----------
     settings : the server's Settings
     cache : a ResultCache (default: one at ``settings.cache_dir``)
+    serving : whether this Services answers page requests (the server's). A background
+        job's (``serving=False``) only fills the result cache: it does not make the
+        in-memory extras a page would use next (the prefix sums of a large head, ≈ 1 s
+        of CPU that the job's process would spend before it could exit).
     """
 
-    def __init__(self, settings: Settings, cache: ResultCache | None = None) -> None:
+    def __init__(self, settings: Settings, cache: ResultCache | None = None,
+                 serving: bool = True) -> None:
+        self.serving = serving
         self.settings = settings
         self.cache = cache if cache is not None else ResultCache(settings.cache_dir)
         self._views: OrderedDict[AnalysisKey, ModelView] = OrderedDict()
@@ -359,7 +374,7 @@ class Services:
         cache handle on the same folder) shares only the disk cache, which is where
         the job's results must land anyway.
         """
-        return Services(self.settings, cache=ResultCache(self.cache.directory))
+        return Services(self.settings, cache=ResultCache(self.cache.directory), serving=False)
 
     # -- models and analyses ------------------------------------------------------------
     def model_entry(self, model_id: str) -> ModelEntry:
@@ -428,7 +443,7 @@ class Services:
             if view.ordered is None:  # sampled scores: kept in the result cache
                 view.colour_scale = self._sampled_colour_scale(view)
             view.colour_scale  # noqa: B018 — computed once here, not in a callback
-            if view.ordered is None and metric == "cosine":
+            if view.ordered is None and metric == "cosine" and self.serving:
                 # Node cohesion and cold tiles without a dense matrix: ~1 s at 21k classes,
                 # made in the background so the page opens without waiting for it.
                 self._background.submit(lambda: view.unit_prefix)
@@ -543,15 +558,19 @@ class Services:
             return float((block.sum() - np.trace(block)) / (n * (n - 1)))
         if view.metric != "cosine":
             return None
-        if positions[-1] - positions[0] + 1 == n:  # a tree node: a contiguous run of leaves
+        contiguous = positions[-1] - positions[0] + 1 == n
+        if contiguous and (view.prefix_ready or n > DIRECT_COHESION_CLASSES):
+            # A tree node (a contiguous run of leaves) from the prefix sums, in O(D); a
+            # small one while they are still being made (just after the view opened)
+            # directly from its rows below, instead of waiting ≈ 1–2 s for them.
             total = view.unit_prefix[positions[-1] + 1] - view.unit_prefix[positions[0]]
             return float((total @ total - n) / (n * (n - 1)))
-        # Standardised rows all have norm r = sqrt(D − 1): mean cosine over distinct pairs
-        # = (‖Σ rows‖² − n r²) / (n (n − 1) r²), without an n × n matrix.
+        # With unit rows u_i (as the prefix sums hold them), the mean cosine over distinct
+        # pairs is (‖Σ u_i‖² − n) / (n (n − 1)), without an n × n matrix.
         rows = standardise_rows(view.head.weight[view.layout.order[positions]]).double()
-        r2 = float((rows[0] ** 2).sum())
+        rows /= rows.norm(dim=1, keepdim=True)
         total = float((rows.sum(dim=0) ** 2).sum())
-        return (total - n * r2) / (n * (n - 1) * r2)
+        return (total - n) / (n * (n - 1))
 
     def neighbours(self, view: ModelView, focal: int, k: int) -> NeighbourRows:
         """The ``k`` nearest classes of class ``focal`` (self excluded, ties by index)."""

@@ -47,6 +47,10 @@ from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_cluste
 log = logging.getLogger(__name__)
 
 SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
+# Above this many classes a first render sends the class map (a secondary view: ≈ 0.7 MB
+# and ≈ 0.8 s of drawing at 21k classes) in a request of its own, after the heatmap and
+# the dendrogram (class_map_deferred_logic).
+CLASS_MAP_DEFER_CLASSES = 3000
 NODE_LABELS = 12  # the largest visible nodes labelled with their WordNet name (issue 13)
 
 
@@ -171,32 +175,48 @@ def update_heatmap_logic(services: Services, selection: dict | None, status: dic
     shapes = heatmap_shapes_for(services, view, sel, span)
     whole = ((span[0], span[1] + 1),) * 2
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        figure, block = _heatmap_figure(services, view, base, whole, shapes)
-        key = {**base, "block": block, "overview_block": block}
-        return figure, no_update, key, heatmap_note(view, block, span)
+        figure, drawn = _heatmap_figure(services, view, base, whole, shapes)
+        key = {**base, **drawn, "overview_block": drawn["block"]}
+        return figure, no_update, key, heatmap_note(view, drawn["block"], span)
     if triggered == ids.HEATMAP and rendered.get("overview_block", 1) > 1:
         region = heatmap_region(relayout, span)
         if region is not None or (relayout or {}).get("xaxis.autorange"):
             rows, cols = region if region is not None else whole
+            tile, image = services.heatmap_image(view, rows, cols)
+            if tile_extent(tile) == rendered.get("tile"):
+                # The tile drawn already (the browser lining the heatmap's axes up with the
+                # dendrogram's, or a zoom within one block): nothing to send.
+                return no_update, no_update, no_update, no_update
             # A new tile for the region zoomed into; uirevision keeps the user's zoom.
-            figure, block = _heatmap_figure(services, view, base, (rows, cols), shapes)
-            return (figure, no_update, {**rendered, "block": block},
-                    heatmap_note(view, block, (rows[0], rows[1] - 1)))
+            figure, drawn = _heatmap_figure(services, view, base, (rows, cols), shapes,
+                                            (tile, image))
+            return (figure, no_update, {**rendered, **drawn},
+                    heatmap_note(view, drawn["block"], (rows[0], rows[1] - 1)))
     return no_update, {"layout": {"shapes": shapes}}, no_update, no_update
 
 
+def tile_extent(tile: Any) -> list[int]:
+    """``[row_start, row_stop, col_start, col_stop, block]`` of a MatrixTile: what a drawn
+    heatmap shows (kept in its rendered key)."""
+    return [int(tile.row_start), int(tile.row_stop), int(tile.col_start), int(tile.col_stop),
+            int(tile.block)]
+
+
 def _heatmap_figure(services: Services, view: ModelView, base: dict, region: tuple,
-                    shapes: list[dict]) -> tuple[Any, int]:
+                    shapes: list[dict], made: tuple | None = None) -> tuple[Any, dict]:
+    """→ (figure of ``region``, its rendered-key fields ``{"block", "tile"}``);
+    ``made``: the region's ``(tile, image)`` when already fetched."""
     (r0, r1), (c0, c1) = region
-    tile, image = services.heatmap_image(view, (r0, r1), (c0, c1))
+    tile, image = made or services.heatmap_image(view, (r0, r1), (c0, c1))
     names = None
     if tile.full_resolution and r0 == c0 and r1 == c1 and r1 - r0 <= figures.TICK_LABEL_LIMIT:
         names = [view.short_names[i] for i in view.layout.order[r0:r1]]
     figure = figures.heatmap_figure(
         tile.z, view.colour_scale, row_start=tile.row_start, col_start=tile.col_start,
         block=tile.block, tick_names=names, shapes=shapes, uirevision=repr(base), source=image,
+        row_stop=tile.row_stop, col_stop=tile.col_stop,
     )
-    return figure, tile.block
+    return figure, {"block": tile.block, "tile": tile_extent(tile)}
 
 
 def heatmap_hover_logic(services: Services, hover: dict | None, selection: dict | None,
@@ -574,8 +594,14 @@ def focal_options_logic(services: Services, search: str | None, value: str | Non
 
 
 def class_map_logic(services: Services, selection: dict | None, status: dict | None,
-                    done: dict | None, rendered: dict | None) -> tuple:
-    """→ (full figure or no_update, overlay or no_update, rendered key, note, job request)."""
+                    done: dict | None, rendered: dict | None, defer: bool = False) -> tuple:
+    """→ (full figure or no_update, overlay or no_update, rendered key, note, job request).
+
+    ``defer``: when a full figure is due and the head has more than
+    :data:`CLASS_MAP_DEFER_CLASSES` classes, send a placeholder and a rendered key marked
+    ``"deferred"`` instead; ``class_map_deferred_logic`` sends the figure in a request of
+    its own, so the first render's response and drawing carry only the primary views.
+    A key marked ``deferred`` always gets the full figure next."""
     sel, view, message = ready_view(services, selection, status)
     if view is None:
         return figures.message_figure(message), no_update, None, "", no_update
@@ -617,14 +643,19 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
         else:
             note = (f"{EMBEDDING_LABELS[shown]} of the standardised head rows, with cosine "
                     "distances whatever the Metric above (the map does not depend on it).")
-    if not rendered or {k: rendered.get(k) for k in base} != base:
+    if not rendered or rendered.get("deferred") or {k: rendered.get(k) for k in base} != base:
+        key = {**base, "cut": sel.cut, "requested": requested}
+        if defer and view.num_classes > CLASS_MAP_DEFER_CLASSES:
+            placeholder = figures.message_figure(
+                f"Drawing the class map of {view.num_classes:,} classes…")
+            return placeholder, no_update, {**key, "deferred": True}, note, job
         axes = (("PC 1", "PC 2") if shown == "pca" else
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
         figure = figures.class_map_figure(
             coords, view.names, colours=colours, selected=selected, focal=focal_mark,
             axis_titles=axes, uirevision=repr(base), webgl=services.settings.webgl,
         )
-        return figure, no_update, {**base, "cut": sel.cut, "requested": requested}, note, job
+        return figure, no_update, key, note, job
     traces: dict[int, dict[str, Any]] = {
         figures.MAP_SELECTED: figures.class_map_selected(coords, selected),
         figures.MAP_FOCAL: figures.class_map_focal(focal_mark),
@@ -638,6 +669,15 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     elif requested != rendered.get("requested"):
         key = {**rendered, "requested": requested}
     return no_update, overlay, key, note, job
+
+
+def class_map_deferred_logic(services: Services, selection: dict | None, status: dict | None,
+                             done: dict | None, rendered: dict | None) -> tuple:
+    """The class map's full figure after a placeholder (``rendered["deferred"]``), in
+    :data:`CLASS_MAP_OUTPUTS` order; anything else changes nothing."""
+    if not isinstance(rendered, dict) or not rendered.get("deferred"):
+        raise PreventUpdate
+    return class_map_logic(services, selection, status, done, rendered)
 
 
 def compute_embedding_logic(services: Services, report: Any, job: dict | None) -> dict:
@@ -862,13 +902,15 @@ def views_logic(services: Services, selection: dict | None, status: dict | None,
         ids.HEATMAP if zoomed else None))
     if zoomed:
         return heatmap + (no_update,) * (len(VIEW_OUTPUTS) - len(HEATMAP_OUTPUTS))
-    return (heatmap
-            + part(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
-                services, selection, status, rendered.get("dendrogram")))
+    dendrogram = part(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
+        services, selection, status, rendered.get("dendrogram")))
+    # A new dendrogram key (a full tree redraw) is what asks for a deferred class map.
+    redrawn_tree = dendrogram[2] is not no_update and dendrogram[2] is not None
+    return (heatmap + dendrogram
             + part(PANEL_OUTPUTS, lambda: selection_panel_logic(services, selection, status))
             + part(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
                 services, selection, status, rendered.get("embed_done"),
-                rendered.get("class_map"))))
+                rendered.get("class_map"), defer=redrawn_tree)))
 
 
 # -- wiring -------------------------------------------------------------------------------------------
@@ -1021,6 +1063,18 @@ def register(app: Any, services: Services) -> None:
     def class_map_after_job(done, selection, status, rendered):
         return class_map_logic(services, selection, status, done, rendered)
 
+    # A large head's class map follows the first render in its own request (see
+    # class_map_logic's ``defer``): asked for by the dendrogram's new rendered key, which
+    # the same response as the placeholder carries.
+    @app.callback(
+        *(Output(component, prop, allow_duplicate=True) for component, prop in CLASS_MAP_OUTPUTS),
+        Input(ids.DENDROGRAM_KEY, "data"), selection_state, status_state,
+        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def class_map_deferred(_tree, selection, status, done, rendered):
+        return class_map_deferred_logic(services, selection, status, done, rendered)
+
     @app.callback(
         Output(ids.EMBED_DONE, "data"),
         Input(ids.EMBED_JOB, "data"),
@@ -1106,3 +1160,6 @@ def register(app: Any, services: Services) -> None:
     def export(_n, _s, _t, selection, status):
         return export_logic(services, ctx.triggered_id, selection, status)
 
+    # Thumbnail strips of the classes' images (issue 14): their own module.
+    from classmap.app.pages.classes import thumbnails
+    thumbnails.register(app, services)

@@ -173,6 +173,8 @@ def heatmap_figure(
     uirevision: str = "",
     height: int | None = None,
     source: str | None = None,
+    row_stop: int | None = None,
+    col_stop: int | None = None,
 ) -> go.Figure:
     """The ordered similarity matrix (or a block-averaged overview of it).
 
@@ -189,6 +191,11 @@ def heatmap_figure(
         every later update a full re-plot.
     source : the cells' PNG when already made (``codes_png(encode_codes(z, scale), …)``,
         kept by Services), else made here
+    row_stop, col_stop : one past the last leaf position covered (``MatrixTile``'s), or
+        None for ``start + cells · block``. The axes end there: the last block of an
+        overview may cover fewer than ``block`` positions, and an axis reaching past the
+        last class would differ from the dendrogram's, which the browser then zooms to
+        (a second request for the same tile).
 
     Traces: 0 — the cells, an ``image`` whose pixel (r, c) is cell (r, c) as a palette
     PNG of :func:`encode_codes` (hover and click events carry the cell's x, y in leaf
@@ -217,8 +224,10 @@ def heatmap_figure(
         template=_TEMPLATE, height=height, uirevision=uirevision, margin=margin,
         shapes=list(shapes), dragmode="zoom",
     ))
-    x_range = [col_start - 0.5, col_start + cols * block - 0.5]
-    y_range = [row_start + rows * block - 0.5, row_start - 0.5]
+    col_end = col_start + cols * block if col_stop is None else col_stop
+    row_end = row_start + rows * block if row_stop is None else row_stop
+    x_range = [col_start - 0.5, col_end - 0.5]
+    y_range = [row_end - 0.5, row_start - 0.5]
     # scaleanchor=False: an image trace would otherwise force square cells, and the
     # heatmap's x axis must line up with the dendrogram's above it.
     figure.update_xaxes(range=x_range, showticklabels=False, title=None, automargin=False)
