@@ -19,6 +19,15 @@ RENDER_TIMEOUT = 120_000
 def test_compare_weights_with_wordnet_and_follow_a_pair(dash_server, new_page, artifacts_dir):
     page = new_page()
     page.goto(dash_server + "/compare")
+    # The comparison is a background job: its progress shows, Cancel stops it, and the
+    # button starts it again.
+    page.fill("#compare-permutations", "9999")
+    page.click("#compare-run")
+    page.wait_for_selector("#compare-job-panel:not([hidden])", timeout=RENDER_TIMEOUT)
+    page.click("#compare-job-cancel")
+    page.wait_for_function("document.querySelector('#compare-summary').innerText"
+                           ".includes('cancelled')", timeout=RENDER_TIMEOUT)
+    page.wait_for_selector("#compare-run:not([disabled])", timeout=RENDER_TIMEOUT)
     page.fill("#compare-permutations", "99")
     page.click("#compare-run")
     page.wait_for_selector(".cm-compare-pair", timeout=RENDER_TIMEOUT)
