@@ -198,5 +198,11 @@ def test_class_mean_relation_is_the_cosine_of_class_means():
     means = np.stack([vectors[labels == c].mean(axis=0) for c in classes])
     np.testing.assert_allclose(built.distance, squareform(pdist(means, "cosine")), atol=1e-12)
     ward = class_mean_relation("m", vectors, labels, classes, "ward")
-    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
-    np.testing.assert_allclose(ward.linkage, hierarchy.linkage(unit, "ward"))
+    # Independent construction: for unit-length means ‖u − v‖² = 2(1 − cos), so ward on
+    # the unit means is ward on the Euclidean matrix √(2 · cosine distance) of the raw
+    # means (scipy's Lance–Williams update on a condensed matrix, no normalising here).
+    euclidean = np.sqrt(2.0 * pdist(means, "cosine"))
+    np.testing.assert_allclose(ward.linkage, hierarchy.linkage(euclidean, "ward"), atol=1e-10)
+    # The raw means' norms differ (offsets 0–5), so ward on them is another tree: the
+    # check above can tell a missing normalisation.
+    assert not np.allclose(ward.linkage[:, 2], hierarchy.linkage(means, "ward")[:, 2])
