@@ -39,7 +39,7 @@ from dash.exceptions import PreventUpdate
 
 from classmap.analysis.errors import ClassmapError
 from classmap.app.hosting.redact import redact_paths
-from classmap.app.shell import export_view, ids
+from classmap.app.shell import export_view, ids, model_busy
 from classmap.app.shell.clientside import bind_field, clientside
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for,
                                      is_ready_for, job_request, job_status, progress_reporter,
@@ -197,20 +197,30 @@ def register(app: Any, services: Services) -> None:
     clientside(app, "analysisKey", Output(ids.ANALYSIS_KEY, "data"), Input(ids.SELECTION, "data"),
                State(ids.STATUS, "data"), State(ids.ANALYSIS_KEY, "data"))
 
+    # The header's busy note (app/shell/model_busy.py) follows each new analysis.
+    busy = (Output(model_busy.MODEL_BUSY, "hidden", allow_duplicate=True),
+            Output(model_busy.MODEL_BUSY_TEXT, "children", allow_duplicate=True))
+
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
         Output(ids.JOB_REQUEST, "data", allow_duplicate=True),
+        *busy,
         Input(ids.ANALYSIS_KEY, "data"),
         State(ids.STATUS, "data"),
+        model_busy.PAGES_STATE,
         prevent_initial_call=True,
     )
-    def request_analysis(key, status):
-        return request_analysis_logic(services, key, status)
+    def request_analysis(key, status, pages):
+        new_status, job = request_analysis_logic(services, key, status)
+        return (new_status, job,
+                *model_busy.busy_logic(new_status, job, pages, model_busy.pages_with_drawn(app)))
 
     @app.callback(
         Output(ids.STATUS, "data", allow_duplicate=True),
         Output(ids.SETTLE_REQUEST, "data"),
+        *busy,
         Input(ids.JOB_REQUEST, "data"),
+        model_busy.PAGES_STATE,
         background=True,
         progress=[Output(ids.JOB_PROGRESS, "value"), Output(ids.JOB_LABEL, "children")],
         running=[(Output(ids.JOB_PANEL, "hidden"), False, True),
@@ -219,9 +229,10 @@ def register(app: Any, services: Services) -> None:
         interval=250,
         prevent_initial_call=True,
     )
-    def prepare_analysis(set_progress, request):
+    def prepare_analysis(set_progress, request, pages):
         status = prepare_analysis_logic(services.for_background_job(), set_progress, request)
-        return status, status
+        return (status, status,
+                *model_busy.busy_logic(status, None, pages, model_busy.pages_with_drawn(app)))
 
     # The watchdog: a pending job that died, hung, overran or could not write becomes an
     # error within seconds, shown with a Retry (its Interval runs only while a job is pending).
@@ -256,6 +267,7 @@ def register(app: Any, services: Services) -> None:
                prevent_initial_call=True)
 
     export_view.register(app, services)
+    model_busy.register(app)
 
     for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
                            (ids.LINKAGE_PICKER, "linkage")):

@@ -11,7 +11,7 @@ import dash
 from dash import dcc, html
 
 from classmap.analysis.methods.hierarchy import LINKAGES
-from classmap.app.shell import export_view, ids
+from classmap.app.shell import export_view, ids, model_busy
 from classmap.app.shell.widgets import button, field, job_progress
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.config import Settings
@@ -45,6 +45,7 @@ def build_shell(settings: Settings) -> html.Div:
             field("Model", dcc.Dropdown(id=ids.MODEL_PICKER, options=models,
                                         value=settings.default_model, clearable=False,
                                         searchable=False, className="cm-model-picker")),
+            model_busy.busy_note(),
             field("Metric", dcc.RadioItems(id=ids.METRIC_PICKER, options=METRIC_OPTIONS,
                                            value="cosine", inline=True,
                                            className="cm-segmented"),
