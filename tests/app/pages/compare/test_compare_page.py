@@ -6,18 +6,44 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
 
 from classmap.app.pages.compare import callbacks as page
 from classmap.app.pages.compare import figures
 
 
-def test_lite0_weights_against_wordnet(services, lite0_view):
+def wordnet_by_hand(class_ids) -> np.ndarray:
+    """[C, C] WordNet distance from the ancestor hops alone: d(a, b) = min over synsets s
+    above both of max(hops(a → s), hops(b → s)) (METHODS.md §5), one row at a time."""
+    from classmap.analysis.wordnet.graph import ancestor_table, load_wordnet
+
+    hops = ancestor_table(load_wordnet(), tuple(class_ids)).hops.toarray().astype(np.int64)
+    above = hops > 0  # stored as hops + 1
+    distance = np.empty((len(hops), len(hops)))
+    for a in range(len(hops)):
+        both = above & above[a]
+        distance[a] = np.where(both, np.maximum(hops, hops[a]) - 1, np.iinfo(np.int64).max
+                               ).min(axis=1)
+    return distance
+
+
+def test_lite0_weights_against_wordnet(services, lite0_view, lite0_pearson):
     summary, bk, tangle, table = page.compare_logic(
         services, ("lite0-imagenet", "cosine", "ward"), ("lite0-imagenet", "wordnet", "average"),
         99)
     text = str(summary)
     assert "Spearman ρ" in text and "Mantel r" in text and "p = 0.01" in text
+    # The shown ρ against scipy's Spearman of the two condensed distance matrices, built
+    # here: 1 − Pearson r of the raw head rows (= cosine of the standardised rows) and the
+    # WordNet hop distance taken straight from the ancestor table (lowest common hypernym:
+    # min over shared ancestors of the larger of the two hop counts), not the page's code.
+    expected = stats.spearmanr(squareform(1.0 - lite0_pearson, checks=False),
+                               squareform(wordnet_by_hand(lite0_view.ids), checks=False))
+    shown = [child for child in summary if "Spearman ρ" in str(child)]
+    assert len(shown) == 1 and f"{expected.statistic:.3f}" in str(shown[0])
+    assert 0.1 < expected.statistic < 0.9  # a real association, not a degenerate matrix
     assert bk.data[0].name == "B_k" and len(bk.data[0].x) == len(bk.data[1].x) > 10
     assert len(tangle.data) == 5 and tangle.data[3].hovertext[0]
     pairs, _title, classes = table.children
