@@ -8,16 +8,24 @@ Redis; they never load a model, so they never initialise CUDA.
 
 The same status protocol as the single-process mode (``app/shell/jobs.py``) holds:
 
-* each job has a record in Redis (``classmap-job:<job id>`` → JSON ``{state, started,
-  heartbeat, worker, message, task}``, kept a day), written ``queued`` by the web process
-  when it publishes the task and ``running`` by the worker, which touches ``heartbeat``
-  every second while it computes;
-* :meth:`CeleryJobManager.check` (the page's watchdog) turns a job whose worker stopped
-  beating (killed, crashed, cut off) or that ran past its limit into an error with a
-  Retry — a Retry publishes a new task, which waits in Redis until a worker is back;
-* Redis out of reach → a one-line :class:`~classmap.analysis.errors.ClassmapError`
-  shown in the page (views already in the result cache keep being served: they never
-  touch Redis).
+* each job has a record in Redis, a hash ``classmap-job:<job id>`` with the fields
+  ``state, started, heartbeat, worker, message, task`` (kept a day), written ``queued`` by
+  the web process before it publishes the task and ``running`` by the worker, which
+  touches ``heartbeat`` every second while it computes;
+* every write is one field-wise ``HSET`` done by a Lua script only when the record is in
+  one of the states the write may follow (:data:`TRANSITIONS`): ``queued`` only on a new
+  record, ``running`` only from ``queued``, a heartbeat only while ``running``, and
+  nothing after ``done``, ``failed`` or ``cancelled`` — so no two writers can undo each
+  other's state, whatever the order they reach Redis in;
+* :meth:`CeleryJobManager.check` (the page's watchdog) applies the single-process
+  manager's rule (:mod:`classmap.app.shell.job_verdict`): a running job whose worker
+  stopped beating (killed, crashed, cut off), or any job older than the time limit —
+  waiting for a worker included — becomes an error with a Retry; a Retry publishes a
+  new task, which waits in Redis until a worker is back;
+* the page sees fixed sentences: a job's exception is logged on the worker and the
+  page gets its first line with paths and host names cut out; Redis out of reach → a
+  one-line :class:`~classmap.analysis.errors.ClassmapError` without the Redis host
+  (views already in the result cache keep being served: they never touch Redis).
 
 Identical concurrent requests compute once: the analyses go through the result cache's
 per-key lock (``analysis/cache.py``, a ``flock`` on the shared cache folder), so the
@@ -27,19 +35,22 @@ second worker to ask waits for the first and reads its result.
 from __future__ import annotations
 
 import functools
-import json
 import logging
+import re
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 from dash import CeleryManager
 
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.settings import JobLimits
+from classmap.app.hosting.redact import redact_paths
 from classmap.app.shell.job_processes import (CANCELLED, DONE, FAILED, QUEUED, RUNNING,
                                               START_GRACE_SECONDS, JobVerdict, find_request)
+from classmap.app.shell.job_verdict import NO_HEARTBEAT, overdue, stopped_sentence
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,31 @@ RECORD_PREFIX = "classmap-job:"
 TASK_PREFIX = "classmap-task:"  # Celery task id → job id
 RECORD_SECONDS = 86400
 BEAT_SECONDS = 1.0
+JOIN_SECONDS = 15.0  # at most this long for the heartbeat thread to end (a Redis timeout)
+NEW = "-"  # a transition's "from" state meaning: no record yet
+FINAL = (DONE, FAILED, CANCELLED)
+# Each write → the states the record may be in for it to happen (else it is dropped).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queue": (NEW,),                      # the web process, before publishing
+    "task": (QUEUED, RUNNING, *FINAL),    # the web process, after publishing: the task id
+    "start": (NEW, QUEUED),               # the worker takes the task
+    "beat": (RUNNING,),                   # the worker's heartbeat
+    "finish": (RUNNING,),                 # the worker: done / failed
+    "stop": (QUEUED, RUNNING),            # the watchdog: failed (no heartbeat, time limit)
+    "cancel": (QUEUED, RUNNING),          # Cancel
+}
+# KEYS[1] the record; ARGV[1] seconds to keep it, ARGV[2] " "-joined states it may be in
+# ("-": none yet), then field, value, … → {1 if written else 0, the state it was in}.
+_TRANSITION_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state') or '-'
+if not string.find(' ' .. ARGV[2] .. ' ', ' ' .. state .. ' ', 1, true) then
+  return {0, state}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return {1, state}
+"""
+FAILED_SENTENCE = "the background job failed"
 
 
 def make_celery(broker: str) -> Any:
@@ -77,11 +113,32 @@ def make_celery(broker: str) -> Any:
 
 
 def unreachable(broker: str) -> ClassmapError:
-    """The one-line refusal when Redis cannot be reached."""
-    host = broker.split("@")[-1].split("://")[-1]  # never the password
-    return ClassmapError(f"the job queue (Redis at {host}) cannot be reached, so no new "
-                         "analysis can start; views already computed still work — try again "
-                         "when Redis is back")
+    """The one-line refusal when Redis cannot be reached (no host: the callers log the
+    error, which names it)."""
+    return ClassmapError("the job queue (Redis) cannot be reached, so no new analysis can "
+                         "start; views already computed still work — try again when Redis "
+                         "is back")
+
+
+def broker_host(broker: str) -> str:
+    """The host name of ``broker`` ("" for a Unix socket or an unreadable URL)."""
+    try:
+        return urlsplit(broker).hostname or ""
+    except ValueError:
+        return ""
+
+
+def failure_message(error: BaseException, hosts: Iterable[str] = ()) -> str:
+    """What the page shows for a job that raised ``error``: a fixed sentence plus the first
+    line of its message, without the exception's class, absolute paths or ``hosts``
+    (whole words; the worker's and Redis' host names), at most 200 characters of it."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    first = redact_paths(first)
+    for host in sorted({h for h in hosts if h}, key=len, reverse=True):
+        first = re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", "…", first,
+                       flags=re.IGNORECASE)
+    first = first.strip()[:200]
+    return f"{FAILED_SENTENCE}: {first}" if first else FAILED_SENTENCE
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -127,12 +184,33 @@ class CeleryJobManager(CeleryManager):
 
     # -- records -------------------------------------------------------------------------
     def record(self, job_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(RECORD_PREFIX + job_id)
-        return json.loads(raw) if raw else None
+        """The record of ``job_id`` (one ``HGETALL``: a consistent snapshot) with
+        ``started`` and ``heartbeat`` as floats, or None."""
+        raw = self.client.hgetall(RECORD_PREFIX + job_id)
+        if not raw:
+            return None
+        record = {_text(k): _text(v) for k, v in raw.items()}
+        for name in ("started", "heartbeat"):
+            if name in record:
+                record[name] = float(record[name])
+        return record
 
-    def write(self, job_id: str, **changes: Any) -> None:
-        record = {**(self.record(job_id) or {}), **changes}
-        self.client.set(RECORD_PREFIX + job_id, json.dumps(record), ex=RECORD_SECONDS)
+    def write(self, job_id: str, change: str, **fields: Any) -> bool:
+        """Set ``fields`` of the record atomically if it is in a state ``change`` (a key
+        of :data:`TRANSITIONS`) may follow; returns whether it was written."""
+        allowed = TRANSITIONS[change]
+        args: list[Any] = [RECORD_SECONDS, " ".join(allowed)]
+        for name, value in fields.items():
+            args += [name, repr(value) if isinstance(value, float) else str(value)]
+        script = self.client.register_script(_TRANSITION_LUA)
+        written, before = script(keys=[RECORD_PREFIX + job_id], args=args)
+        if not written:
+            log.info("job %s: %s dropped (record is %s)", job_id, change, _text(before))
+        return bool(written)
+
+    def hosts(self) -> tuple[str, ...]:
+        """Host names a page must not see: this machine's and Redis'."""
+        return (socket.gethostname(), broker_host(self.broker))
 
     # -- Dash's manager interface ----------------------------------------------------------
     def make_job_fn(self, fn: Any, progress: Any, key: Any = None) -> Any:
@@ -145,11 +223,12 @@ class CeleryJobManager(CeleryManager):
         def publish() -> str:
             if job_id:
                 now = time.time()
-                self.write(job_id, state=QUEUED, started=now, heartbeat=now, message="")
+                self.write(job_id, "queue", state=QUEUED, started=now, heartbeat=now,
+                           message="")
             task_id = super(CeleryJobManager, self).call_job_fn(key, job_fn, args, context)
             if job_id:
-                self.write(job_id, task=task_id)
                 self.client.set(TASK_PREFIX + task_id, job_id, ex=RECORD_SECONDS)
+                self.write(job_id, "task", task=task_id)
             return task_id
 
         return self._guarded(publish)
@@ -182,10 +261,14 @@ class CeleryJobManager(CeleryManager):
 
     def terminate_job(self, job: Any) -> None:
         """Cancel (and Dash's clean-up after a result): revoke the task; a job that is
-        still pending or running is marked ``cancelled`` so the watchdog stays quiet."""
+        still queued or running is marked ``cancelled`` first, so the watchdog stays quiet
+        (a finished or failed one keeps its state)."""
         if job is None:
             return
         try:
+            job_id = self.client.get(TASK_PREFIX + str(job))
+            if job_id:
+                self.write(_text(job_id), "cancel", state=CANCELLED)
             self.handle.control.revoke(job, terminate=True)
         except self._errors:
             log.warning("could not revoke task %s: Redis unreachable", job)
@@ -195,49 +278,72 @@ class CeleryJobManager(CeleryManager):
               now: float | None = None) -> JobVerdict | None:
         """The page's watchdog: None while the job is fine or finished, a queued/running
         verdict with a sentence, or an error (Redis gone, the worker stopped beating, the
-        time limit passed, the job failed)."""
+        time limit passed — waiting for a worker included —, the job failed).
+
+        The clock rule is the single-process manager's (:func:`job_verdict.overdue`); only
+        a running job has a worker that beats."""
         if not job_id:
             return None
         now = time.time() if now is None else now
-        try:
-            record = self.record(job_id)
-        except self._errors:
-            return JobVerdict("error", str(unreachable(self.broker)))
-        if record is None:
-            if requested and now - requested > START_GRACE_SECONDS:
-                return JobVerdict("error", "the background job never started "
-                                           f"(no sign of it after {START_GRACE_SECONDS:.0f} s)")
-            return None
-        state = record.get("state")
-        if state in (DONE, CANCELLED):
-            return None
-        if state == FAILED:
-            return JobVerdict("error", record.get("message") or "the background job failed")
-        if state == QUEUED:
-            return JobVerdict(QUEUED, "Waiting for a free worker…")
-        silent = now - float(record.get("heartbeat") or now)
-        if silent > self.limits.heartbeat_timeout:
-            self._stop(job_id, record, "no heartbeat")
-            worker = record.get("worker") or "its worker"
-            return JobVerdict("error", f"the background job stopped: {worker} stopped "
-                                       f"responding (no heartbeat for "
-                                       f"{self.limits.heartbeat_timeout:.0f} s); Retry "
-                                       "once a worker runs")
-        if now - float(record.get("started") or now) > self.limits.time_limit:
-            self._stop(job_id, record, "time limit")
-            return JobVerdict("error", f"the background job ran past its limit of "
-                                       f"{self.limits.time_limit:.0f} s and was stopped")
-        return JobVerdict(RUNNING)
+        for _ in range(4):  # states only move forward: a dropped stop settles in ≤ 3 reads
+            try:
+                record = self.record(job_id)
+            except self._errors:
+                return JobVerdict("error", str(unreachable(self.broker)))
+            if record is None:
+                if requested and now - requested > START_GRACE_SECONDS:
+                    return JobVerdict("error", "the background job never started (no sign "
+                                               f"of it after {START_GRACE_SECONDS:.0f} s)")
+                return None
+            state = record.get("state")
+            if state in (DONE, CANCELLED):
+                return None
+            if state == FAILED:
+                return JobVerdict("error", record.get("message") or FAILED_SENTENCE)
+            # A record the worker made (its "start" came first) has no "started": the
+            # page's request time stands in for it.
+            started = record.get("started", requested or now)
+            reason = overdue(float(started),
+                             float(record.get("heartbeat", now)), now, self.limits,
+                             beating=state == RUNNING)
+            if reason is None:
+                if state == QUEUED:
+                    return JobVerdict(QUEUED, "Waiting for a free worker…")
+                return JobVerdict(RUNNING)
+            sentence = stopped_sentence(reason, self.limits, waiting=state == QUEUED)
+            if state == QUEUED:
+                sentence += "; Retry once a worker is free"
+            elif reason == NO_HEARTBEAT:
+                sentence += "; its worker may have stopped — Retry once a worker runs"
+            log.warning("job %s stopped by the watchdog (%s; %s, task %s)", job_id, reason,
+                        record.get("worker") or "no worker", record.get("task") or "?")
+            try:
+                if self._stop(job_id, record, sentence):
+                    return JobVerdict("error", sentence)
+            except self._errors:
+                return JobVerdict("error", str(unreachable(self.broker)))
+            # The record moved on meanwhile (taken by a worker, finished): look again.
+        return None
 
-    def _stop(self, job_id: str, record: dict[str, Any], why: str) -> None:
-        self.write(job_id, state=FAILED, message=why)
+    def _stop(self, job_id: str, record: dict[str, Any], message: str) -> bool:
+        """Mark the job failed with ``message`` (only if it is still queued or running) and
+        revoke its task; returns whether this call stopped it."""
+        if not self.write(job_id, "stop", state=FAILED, message=message):
+            return False
         if record.get("task"):
             self.terminate_job(record["task"])
+        return True
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _beating(fn: Any, manager: CeleryJobManager) -> Any:
     """``fn`` as run on a worker: its record says ``running`` with a heartbeat every
-    second while it computes, then ``done`` or ``failed`` with the error's first line."""
+    second while it computes, then ``done`` or ``failed`` (with :func:`failure_message`;
+    the exception itself goes to the worker's log). The heartbeat thread has ended before
+    that last write. A task whose job was cancelled or stopped while it waited is not run."""
     from dash.exceptions import PreventUpdate
 
     @functools.wraps(fn)
@@ -245,33 +351,39 @@ def _beating(fn: Any, manager: CeleryJobManager) -> Any:
         job_id = str(find_request([*args, *kwargs.values()]).get("id") or "")
         if not job_id:
             return fn(*args, **kwargs)
-        worker = f"worker {socket.gethostname()}"
-        manager.write(job_id, state=RUNNING, heartbeat=time.time(), worker=worker)
+        worker = socket.gethostname()
+        if not manager.write(job_id, "start", state=RUNNING, heartbeat=time.time(),
+                             worker=worker):
+            log.warning("job %s was cancelled or stopped before a worker took it; not run",
+                        job_id)
+            raise PreventUpdate
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(BEAT_SECONDS):
                 try:
-                    manager.write(job_id, heartbeat=time.time())
+                    manager.write(job_id, "beat", heartbeat=time.time())
                 except Exception as error:  # noqa: BLE001 — Redis gone: the page says so
                     log.warning("job %s cannot write its heartbeat: %s", job_id, error)
 
-        threading.Thread(target=beat, daemon=True, name="classmap-heartbeat").start()
+        beating = threading.Thread(target=beat, daemon=True, name="classmap-heartbeat")
+        beating.start()
+
+        def finish(state: str, message: str = "") -> None:
+            stop.set()
+            beating.join(JOIN_SECONDS)  # no heartbeat write may land after this one
+            manager.write(job_id, "finish", state=state, message=message)
+
         try:
             result = fn(*args, **kwargs)
         except PreventUpdate:
-            stop.set()
-            manager.write(job_id, state=DONE)
+            finish(DONE)
             raise
         except Exception as error:
-            stop.set()
-            first = (str(error).strip().splitlines() or [""])[0][:200]
-            manager.write(job_id, state=FAILED,
-                          message=f"the background job failed ({type(error).__name__}"
-                                  f"{': ' + first if first else ''})")
+            log.error("job %s failed on worker %s", job_id, worker, exc_info=error)
+            finish(FAILED, failure_message(error, manager.hosts()))
             raise
-        stop.set()
-        manager.write(job_id, state=DONE)
+        finish(DONE)
         return result
 
     return run

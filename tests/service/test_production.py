@@ -8,7 +8,6 @@ another test's result in the cache.
 from __future__ import annotations
 
 import collections
-import json
 import time
 
 import pytest
@@ -47,8 +46,8 @@ def puts(folder) -> list[tuple[int, str]]:
 def job_records(redis_server) -> list[dict]:
     import redis
 
-    client = redis.Redis(port=redis_server.port)
-    return [json.loads(client.get(key)) for key in client.scan_iter("classmap-job:*")]
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    return [client.hgetall(key) for key in client.scan_iter("classmap-job:*")]
 
 
 def test_background_analysis_runs_on_the_worker_and_its_progress_reaches_the_page(
