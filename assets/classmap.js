@@ -765,4 +765,158 @@
       return noUpdate();
     },
   };
+
+  /* == thumbnails (issue 14: images where people would rather look than read) ============
+     The Samples page's grid (renderThumbGrid) and the Classes page's strips
+     (renderThumbStrips) are drawn here from a store: {image, cam: URL prefixes,
+     groups/rows of {label, note, tiles: [[index, class id, title], …]}}. A thumbnail's
+     URL is a prefix + its index in the data set (app/shell/thumbnails.py), never a path.
+     Hovering or focusing a thumbnail lays its Grad-CAM map over it (fetched on the first
+     hover); a click pins the map and writes {image, focal} into the page's pick store,
+     which select_on turns into a selection change (CHANGES.pickedImage / pickedClass). */
+  var THUMB_PX = 64;
+
+  function thumbTile(tile, data, interactive) {
+    var index = tile[0], classId = tile[1], title = tile[2];
+    var element = document.createElement(interactive ? "button" : "span");
+    if (interactive) { element.type = "button"; }
+    element.className = "cm-thumb";
+    element.dataset.index = String(index);
+    if (classId !== undefined && classId !== null) { element.dataset.focal = classId; }
+    element.title = title || "";
+    element.setAttribute("aria-label", title || ("image " + index));
+    var img = document.createElement("img");
+    img.className = "cm-thumb-img";
+    img.loading = "lazy";
+    img.decoding = "async";
+    img.width = THUMB_PX;
+    img.height = THUMB_PX;
+    img.alt = "";
+    img.src = data.image + index;
+    element.appendChild(img);
+    return element;
+  }
+
+  function showCam(tile, data) {
+    if (!tile || !data || !data.cam || tile.querySelector(".cm-thumb-cam")) { return; }
+    var cam = document.createElement("img");
+    cam.className = "cm-thumb-cam";
+    cam.width = THUMB_PX;
+    cam.height = THUMB_PX;
+    cam.alt = "Grad-CAM map";
+    cam.src = data.cam + tile.dataset.index;
+    tile.appendChild(cam);
+  }
+
+  function markSelected(container, selected, data) {
+    var wanted = selected === null || selected === undefined ? null : String(selected);
+    container.querySelectorAll(".cm-thumb-selected").forEach(function (tile) {
+      if (tile.dataset.index !== wanted) {
+        tile.classList.remove("cm-thumb-selected");
+        tile.removeAttribute("aria-pressed");
+      }
+    });
+    if (wanted === null) { return; }
+    var tile = container.querySelector('.cm-thumb[data-index="' + Number(wanted) + '"]');
+    if (tile) {
+      tile.classList.add("cm-thumb-selected");
+      tile.setAttribute("aria-pressed", "true");
+      showCam(tile, data);
+    }
+  }
+
+  /* One set of listeners per container (delegated: the tiles are redrawn freely). */
+  function listenToThumbs(container) {
+    if (container.dataset.thumbsBound) { return; }
+    container.dataset.thumbsBound = "1";
+    var tileOf = function (event) {
+      var tile = event.target && event.target.closest && event.target.closest(".cm-thumb");
+      return tile && container.contains(tile) ? tile : null;
+    };
+    var hover = function (event) { showCam(tileOf(event), container.cmThumbs); };
+    container.addEventListener("mouseover", hover);
+    container.addEventListener("focusin", hover);
+    container.addEventListener("click", function (event) {
+      var tile = tileOf(event), data = container.cmThumbs;
+      if (!tile || !data || !data.pick) { return; }
+      var index = Number(tile.dataset.index);
+      if (data.cam) { markSelected(container, index, data); }
+      window.dash_clientside.set_props(data.pick, {data: {
+        image: index, focal: tile.dataset.focal || null, at: Date.now()}});
+    });
+  }
+
+  function thumbGroups(list, data, interactive, withHeading) {
+    var fragment = document.createDocumentFragment();
+    (list || []).forEach(function (group) {
+      var section = document.createElement(withHeading ? "section" : "div");
+      section.className = withHeading ? "cm-thumb-group" + (group.focal ? " cm-thumb-focal" : "")
+                                      : "cm-thumb-strip";
+      var label = document.createElement(withHeading ? "h4" : "span");
+      label.className = withHeading ? "cm-thumb-heading" : "cm-thumb-strip-label";
+      label.textContent = group.label;
+      if (group.note) {
+        var note = document.createElement("span");
+        note.className = "cm-muted cm-thumb-note";
+        note.textContent = withHeading ? " · " + group.note : group.note;
+        label.appendChild(note);
+      }
+      section.appendChild(label);
+      var row = document.createElement("div");
+      row.className = "cm-thumb-row";
+      (group.tiles || []).forEach(function (tile) {
+        row.appendChild(thumbTile(tile, data, interactive));
+      });
+      section.appendChild(row);
+      fragment.appendChild(section);
+    });
+    return fragment;
+  }
+
+  /* The Samples page's grid; redrawn only when its tiles change (a new selected image
+     only moves the pinned map). */
+  function renderThumbGrid(data, containerId, pickId) {
+    whenElement(containerId, function (container) {
+      listenToThumbs(container);
+      container.cmThumbs = data ? Object.assign({pick: pickId}, data) : null;
+      var shape = data ? JSON.stringify([data.image, data.cam, data.groups]) : "";
+      if (container.cmThumbShape !== shape) {
+        container.cmThumbShape = shape;
+        container.replaceChildren(data ? thumbGroups(data.groups, data, true, true) : "");
+      }
+      markSelected(container, data ? data.selected : null, container.cmThumbs);
+    });
+    return noUpdate();
+  }
+
+  /* The Classes page's strips: one row of a class's first images per class. */
+  function renderThumbStrips(data, containerId, pickId) {
+    whenElement(containerId, function (container) {
+      listenToThumbs(container);
+      container.cmThumbs = data ? Object.assign({pick: pickId}, data) : null;
+      container.replaceChildren(data ? thumbGroups(data.rows, data, true, false) : "");
+      container.hidden = !(data && data.rows && data.rows.length);
+    });
+    return noUpdate();
+  }
+
+  window.classmap.renderThumbGrid = renderThumbGrid;
+  window.classmap.renderThumbStrips = renderThumbStrips;
+  /* A thumbnail's click: the image and its class (Samples), or its class (Classes). */
+  CHANGES.pickedImage = function (value) {
+    if (!value || value.image === undefined || value.image === null) { return null; }
+    return value.focal ? {image: value.image, focal: value.focal} : {image: value.image};
+  };
+  CHANGES.pickedClass = function (value) {
+    return value && value.focal ? {focal: value.focal} : null;
+  };
+  window.dash_clientside.classmap.renderThumbGrid = function (data) {
+    var c = constants();
+    return renderThumbGrid(data, c.target, c.pick);
+  };
+  window.dash_clientside.classmap.renderThumbStrips = function (data) {
+    var c = constants();
+    return renderThumbStrips(data, c.target, c.pick);
+  };
+  /* == end thumbnails ===================================================================== */
 })();

@@ -12,6 +12,7 @@ from dash import dcc, html
 
 from classmap.analysis.methods.embedding import EMBEDDING_LABELS, EMBEDDING_METHODS, umap_available
 from classmap.app.pages.classes import ids
+from classmap.app.pages.classes.thumbnails import neighbour_strips, selection_strips
 from classmap.app.shell.callbacks import page_query_store, resolve_page_query
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
@@ -86,6 +87,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
             ], className="cm-row"),
             graph(ids.NEIGHBOURS, message_figure("Pick a focal class", height=300),
                   class_name="cm-neighbours", config={"displayModeBar": "hover"}),
+            *neighbour_strips(),  # images of the classes (thumbnails.py)
             # Filled in the browser (classmap.renderTable) from NEIGHBOURS_ROWS: a
             # dcc.Markdown here loaded 465 kB of Markdown and highlight.js per page.
             html.Details([html.Summary("Table"),
@@ -113,6 +115,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
             # and a dcc.Markdown loaded 465 kB of Markdown and highlight.js per page.
             html.Div([html.Ol(id=ids.SUBTREE_CLASSES),
                       html.P(id=ids.SUBTREE_MORE)], className="cm-class-list"),
+            *selection_strips(),  # images of the classes (thumbnails.py)
         ],
         tools=[button("CSV", ids.EXPORT_SUBTREE, kind="ghost",
                       title="download the selected classes as CSV"),

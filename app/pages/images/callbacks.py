@@ -30,9 +30,10 @@ from classmap.app.pages.images import ids
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for, job_request,
                                      job_status, progress_reporter, watch_jobs)
 from classmap.app.pages.images.layout import digits_mismatch
-from classmap.app.shell.widgets import explained
-from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
-                                          relay_selection_requests)
+from classmap.app.shell.widgets import busy_running, explained
+from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
+                                          name_downloads, relay_selection_requests, select_on)
+from classmap.app.shell.thumbnails import register_thumbnail_route, thumbnail_url
 from classmap.app.shell.services import Services
 from classmap.app.shell.images import (
     REPRESENTATION_LABELS,
@@ -218,7 +219,8 @@ def sample_detail_logic(images: ImageServices, selection: dict | None,
         return None, None, why
     sample = selection.get("image")
     if sample is None:
-        return None, None, "Click a point in the scatter to see that image and its Grad-CAM map."
+        return None, None, ("Click a point in the scatter or a thumbnail to see that image and "
+                            "its Grad-CAM map.")
     view = images.sample(result, int(sample))
     s = view.summary
     names = result.representations.class_names
@@ -233,6 +235,56 @@ def sample_detail_logic(images: ImageServices, selection: dict | None,
                     html.Tbody(rows)], className="cm-table"),
     ])
     return view.image_uri, view.cam_uri, details
+
+
+GRID_TILES = 480  # thumbnails in the grid at most (the focal class's first)
+GRID_FOCAL = 240  # of which the focal class's at most
+GRID_GROUPS = 100  # classes shown in the grid at most
+
+
+def grid_logic(images: ImageServices, selection: dict | None, status: dict | None,
+               urls: Callable[[str, str], tuple[str, str]]) -> tuple[Any, str]:
+    """The thumbnail grid's data for ``classmap.renderThumbGrid`` and the note above it.
+
+    Data: ``{"image": URL prefix, "cam": URL prefix, "selected": index or None,
+    "groups": [{"label", "note", "focal": bool, "tiles": [[index, class id, title], …]}]}``
+    — by true class, the focal class first; a URL prefix + the index names a thumbnail
+    (``urls(model, data)`` gives the two prefixes). No image path is in it.
+    """
+    result, why = ready_result(images, selection, status)
+    if result is None or selection is None:
+        mismatch = digits_mismatch(images.services.settings, (selection or {}).get("model"),
+                                   (selection or {}).get("data")) if selection else None
+        return None, mismatch or why
+    reps = result.representations
+    class_ids = images.services.head(result.model).classes.ids
+    names = reps.class_names
+    focal = focal_of(images, result, selection)
+    present = [int(c) for c in np.unique(reps.labels)]
+    order = ([focal] if focal in present else []) + [c for c in present if c != focal]
+    rest = max(1, (GRID_TILES - (GRID_FOCAL if focal in present else 0))
+               // max(1, min(len(order), GRID_GROUPS)))
+    groups, shown = [], 0
+    for c in order[:GRID_GROUPS]:
+        members = np.flatnonzero(reps.labels == c)
+        limit = GRID_FOCAL if c == focal else rest
+        tiles = [[int(i), class_ids[c],
+                  f"#{int(i)} · true {names[c]} · predicted {names[int(reps.preds[i])]} "
+                  f"({100 * float(reps.confidence[i]):.1f}%)"] for i in members[:limit]]
+        shown += len(tiles)
+        groups.append({"label": str(names[c]), "focal": c == focal, "tiles": tiles,
+                       "note": (f"{len(members)} images" if len(members) <= limit
+                                else f"{limit} of {len(members)} images")})
+    image_url, cam_url = urls(result.model, result.data)
+    sample = selection.get("image")
+    data = {"image": image_url, "cam": cam_url, "groups": groups,
+            "selected": int(sample) if sample is not None else None}
+    more = (f"; {len(order) - GRID_GROUPS} more classes not shown"
+            if len(order) > GRID_GROUPS else "")
+    note = (f"{shown:,} of {reps.num_images:,} images of {len(present)} classes"
+            + (" (pick a class above to see more of its images)" if shown < reps.num_images
+               else "") + more + ". Hover: Grad-CAM map; click: pin it and show it large.")
+    return data, note
 
 
 # -- Clustering ------------------------------------------------------------------------------
@@ -498,11 +550,30 @@ def register(app: Any, services: Services) -> None:
         Output(ids.SAMPLE_IMAGE, "src"), Output(ids.SAMPLE_CAM, "src"),
         Output(ids.SAMPLE_DETAILS, "children"), Output(ids.SAMPLE_FIGURES, "hidden"),
         Output(ids.SAMPLE_PLACEHOLDER, "hidden"), sel_in, status_in,
+        # While it runs the previous image and map are hidden behind a spinner.
+        running=busy_running(ids.SAMPLE_BOX),
     )
     def sample_detail(selection, status):
         image, cam, details = sample_detail_logic(images, selection, status)
         shown = bool(image)
         return image, cam, details, not shown, shown
+
+    # The thumbnail grid (drawn in the browser) and its clicks (applied in the browser).
+    register_thumbnail_route(app, services)
+
+    def grid_urls(model: str, data: str) -> tuple[str, str]:
+        return thumbnail_url(app, model, data, "image"), thumbnail_url(app, model, data, "cam")
+
+    @app.callback(Output(ids.SAMPLES_GRID_DATA, "data"), Output(ids.SAMPLES_GRID_NOTE, "children"),
+                  sel_in, status_in)
+    def samples_grid(selection, status):
+        return grid_logic(images, selection, status, grid_urls)
+
+    clientside(app, "renderThumbGrid", Output(ids.SAMPLES_GRID_DATA, "modified_timestamp"),
+               Input(ids.SAMPLES_GRID_DATA, "data"),
+               constants={"target": ids.SAMPLES_GRID, "pick": ids.SAMPLES_GRID_PICK},
+               prevent_initial_call=True)
+    select_on(app, Input(ids.SAMPLES_GRID_PICK, "data"), "pickedImage", ids.IMAGE_SELECTION)
 
     # Clustering
     @app.callback(Output(ids.CLUSTERING_WITHIN, "children"),

@@ -32,6 +32,14 @@ SAMPLE_CAM = "sample-cam"
 SAMPLE_PLACEHOLDER = "sample-placeholder"  # shown until a sample is chosen
 SAMPLE_FIGURES = "sample-figures"  # the two images, hidden until then
 SAMPLE_DETAILS = "samples-details"
+# The thumbnail grid (issue 14): drawn in the browser (classmap.renderThumbGrid) from
+# SAMPLES_GRID_DATA; a click on a thumbnail writes SAMPLES_GRID_PICK ({image, focal}).
+SAMPLES_GRID = "samples-grid"
+SAMPLES_GRID_DATA = "samples-grid-data"
+SAMPLES_GRID_PICK = "samples-grid-pick"
+SAMPLES_GRID_NOTE = "samples-grid-note"
+SAMPLE_BOX = "sample-detail-box"  # busy area: class cm-busy while the Grad-CAM is drawn
+SAMPLE_BUSY = "sample-detail-busy"  # the spinner and what is being computed
 CLUSTERING_WITHIN = "clustering-within-table"
 CLUSTERING_METRICS = "clustering-metrics-table"
 CLUSTERING_ALGORITHM = "clustering-algorithm"

@@ -18,7 +18,8 @@ from classmap.app.shell.callbacks import page_query_store
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
 from classmap.app.shell.selection import parse_query
-from classmap.app.shell.widgets import card, field, graph, how_to_read, job_progress, provisional_options
+from classmap.app.shell.widgets import (busy_area, card, field, graph, how_to_read, job_progress,
+                                        provisional_options)
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.images import DIGITS, REPRESENTATION_LABELS, DataSetEntry, data_entries
 
@@ -93,13 +94,25 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
                  "Click an image to see it with its Grad-CAM map; its class becomes the "
                  "focal class on every page.",
     )
+    grid = card(
+        "Images",
+        [html.P("Preparing the image analysis…", id=ids.SAMPLES_GRID_NOTE, className="cm-note"),
+         # Filled in the browser (classmap.renderThumbGrid) from SAMPLES_GRID_DATA: as
+         # Dash components, hundreds of thumbnails would slow every update of the page.
+         html.Div(id=ids.SAMPLES_GRID, className="cm-thumb-grid"),
+         dcc.Store(id=ids.SAMPLES_GRID_DATA), dcc.Store(id=ids.SAMPLES_GRID_PICK)],
+        subtitle="Thumbnails by true class (the focal class first). Hover an image to see its "
+                 "Grad-CAM map over it; click it to pin the map, see it large on the right "
+                 "and make its class the focal class.",
+    )
     detail = card(
         "Selected image",
-        [
+        [busy_area(ids.SAMPLE_BOX, ids.SAMPLE_BUSY,
+                   "Drawing the image and its Grad-CAM map (the predicted class's evidence)…", [
             # The images stay hidden until a sample is chosen (an <img> without a source
             # is a broken-image icon); the placeholder says what to do meanwhile.
-            html.Div("No image yet: click a point in the scatter.", id=ids.SAMPLE_PLACEHOLDER,
-                     className="cm-muted cm-sample-placeholder"),
+            html.Div("No image yet: click a point in the scatter or a thumbnail.",
+                     id=ids.SAMPLE_PLACEHOLDER, className="cm-muted cm-sample-placeholder"),
             html.Div([
                 html.Figure([html.Img(id=ids.SAMPLE_IMAGE, alt="selected image", style=IMAGE_BOX),
                              html.Figcaption("image", className="cm-muted")],
@@ -108,9 +121,9 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
                              html.Figcaption("Grad-CAM of the predicted class",
                                              className="cm-muted")], style={"margin": 0}),
             ], id=ids.SAMPLE_FIGURES, hidden=True, className="cm-sample-figures"),
-            html.Div("Click a point in the scatter.", id=ids.SAMPLE_DETAILS,
+            html.Div("Click a point in the scatter or a thumbnail.", id=ids.SAMPLE_DETAILS,
                      style={"marginTop": "10px"}),
-        ],
+        ])],
         subtitle="Grad-CAM: ReLU of the feature maps weighted by the gradient of the "
                  "predicted class's logit, upsampled to the input (inferno: dark = 0, "
                  "yellow = 1).",
@@ -119,7 +132,9 @@ def build_samples_page(page: str, selection: Mapping[str, Any], problems: Sequen
         page_query_store(page, selection, problems),
         how_to_read(*GUIDES[page]),
         image_controls(selection, data_sets, [rep]),
-        html.Div([scatter, html.Div([detail], className="cm-col-side")], className="cm-grid"),
+        html.Div([html.Div([grid, scatter], className="cm-col-side"),
+                  html.Div([detail], className="cm-col-side cm-sample-side")],
+                 className="cm-grid"),
     ])
 
 
@@ -223,10 +238,13 @@ def default_data(settings: Any, model_id: str, entries: Sequence[DataSetEntry]) 
 
 GUIDES = {
     "samples": (
-        "Each point is one image, placed by its representation (PCA to 2-D) and coloured by "
-        "its true class: images of a class that sit together are represented alike.",
-        "Click one to see it with its Grad-CAM map: where the evidence for the predicted "
-        "class lies (dark = none, yellow = strong).",
+        "The thumbnails show the data set's images by true class; hover one to see its "
+        "Grad-CAM map over it: where the evidence for the predicted class lies (dark = "
+        "none, yellow = strong).",
+        "In the scatter each point is one image, placed by its representation (PCA to 2-D) "
+        "and coloured by its true class: images of a class that sit together are "
+        "represented alike. Click a thumbnail or a point to see that image large with its "
+        "map.",
     ),
     "clustering": (
         "Within-class similarity (the method of the image-similarity write-up): how alike "
