@@ -6,6 +6,13 @@ status; it draws once the shell's analysis job says the model is ready. Clicking
 scatter point sets the focal class for every page; clicking an icicle node sets
 ``snode`` (its sign path, stable across the chains/full modes).
 
+The channel CAM runs in a background job (``app/shell/jobs.py``'s protocol, issue 15):
+:func:`cam_request_logic` (a request thread, cheap checks only) starts it;
+:func:`cam_job_logic` (the job's process) reads the image folder when no job has read it
+yet — the scan step of ``ImageServices.prepare``, stored for the server — and computes
+the Smooth Grad-CAM++ (:func:`channel_cam_logic`). The card shows the job's progress,
+Cancel, and a failed job's reason with Retry.
+
 The ``*_logic`` functions take plain values and return plain values, so tests call
 them without a browser.
 """
@@ -14,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from dash import ALL, Input, Output, Patch, State, ctx, html
+from dash import ALL, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.methods.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
@@ -46,6 +53,9 @@ from classmap.app.pages.weights.services import (
     prepared_dataset,
     problem_classes,
 )
+from classmap.app.shell.jobs import (CANCELLED, ERROR, PENDING, READY, as_status,
+                                     cancelled_status, is_for, job_request, job_status,
+                                     watch_jobs)
 from classmap.app.shell.selection import Selection, update_selection
 from classmap.app.shell.widgets import busy_running, explained, stat
 
@@ -379,6 +389,128 @@ def channel_cam_logic(services: Services, images: ImageServices, selection: dict
                            style={"display": "flex", "gap": "1em", "flexWrap": "wrap"})
 
 
+# -- the channel CAM's background job ----------------------------------------------------------
+
+CAM_SELECTION_FIELDS = ("model", "metric", "linkage", "focal", "split", "minsize", "snode")
+
+
+def cam_key(sel: Selection, data_id: str, image_index: int | None) -> list[str]:
+    """What one CAM job computes, as strings (the job status's ``key``):
+    ``[model, metric, linkage, focal, split, minsize, snode, data, image]`` ("" for none)."""
+    mode, min_size = split_params(sel)
+    return [sel.model, sel.metric, sel.linkage, str(sel.focal or ""), mode, str(min_size),
+            str(sel.extra.get("snode") or ""), str(data_id),
+            "" if image_index is None else str(int(image_index))]
+
+
+def cam_job(key: list) -> dict[str, Any]:
+    """The job's request for a :func:`cam_key` (a fresh id each time; Retry uses it)."""
+    selection = dict(zip(CAM_SELECTION_FIELDS, key[:7]))
+    selection["focal"] = selection["focal"] or None
+    selection["snode"] = selection["snode"] or None
+    selection["minsize"] = int(selection["minsize"]) if str(selection["minsize"]).isdigit() \
+        else None
+    return job_request(str(key[0]), selection=selection, data=str(key[7]),
+                       image=int(key[8]) if str(key[8]).isdigit() else None)
+
+
+def _valid_image(value: Any) -> int | None:
+    """An image picker's value as an index (None when it is not a small non-negative int)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**8:
+        return None
+    return value
+
+
+def cam_request_logic(services: Services, images: ImageServices, selection: dict | None,
+                      status: dict | None, data_id: Any, image_index: Any,
+                      cam_status: dict | None) -> tuple:
+    """→ (CAM status, job request, title, view): a one-line message and no job when the
+    CAM cannot be drawn; else a pending status and a job that reads the folder (when no
+    job has read it yet) or computes the CAM. Never reads a folder or runs the network."""
+    sel, view, message = ready_view(services, selection, status)
+    if view is None:
+        return None, no_update, message, []
+    why = cam_unavailable(images, sel.model)
+    if why is not None:
+        return None, no_update, why, []
+    if _focal(view, sel) is None:
+        return None, no_update, "Pick a focal class to see where its channels respond in an image", []
+    if not isinstance(data_id, str) or not data_id:
+        return None, no_update, "Pick a data set", []
+    try:
+        images.data_entry(data_id)
+        scanned = images.stored_dataset(sel.model, data_id) is not None
+    except ClassmapError as error:
+        return None, no_update, str(error), []
+    image = _valid_image(image_index) if scanned else None
+    if scanned and image is None:
+        return None, no_update, "Pick an image", []
+    key = cam_key(sel, data_id, image)
+    if is_for(cam_status, key) and as_status(cam_status).get("state") in (
+            PENDING, READY, ERROR, CANCELLED):
+        raise PreventUpdate  # this CAM is computing, drawn, failed (Retry) or cancelled
+    job = cam_job(key)
+    # The job's progress label says what it does; a failure shows with Retry above.
+    return job_status(key, PENDING, job=job), job, "", []
+
+
+def _job_key(job: Any) -> list[str] | None:
+    """The :func:`cam_key` a job request asks for, or None for anything malformed."""
+    if not isinstance(job, dict) or not isinstance(job.get("selection"), dict):
+        return None
+    selection = job["selection"]
+    data_id, image, model = job.get("data"), job.get("image"), job.get("model")
+    if not isinstance(data_id, str) or (image is not None and _valid_image(image) is None):
+        return None
+    try:
+        sel = Selection.from_store(selection, "")
+        if not isinstance(model, str) or not model or sel.model != model:
+            return None
+        return cam_key(sel, data_id, image)
+    except (ClassmapError, TypeError, ValueError):  # a forged request
+        return None
+
+
+def cam_job_logic(services: Services, images: ImageServices, report: Callable[[Any], None],
+                  job: Any) -> tuple:
+    """The background job → (CAM status, title, view).
+
+    Works with fresh services of its own (nothing of the server's locks or memos). Reads
+    the folder when no job has yet (the scan is stored for the server's picker), then,
+    with an image, computes the CAM through :func:`channel_cam_logic`."""
+    key = _job_key(job)
+    if key is None:
+        raise PreventUpdate
+    selection, data_id, image = job["selection"], job["data"], job.get("image")
+    fresh = ImageServices(services.for_background_job(), images.params)
+    try:
+        if fresh.stored_dataset(key[0], data_id) is None:
+            report((5, f"Reading the images of data set '{data_id}'…"))
+            fresh.scan_dataset(key[0], data_id)
+        if image is None:
+            return job_status(key, READY), "Pick an image", []
+        report((50, "Computing the channel CAM (Smooth Grad-CAM++)…"))
+        sel = Selection.from_store(selection, key[0])
+        analysis = {"key": list(sel.analysis_key), "state": READY, "message": ""}
+        title, view = channel_cam_logic(fresh.services, fresh, selection, analysis, data_id,
+                                        image)
+    except ClassmapError as error:
+        log.warning("channel CAM job on %s: %s", data_id, error)
+        return job_status(key, ERROR, str(error)), str(error), []
+    return job_status(key, READY), title, view
+
+
+def cam_cancel_logic(n_clicks: int | None, cam_status: Any) -> tuple:
+    """Cancel → (cancelled status, title, view)."""
+    status = as_status(cam_status)
+    key = (status or {}).get("key")
+    if not isinstance(key, list) or not all(isinstance(part, str) for part in key):
+        raise PreventUpdate  # not a status this page wrote (a forged request)
+    status = cancelled_status(n_clicks, status, "the channel CAM was cancelled")
+    return status, ("The channel CAM was cancelled; pick another image or node to compute "
+                    "one"), []
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 
@@ -472,20 +604,57 @@ def register(app: Any, services: Services) -> None:
     @app.callback(
         Output(ids.WEIGHTS_CAM_IMAGE, "options"), Output(ids.WEIGHTS_CAM_IMAGE, "value"),
         Input(ids.WEIGHTS_TREE_KEY, "data"), status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
+        # A job that has just read the folder: the picker offers its images.
+        Input(ids.WEIGHTS_CAM_STATUS, "data"),
         State(ids.WEIGHTS_CAM_IMAGE, "value"),
     )
-    def weights_cam_images(selection, status, data_id, value):
+    def weights_cam_images(selection, status, data_id, _cam_status, value):
         return cam_images_logic(services, images, selection, status, data_id, value)
 
     @app.callback(
+        Output(ids.WEIGHTS_CAM_STATUS, "data"), Output(ids.WEIGHTS_CAM_JOB, "data"),
         Output(ids.WEIGHTS_CAM_TITLE, "children"), Output(ids.WEIGHTS_CAM_VIEW, "children"),
         key_in, status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
-        Input(ids.WEIGHTS_CAM_IMAGE, "value"),
-        # While it runs (seconds on a CPU) the previous node's map is hidden behind a spinner.
-        running=busy_running(ids.WEIGHTS_CAM_BOX),
+        Input(ids.WEIGHTS_CAM_IMAGE, "value"), State(ids.WEIGHTS_CAM_STATUS, "data"),
     )
-    def weights_cam(selection, status, data_id, image_index):
-        return channel_cam_logic(services, images, selection, status, data_id, image_index)
+    def weights_cam(selection, status, data_id, image_index, cam_status):
+        return cam_request_logic(services, images, selection, status, data_id, image_index,
+                                 cam_status)
+
+    @app.callback(
+        Output(ids.WEIGHTS_CAM_STATUS, "data", allow_duplicate=True),
+        Output(ids.WEIGHTS_CAM_TITLE, "children", allow_duplicate=True),
+        Output(ids.WEIGHTS_CAM_VIEW, "children", allow_duplicate=True),
+        Input(ids.WEIGHTS_CAM_JOB, "data"),
+        background=True,
+        progress=[Output(ids.WEIGHTS_CAM_PROGRESS, "value"),
+                  Output(ids.WEIGHTS_CAM_LABEL, "children")],
+        # While it runs (seconds on a CPU) the previous node's map is hidden behind a
+        # spinner, and the progress bar offers Cancel.
+        running=[*busy_running(ids.WEIGHTS_CAM_BOX),
+                 (Output(ids.WEIGHTS_CAM_PANEL, "hidden"), False, True),
+                 (Output(ids.WEIGHTS_CAM_CANCEL, "disabled"), False, True)],
+        cancel=[Input(ids.WEIGHTS_CAM_CANCEL, "n_clicks")],
+        interval=300,
+        prevent_initial_call=True,
+    )
+    def weights_cam_job(set_progress, job):
+        return cam_job_logic(services, images, set_progress, job)
+
+    @app.callback(
+        Output(ids.WEIGHTS_CAM_STATUS, "data", allow_duplicate=True),
+        Output(ids.WEIGHTS_CAM_TITLE, "children", allow_duplicate=True),
+        Output(ids.WEIGHTS_CAM_VIEW, "children", allow_duplicate=True),
+        Input(ids.WEIGHTS_CAM_CANCEL, "n_clicks"), State(ids.WEIGHTS_CAM_STATUS, "data"),
+        prevent_initial_call=True,
+    )
+    def weights_cam_cancel(n_clicks, cam_status):
+        return cam_cancel_logic(n_clicks, cam_status)
+
+    # A job that died, hung, overran, could not write or was refused: why, with a Retry.
+    watch_jobs(app, ids.WEIGHTS_CAM_STATUS, ids.WEIGHTS_CAM_JOB, ids.WEIGHTS_CAM_LABEL,
+               ids.WEIGHTS_CAM_WATCHDOG, ids.WEIGHTS_CAM_FAILURE, ids.WEIGHTS_CAM_FAILURE_TEXT,
+               ids.WEIGHTS_CAM_RETRY, cam_job)
 
     # Every control {"type": WEIGHTS_CONTROL, "field": F} with the selection's field F, in
     # one callback: a pattern matches nothing on the other pages, where a plain Input of

@@ -29,6 +29,18 @@ WEIGHTS_CAM_TITLE = "weights-cam-title"
 WEIGHTS_CAM_VIEW = "weights-cam-view"  # the picture and the channel CAM overlay (or a message)
 WEIGHTS_CAM_BOX = "weights-cam-box"  # title + view; class cm-busy while the CAM is computed
 WEIGHTS_CAM_BUSY = "weights-cam-busy"  # the spinner and what is being computed
+# The channel CAM's background job (issue 15): it reads the image folder when no job has
+# yet, and computes the CAM, outside the request thread (app/shell/jobs.py's protocol).
+WEIGHTS_CAM_STATUS = "weights-cam-status"  # dcc.Store: {key, state, message, job, requested}
+WEIGHTS_CAM_JOB = "weights-cam-request"  # dcc.Store: the job's request (Input of the job)
+WEIGHTS_CAM_PANEL = "weights-cam-progress-panel"  # progress bar, label and Cancel
+WEIGHTS_CAM_PROGRESS = "weights-cam-progress"
+WEIGHTS_CAM_LABEL = "weights-cam-progress-label"
+WEIGHTS_CAM_CANCEL = "weights-cam-cancel"
+WEIGHTS_CAM_WATCHDOG = "weights-cam-watchdog"  # dcc.Interval: the job's heartbeat check
+WEIGHTS_CAM_FAILURE = "weights-cam-failure"  # why the job failed, with a Retry
+WEIGHTS_CAM_FAILURE_TEXT = "weights-cam-failure-text"
+WEIGHTS_CAM_RETRY = "weights-cam-retry"
 
 
 def weights_control(field: str) -> dict[str, str]:

@@ -14,7 +14,9 @@ from classmap.analysis.methods.channel_split import SPLIT_MODES
 from classmap.app.pages.weights import ids
 from classmap.app.shell.callbacks import page_query_store
 from classmap.app.shell.services import current_services
-from classmap.app.shell.widgets import busy_area, card, field, graph, how_to_read, provisional_options
+from classmap.app.shell.jobs import failure_bar, watchdog_interval
+from classmap.app.shell.widgets import (busy_area, card, field, graph, how_to_read, job_progress,
+                                         provisional_options)
 from classmap.app.shell.figures import message_figure
 from classmap.app.pages.weights.services import MAX_MIN_SIZE
 from classmap.app.shell.selection import parse_query
@@ -88,6 +90,12 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
     cam = card(
         "Channel CAM",
         [
+            # The CAM's background job: reads the image folder if no job has, then computes.
+            job_progress(ids.WEIGHTS_CAM_PANEL, ids.WEIGHTS_CAM_PROGRESS, ids.WEIGHTS_CAM_LABEL,
+                         ids.WEIGHTS_CAM_CANCEL, "Preparing the channel CAM…"),
+            failure_bar(ids.WEIGHTS_CAM_FAILURE, ids.WEIGHTS_CAM_FAILURE_TEXT,
+                        ids.WEIGHTS_CAM_RETRY),
+            watchdog_interval(ids.WEIGHTS_CAM_WATCHDOG),
             busy_area(ids.WEIGHTS_CAM_BOX, ids.WEIGHTS_CAM_BUSY,
                       "Computing the channel CAM (Smooth Grad-CAM++ of the focal class on "
                       "the node's channels)…",
@@ -130,6 +138,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         html.Div([cam], className="cm-grid-wide"),
         dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
         dcc.Store(id=ids.WEIGHTS_STATUS), dcc.Store(id=ids.WEIGHTS_SELECT),
+        dcc.Store(id=ids.WEIGHTS_CAM_STATUS), dcc.Store(id=ids.WEIGHTS_CAM_JOB),
     ], className="cm-page cm-page-weights")
 
 
