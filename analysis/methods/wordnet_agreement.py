@@ -136,9 +136,11 @@ def name_nodes(
 
 def _best_per_row(rows: np.ndarray, ascending: np.ndarray, nodes: int) -> np.ndarray:
     """Index (into ``rows``) of each row's last entry in the ``ascending`` order; -1 if none."""
-    best = np.full(nodes, -1, dtype=np.int64)
-    best[rows[ascending]] = ascending  # later (larger) entries overwrite earlier ones
-    return best
+    # Rank of each entry in the order; per row the highest rank wins (np.maximum.at is
+    # defined for repeated rows, where a fancy-index assignment's winner is not).
+    rank = np.full(nodes, -1, dtype=np.int64)
+    np.maximum.at(rank, rows[ascending], np.arange(len(ascending), dtype=np.int64))
+    return np.where(rank >= 0, ascending[np.maximum(rank, 0)], -1)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,13 @@ from classmap.analysis.methods import wordnet_agreement as agreement_methods
 from classmap.analysis.methods.hierarchy import LINKAGES
 from classmap.analysis.wordnet.graph import (
     MAX_PAIRWISE_CLASSES,
+    SHIPPED,
     ancestor_table,
     load_wordnet,
     wordnet_distances,
 )
 
-WORDNET_VERSION = "1"
+WORDNET_VERSION = "1"  # of how the view is computed; the data file's digest is keyed too
 IMAGE_RELATIONS = ("confidence", "features", "gradcam")
 RELATIONS = ("cosine", "euclidean", "wordnet", *IMAGE_RELATIONS)
 NON_EUCLIDEAN = ("wordnet", "confidence")
@@ -87,10 +90,18 @@ def wordnet_for_tree(
     reason = no_wordnet_reason(class_ids)
     if reason:
         return WordNetView(False, reason, None, None)
-    key = make_key("wordnet", WORDNET_VERSION, ids=digest_arrays(np.asarray(class_ids)),
+    key = make_key("wordnet", WORDNET_VERSION, data=shipped_digest(),
+                   ids=digest_arrays(np.asarray(class_ids)),
                    tree=digest_arrays(np.asarray(linkage, dtype=np.float64)))
     return get_or_compute(cache, key, lambda: _compute(class_ids, linkage),
                           pack=_pack, unpack=_unpack)
+
+
+@lru_cache(maxsize=1)
+def shipped_digest() -> str:
+    """SHA-256 (hex, first 16) of the shipped WordNet file: a regenerated file keys new
+    cache entries instead of serving names and scores of the old one."""
+    return hashlib.sha256(SHIPPED.read_bytes()).hexdigest()[:16]
 
 
 def _compute(class_ids: tuple[str, ...], linkage: np.ndarray) -> WordNetView:
@@ -360,11 +371,3 @@ def compare_sources(
     return SourceComparison(result, a.class_ids, a.class_names, coverage,
                             a.relation.linkage, b.relation.linkage)
 
-
-def compare_relations(
-    a: SourceRelation, b: SourceRelation,
-    permutations: int = compare_methods.DEFAULT_PERMUTATIONS,
-    top_pairs: int = compare_methods.DEFAULT_TOP_PAIRS,
-) -> compare_methods.Comparison:
-    """The measures of :func:`compare_sources` alone."""
-    return compare_sources(a, b, permutations, top_pairs).result

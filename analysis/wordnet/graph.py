@@ -15,7 +15,7 @@ a class and its parent or two siblings.
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +35,11 @@ class WordNetGraph:
 
     names: dict[str, str]
     parents: dict[str, tuple[str, ...]]
+    # Memos of ancestors() and max_depth(), per graph (a process-wide table keyed by
+    # id(graph) gave a new graph the answers of a collected one that had the same id).
+    _ancestor_memo: dict[str, dict[str, int]] = field(
+        default_factory=dict, compare=False, repr=False)
+    _depth_memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def synset_id(self, class_id: str) -> str | None:
         """``n01978287`` → ``01978287`` when WordNet has it, else None."""
@@ -73,30 +78,24 @@ def load_wordnet(path: Path = SHIPPED) -> WordNetGraph:
     return WordNetGraph(names, parents)
 
 
-_ANCESTOR_MEMO: dict[tuple[int, str], dict[str, int]] = {}
-_DEPTH_MEMO: dict[tuple[int, str], int] = {}
-
-
 def _ancestors(graph: WordNetGraph, offset: str) -> dict[str, int]:
-    key = (id(graph), offset)
-    found = _ANCESTOR_MEMO.get(key)
+    found = graph._ancestor_memo.get(offset)
     if found is None:
         found = {offset: 0}
         for parent in graph.parents.get(offset, ()):
             for up, hops in _ancestors(graph, parent).items():
                 if hops + 1 < found.get(up, 1 << 30):
                     found[up] = hops + 1
-        _ANCESTOR_MEMO[key] = found
+        graph._ancestor_memo[offset] = found
     return found
 
 
 def _max_depth(graph: WordNetGraph, offset: str) -> int:
-    key = (id(graph), offset)
-    found = _DEPTH_MEMO.get(key)
+    found = graph._depth_memo.get(offset)
     if found is None:
         ups = graph.parents.get(offset, ())
         found = 1 + max(_max_depth(graph, p) for p in ups) if ups else 0
-        _DEPTH_MEMO[key] = found
+        graph._depth_memo[offset] = found
     return found
 
 

@@ -144,3 +144,15 @@ def test_imagenet_tree_nodes_are_named_and_neighbours_are_closer(imagenet, lite0
     score = agreement(linkage, distances, names)
     assert score.nn_wordnet_distance < score.baseline_wordnet_distance / 2
     assert 0 < score.mean_purity < 1
+
+
+def test_best_per_row_takes_each_row_s_last_entry_in_the_order():
+    from classmap.analysis.methods.wordnet_agreement import _best_per_row
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 7, size=400)
+    ascending = rng.permutation(400)
+    got = _best_per_row(rows, ascending, 9)
+    for row in range(9):
+        entries = [i for i in ascending if rows[i] == row]  # in the order
+        assert got[row] == (entries[-1] if entries else -1)

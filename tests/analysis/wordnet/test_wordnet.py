@@ -110,3 +110,37 @@ def test_build_script_writes_the_file(tmp_path: Path):
     out = tmp_path / "wn.tsv.gz"
     assert build.main(["--out", str(out)]) == 0
     assert load_wordnet(out).names["02084071"] == "dog"
+
+
+def test_a_new_graph_never_gets_the_answers_of_a_collected_one():
+    # Two graphs over the same offsets with different parents, built and dropped in
+    # turn: CPython reuses a collected graph's id, so answers memoised by id leaked.
+    chain = {"00000000": (), "00000001": ("00000000",), "00000002": ("00000001",)}
+    flat = {"00000000": (), "00000001": ("00000000",), "00000002": ("00000000",)}
+    for round_ in range(200):
+        edges = chain if round_ % 2 == 0 else flat
+        graph = WordNetGraph({k: k for k in edges}, edges)
+        assert graph.ancestors("00000002") == (
+            {"00000002": 0, "00000001": 1, "00000000": 2} if edges is chain
+            else {"00000002": 0, "00000000": 1})
+        assert graph.max_depth("00000002") == (2 if edges is chain else 1)
+        del graph
+
+
+def test_wordnet_views_are_keyed_by_the_shipped_file(tmp_path, monkeypatch):
+    # A regenerated data file must not be answered from entries made with the old one.
+    from scipy.cluster import hierarchy
+
+    from classmap.analysis.cache import ResultCache
+    from classmap.analysis.pipelines import compare as pipeline
+
+    ids = ("n01440764", "n01443537", "n01484850", "n01491361")
+    linkage = hierarchy.linkage(np.arange(8.0).reshape(4, 2), "average")
+    cache = ResultCache(tmp_path)
+    pipeline.wordnet_for_tree(ids, linkage, cache)
+    before = len(list(tmp_path.rglob("*")))
+    pipeline.wordnet_for_tree(ids, linkage, cache)  # the same file: read back, nothing new
+    assert len(list(tmp_path.rglob("*"))) == before
+    monkeypatch.setattr(pipeline, "shipped_digest", lambda: "another-file")
+    pipeline.wordnet_for_tree(ids, linkage, cache)
+    assert len(list(tmp_path.rglob("*"))) > before
