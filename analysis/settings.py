@@ -146,22 +146,27 @@ def secret_key(environ: Mapping[str, str] | None = None) -> str | None:
 CONFIG_ENV = "CLASSMAP_CONFIG"
 BROKER_ENV = "CLASSMAP_BROKER"
 URL_PREFIX_ENV = "CLASSMAP_URL_PREFIX"
+INSECURE_NO_AUTH_ENV = "CLASSMAP_INSECURE_NO_AUTH"
 
 
 @dataclass(frozen=True)
 class ProductionEnvironment:
     """What a gunicorn worker or a Celery worker reads at start (their command lines
     reach them through these variables): ``config`` file, ``broker`` URL, ``url_prefix``
-    — each None when unset or empty."""
+    — each None when unset or empty; ``insecure_no_auth``: ``$CLASSMAP_INSECURE_NO_AUTH``
+    is ``1`` (the WSGI factory then serves without users, as ``--insecure-no-auth``)."""
 
     config: str | None = None
     broker: str | None = None
     url_prefix: str | None = None
+    insecure_no_auth: bool = False
 
 
 def production_environment(environ: Mapping[str, str] | None = None) -> ProductionEnvironment:
-    """``$CLASSMAP_CONFIG``, ``$CLASSMAP_BROKER`` and ``$CLASSMAP_URL_PREFIX``."""
+    """``$CLASSMAP_CONFIG``, ``$CLASSMAP_BROKER``, ``$CLASSMAP_URL_PREFIX`` and
+    ``$CLASSMAP_INSECURE_NO_AUTH``."""
     env = _environment(environ)
     return ProductionEnvironment(config=env.get(CONFIG_ENV) or None,
                                  broker=env.get(BROKER_ENV) or None,
-                                 url_prefix=env.get(URL_PREFIX_ENV) or None)
+                                 url_prefix=env.get(URL_PREFIX_ENV) or None,
+                                 insecure_no_auth=env.get(INSECURE_NO_AUTH_ENV) == "1")

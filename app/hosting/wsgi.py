@@ -8,7 +8,9 @@ callbacks on Celery workers, :mod:`classmap.app.hosting.celery_app`) and
 runs gunicorn with :func:`build_wsgi_app` directly (:mod:`classmap.app.hosting.gunicorn`).
 
 The access guard is installed by ``create_app``, so every route is checked as in the
-single-process server.
+single-process server. The factory does not know the address gunicorn binds, so it fails
+closed: without users in ``CLASSMAP_CONFIG`` it refuses to build the app unless
+``CLASSMAP_INSECURE_NO_AUTH=1`` says serving without authentication is meant.
 """
 
 from __future__ import annotations
@@ -59,6 +61,24 @@ def settings_from_environment() -> Any:
 
 
 def create_wsgi_app() -> Any:
-    """gunicorn's application factory: the app the environment describes."""
+    """gunicorn's application factory: the app the environment describes.
+
+    Raises ClassmapError (one line) when no users are configured and
+    ``CLASSMAP_INSECURE_NO_AUTH=1`` is not set: gunicorn may bind any address, and without
+    users every request would be served as the local operator.
+    """
+    from classmap.analysis.errors import ClassmapError
+
     env = production_environment()
-    return build_wsgi_app(settings_from_environment(), env.broker, env.url_prefix)
+    settings = settings_from_environment()
+    if not settings.hosting.requires_login and not env.insecure_no_auth:
+        raise ClassmapError(
+            "the WSGI app needs users: set CLASSMAP_CONFIG to a config file with users "
+            "('classmap user add NAME --role operator --config classmap.toml'), or "
+            "CLASSMAP_INSECURE_NO_AUTH=1 to serve without authentication")
+    if not settings.hosting.requires_login:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "WARNING: the WSGI app serves WITHOUT AUTHENTICATION (CLASSMAP_INSECURE_NO_AUTH=1)")
+    return build_wsgi_app(settings, env.broker, env.url_prefix)

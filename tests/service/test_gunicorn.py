@@ -115,3 +115,20 @@ def test_wsgi_factory_builds_the_app_from_the_environment(tmp_path, monkeypatch)
     answer = client.get("/team/classmap/", headers={"Authorization": f"Basic {token}"})
     assert answer.status_code == 200
     assert client.get("/", headers={"Authorization": f"Basic {token}"}).status_code == 404
+
+
+def test_wsgi_factory_refuses_to_serve_without_users(tmp_path, monkeypatch):
+    """gunicorn may bind any address: without users the factory fails closed, in one line,
+    unless CLASSMAP_INSECURE_NO_AUTH=1 asks for it."""
+    from classmap.analysis.errors import ClassmapError
+    from classmap.app.hosting.wsgi import create_wsgi_app
+
+    monkeypatch.delenv("CLASSMAP_CONFIG", raising=False)
+    monkeypatch.delenv("CLASSMAP_BROKER", raising=False)
+    monkeypatch.delenv("CLASSMAP_INSECURE_NO_AUTH", raising=False)
+    monkeypatch.setenv("CLASSMAP_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ClassmapError, match="needs users") as refused:
+        create_wsgi_app()
+    assert "\n" not in str(refused.value)
+    monkeypatch.setenv("CLASSMAP_INSECURE_NO_AUTH", "1")
+    assert create_wsgi_app().test_client().get("/healthz").status_code == 200
