@@ -162,6 +162,18 @@ def check_sources(services: Services, a: Any, b: Any, permutations: Any) -> int:
     return permutations
 
 
+def classes_page_href(query: str) -> str:
+    """The Classes page with ``query``, under the app's URL prefix (``/`` when no Dash app
+    is set up in this process, as in plain-function tests)."""
+    import dash
+
+    try:
+        root = dash.get_relative_path("/")
+    except AttributeError:  # no app: Dash's config has no prefix yet
+        root = "/"
+    return f"{root}?{query}"
+
+
 def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result: Any,
                 model_index: list[int] | None = None) -> Any:
     """The most disagreeing pairs; each row links to the Classes page with both selected
@@ -173,7 +185,7 @@ def pairs_table(model: str, class_ids: tuple[str, ...], names: list[str], result
         query = urlencode({"model": model, "focal": class_ids[i],
                            "classes": f"{index[i]},{index[j]}"})
         rows.append(html.Tr([
-            html.Td(dcc.Link(f"{names[i]} — {names[j]}", href=f"/?{query}",
+            html.Td(dcc.Link(f"{names[i]} — {names[j]}", href=classes_page_href(query),
                              className="cm-compare-pair")),
             html.Td(f"{ra:.3f}"), html.Td(f"{rb:.3f}"),
         ]))
@@ -189,7 +201,7 @@ def classes_table(model: str, class_ids: tuple[str, ...], names: list[str],
     for c in np.argsort(overlap, kind="stable")[:PLACED_DIFFERENTLY]:
         query = urlencode({"model": model, "focal": class_ids[c]})
         rows.append(html.Tr([
-            html.Td(dcc.Link(names[c], href=f"/?{query}", className="cm-compare-class")),
+            html.Td(dcc.Link(names[c], href=classes_page_href(query), className="cm-compare-class")),
             html.Td(f"{overlap[c]:.2f}"),
         ]))
     return html.Table(rows, className="cm-table cm-compare-classes")
