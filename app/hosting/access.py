@@ -351,7 +351,17 @@ def load_secret_key(config: HostingConfig, cache_dir: Path) -> str:
     if from_env:
         return from_env
     path = config.secret_key_file or Path(cache_dir) / "secret_key"
-    return read_or_create_secret(path)
+    try:
+        return read_or_create_secret(path)
+    except OSError as error:
+        if path.exists():  # there but unreadable: not a full disk, refuse to guess
+            raise
+        # A full (or read-only) disk on the first start: serve with a key of this process.
+        log.warning("cannot write the secret key file %s (%s); using a key for this process "
+                    "only (sessions end when it stops) — free some space or set "
+                    "CLASSMAP_SECRET_KEY", path, os.strerror(error.errno) if error.errno
+                    else error)
+        return secrets.token_hex(32)
 
 
 def read_or_create_secret(path: Path) -> str:

@@ -1,7 +1,8 @@
 """``classmap serve`` on a damaged or full result cache, and stopped by a signal (issue 15).
 
-Each test starts a real ``classmap serve`` process (one small model, warmed at start-up,
-so the cache is read and written before the first request) on a cache that is garbage,
+Each test starts a real ``classmap serve`` process (the embedded default model, warmed
+at start-up so the cache is read and written before the first request, and one small
+head nothing analyses) on a cache that is garbage,
 truncated, or on a "full disk" (the process's file-size limit set to 0: every write to a
 file fails with EFBIG, as on a full disk, root included). The server must start, serve
 a page, and say what happened in one warning — no traceback. Then it is stopped with
@@ -53,6 +54,7 @@ class Server:
         head = tmp_path / "small.npy"
         np.save(head, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32))
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "CLASSMAP_JOBS_DIR": str(tmp_path / "jobs"),
                "CLASSMAP_MODELS": json.dumps([{"id": "small", "head": str(head)}])}
         start = ["-c", FULL_DISK] if full_disk else ["-m", "classmap.app.cli"]
@@ -158,18 +160,36 @@ def test_serve_starts_on_a_damaged_cache_index_and_warns_once(tmp_path, damage, 
     assert_stopped_by(after, signum, server)
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: the jobs store (app/server.py create_app's "
-                   "diskcache on the jobs folder) cannot be opened on a full disk, and serve "
-                   "stops with a traceback; the result cache itself opens (one warning)")
-def test_serve_starts_on_a_full_disk_warns_once_and_stops_on_sigterm(tmp_path):
+def test_serve_starts_on_a_full_disk_warns_once_and_stops_on_sigterm(tmp_path, new_page):
+    """Neither the result cache nor the job store can be written: the server starts with
+    one warning for each (problem and fix), serves the view it computed at start-up, and
+    a page that needs a background job says at once that jobs are disabled and why — no
+    traceback, no "Analysing…" for ever. SIGTERM then gives one line and 143."""
     cache = warm_cache(tmp_path)
     entries = entry_files(cache)
     server = Server(tmp_path, cache, full_disk=True)
     try:
         assert b"_dash-config" in server.wait_for_page()
+        page = new_page()
+        # The default model (Lite0, 1,000 classes), warmed at start-up: drawn from what
+        # the server computed in memory (no job needed).
+        page.goto(server.url + "/")
+        page.wait_for_function("document.querySelector('#classes-model-summary')?.innerText"
+                               ".includes('1,000')", timeout=60_000)
+        assert page.is_hidden("#shell-job-failure")
+        # A model nothing has analysed: its job cannot start; the page says so with Retry.
+        page.goto(server.url + "/?model=small")
+        page.wait_for_selector("#shell-job-failure:not([hidden])", timeout=60_000)
+        text = page.inner_text("#shell-job-failure")
+        assert "background jobs are disabled on this server" in text, text
+        assert "free disk space" in text and str(tmp_path) not in text, text
     finally:
         code, after = server.stop(signal.SIGTERM)
     assert len(warnings_about(server, "cannot store results in the cache")) == 1, server.output
+    jobs_warnings = warnings_about(server, "background jobs are disabled")
+    assert len(jobs_warnings) == 1, server.output
+    assert "cannot open the job store" in jobs_warnings[0] and "free some space" in \
+        jobs_warnings[0], server.output
     assert_no_traceback(server)
     assert code == 143, server.output
     assert_stopped_by(after, signal.SIGTERM, server)
