@@ -73,6 +73,7 @@ FORM_OVERHEAD_BYTES = 3 * MAX_FORM_FIELD_BYTES  # the text fields and multipart 
 MAX_FORM_PARTS = 8
 MAX_HEADER_BYTES = 16 * 2**20  # safetensors' own cap is 100 MB; a checkpoint needs ~0.2 MB
 MAX_NAME_CHARS = 80
+STALE_INCOMING_SECONDS = 3600  # a part left by a process killed mid-upload
 MAX_HEAD_KEY_CHARS = 200
 # safetensors dtypes → bytes per element
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
@@ -442,6 +443,27 @@ def _default_name(filename: str | None) -> str:
     return stem or "head"
 
 
+def remove_stale_parts(incoming: Path, now: float | None = None) -> int:
+    """Delete parts older than :data:`STALE_INCOMING_SECONDS` from the incoming folder
+    (left by a process killed mid-upload); returns how many."""
+    import time
+
+    cutoff = (time.time() if now is None else now) - STALE_INCOMING_SECONDS
+    removed = 0
+    try:
+        entries = list(os.scandir(incoming))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # another process removed it
+    return removed
+
+
 def count_uploads(settings: Any) -> int:
     try:
         return sum(1 for entry in os.scandir(uploads_dir(settings))
@@ -503,7 +525,9 @@ def _accept(app: Any, settings: Any) -> flask.Response:
     if count_uploads(settings) >= most:
         raise UploadRefused(409, f"this server keeps at most {most} uploads; ask its operator "
                                  "to remove some or raise [uploads] max_files")
-    fields, part, staged = receive(request.environ, uploads_dir(settings) / INCOMING, limit)
+    incoming = uploads_dir(settings) / INCOMING
+    remove_stale_parts(incoming)
+    fields, part, staged = receive(request.environ, incoming, limit)
     try:
         if part is None:
             raise UploadRefused(400, "send exactly one file part, named 'file' (curl -F "

@@ -425,3 +425,14 @@ def test_the_safetensors_writer_and_the_header_check_agree(tmp_path):
     path = tmp_path / "all.safetensors"
     save_file(arrays, str(path))
     assert uploads.check_safetensors_header(path, path.stat().st_size) == len(arrays)
+
+
+def test_parts_left_by_a_killed_upload_are_removed_after_an_hour(tmp_path):
+    incoming = tmp_path / ".incoming"
+    incoming.mkdir()
+    old, fresh = incoming / "old.safetensors", incoming / "fresh.safetensors"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert uploads.remove_stale_parts(incoming) == 1
+    assert sorted(p.name for p in incoming.iterdir()) == ["fresh.safetensors"]
