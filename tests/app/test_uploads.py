@@ -436,3 +436,29 @@ def test_parts_left_by_a_killed_upload_are_removed_after_an_hour(tmp_path):
     os.utime(old, (1_000_000, 1_000_000))
     assert uploads.remove_stale_parts(incoming) == 1
     assert sorted(p.name for p in incoming.iterdir()) == ["fresh.safetensors"]
+
+
+def test_under_a_url_prefix_the_route_and_its_limits_move_with_it(tmp_path):
+    config = make_config(tmp_path, "[uploads]\nenabled = true\n")
+    settings = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
+                               environ={}, warm_default=False, hosting=load_config(config))
+    client = create_app(settings, url_prefix="/classmap").server.test_client()
+    data = save(planted_head(seed=12))
+    form = {"file": (io.BytesIO(data), "h.safetensors")}
+    viewer = client.post("/classmap/uploads", data=form, headers=basic("bob"))
+    assert viewer.status_code == 403
+    operator = client.post("/classmap/uploads", headers={**basic("alice"),
+                                                         "Accept": "application/json"},
+                           data={"file": (io.BytesIO(data), "h.safetensors")})
+    assert operator.status_code == 201, operator.data
+    model_id = json.loads(operator.data)["id"]
+    page = client.get("/classmap/uploads", headers=basic("alice"))
+    assert b'action="/classmap/uploads"' in page.data and model_id.encode() in page.data
+    # The larger body limit belongs to the prefixed route only.
+    big = client.post("/classmap/_dash-update-component", headers=basic("alice"),
+                      environ_overrides={"CONTENT_LENGTH": "5000000"}, data=b"")
+    assert big.status_code == 413
+    allowed = client.post("/classmap/uploads", headers=basic("alice"), data=b"",
+                          content_type="multipart/form-data; boundary=x",
+                          environ_overrides={"CONTENT_LENGTH": "5000000"})
+    assert allowed.status_code == 400  # past the general limit, read, found incomplete
