@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dash import ALL, Input, Output, Patch, State, ctx, html, no_update
+from dash import ALL, Input, Output, Patch, State, ctx, html, no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.methods.channel_split import DEFAULT_MIN_SIZE, DEFAULT_MODE, SPLIT_MODES
@@ -472,26 +472,32 @@ def _job_key(job: Any) -> list[str] | None:
 
 
 def cam_job_logic(services: Services, images: ImageServices, report: Callable[[Any], None],
-                  job: Any) -> tuple:
+                  job: Any, offer: Callable[[str, dict], None] = set_props) -> tuple:
     """The background job → (CAM status, title, view).
 
     Works with fresh services of its own (nothing of the server's locks or memos). Reads
-    the folder when no job has yet (the scan is stored for the server's picker), then,
-    with an image, computes the CAM through :func:`channel_cam_logic`."""
+    the folder when no job has yet (the scan is stored for the server) and offers its
+    images in the picker — ``offer(id, props)``, Dash's ``set_props``: a prop set that
+    way starts the next callback afresh, whereas an Output would close a loop (picker →
+    request → job → picker) that Dash's renderer prunes — whose first image then starts
+    the CAM's job; with an image, computes the CAM through :func:`channel_cam_logic`."""
     key = _job_key(job)
     if key is None:
         raise PreventUpdate
     selection, data_id, image = job["selection"], job["data"], job.get("image")
     fresh = ImageServices(services.for_background_job(), images.params)
+    sel = Selection.from_store(selection, key[0])
+    analysis = {"key": list(sel.analysis_key), "state": READY, "message": ""}
     try:
         if fresh.stored_dataset(key[0], data_id) is None:
             report((5, f"Reading the images of data set '{data_id}'…"))
             fresh.scan_dataset(key[0], data_id)
         if image is None:
+            options, value = cam_images_logic(fresh.services, fresh, selection, analysis,
+                                              data_id, None)
+            offer(ids.WEIGHTS_CAM_IMAGE, {"options": options, "value": value})
             return job_status(key, READY), "Pick an image", []
         report((50, "Computing the channel CAM (Smooth Grad-CAM++)…"))
-        sel = Selection.from_store(selection, key[0])
-        analysis = {"key": list(sel.analysis_key), "state": READY, "message": ""}
         title, view = channel_cam_logic(fresh.services, fresh, selection, analysis, data_id,
                                         image)
     except ClassmapError as error:
@@ -604,11 +610,9 @@ def register(app: Any, services: Services) -> None:
     @app.callback(
         Output(ids.WEIGHTS_CAM_IMAGE, "options"), Output(ids.WEIGHTS_CAM_IMAGE, "value"),
         Input(ids.WEIGHTS_TREE_KEY, "data"), status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
-        # A job that has just read the folder: the picker offers its images.
-        Input(ids.WEIGHTS_CAM_STATUS, "data"),
         State(ids.WEIGHTS_CAM_IMAGE, "value"),
     )
-    def weights_cam_images(selection, status, data_id, _cam_status, value):
+    def weights_cam_images(selection, status, data_id, value):
         return cam_images_logic(services, images, selection, status, data_id, value)
 
     @app.callback(

@@ -64,12 +64,15 @@ def unread(server, monkeypatch):
     return services, images, root
 
 
-def run_job(services, images, job, monkeypatch):
-    """The job's work, as its process runs it (fresh services), with its progress."""
+def run_job(services, images, job, monkeypatch, offered=None):
+    """The job's work, as its process runs it (fresh services), with its progress and
+    what it offers the image picker (``offered``: a list it appends (id, props) to)."""
     reports: list = []
+    offered = [] if offered is None else offered
     with monkeypatch.context() as patch:
         patch.setattr(cw, "cam_request_logic", no_reads)  # nothing of the request side
-        out = cw.cam_job_logic(services, images, reports.append, job)
+        out = cw.cam_job_logic(services, images, reports.append, job,
+                               offer=lambda *args: offered.append(args))
     return out, reports
 
 
@@ -96,10 +99,14 @@ def test_an_unread_folder_is_read_by_the_job_then_the_cam_is_drawn_by_a_second_j
     monkeypatch.undo()
     monkeypatch.setattr(images, "scan_dataset", no_reads)
 
-    # 2. The job reads the folder and stores the scan.
-    (status, title, view), reports = run_job(services, images, job, monkeypatch)
+    # 2. The job reads the folder, stores the scan and offers the focal class's images in
+    # the picker (set_props: its first image then starts the CAM's job).
+    offered: list = []
+    (status, title, view), reports = run_job(services, images, job, monkeypatch, offered)
     assert status == job_status(key, READY) and title == "Pick an image" and view == []
     assert reports[0] == (5, "Reading the images of data set 'unread'…")
+    assert offered == [("weights-cam-image", {
+        "options": [{"label": "espresso/espresso.jpg (espresso)", "value": 0}], "value": 0})]
 
     # 3. The server's picker now offers the folder's images, from the stored scan.
     options, image = cw.cam_images_logic(services, images, selection(), ANALYSED, "unread",
