@@ -47,6 +47,7 @@ from classmap.analysis.settings import secret_key as secret_key_from_env
 from classmap.app.hosting.config import HostingConfig, User, check_user_name
 from classmap.app.hosting.identity import LOCAL_OPERATOR, Identity
 from classmap.app.pages.classes import ids as class_ids
+from classmap.app.pages.compare import ids as compare_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
 from classmap.app.hosting.uploads import ROUTE as UPLOAD_ROUTE
 from classmap.app.hosting.uploads import install_uploads, upload_limit
@@ -66,7 +67,8 @@ REALM = 'Basic realm="Classmap", charset="UTF-8"'
 MAX_LOG_CHARS = 2000
 # Background callbacks only an operator may start (their first output), by component id.
 OPERATOR_JOBS = ((class_ids.EMBED_DONE, "data"),  # t-SNE / UMAP class maps
-                 (image_ids.IMAGE_STATUS, "data"))  # image extraction and its analyses
+                 (image_ids.IMAGE_STATUS, "data"),  # image extraction and its analyses
+                 (compare_ids.COMPARE_STATUS, "data"))  # a comparison of two sources
 _VERIFIED_MAX = 256  # remembered (user, password) checks: scrypt costs ~50 ms a request
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 

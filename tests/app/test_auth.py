@@ -166,12 +166,13 @@ def callback_body(app, callback_id: str) -> dict:
             "changedPropIds": []}
 
 
-def test_operator_jobs_are_the_embedding_and_image_background_callbacks(hosted):
+def test_operator_jobs_are_the_embedding_image_and_compare_background_callbacks(hosted):
     operator = access.operator_outputs(hosted.callback_map)
-    assert len(operator) == 2
+    assert len(operator) == 3
     assert all(hosted.callback_map[key]["background"] for key in operator)
     assert any(key.startswith("classes-embedding-done.data") for key in operator)
     assert any(key.startswith("images-status.data@") for key in operator)
+    assert any("compare-status.data@" in key for key in operator)
 
 
 def test_a_viewer_cannot_start_operator_jobs(hosted, client):
