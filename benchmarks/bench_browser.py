@@ -532,6 +532,20 @@ RUNNERS = {"classes": classes_page, "weights": weights_page, "samples": samples_
 # -- report ----------------------------------------------------------------------------------
 
 
+def checkout() -> str:
+    """The commit measured (and whether the working tree had changes), or why unknown."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                                capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty.strip() else "")
+
+
 def load_average() -> str:
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -545,7 +559,7 @@ def summarise(bench: Bench) -> tuple[list[tuple], list[str]]:
         wall = statistics.median(s["wall"] for s in samples)
         load = step.startswith("page load")
         verdict = "—" if load else ("yes" if median <= TARGET_MS else "**no**")
-        rows.append((page_name, step, f"{median:.0f}", f"{worst:.0f}", f"{server:.0f}",
+        rows.append((page_name, step, str(len(times)), f"{median:.0f}", f"{worst:.0f}", f"{server:.0f}",
                      f"{median - server:.0f}" if median >= server else "0", f"{wall:.0f}",
                      verdict))
         if not load and median > TARGET_MS or load:
@@ -567,17 +581,18 @@ def report(bench: Bench, options: argparse.Namespace, started: datetime, load_st
     """Print the table (after each repeat: a partial run still reports); --out at the end."""
     partial = "" if repeats_done == options.repeats else f" (partial: {repeats_done} done)"
     rows, causes = summarise(bench)
-    header = ["page", "step", "median ms", "max ms", "server ms (median)",
+    header = ["page", "step", "n", "median ms", "max ms", "server ms (median)",
               "browser ms (median)", "wall ms (median)", f"≤ {TARGET_MS} ms"]
     intro = (f"Measured {started:%Y-%m-%d %H:%M} UTC: `python benchmarks/bench_browser.py "
-             f"--repeats {options.repeats}`{partial}; {platform.machine()}, {os.cpu_count()} cores "
+             f"--repeats {options.repeats}`{partial} at {checkout()}; {platform.machine()}, {os.cpu_count()} cores "
              f"(shared with other jobs), load average (1/5/15 min) {load_start} at start, "
              f"{load_average()} at the end; headless Chromium {bench.version} "
              f"at {VIEWPORT['width']}×{VIEWPORT['height']}, Playwright. Classes and Weight "
              f"distributions on the embedded default (ImageNet Lite0, 1,000 classes); "
              f"Samples, Clustering, Confidence on `model=lenet-digits&data=digits`; Compare on "
              f"the default (weights cosine vs WordNet, 99 permutations). {repeats_done} "
-             f"repeats after one untimed warm-up pass, each in a fresh browser context. "
+             f"repeats after one untimed warm-up pass, each in a fresh browser context (n: the "
+             f"samples a row has; a failed step ends its page's repeat, see below). "
              f"Times are performance.now() in the page: load = navigation start → views drawn "
              f"and no callback in flight; interaction = input event → the DOM condition "
              f"below. server = time with a callback request in flight; browser = the rest.")
