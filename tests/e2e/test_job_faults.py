@@ -40,7 +40,7 @@ def server_command(port: int, cache: Path) -> list[str]:
 
 # One model per test, so no test finds another's map already cached: (id, classes).
 MODELS = {"small": 24, "m-cancel": 600, "m-kill": 600, "m-hang": 600, "m-queue": 600,
-          "m-stop": 600}
+          "m-stop": 600, "m-queue-b": 600}
 
 
 def server_env(folder: Path, **extra: str) -> dict[str, str]:
@@ -193,21 +193,26 @@ def test_analysis_that_cannot_write_says_so_and_retry_recovers(fault_server, new
 
 
 def test_second_job_of_a_session_waits_queued(fault_server, new_page):
-    """With one job per session, a second map job says "Queued" until the first ends."""
+    """With one job per session, a second map job of the same session says "Queued"
+    until the first ends. The two jobs are for different models (m-queue, m-queue-b), so
+    the per-model limit cannot be what queues the second; the two pages are tabs of one
+    browser context, so they are one session whether the server keys sessions by cookie
+    or by client address."""
     url, _ = fault_server
     first = new_page()
+    second = first.context.new_page()  # same context: same cookies, same address
+    open_map(second, url, "m-queue-b", "pca")  # its weight analysis done before the hold
     open_map(first, url, "m-queue", "umap")
     job = map_job(first, url)
     job.send_signal(signal.SIGSTOP)  # hold the slot (shorter than the heartbeat limit)
     try:
-        second = new_page()
-        open_map(second, url, "m-queue", "umap")
+        second.click("#classes-embedding label:has-text('UMAP')")
         second.wait_for_function("document.querySelector('#classes-embedding-label')"
                                  "?.innerText.includes('Queued')", timeout=(HEARTBEAT - 1) * 1000)
     finally:
         job.send_signal(signal.SIGCONT)
     wait_for_map(first, "UMAP")
-    wait_for_map(second, "UMAP")  # its job ran once the first had ended (a cache hit)
+    wait_for_map(second, "UMAP")  # its own job ran once the first had ended
 
 
 def test_jobs_stop_with_the_server_and_free_its_port(tmp_path, new_page, artifacts_dir):
