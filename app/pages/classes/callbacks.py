@@ -1122,16 +1122,19 @@ def register(app: Any, services: Services) -> None:
     def embed_failure(done):
         return embed_failure_logic(done)
 
+    # Retry also hides the failure bar itself: Dash holds back embed_failure (its input
+    # is the running job's output) until the new job ends.
     @app.callback(
         Output(ids.EMBED_JOB, "data", allow_duplicate=True),
         Output(ids.CLASS_MAP_KEY, "data", allow_duplicate=True),
         Output(ids.EMBED_DONE, "data", allow_duplicate=True),
+        Output(ids.EMBED_FAILURE, "hidden", allow_duplicate=True),
         Input(ids.EMBED_RETRY, "n_clicks"), State(ids.EMBED_DONE, "data"),
         State(ids.CLASS_MAP_KEY, "data"),
         prevent_initial_call=True,
     )
     def retry_embedding(n_clicks, done, rendered):
-        return retry_embedding_logic(n_clicks, done, rendered)
+        return (*retry_embedding_logic(n_clicks, done, rendered), True)
 
     @app.callback(
         select_request,
