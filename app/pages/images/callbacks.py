@@ -262,8 +262,11 @@ def grid_logic(images: ImageServices, selection: dict | None, status: dict | Non
     focal = focal_of(images, result, selection)
     present = [int(c) for c in np.unique(reps.labels)]
     order = ([focal] if focal in present else []) + [c for c in present if c != focal]
-    rest = max(1, (GRID_TILES - (GRID_FOCAL if focal in present else 0))
-               // max(1, min(len(order), GRID_GROUPS)))
+    # The focal class's images first (at most GRID_FOCAL); the rest of the budget is shared.
+    focal_count = (min(GRID_FOCAL, int((reps.labels == focal).sum())) if focal in present
+                   else 0)
+    others = min(len(order), GRID_GROUPS) - (1 if focal_count else 0)
+    rest = max(1, (GRID_TILES - focal_count) // max(1, others))
     groups, shown = [], 0
     for c in order[:GRID_GROUPS]:
         members = np.flatnonzero(reps.labels == c)
