@@ -22,6 +22,7 @@ from classmap.analysis.cache import (
     ResultCache,
     digest_arrays,
     digest_file,
+    file_digests_in,
     get_or_compute,
     make_key,
 )
@@ -51,7 +52,7 @@ __all__ = [
     "head_from_arrays", "load_classifier", "load_head",
 ]
 
-HEAD_CACHE_VERSION = "1"
+HEAD_CACHE_VERSION = "2"  # 2: the entry keeps the head's digest (not hashed again on reading)
 
 
 def load_head(spec: ModelSpec, cache: ResultCache | None = None) -> ClassifierHead:
@@ -64,10 +65,14 @@ def load_head(spec: ModelSpec, cache: ResultCache | None = None) -> ClassifierHe
         one-line fix.
     """
     source = find_source(spec)
-    classes_digest = (
-        digest_file(check_readable_file(spec.classes, "--classes")) if spec.classes else None
-    )
-    parts = source.head_key(spec)
+    # The files' digests are remembered in the cache (by path and stat): a fresh process
+    # re-opening an unchanged 67 MB head reads the cached head once (its checksum), and
+    # does not hash the file first nor the arrays again (_unpack_head).
+    with file_digests_in(cache):
+        classes_digest = (
+            digest_file(check_readable_file(spec.classes, "--classes")) if spec.classes else None
+        )
+        parts = source.head_key(spec)
     # Sources without a file digest (lenet-digits, hub models) cache their own way.
     key = make_key("head", HEAD_CACHE_VERSION, **parts, classes=classes_digest) if parts else ""
     load = source.load_head or (lambda spec, cache: source.load_network(spec, cache).head)
@@ -98,6 +103,7 @@ def _pack_head(head: ClassifierHead) -> tuple[dict[str, np.ndarray], dict]:
         "names": list(head.classes.names),
         "class_source": head.classes.source,
         "source": head.source,
+        "digest": head.digest,
     }
 
 
@@ -105,5 +111,10 @@ def _unpack_head(spec: ModelSpec, arrays: dict[str, np.ndarray], meta: dict) -> 
     weight = arrays["weight"]
     bias = arrays.get("bias")
     classes = ClassNames(tuple(meta["ids"]), tuple(meta["names"]), meta["class_source"])
-    return ClassifierHead(weight, bias, classes, spec, meta["source"], digest_arrays(weight, bias))
+    # The digest stored with the entry is that of these very arrays (the cache checked
+    # their checksums on reading); entries from before it was stored are hashed here.
+    digest = meta.get("digest")
+    if not (isinstance(digest, str) and len(digest) == 64):
+        digest = digest_arrays(weight, bias)
+    return ClassifierHead(weight, bias, classes, spec, meta["source"], digest)
 
