@@ -12,12 +12,16 @@ Order of checks for one request (each refusal is a short text with no server det
    (so a page on another site cannot reach a loopback server by DNS rebinding)
 2. body size (``Content-Length`` above ``max_request_bytes``;
    the upload route, when uploads are on: ``upload_bytes``)    → 413
+   (a callback body without a length is read up to the limit
+   at step 6, past the identity check: more is a 413)
 3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
 4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
 5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads)
    refused to viewers                                          → 403
-6. callback requests: well-formed JSON naming a registered
-   callback; operator-only callbacks refused to viewers       → 400 / 403
+6. callback requests: ``application/json`` (else 415: a cross-
+   site form cannot send it), within the size limit, well-
+   formed JSON naming a registered callback; operator-only
+   callbacks refused to viewers                   → 415 / 413 / 400 / 403
 
 Without users or a trusted proxy (the loopback default) step 4 admits everyone as the
 local operator; ``classmap serve`` refuses to listen beyond loopback that way unless
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -35,10 +40,12 @@ import os
 import re
 import secrets
 import threading
+import traceback
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+import dash
 import flask
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -65,12 +72,14 @@ CALLBACK_PATH = "/_dash-update-component"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 REALM = 'Basic realm="Classmap", charset="UTF-8"'
 MAX_LOG_CHARS = 2000
+MIN_SECRET_KEY_CHARS = 32
 # Background callbacks only an operator may start (their first output), by component id.
 OPERATOR_JOBS = ((class_ids.EMBED_DONE, "data"),  # t-SNE / UMAP class maps
                  (image_ids.IMAGE_STATUS, "data"),  # image extraction and its analyses
                  (compare_ids.COMPARE_STATUS, "data"))  # a comparison of two sources
 _VERIFIED_MAX = 256  # remembered (user, password) checks: scrypt costs ~50 ms a request
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+_DASH_DIR = Path(dash.__file__).resolve().parent
 
 
 def install_access(app: Any, settings: Any) -> None:
@@ -92,7 +101,9 @@ def install_access(app: Any, settings: Any) -> None:
     # First of all before-request functions, so nothing runs for a refused request.
     server.before_request_funcs.setdefault(None, []).insert(0, guard.check)
     redactor = PathRedactor(server_folders(settings))
-    server.after_request(lambda response: add_security_headers(_redacted(response, redactor)))
+    script_hashes = IndexScriptHashes(app, redactor)
+    server.after_request(lambda response: add_security_headers(_redacted(response, redactor),
+                                                               script_hashes))
     server.register_error_handler(Exception, refuse_unhandled)
     server.extensions["classmap_access"] = guard
 
@@ -215,6 +226,15 @@ class AccessGuard:
         request = flask.request
         if request.method != "POST":
             return None
+        if request.mimetype != "application/json":
+            # Dash's renderer always sends JSON; a cross-site <form> cannot (without a CORS
+            # preflight this server never grants), even with the browser's cached Basic
+            # credentials.
+            return _refuse(415, "callback requests must be application/json")
+        if request.content_length is None:
+            refusal = _buffer_unsized_body(self.config.max_request_bytes)
+            if refusal is not None:
+                return refusal
         try:
             body = json.loads(request.get_data(cache=True) or b"null")
         except (ValueError, RecursionError):
@@ -229,20 +249,85 @@ class AccessGuard:
         return None
 
 
+def _buffer_unsized_body(limit: int) -> flask.Response | None:
+    """Read a body sent without ``Content-Length`` (chunked) into memory, at most
+    ``limit`` bytes: a 413 when more came, a 411 when the server cannot tell where the
+    body ends; else the request reads the buffered bytes (with their length) from now on.
+
+    Werkzeug's ``MAX_CONTENT_LENGTH`` alone stops such a stream *at* the limit without
+    an error, so a longer body would be parsed cut short (werkzeug 3.1).
+    """
+    environ = flask.request.environ
+    if "wsgi.input_terminated" not in environ:
+        # The WSGI server does not end the stream for us: werkzeug would read nothing.
+        return _refuse(411, "a callback request needs a Content-Length")
+    stream = environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return _refuse(413, "request body too large")
+    data = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    for cached in ("content_length", "stream"):  # werkzeug's cached properties
+        flask.request.__dict__.pop(cached, None)
+    return None
+
+
 def refuse_unhandled(error: Exception) -> Any:
-    """What escapes a view: HTTP errors pass as they are; anything else is logged and
-    answered in one line, without traceback or exception class. Callback functions'
-    own errors never come here (the app's ``on_error`` shows them in the page); what
-    does is Dash refusing the request's shape (outputs, inputs), so it is a 400."""
+    """What escapes a view: HTTP errors pass as they are; anything else is answered in
+    one line, without traceback, path or exception class.
+
+    Callback functions' own errors never come here (the app's ``on_error`` shows them in
+    the page). On the callback route, Dash refusing the request's shape (its outputs,
+    inputs: :func:`is_request_shape_error`) is a 400 with a one-line warning; anything
+    else (the job manager's disk, Redis or forkserver failing …) is a server fault: a
+    500, logged with its traceback.
+    """
     from werkzeug.exceptions import HTTPException
 
     if isinstance(error, HTTPException):
         return error
-    if flask.request.path.endswith(CALLBACK_PATH):
-        log.warning("refused callback request: %s", str(error)[:200])
+    if flask.request.path.endswith(CALLBACK_PATH) and is_request_shape_error(error):
+        log.warning("refused callback request: %s%s: %s", type(error).__name__,
+                    _raised_at(error), str(error)[:200])
         return _refuse(400, "malformed callback request")
-    log.error("request failed", exc_info=error)
+    log.error("request %s %s failed", flask.request.method, flask.request.path[:100],
+              exc_info=error)
     return _refuse(500, "internal error; the server log has the details")
+
+
+# What Dash raises for a request whose outputs or inputs do not fit the callback (dash
+# 4.4: dash/_validate.py validate_output_spec / validate_multi_return raise
+# CallbackException and InvalidCallbackReturnValue; malformed items there and in
+# dash.py's dispatch helpers raise KeyError, IndexError, TypeError, AttributeError).
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def is_request_shape_error(error: BaseException) -> bool:
+    """Whether ``error`` is Dash refusing a callback request's shape: one of Dash's
+    ``CallbackException`` (its validation of outputs and returned values), or a lookup /
+    type error raised inside Dash's own code (the innermost frame is in the dash
+    package) — not one raised by our code or a library Dash called (a disk, Redis)."""
+    from dash.exceptions import CallbackException
+
+    if isinstance(error, CallbackException):
+        return True
+    if not isinstance(error, _SHAPE_ERRORS):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(_DASH_DIR)
+
+
+def _raised_at(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
 
 
 def _callback_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
@@ -310,20 +395,58 @@ _BASE_CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'sel
              "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
-def add_security_headers(response: flask.Response) -> flask.Response:
-    """X-Frame-Options, X-Content-Type-Options, Referrer-Policy and a CSP; for an HTML page
-    the CSP allows exactly its inline scripts (by SHA-256) besides the server's own files."""
+def add_security_headers(response: flask.Response,
+                         script_hashes: Callable[[], Iterable[str]] | None = None
+                         ) -> flask.Response:
+    """X-Frame-Options, X-Content-Type-Options, Referrer-Policy and a CSP; for an HTML
+    response the CSP also allows the inline scripts ``script_hashes()`` names (the
+    index page's, :class:`IndexScriptHashes`) — a fixed set, never read from the response
+    itself, so a ``<script>`` injected into a page is not allowed."""
     headers = response.headers
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     script_src = "script-src 'self'"
-    if response.mimetype == "text/html" and not response.direct_passthrough:
-        body = response.get_data()
-        hashes = sorted({_sha256_source(m.group(1)) for m in _INLINE_SCRIPT.finditer(body)})
-        script_src = " ".join([script_src, *hashes])
+    if response.mimetype == "text/html" and script_hashes is not None:
+        script_src = " ".join([script_src, *script_hashes()])
     headers["Content-Security-Policy"] = f"{_BASE_CSP}; {script_src}"
     return response
+
+
+class IndexScriptHashes:
+    """The SHA-256 sources (``'sha256-…'``, sorted) of the inline scripts of the app's
+    index page, rendered once from Dash's template on its own (as the server serves it,
+    paths redacted) — not from any response.
+
+    Computed at the first HTML response, not at start: Dash adds inline scripts (Pages'
+    title callback, clientside functions) in its first-request hooks. Until those have
+    run the set is recomputed each time and not kept.
+    """
+
+    def __init__(self, app: Any, redactor: Callable[[bytes], bytes] | None = None) -> None:
+        self.app = app
+        self.redactor = redactor
+        self._hashes: tuple[str, ...] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> tuple[str, ...]:
+        if self._hashes is not None:
+            return self._hashes
+        with self._lock:
+            if self._hashes is not None:
+                return self._hashes
+            hashes = self.compute()
+            if all(getattr(self.app, "_got_first_request", {}).values()):
+                self._hashes = hashes
+            return hashes
+
+    def compute(self) -> tuple[str, ...]:
+        prefix = self.app.config.requests_pathname_prefix
+        with self.app.server.test_request_context(prefix, headers={"Host": "localhost"}):
+            page = self.app.index().encode("utf-8")
+        if self.redactor is not None:
+            page = self.redactor(page)
+        return tuple(sorted({_sha256_source(m.group(1)) for m in _INLINE_SCRIPT.finditer(page)}))
 
 
 def _redacted(response: flask.Response, redactor: PathRedactor) -> flask.Response:
@@ -348,9 +471,20 @@ def _sha256_source(script: bytes) -> str:
 def load_secret_key(config: HostingConfig, cache_dir: Path) -> str:
     """``$CLASSMAP_SECRET_KEY``, else the private file ``secret_key_file`` (default
     ``<cache dir>/secret_key``), created once with mode 0600 so every web process of the
-    instance reads the same key."""
+    instance reads the same key. Either must hold at least :data:`MIN_SECRET_KEY_CHARS`
+    characters (ClassmapError, one line).
+
+    The app sets no session cookie; the key is Flask's ``secret_key``, which Dash uses
+    to HMAC-sign background-callback handles (the page load's ``end_id``, each job's
+    ``cacheKey`` and process / task id: ``dash/_callback_signing.py``), so a client can
+    neither poll nor kill a job it was not handed."""
     from_env = secret_key_from_env()
     if from_env:
+        if len(from_env) < MIN_SECRET_KEY_CHARS:
+            raise ClassmapError(
+                f"CLASSMAP_SECRET_KEY is shorter than {MIN_SECRET_KEY_CHARS} characters; set "
+                "it to a long random value, e.g. the output of 'python -c \"import secrets; "
+                "print(secrets.token_hex(32))\"'")
         return from_env
     path = config.secret_key_file or Path(cache_dir) / "secret_key"
     try:
@@ -360,7 +494,7 @@ def load_secret_key(config: HostingConfig, cache_dir: Path) -> str:
             raise
         # A full (or read-only) disk on the first start: serve with a key of this process.
         log.warning("cannot write the secret key file %s (%s); using a key for this process "
-                    "only (sessions end when it stops) — free some space or set "
+                    "only (other web processes cannot poll its jobs) — free some space or set "
                     "CLASSMAP_SECRET_KEY", path, os.strerror(error.errno) if error.errno
                     else error)
         return secrets.token_hex(32)
@@ -388,7 +522,7 @@ def read_or_create_secret(path: Path) -> str:
         raise ClassmapError(f"secret key file {path} is readable by other users; run "
                             f"'chmod 600 {path}'")
     key = path.read_text(encoding="utf-8").strip()
-    if len(key) < 32:
+    if len(key) < MIN_SECRET_KEY_CHARS:
         raise ClassmapError(f"secret key file {path} holds a short key; delete it to make a "
                             "new one")
     return key

@@ -8,7 +8,7 @@ is read; the browser only ever names a model or data set by its id. Example::
     [server]
     allowed_hosts = ["classmap.example.org"]   # Host names accepted beyond loopback
     trusted_proxies = ["10.0.0.5"]             # addresses whose user header is believed
-    proxy_user_header = "X-Forwarded-User"
+    proxy_user_header = "X-Forwarded-User"     # (both or neither; never 0.0.0.0/0 or ::/0)
     proxy_default_role = "viewer"
     tls = true                                 # served over HTTPS: Secure cookies
     max_request_bytes = 4000000
@@ -16,9 +16,6 @@ is read; the browser only ever names a model or data set by its id. Example::
 
     [cache]
     dir = "/var/cache/classmap"
-
-    [workers]
-    mode = "embedded"
 
     [limits]
     max_classes = 50000        # a model with more classes is refused
@@ -67,7 +64,6 @@ _SECTIONS: dict[str, set[str]] = {
     "server": {"allowed_hosts", "trusted_proxies", "proxy_user_header", "proxy_default_role",
                "tls", "max_request_bytes", "secret_key_file"},
     "cache": {"dir"},
-    "workers": {"mode"},
     "limits": {"max_classes", "upload_bytes", "jobs_per_user"},
     "models": {"id", "label", "model", "weights", "head", "head_key", "classes"},
     "data": {"path"},
@@ -130,7 +126,6 @@ class HostingConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     secret_key_file: Path | None = None
     cache_dir: Path | None = None
-    worker_mode: str | None = None
     limits: Limits = Limits()
     models: tuple[dict[str, str], ...] = field(default=(), hash=False)
     data_roots: tuple[Path, ...] = ()
@@ -166,6 +161,10 @@ def load_config(path: str | Path) -> HostingConfig:
 
 
 def _parse(data: dict[str, Any], file: Path) -> HostingConfig:
+    if "workers" in data:
+        raise ClassmapError(
+            f"{file}: [workers] is not supported in the config file; remove it and choose "
+            "workers on the command line ('classmap serve --workers N', '--broker redis://…')")
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise ClassmapError(f"{file}: unknown section(s) {', '.join(unknown)}; "
@@ -173,25 +172,25 @@ def _parse(data: dict[str, Any], file: Path) -> HostingConfig:
     server = _table(data, "server", file)
     cache = _table(data, "cache", file)
     limits = _table(data, "limits", file)
-    workers = _table(data, "workers", file)
     uploads = _table(data, "uploads", file)
     base = file.parent
     role = server.get("proxy_default_role", "viewer")
     _check_role(role, f"{file}: proxy_default_role")
+    proxies = tuple(_network(t, file) for t in _strings(server, "trusted_proxies", file))
+    header = _optional_str(server, "proxy_user_header", file)
+    _check_proxy(proxies, header, file)
     return HostingConfig(
         path=file,
         users=parse_users(data.get("users", {}), file),
         allowed_hosts=tuple(_host(h, file) for h in _strings(server, "allowed_hosts", file)),
-        trusted_proxies=tuple(_network(t, file) for t in _strings(server, "trusted_proxies",
-                                                                    file)),
-        proxy_user_header=_optional_str(server, "proxy_user_header", file),
+        trusted_proxies=proxies,
+        proxy_user_header=header,
         proxy_default_role=role,
         tls=_bool(server, "tls", file),
         max_request_bytes=_positive(server, "max_request_bytes", file)
         or DEFAULT_MAX_REQUEST_BYTES,
         secret_key_file=_path(server.get("secret_key_file"), base),
         cache_dir=_path(cache.get("dir"), base),
-        worker_mode=_optional_str(workers, "mode", file),
         limits=Limits(*(_positive(limits, key, file) for key in
                         ("max_classes", "upload_bytes", "jobs_per_user"))),
         models=tuple(_model(item, base, file) for item in _array(data, "models", file)),
@@ -375,6 +374,24 @@ def _network(text: str, file: Path) -> ipaddress.IPv4Network | ipaddress.IPv6Net
     except ValueError:
         raise ClassmapError(f"{file}: trusted proxy {text!r} is not an address or network; "
                             "write e.g. \"10.0.0.5\" or \"10.0.0.0/24\"") from None
+
+
+def _check_proxy(proxies: tuple[Any, ...], header: str | None, file: Path) -> None:
+    """A trusted proxy needs both its addresses and its header (one alone would be
+    silently ignored), and never every address (anyone could name any user)."""
+    if proxies and not header:
+        raise ClassmapError(f"{file}: trusted_proxies is set without proxy_user_header; add "
+                            "proxy_user_header = \"X-Forwarded-User\" (the header your proxy "
+                            "sets) or remove trusted_proxies")
+    if header and not proxies:
+        raise ClassmapError(f"{file}: proxy_user_header is set without trusted_proxies; add "
+                            "trusted_proxies = [\"10.0.0.5\"] (your proxy's address) or remove "
+                            "proxy_user_header")
+    for network in proxies:
+        if network.prefixlen == 0:
+            raise ClassmapError(f"{file}: trusted proxy {network} is every address (anyone "
+                                "could claim any user in the header); list only your proxy's "
+                                "addresses, e.g. \"10.0.0.5\"")
 
 
 def _path(text: Any, base: Path) -> Path | None:

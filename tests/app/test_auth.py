@@ -303,3 +303,163 @@ def test_a_viewer_is_told_instead_of_given_a_job(hosted, monkeypatch):
                                                 job_status(key, READY), None, None)
             assert ("operator role" in note) == refused
             assert isinstance(map_job, dict) != refused
+
+
+# -- hardening (review of the guard): CSP, unsized bodies, content type, faults, key ------------
+
+
+def test_the_csp_allows_the_index_pages_scripts_never_one_injected_into_a_response(
+        app_settings):
+    """A response carrying an inline script of its own (an HTML injection) gets the same
+    fixed script hashes as the page, not that script's."""
+    app = create_app(app_settings)
+    injected = b"alert('injected')"
+
+    def planted():  # a page that echoes something it should not have
+        return f"<html><body><script>{injected.decode()}</script></body></html>"
+    app.server.add_url_rule("/planted-injection", "planted_injection", planted)
+    client = app.server.test_client()
+    response = client.get("/planted-injection")
+    assert response.status_code == 200 and injected in response.data
+    csp = response.headers["Content-Security-Policy"]
+    assert access._sha256_source(injected) not in csp
+    page = client.get("/")
+    inline = access._INLINE_SCRIPT.findall(page.data)
+    assert len(inline) >= 2 and all(access._sha256_source(s) in csp for s in inline)
+    assert page.headers["Content-Security-Policy"] == csp  # one fixed set for every page
+
+
+def weights_summary_body(hosted) -> bytes:
+    """A cheap callback request a viewer may send (the Weights page's summary)."""
+    body = callback_body(hosted, "weights-summary.children")
+    body["outputs"] = {"id": "weights-summary", "property": "children"}
+    return json.dumps(body).encode()
+
+
+def post_unsized(client, body: bytes, terminated: bool = True, **headers):
+    """POST a callback body without Content-Length, as a chunked request reaches the app
+    (werkzeug's and gunicorn's servers set ``wsgi.input_terminated`` and de-chunk)."""
+    return client.post("/_dash-update-component", input_stream=io.BytesIO(body),
+                       headers={**HOST, **basic("bob", PASSWORDS["bob"]),
+                                "Transfer-Encoding": "chunked",
+                                "Content-Type": "application/json", **headers},
+                       environ_overrides={"wsgi.input_terminated": True} if terminated else {})
+
+
+def test_a_chunked_callback_body_past_the_limit_is_refused_not_cut_short(hosted, client):
+    body = weights_summary_body(hosted)
+    small = post_unsized(client, body)
+    assert small.status_code == 200 and b"weights-summary" in small.data
+    # Valid JSON, then spaces past max_request_bytes: cut at the limit it would still
+    # parse (and run); the whole body is too large.
+    padded = body + b" " * (hosted.server.config["MAX_CONTENT_LENGTH"] + 10)
+    big = post_unsized(client, padded)
+    assert big.status_code == 413 and big.data == b"request body too large\n"
+    exact = body + b" " * (hosted.server.config["MAX_CONTENT_LENGTH"] - len(body))
+    assert post_unsized(client, exact).status_code == 200  # the limit itself is allowed
+    # A server that does not end the stream: the length is required.
+    assert post_unsized(client, body, terminated=False).status_code == 411
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None,
+])
+def test_callback_posts_that_are_not_json_are_refused_415(hosted, client, content_type):
+    """A cross-site <form> (enctype text/plain can carry a JSON body) with the browser's
+    cached Basic credentials never reaches the callback."""
+    headers = {**HOST, **basic("bob", PASSWORDS["bob"])}
+    if content_type:
+        headers["Content-Type"] = content_type
+    guard = hosted.server.extensions["classmap_access"]
+    with hosted.server.test_request_context("/_dash-update-component", method="POST",
+                                            data=weights_summary_body(hosted), headers=headers):
+        refusal = guard.check()  # the guard itself, before the body is parsed
+        assert refusal is not None and refusal.status_code == 415
+    # Refused before any parsing or role check: even a body that is not JSON at all.
+    response = client.post("/_dash-update-component", data=b"{not json", headers=headers)
+    assert response.status_code == 415
+    assert response.data == b"callback requests must be application/json\n"
+    ok = client.post("/_dash-update-component", data=weights_summary_body(hosted),
+                     headers={**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_a_server_fault_on_the_callback_path_is_a_logged_500_not_a_400(hosted, client,
+                                                                      monkeypatch, caplog):
+    """The job manager failing (a full disk) while the error report fails too, so the
+    fault escapes Dash: the server's fault, a 500 logged with its traceback; the answer
+    names no path, class or traceback. (Dash 4.4 hands call_job_fn's own errors to the
+    app's on_error first: logged there, the page told.)"""
+    import errno
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/jobs/planted.db")
+    monkeypatch.setattr(hosted._classmap_jobs, "call_job_fn", full_disk)
+    monkeypatch.setattr(hosted, "_on_error", full_disk)  # the report cannot be written
+    callback_id = sorted(access.operator_outputs(hosted.callback_map))[0]
+    body = callback_body(hosted, callback_id)
+    body["outputs"] = [  # as the renderer sends them (a wildcard output: no component)
+        [] if part.startswith("{") else dict(zip(("id", "property"), part.rsplit(".", 1)))
+        for part in callback_id[2:-2].split("...")]
+    with caplog.at_level("WARNING", logger=access.log.name):
+        response = client.post("/_dash-update-component", json=body,
+                               headers={**HOST, **basic("alice", PASSWORDS["alice"])})
+    assert response.status_code == 500
+    assert response.data == b"internal error; the server log has the details\n"
+    records = [r for r in caplog.records if r.name == access.log.name]
+    assert [r.levelname for r in records] == ["ERROR"]
+    assert isinstance(records[0].exc_info[1], OSError)
+
+
+@pytest.mark.parametrize("error, status", [
+    (OSError(28, "No space left on device", "/srv/jobs/x.db"), 500),
+    (ConnectionError("Redis at redis://10.0.0.9:6379 cannot be reached"), 500),
+    (EOFError("forkserver closed"), 500),
+    (RuntimeError("boom"), 500),
+])
+def test_refuse_unhandled_answers_faults_500_and_logs_the_traceback(hosted, caplog, error,
+                                                                    status):
+    with hosted.server.test_request_context("/_dash-update-component", method="POST"):
+        with caplog.at_level("WARNING", logger=access.log.name):
+            response = access.refuse_unhandled(error)
+    assert response.status_code == status
+    assert response.get_data() == b"internal error; the server log has the details\n"
+    assert [r.exc_info[1] for r in caplog.records if r.levelname == "ERROR"] == [error]
+
+
+def test_dash_refusing_a_requests_shape_stays_a_400_without_an_error_record(hosted, client,
+                                                                            caplog):
+    body = json.loads(weights_summary_body(hosted))
+    headers = {**HOST, **basic("bob", PASSWORDS["bob"])}
+    with caplog.at_level("WARNING", logger=access.log.name):
+        for outputs in ([1, 2], {"id": "weights-summary"}, {"id": 5, "property": 7}, None, "x"):
+            response = client.post("/_dash-update-component",
+                                   json={**body, "outputs": outputs}, headers=headers)
+            assert response.status_code == 400, outputs
+            assert response.data == b"malformed callback request\n"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_is_request_shape_error_tells_dash_from_the_rest():
+    from dash import Output, _validate
+    from dash.exceptions import CallbackException
+
+    with pytest.raises(TypeError) as inside_dash:  # a request's output spec that is a number
+        _validate.validate_output_spec(Output("a", "b"), 5, Output)
+    assert access.is_request_shape_error(inside_dash.value)
+    assert access.is_request_shape_error(CallbackException("Wrong length output_spec"))
+    try:
+        {}["ours"]
+    except KeyError as ours:
+        assert not access.is_request_shape_error(ours)  # raised here, not in Dash
+    assert not access.is_request_shape_error(OSError(28, "No space left on device"))
+
+
+@pytest.mark.parametrize("key", ["x", "k" * 31])
+def test_a_short_secret_key_in_the_environment_is_refused(tmp_path, monkeypatch, key):
+    monkeypatch.setenv("CLASSMAP_SECRET_KEY", key)
+    with pytest.raises(ClassmapError, match="shorter than 32 characters") as error:
+        access.load_secret_key(load_config_default(), tmp_path)
+    assert "\n" not in str(error.value)
+    monkeypatch.setenv("CLASSMAP_SECRET_KEY", "k" * 32)
+    assert access.load_secret_key(load_config_default(), tmp_path) == "k" * 32

@@ -56,6 +56,15 @@ path = "link"
     ("[users.eve]\npassword = \"plain\"\n", "may only hold"),
     ("[users.eve]\npassword_hash = \"plaintext\"\n", "not a werkzeug hash"),
     ("not toml at all [", "not valid TOML"),
+    # A proxy half configured would be silently ignored; one trusting every address
+    # would let anyone name any user.
+    ("[server]\nproxy_user_header = \"X-Forwarded-User\"\n", "add trusted_proxies"),
+    ("[server]\ntrusted_proxies = [\"10.0.0.5\"]\n", "add proxy_user_header"),
+    ("[server]\ntrusted_proxies = [\"0.0.0.0/0\"]\nproxy_user_header = \"X-User\"\n",
+     "every address"),
+    ("[server]\ntrusted_proxies = [\"10.0.0.5\", \"::/0\"]\nproxy_user_header = \"X-User\"\n",
+     "every address"),
+    ("[workers]\nmode = \"embedded\"\n", "not supported.*classmap serve --workers"),
 ])
 def test_bad_config_files_stop_with_one_line_saying_what_to_fix(tmp_path, text, message):
     with pytest.raises(ClassmapError, match=message) as error:
@@ -83,3 +92,11 @@ def test_known_server_folders_are_cut_from_response_bodies(tmp_path):
     assert str(tmp_path).encode() not in cleaned and b"head.npy" in cleaned
     untouched = b'{"image": "data:image/png;base64,iVBORw0KGgo/tmp/AAAA"}'
     assert redactor(untouched) is untouched  # short folders ('/tmp') are never cut
+
+
+def test_a_trusted_proxy_with_its_header_and_narrow_networks_is_accepted(tmp_path):
+    config = load_config(write(tmp_path, "[server]\ntrusted_proxies = [\"10.0.0.5\", "
+                                         "\"10.0.0.0/24\", \"fd00::/8\"]\n"
+                                         "proxy_user_header = \"X-Forwarded-User\"\n"))
+    assert [str(n) for n in config.trusted_proxies] == ["10.0.0.5/32", "10.0.0.0/24", "fd00::/8"]
+    assert config.proxy_user_header == "X-Forwarded-User" and config.requires_login
