@@ -15,6 +15,8 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 RENDER_TIMEOUT = 60_000
+# The first page also waits for the image job (extraction and analyses of the 360 digits).
+JOB_TIMEOUT = 300_000
 QUERY = "?model=lenet-digits&data=digits"
 TILE = "#samples-grid .cm-thumb"
 LOADED = """sel => {
@@ -31,11 +33,11 @@ def wide_page(new_page):
     return page
 
 
-def test_samples_grid_of_thumbnails_with_grad_cam_on_hover_and_click(dash_server, new_page,
-                                                                      artifacts_dir):
+def test_samples_grid_of_thumbnails_with_grad_cam_on_hover_and_click(
+        dash_server, new_page, artifacts_dir, lenet_digits):  # trained in the shared cache
     page = wide_page(new_page)
     page.goto(dash_server + "/samples" + QUERY)
-    page.wait_for_selector(TILE + " img.cm-thumb-img", timeout=RENDER_TIMEOUT)
+    page.wait_for_selector(TILE + " img.cm-thumb-img", timeout=JOB_TIMEOUT)
     assert page.locator(TILE).count() == 360  # every digit, ten groups
     assert page.locator("#samples-grid .cm-thumb-group").count() == 10
     # The first row's thumbnails (in view: not deferred by loading="lazy") load.
@@ -93,12 +95,12 @@ def test_samples_grid_of_thumbnails_with_grad_cam_on_hover_and_click(dash_server
     page.screenshot(path=str(artifacts_dir / "e2e-thumbnails-samples.png"), full_page=True)
 
 
-def test_classes_page_strips_of_images(dash_server, new_page, artifacts_dir):
+def test_classes_page_strips_of_images(dash_server, new_page, artifacts_dir, lenet_digits):
     page = wide_page(new_page)
     # node 18 is the root of the ten classes' tree: the whole tree is selected.
     page.goto(dash_server + "/?model=lenet-digits&focal=3&k=5&node=18")
     strips = "#classes-neighbour-thumbs .cm-thumb-strip"
-    page.wait_for_selector(strips, timeout=RENDER_TIMEOUT)
+    page.wait_for_selector(strips, timeout=JOB_TIMEOUT)
     assert page.locator(strips).count() == 6  # the focal class and its 5 nearest
     assert "(focal)" in page.inner_text(f"{strips} >> nth=0")
     page.wait_for_function(LOADED, arg="#classes-neighbour-thumbs img", timeout=RENDER_TIMEOUT)
