@@ -620,6 +620,8 @@ def register(app: Any, services: Services) -> None:
         Output(ids.WEIGHTS_CAM_TITLE, "children"), Output(ids.WEIGHTS_CAM_VIEW, "children"),
         key_in, status_in, Input(ids.WEIGHTS_CAM_DATA, "value"),
         Input(ids.WEIGHTS_CAM_IMAGE, "value"), State(ids.WEIGHTS_CAM_STATUS, "data"),
+        # Busy from the click on (the job's own running= keeps it busy while it computes).
+        running=busy_running(ids.WEIGHTS_CAM_BOX),
     )
     def weights_cam(selection, status, data_id, image_index, cam_status):
         return cam_request_logic(services, images, selection, status, data_id, image_index,
