@@ -34,8 +34,9 @@ from classmap.app.pages.weights import figures as wfig
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.weights import ids
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
-from classmap.app.shell.clientside import (bind_field, mirror_shared_state, name_downloads,
-                                          project_selection, relay_selection_requests)
+from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
+                                          name_downloads, project_selection,
+                                          relay_selection_requests)
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.services import ModelView, Services
 from classmap.app.shell.images import ImageServices, image_services_for
@@ -242,7 +243,8 @@ def icicle_update_logic(services: Services, tree_key: dict | None, key: dict | N
 
 
 def node_logic(services: Services, selection: dict | None, status: dict | None) -> tuple:
-    """→ (title, channel list items) of the selected split node (``snode``)."""
+    """→ (title, channel list items as text: ``"channel 12  +0.0123"``, largest weight
+    first) of the selected split node (``snode``); the browser draws the list."""
     found, message = _focal_split(services, selection, status)
     if found is None:
         return ("" if message == "Pick a focal class" else message), []
@@ -260,9 +262,7 @@ def node_logic(services: Services, selection: dict | None, status: dict | None) 
     title = (f"Node {tree.label[node]}: {channels.size} channels, mean weight "
              f"{wfig.format_number(float(tree.mean[node]))}{kind}")
     order = channels[(-weights[channels]).argsort(kind="stable")][:CHANNEL_LIST_LIMIT]
-    items = [html.Li([html.Span(f"channel {int(c)}", className="cm-mono"),
-                      html.Span(f" {float(weights[c]):+.4f}", className="cm-num")])
-             for c in order]
+    items = [f"channel {int(c)}  {float(weights[c]):+.4f}" for c in order]
     return title, items
 
 
@@ -566,11 +566,15 @@ def register(app: Any, services: Services) -> None:
         return icicle_update_logic(services, tree_key, key, status, triggered)
 
     @app.callback(
-        Output(ids.WEIGHTS_NODE_TITLE, "children"), Output(ids.WEIGHTS_NODE_CHANNELS, "children"),
+        Output(ids.WEIGHTS_NODE_TITLE, "children"), Output(ids.WEIGHTS_NODE_ITEMS, "data"),
         key_in, status_in,
     )
     def weights_node(selection, status):
         return node_logic(services, selection, status)
+
+    clientside(app, "renderList", Output(ids.WEIGHTS_NODE_ITEMS, "modified_timestamp"),
+               Input(ids.WEIGHTS_NODE_ITEMS, "data"),
+               constants={"target": ids.WEIGHTS_NODE_CHANNELS}, prevent_initial_call=True)
 
     @app.callback(
         Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),

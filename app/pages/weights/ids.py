@@ -23,6 +23,8 @@ WEIGHTS_FIT_TABLE = "weights-fit-table"
 WEIGHTS_ICICLE = "weights-icicle-graph"
 WEIGHTS_NODE_TITLE = "weights-node-title"
 WEIGHTS_NODE_CHANNELS = "weights-node-channels"
+# dcc.Store: the node's channel list as text items, drawn by the browser (renderList)
+WEIGHTS_NODE_ITEMS = "weights-node-items"
 WEIGHTS_CAM_DATA = "weights-cam-data"  # data-set picker of the channel CAM (local, not shared)
 WEIGHTS_CAM_IMAGE = "weights-cam-image"  # image picker of the channel CAM (local)
 WEIGHTS_CAM_TITLE = "weights-cam-title"

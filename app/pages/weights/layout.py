@@ -66,6 +66,9 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
                   height=380),
             html.Div(id=ids.WEIGHTS_NODE_TITLE, className="cm-selection-title",
                      children="Click a node to list its channels"),
+            # Filled by the browser from WEIGHTS_NODE_ITEMS: as Dash components, a node's
+            # ~1,900 list items took dash-renderer tens of seconds to build.
+            dcc.Store(id=ids.WEIGHTS_NODE_ITEMS),
             html.Ol(id=ids.WEIGHTS_NODE_CHANNELS, className="cm-class-list cm-channel-list",
                     style={"display": "grid",
                            "gridTemplateColumns": "repeat(auto-fill, minmax(12em, 1fr))",

@@ -186,7 +186,9 @@ def test_split_node_lists_its_channels(services, lite0, lite0_head):
     title, items = cw.node_logic(services, sel, READY)
     expected = np.flatnonzero(row >= row.mean())  # independent: the root's positive half
     assert title.startswith(f"Node +: {expected.size} channels")
-    listed = [int(item.children[0].children.split()[1]) for item in items]
+    listed = [int(item.split()[1]) for item in items]
+    assert all(item == f"channel {c}  {lite0_head.weight[k][c]:+.4f}"
+               for item, c in zip(items, listed))
     assert sorted(listed) == expected.tolist()
     assert [row[c] for c in listed] == sorted(row[expected], reverse=True)
 
