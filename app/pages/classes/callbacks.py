@@ -721,7 +721,11 @@ def watch_embedding_logic(manager: Any, job: dict | None, done: dict | None) -> 
     A job that died, hung, overran or could not write becomes an ``error`` outcome (the
     map says why and offers Retry); a queued one says so in the job's label."""
     job, done = (v if isinstance(v, dict) else None for v in (job, done))
-    if not job or (done or {}).get("id") == job.get("id") or manager is None:
+    # The job has ended when its outcome names it and is not "pending" (Retry's pending
+    # outcome names the new job, which still needs watching).
+    ended = (done or {}).get("id") == job.get("id") and (done or {}).get("state") != "pending" \
+        if job else True
+    if not job or ended or manager is None:
         return no_update, no_update, True
     verdict = manager.check(job.get("id"), job.get("requested"))
     if verdict is None:
