@@ -20,8 +20,10 @@ changes how a job is started and watched:
   touches ``heartbeat`` every second. :func:`check_job` (called by the page's watchdog
   interval) turns a job that died, stopped beating, ran past its limit or could not
   write into an error the page shows, with a Retry.
-* **limits** — at most ``per_model`` jobs compute at once for one model,
-  ``per_session`` for one browser session and, when the hosting config sets
+* **limits** — at most ``per_model`` jobs compute at once for one model (one of the
+  server's ``model_ids``: a request naming another model is refused),
+  ``per_session`` for one session (:func:`current_session`: the signed-in user when the
+  server requires a login, else the client's address) and, when the hosting config sets
   ``[limits] jobs_per_user``, that many for one signed-in user (the name from
   :func:`classmap.app.hosting.identity.current_identity`); later ones wait in state
   ``queued`` (first come, first served) and more than ``queued`` waiting jobs of a
@@ -137,13 +139,14 @@ class JobManager(DiskcacheManager):
         self.start()
         request = find_request(args)
         job_id = str(request.get("id") or uuid.uuid4().hex)
-        model = str(request.get("model") or "")
-        session, user = current_session(), current_user()
-        refusal = self._refusal(model, session, user)
+        model = job_model(request, getattr(self.settings, "model_ids", None))
+        session, user = current_session(self.settings), current_user()
+        refusal = UNKNOWN_MODEL if model is None else self._refusal(model, session, user)
         if refusal:
-            write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
-                                               "user": user, "state": REFUSED,
-                                               "message": refusal, "started": time.time(),
+            write_record(self.handle, job_id, {"pid": 0, "model": model or "",
+                                               "session": session, "user": user,
+                                               "state": REFUSED, "message": refusal,
+                                               "started": time.time(),
                                                "heartbeat": time.time()})
             return 0
         process = self._context.Process(
@@ -214,6 +217,8 @@ class JobManager(DiskcacheManager):
                          disk_folders=(Path(self.handle.directory), self.settings.cache_dir))
 
 
+UNKNOWN_MODEL = ("this job names a model this server does not offer (a stale page or a forged "
+                 "request); reload the page, choose one of the server's models, then Retry")
 JOBS_DISABLED = ("background jobs are disabled on this server: its job store could not be "
                  "opened at start-up (a full or read-only disk); views already computed are "
                  "still served — ask the operator to free disk space and restart classmap serve")
@@ -364,6 +369,28 @@ def _low_disk(folders: Iterable[Path]) -> str:
     return ""
 
 
+def _stop_live(cache: diskcache.Cache, job_id: str, message: str) -> bool:
+    """Mark the job ``failed`` with ``message`` in one transaction, only if its record is
+    still queued or running; whether it did (False: the job ended meanwhile)."""
+    with cache.transact():
+        everything = records(cache)
+        record = everything.get(job_id)
+        if record is None or record.get("state") not in (QUEUED, RUNNING):
+            return False
+        everything[job_id] = {**record, "state": FAILED, "message": message}
+        cache.set(RECORDS_KEY, everything)
+    return True
+
+
+def _settled(cache: diskcache.Cache, job_id: str) -> JobVerdict | None:
+    """The verdict on a job that ended by itself: None when done or cancelled (Dash
+    delivers its result), else its failure."""
+    record = records(cache).get(job_id, {})
+    if record.get("state") in (DONE, CANCELLED):
+        return None
+    return JobVerdict("error", record.get("message") or FAILED_SENTENCE)
+
+
 def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | None,
               limits: JobLimits, now: float | None = None,
               disk_folders: Iterable[Path] = ()) -> JobVerdict | None:
@@ -385,7 +412,7 @@ def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | Non
     if state in (DONE, CANCELLED):
         return None
     if state in (REFUSED, FAILED):
-        return JobVerdict("error", record.get("message") or "the background job failed")
+        return JobVerdict("error", record.get("message") or FAILED_SENTENCE)
     if not pid:
         if now - record.get("started", now) > START_GRACE_SECONDS:
             return JobVerdict("error", "the background job's process never started")
@@ -396,13 +423,15 @@ def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | Non
         reason = _low_disk(disk_folders)
         return JobVerdict("error", f"the background job stopped unexpectedly{reason}")
     if now - record.get("heartbeat", now) > limits.heartbeat_timeout:
+        if not _stop_live(cache, job_id, "no heartbeat"):
+            return _settled(cache, job_id)  # it ended between the two reads
         _kill(pid)
-        update_record(cache, job_id, state=FAILED, message="no heartbeat")
         return JobVerdict("error", f"the background job stopped responding (no heartbeat for "
                                    f"{limits.heartbeat_timeout:.0f} s){_low_disk(disk_folders)}")
     if now - record.get("started", now) > limits.time_limit:
+        if not _stop_live(cache, job_id, "time limit"):
+            return _settled(cache, job_id)
         _kill(pid)
-        update_record(cache, job_id, state=FAILED, message="time limit")
         return JobVerdict("error", f"the background job ran past its limit of "
                                    f"{limits.time_limit:.0f} s and was stopped")
     if state == QUEUED:
@@ -428,16 +457,28 @@ def _recording_failures(fn: Any, cache: diskcache.Cache) -> Any:
             raise
         except Exception as error:
             job_id = find_request([*args, *kwargs.values()]).get("id")
+            log.error("job %s failed", job_id, exc_info=error)
             if job_id:
-                first = (str(error).strip().splitlines() or [""])[0][:200]
                 with contextlib.suppress(Exception):  # the store may be unwritable too
                     update_record(cache, str(job_id), state=FAILED,
-                                  message=f"the background job failed ({type(error).__name__}"
-                                          f"{': ' + first if first else ''})")
+                                  message=page_failure(error))
             raise
 
     return run
 
+
+
+FAILED_SENTENCE = "the background job failed"
+
+
+def page_failure(error: BaseException) -> str:
+    """What the page shows for a job that raised ``error``: the fixed sentence and the first
+    line of its message, paths cut to their last part, no exception class (the detail goes
+    to the log). The Celery manager's :func:`~classmap.app.hosting.celery_app.failure_message`
+    (imported here, not at the top: that module imports this one)."""
+    from classmap.app.hosting.celery_app import failure_message
+
+    return failure_message(error)
 
 
 def find_request(args: Any) -> dict[str, Any]:
@@ -465,15 +506,37 @@ def current_user() -> str:
     return current_identity().name
 
 
-def current_session() -> str:
-    """The browser session of the current request: Flask's session cookie, else the
-    client's address (all jobs of one address share a session)."""
-    try:
-        from flask import request
+def current_session(settings: Any = None) -> str:
+    """The session the per-session limits count the current request's job in: the
+    signed-in user (``user:NAME``, the access guard's identity) when ``settings``'
+    hosting config requires a login, else the client's address (``address:IP``; without
+    a login everyone is the local operator, so the address is all that tells clients
+    apart). Nothing the client chooses (no cookie) picks it. ``address:local`` outside
+    requests."""
+    import flask
 
-        return request.cookies.get("session") or request.remote_addr or "local"
-    except RuntimeError:  # outside a request
-        return "local"
+    hosting = getattr(settings, "hosting", None)
+    if getattr(hosting, "requires_login", False):
+        return f"user:{current_user()}"
+    address = flask.request.remote_addr if flask.has_request_context() else None
+    return f"address:{address or 'local'}"
+
+
+def job_model(request: dict[str, Any], model_ids: Iterable[str] | None) -> str | None:
+    """The model a job request computes, as the per-model limit counts it: its ``model``
+    when that is one of ``model_ids`` and agrees with the first part of its ``key`` (the
+    weight analysis) or ``a`` (Compare) list, which those jobs compute; None otherwise (a
+    stale or forged request, refused). ``model_ids`` None (no settings): not checked."""
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        return None
+    if model_ids is not None and model not in tuple(model_ids):
+        return None
+    for field in ("key", "a"):
+        value = request.get(field)
+        if isinstance(value, (list, tuple)) and value and value[0] != model:
+            return None
+    return model
 
 
 def _die_with_parent() -> None:
@@ -561,9 +624,9 @@ def run_job(settings: Any, limits: JobLimits, function_key: str, result_key: str
         update_record(cache, job_id, state=DONE)
     except BaseException as error:  # noqa: BLE001 — recorded for the watchdog, then re-raised
         stop.set()
+        log.error("job %s failed", job_id, exc_info=error)
         try:
-            update_record(cache, job_id, state=FAILED,
-                          message=f"the background job failed: {type(error).__name__}: {error}")
+            update_record(cache, job_id, state=FAILED, message=page_failure(error))
         except Exception:  # noqa: BLE001 — the store itself is unwritable: the pid tells
             pass
         raise

@@ -20,10 +20,11 @@ import pytest
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.settings import JobLimits
 from classmap.app.config import Settings
-from classmap.app.hosting.config import HostingConfig, Limits
+from classmap.app.hosting.config import HostingConfig, Limits, User
 from classmap.app.hosting.identity import Identity
 from classmap.app.shell.job_processes import (DONE, QUEUED, REFUSED, RUNNING, JOBS_DISABLED,
-                                              DisabledJobs, JobManager, _wait_for_slot,
+                                              UNKNOWN_MODEL, DisabledJobs, JobManager,
+                                              _wait_for_slot, current_session, job_model,
                                               open_job_store, records, user_limit,
                                               write_record)
 from classmap.app.shell.jobs import ERROR, PENDING, job_request, job_status, watch_status
@@ -59,10 +60,16 @@ def record(pid: int, user: str, session: str, state: str = RUNNING, model: str =
             "message": "", "started": now - age, "heartbeat": now}
 
 
-def start_as(manager: JobManager, name: str, session: str, job: dict) -> int:
-    """``call_job_fn`` in a request of user ``name`` with session cookie ``session``."""
+MODEL = "lenet-digits"  # one of the default settings' model_ids
+
+
+def start_as(manager: JobManager, name: str, session: str, job: dict,
+             address: str = "10.0.0.1") -> int:
+    """``call_job_fn`` in a request of user ``name`` from ``address`` that sends a
+    session cookie ``session`` (which must not matter)."""
     app = flask.Flask("t")
-    with app.test_request_context("/", headers={"Cookie": f"session={session}"}):
+    with app.test_request_context("/", headers={"Cookie": f"session={session}"},
+                                  environ_base={"REMOTE_ADDR": address}):
         flask.g.classmap_identity = Identity(name, "viewer")
         return manager.call_job_fn("key", None, [job], {})
 
@@ -79,7 +86,7 @@ def test_a_user_over_jobs_per_user_is_refused_whatever_the_session(tmp_path, sto
     manager = JobManager(store, settings_with(tmp_path, 1), LIMITS)
     write_record(store, "a", record(sleeper.pid, "alice", "s1"))
     write_record(store, "b", record(sleeper.pid, "alice", "s2", QUEUED))
-    job = job_request("m")
+    job = job_request(MODEL)
     assert start_as(manager, "alice", "s3", job) == 0  # refused: no process started
     refused = records(store)[job["id"]]
     assert refused["state"] == REFUSED and refused["user"] == "alice"
@@ -123,6 +130,61 @@ def test_a_users_second_job_waits_queued_for_the_first(store, sleeper):
     write_record(store, "first", record(sleeper.pid, "alice", "x", DONE, model="m1"))
     waiter.join(5)
     assert not waiter.is_alive() and records(store)["second"]["state"] == RUNNING
+
+
+def session_of(settings: Settings, name: str, cookie: str, address: str) -> str:
+    with flask.Flask("t").test_request_context(
+            "/", headers={"Cookie": f"session={cookie}"}, environ_base={"REMOTE_ADDR": address}):
+        flask.g.classmap_identity = Identity(name, "viewer")
+        return current_session(settings)
+
+
+def test_the_session_is_the_address_without_login_and_the_user_with_it(tmp_path):
+    """A session cookie (never signed nor set by the app) does not pick the session: without
+    a login the client's address does; with users, the signed-in name does (a team behind
+    one proxy address is not one session)."""
+    open_server = settings_with(tmp_path, None)
+    assert session_of(open_server, "local", "a", "10.0.0.1") == "address:10.0.0.1"
+    assert session_of(open_server, "local", "b", "10.0.0.1") == "address:10.0.0.1"
+    assert session_of(open_server, "local", "a", "10.0.0.2") == "address:10.0.0.2"
+    users = {name: User(name, "viewer", "pbkdf2:sha256:1$x$y") for name in ("alice", "bob")}
+    login = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
+                            environ={}, warm_default=False, hosting=HostingConfig(users=users))
+    assert session_of(login, "alice", "a", "10.0.0.9") == "user:alice"
+    assert session_of(login, "alice", "b", "10.0.0.8") == "user:alice"
+    assert session_of(login, "bob", "a", "10.0.0.9") == "user:bob"
+
+
+def test_a_fresh_cookie_per_request_does_not_escape_the_session_limit(tmp_path, store, sleeper):
+    """Two live jobs of address 10.0.0.1 fill its session (1 computing + 1 waiting): a third
+    request from that address with a cookie nobody used before is refused all the same."""
+    limits = JobLimits(per_model=9, per_session=1, queued=1, time_limit=60, heartbeat_timeout=5)
+    manager = JobManager(store, settings_with(tmp_path, None), limits)
+    write_record(store, "a", record(sleeper.pid, "local", "address:10.0.0.1"))
+    write_record(store, "b", record(sleeper.pid, "local", "address:10.0.0.1", QUEUED))
+    job = job_request(MODEL)
+    assert start_as(manager, "local", "never-seen-before", job, address="10.0.0.1") == 0
+    refused = records(store)[job["id"]]
+    assert refused["state"] == REFUSED and refused["session"] == "address:10.0.0.1"
+    assert refused["message"].startswith("this session already has 2 background jobs")
+
+
+def test_a_job_naming_a_model_the_server_does_not_offer_is_refused(tmp_path, store):
+    """The per-model limit counts a model the server checked: an unknown model, or a
+    ``model`` that disagrees with the model the job computes (``key``/``a``), is refused."""
+    settings = settings_with(tmp_path, None)
+    assert settings.model_ids == ("lite0-imagenet", "lenet-digits")
+    manager = JobManager(store, settings, LIMITS)
+    for job in (job_request("forged-model-1"), job_request(MODEL, key=["lite0-imagenet", "x"]),
+                job_request(MODEL, a=["lite0-imagenet"], b=[MODEL]), {"id": "no-model"}):
+        assert start_as(manager, "local", "s", job) == 0
+        refused = records(store)[job["id"]]
+        assert (refused["state"], refused["message"]) == (REFUSED, UNKNOWN_MODEL)
+    assert job_model(job_request(MODEL, key=[MODEL, "cosine"]), settings.model_ids) == MODEL
+    assert job_model(job_request(MODEL, a=[MODEL], b=["lite0-imagenet"]),
+                     settings.model_ids) == MODEL
+    assert job_model(job_request("lite0-imagenet"), settings.model_ids) == "lite0-imagenet"
+    assert job_model(job_request(["not", "a", "string"]), settings.model_ids) is None
 
 
 def test_a_job_store_that_cannot_be_opened_disables_jobs_with_one_warning(tmp_path, caplog):

@@ -7,6 +7,7 @@ are the kernel's answers, not mocks.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
@@ -21,8 +22,10 @@ from classmap.analysis.settings import JobLimits, job_limits
 from classmap.app.pages.classes.callbacks import (cancel_embedding_logic, embed_failure_logic,
                                                   retry_embedding_logic, watch_embedding_logic)
 from classmap.app.shell.callbacks import retry_analysis_logic
-from classmap.app.shell.job_processes import (DONE, QUEUED, RUNNING, START_GRACE_SECONDS,
-                                              JobManager, JobVerdict, _wait_for_slot, check_job, find_request,
+from classmap.app.shell import job_processes
+from classmap.app.shell.job_processes import (DONE, FAILED, QUEUED, RUNNING, START_GRACE_SECONDS,
+                                              JobManager, JobVerdict, _recording_failures,
+                                              _wait_for_slot, check_job, find_request,
                                               process_alive, records, write_record)
 from classmap.app.shell.jobs import (ERROR, PENDING, failure_controls, job_request, job_status,
                                      watch_status)
@@ -192,3 +195,49 @@ def test_failed_map_job_shows_why_and_retry_names_a_new_job(store):
     assert new_job["id"] != job["id"] and key["requested"] == ["m", "umap"]
     assert pending == {**pending, "state": "pending", "id": new_job["id"]}
     assert watch_embedding_logic(Manager(), job, done) == (no_update, no_update, True)
+
+
+@pytest.mark.parametrize("stale", [{"beat_age": LIMITS.heartbeat_timeout + 1},
+                                   {"age": LIMITS.time_limit + 1}],
+                         ids=["no heartbeat", "time limit"])
+def test_the_watchdog_never_overwrites_a_job_that_finished_after_its_first_read(
+        store, sleeper, monkeypatch, stale):
+    """The watchdog reads a running record with a stale heartbeat (or past its limit); the
+    job writes ``done`` before the watchdog writes: the record stays ``done``, the page gets
+    no error (Dash delivers the result) and the process is not killed."""
+    write_record(store, "j", record(sleeper.pid, **stale))
+    snapshot = records(store)
+    write_record(store, "j", record(sleeper.pid, DONE))  # the job ended meanwhile
+    reads = []
+
+    def racing_records(cache):  # the watchdog's first read sees the old record
+        reads.append(1)
+        return snapshot if len(reads) == 1 else records(cache)
+
+    monkeypatch.setattr(job_processes, "records", racing_records)
+    assert check_job(store, "j", None, LIMITS) is None
+    monkeypatch.undo()
+    assert records(store)["j"]["state"] == DONE
+    assert process_alive(sleeper.pid)
+
+
+def test_a_failed_job_shows_a_sentence_and_the_first_line_without_class_or_paths(store, caplog):
+    """The page gets the fixed sentence and the message's first line with paths cut to
+    their last part; the exception class and the full text go to the log only."""
+    job = job_request("m")
+    write_record(store, job["id"], record(0, QUEUED))
+
+    def job_fn(request):
+        raise OSError(28, "No space left on device: '/srv/classmap/cache/lite0/view.npz'\n"
+                          "second line with /home/op/secret")
+
+    with caplog.at_level(logging.ERROR, logger="classmap.app.shell.job_processes"):
+        with pytest.raises(OSError):
+            _recording_failures(job_fn, store)(job)
+    failed = records(store)[job["id"]]
+    assert failed["state"] == FAILED
+    assert failed["message"] == ("the background job failed: [Errno 28] No space left on "
+                                 "device: 'view.npz'")
+    logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is OSError]
+    assert logged and job["id"] in logged[0].getMessage()
+    assert job_processes.page_failure(KeyError()) == "the background job failed"
