@@ -140,29 +140,33 @@ class JobManager(DiskcacheManager):
         request = find_request(args)
         job_id = str(request.get("id") or uuid.uuid4().hex)
         model = job_model(request, getattr(self.settings, "model_ids", None))
-        session, user = current_session(self.settings), current_user()
-        refusal = UNKNOWN_MODEL if model is None else self._refusal(model, session, user)
-        if refusal:
-            write_record(self.handle, job_id, {"pid": 0, "model": model or "",
-                                               "session": session, "user": user,
-                                               "state": REFUSED, "message": refusal,
-                                               "started": time.time(),
-                                               "heartbeat": time.time()})
+        if self._admit(job_id, model, current_session(self.settings), current_user()):
             return 0
         process = self._context.Process(
             target=run_job, name=f"classmap-job-{job_id[:8]}", daemon=True,
             args=(self.settings, self.limits, job_fn.key, key, self._make_progress_key(key),
                   args, dict(context), job_id, os.getpid()))
-        now = time.time()
-        write_record(self.handle, job_id, {"pid": 0, "model": model, "session": session,
-                                           "user": user, "state": QUEUED, "message": "",
-                                           "started": now, "heartbeat": now})
         process.start()
         update_record(self.handle, job_id, pid=process.pid)
         with self._lock:
             self._processes[process.pid] = process
             self._reap()
         return process.pid
+
+    def _admit(self, job_id: str, model: str | None, session: str, user: str) -> str:
+        """Record the job ``queued`` (pid 0 until its process starts) or ``refused``; the
+        count of live jobs and the write are one transaction, so two requests at once
+        cannot both take a session's or user's last place. Returns the refusal ("": queued).
+        ``model`` None: not one the server offers (:func:`job_model`)."""
+        with self.handle.transact():
+            refusal = UNKNOWN_MODEL if model is None else self._refusal(model, session, user)
+            now = time.time()
+            write_record(self.handle, job_id, {"pid": 0, "model": model or "",
+                                               "session": session, "user": user,
+                                               "state": REFUSED if refusal else QUEUED,
+                                               "message": refusal, "started": now,
+                                               "heartbeat": now})
+        return refusal
 
     def _refusal(self, model: str, session: str, user: str | None = None) -> str:
         """Why a new job of ``session`` (and ``user``) is refused, or ""."""

@@ -232,3 +232,31 @@ def test_an_unsafe_job_folder_is_still_refused(tmp_path):
     folder.chmod(0o777)
     with pytest.raises(ClassmapError, match="writable by other users"):
         open_job_store(folder)
+
+
+def test_two_requests_at_once_cannot_both_take_a_sessions_last_place(tmp_path, store, sleeper,
+                                                                     monkeypatch):
+    """One place left in the session (1 computing + 1 waiting allowed, one live job): two
+    admissions run together, each pausing 0.5 s between its count and its write (the
+    window a loaded server has). Exactly one is queued, the other refused — counting and
+    inserting are one transaction (without it both would see one job and both get in)."""
+    limits = JobLimits(per_model=9, per_session=1, queued=1, time_limit=60, heartbeat_timeout=5)
+    manager = JobManager(store, settings_with(tmp_path, None), limits)
+    write_record(store, "a", record(sleeper.pid, "local", "address:10.0.0.1"))
+    counting = JobManager._refusal
+
+    def slow_refusal(self, *args):
+        refusal = counting(self, *args)
+        time.sleep(0.5)
+        return refusal
+
+    monkeypatch.setattr(JobManager, "_refusal", slow_refusal)
+    threads = [threading.Thread(target=manager._admit,
+                                args=(job_id, MODEL, "address:10.0.0.1", "local"))
+               for job_id in ("x", "y")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    states = sorted(records(store)[job_id]["state"] for job_id in ("x", "y"))
+    assert states == [QUEUED, REFUSED]
