@@ -202,7 +202,10 @@ class JobManager(DiskcacheManager):
             if record.get("pid") == pid and record.get("state") in (QUEUED, RUNNING):
                 update_record(self.handle, job_id, state=CANCELLED)
         if pid:
-            super().terminate_job(pid)
+            # Dash checks the pid exists, then lists its children: a job that ends between
+            # the two (its result was just read) raised NoSuchProcess into the poll (a 500).
+            with contextlib.suppress(psutil.NoSuchProcess):
+                super().terminate_job(pid)
         with self._lock:
             self._reap()
 

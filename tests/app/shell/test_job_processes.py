@@ -241,3 +241,19 @@ def test_a_failed_job_shows_a_sentence_and_the_first_line_without_class_or_paths
     logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is OSError]
     assert logged and job["id"] in logged[0].getMessage()
     assert job_processes.page_failure(KeyError()) == "the background job failed"
+
+
+def test_terminating_a_job_that_ends_meanwhile_is_not_an_error(store, sleeper, monkeypatch):
+    """Dash's clean-up after a result kills the job's process tree; when the process ends
+    between Dash's "does it exist" and "list its children", psutil raises NoSuchProcess —
+    which must not turn the result's poll into a server error."""
+    import psutil
+    from dash import DiskcacheManager
+
+    def ended_meanwhile(self, job):
+        raise psutil.NoSuchProcess(int(job))
+
+    monkeypatch.setattr(DiskcacheManager, "terminate_job", ended_meanwhile)
+    write_record(store, "j", record(sleeper.pid, DONE))
+    JobManager(store, settings=None, limits=LIMITS).terminate_job(sleeper.pid)
+    assert records(store)["j"]["state"] == DONE
