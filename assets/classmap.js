@@ -751,6 +751,18 @@
 
     renderTable: function (table) { return window.classmap.renderTable(table, constants().target); },
 
+    /* Thumbnails (the thumbnails section below): the Samples page's grid and the Classes
+       page's strips, drawn into constants().target; a click is relayed to constants().pick. */
+    renderThumbGrid: function (data) {
+      var c = constants();
+      return window.classmap.renderThumbGrid(data, c.target, c.pick);
+    },
+
+    renderThumbStrips: function (data) {
+      var c = constants();
+      return window.classmap.renderThumbStrips(data, c.target, c.pick);
+    },
+
     setWhenIdle: function (value) {
       var c = constants();
       return window.classmap.setWhenIdle(c.component, c.prop, value);
@@ -909,14 +921,6 @@
   };
   CHANGES.pickedClass = function (value) {
     return value && value.focal ? {focal: value.focal} : null;
-  };
-  window.dash_clientside.classmap.renderThumbGrid = function (data) {
-    var c = constants();
-    return renderThumbGrid(data, c.target, c.pick);
-  };
-  window.dash_clientside.classmap.renderThumbStrips = function (data) {
-    var c = constants();
-    return renderThumbStrips(data, c.target, c.pick);
   };
   /* == end thumbnails ===================================================================== */
 })();
