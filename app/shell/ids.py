@@ -36,4 +36,5 @@ JOB_RETRY = "shell-job-retry"
 # shell (kept for bookmarks and tests).
 FIGURE_FORMAT = "shell-figure-format"
 NAV = "shell-nav"
-NAV_LINK = "shell-nav-link"  # pattern-matching type: {"type": NAV_LINK, "path": path}
+# pattern-matching type: {"type": NAV_LINK, "path": the page's path under the URL prefix}
+NAV_LINK = "shell-nav-link"

@@ -31,7 +31,7 @@ def build_shell(settings: Settings) -> html.Div:
     models = [{"label": entry.label, "value": entry.id} for entry in settings.models]
     nav = [
         dcc.Link(page["name"], href=page["relative_path"], className="cm-nav-link",
-                 id={"type": ids.NAV_LINK, "path": page["path"]})
+                 id={"type": ids.NAV_LINK, "path": page["relative_path"]})
         for page in sorted(dash.page_registry.values(), key=lambda p: (p.get("order") or 0,
                                                                        p["path"]))
     ]
