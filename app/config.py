@@ -208,9 +208,14 @@ class Settings:
         cache = Path(cache_dir or hosting.cache_dir or env.get(CACHE_DIR_ENV)
                      or default_cache_dir()).expanduser()
         jobs = Path(jobs_dir or env.get(JOBS_DIR_ENV) or cache / "jobs").expanduser()
-        if dense_heatmap_limit < 2:
+        from classmap.analysis.methods.matrix_pyramid import TILE as PYRAMID_TILE
+
+        # Above the limit the heatmap is stitched from the tile pyramid, whose top level is
+        # one tile: a limit below a tile's side would ask for levels above the top.
+        if dense_heatmap_limit < PYRAMID_TILE:
             raise ClassmapError(
-                f"dense heatmap limit {dense_heatmap_limit} is too small; use at least 2"
+                f"dense heatmap limit {dense_heatmap_limit} is too small; use at least "
+                f"{PYRAMID_TILE} (the side of a heatmap pyramid tile)"
             )
         return cls(
             models=models, cache_dir=cache, jobs_dir=jobs,

@@ -10,6 +10,8 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from classmap.analysis.cache import ResultCache
+from classmap.analysis.errors import ClassmapError
+from classmap.analysis.methods.matrix_pyramid import check_tile
 from classmap.analysis.methods.similarity import standardise_rows
 from classmap.analysis.synthetic import planted_head
 from classmap.app.config import Settings
@@ -20,6 +22,7 @@ def _dense_pyramid_fetch(dense: np.ndarray, tile: int):
     """Reference pyramid tiles cut from a dense matrix by numpy block means."""
 
     def fetch(level: int, row: int, col: int) -> np.ndarray:
+        check_tile(dense.shape[0], level, row, col, tile)  # as the cached pyramid does
         width = tile << level
         region = dense[row * width:(row + 1) * width, col * width:(col + 1) * width]
         return block_means(region, 1 << level)
@@ -29,7 +32,7 @@ def _dense_pyramid_fetch(dense: np.ndarray, tile: int):
 
 @pytest.mark.parametrize("rows,cols,max_cells", [
     ((0, 300), (0, 300), 40), ((17, 230), (101, 299), 25), ((5, 45), (60, 70), 100),
-    ((0, 300), (0, 300), 300),
+    ((0, 300), (0, 300), 300), ((0, 300), (0, 300), 32),
 ])
 def test_pyramid_tiles_stitch_into_the_dense_tile(rows, cols, max_cells):
     dense = np.random.default_rng(0).normal(size=(300, 300)).astype(np.float32)
@@ -43,6 +46,14 @@ def test_pyramid_tiles_stitch_into_the_dense_tile(rows, cols, max_cells):
     np.testing.assert_allclose(ours.z, block_means(expected.z, ours.block), rtol=1e-5)
     assert ours.row_start <= rows[0] and ours.row_stop >= rows[1]
     assert ours.col_start <= cols[0] and ours.col_stop >= cols[1]
+
+
+def test_a_dense_limit_below_a_pyramid_tile_is_refused(tmp_path):
+    # Smaller limits asked the pyramid for levels above its one-tile top (30,000 classes
+    # with a limit of 100: "tile (9, 0, 0) does not exist").
+    with pytest.raises(ClassmapError, match="use at least 256"):
+        Settings.create(cache_dir=tmp_path / "c", jobs_dir=tmp_path / "j", environ={},
+                        warm_default=False, dense_heatmap_limit=100)
 
 
 @pytest.fixture()
