@@ -9,11 +9,9 @@ identity is set the way the access guard sets it.
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 
-import diskcache
 import flask
 import pytest
 
@@ -31,20 +29,6 @@ from classmap.app.shell.jobs import ERROR, PENDING, job_request, job_status, wat
 
 # Sessions are generous here, so only the per-user limit can refuse or hold a job.
 LIMITS = JobLimits(per_model=9, per_session=9, queued=1, time_limit=60, heartbeat_timeout=5)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with diskcache.Cache(str(tmp_path / "jobs")) as cache:
-        yield cache
-
-
-@pytest.fixture
-def sleeper():
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 def settings_with(tmp_path, jobs_per_user: int | None) -> Settings:

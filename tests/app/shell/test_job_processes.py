@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 
-import diskcache
 import pytest
 from dash import no_update
 from dash.exceptions import PreventUpdate
@@ -31,20 +30,6 @@ from classmap.app.shell.jobs import (ERROR, PENDING, failure_controls, job_reque
                                      watch_status)
 
 LIMITS = JobLimits(per_model=1, per_session=1, queued=1, time_limit=60, heartbeat_timeout=5)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with diskcache.Cache(str(tmp_path / "jobs")) as cache:
-        yield cache
-
-
-@pytest.fixture
-def sleeper():
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 def dead_pid() -> int:
