@@ -16,6 +16,10 @@ Order of checks for one request (each refusal is a short text with no server det
    at step 6, past the identity check: more is a 413)
 3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
 4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
+   (after ``[limits] login_failures`` wrong passwords from one
+   client address or for one user name within
+   ``login_window_seconds``: refused without checking the
+   password until the window ends, :mod:`.login_throttle`)    → 429 + Retry-After
 5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads)
    refused to viewers                                          → 403
 6. callback requests: ``application/json`` (else 415: a cross-
@@ -53,6 +57,8 @@ from classmap.analysis.errors import ClassmapError
 from classmap.analysis.settings import secret_key as secret_key_from_env
 from classmap.app.hosting.config import HostingConfig, User, check_user_name
 from classmap.app.hosting.identity import LOCAL_OPERATOR, Identity
+from classmap.app.hosting.login_throttle import (DEFAULT_FAILURES, DEFAULT_WINDOW_SECONDS,
+                                                 LoginThrottle)
 from classmap.app.pages.classes import ids as class_ids
 from classmap.app.pages.compare import ids as compare_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
@@ -137,6 +143,9 @@ class AccessGuard:
         # Only the upload route's body may exceed max_request_bytes, and only when on.
         self.upload_path = prefix + UPLOAD_ROUTE if config.uploads.enabled else None
         self._verified: OrderedDict[bytes, Identity] = OrderedDict()
+        self.throttle = LoginThrottle(config.limits.login_failures or DEFAULT_FAILURES,
+                                      config.limits.login_window_seconds
+                                      or DEFAULT_WINDOW_SECONDS)
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
 
@@ -153,6 +162,8 @@ class AccessGuard:
         if request.path in self.public_paths:
             return None
         identity = self.identify()
+        if isinstance(identity, flask.Response):
+            return identity  # locked out: 429
         if identity is None:
             response = _refuse(401, "authentication required")
             response.headers["WWW-Authenticate"] = REALM
@@ -167,8 +178,10 @@ class AccessGuard:
         return None
 
     # -- identity ------------------------------------------------------------------------------
-    def identify(self) -> Identity | None:
-        """The request's user, or None when credentials are required and missing or wrong."""
+    def identify(self) -> Identity | flask.Response | None:
+        """The request's user; None when credentials are required and missing or wrong; a
+        429 response while the client address or the user name is locked out (the password
+        is then not checked)."""
         if not self.config.requires_login:
             return LOCAL_OPERATOR
         proxied = self._proxy_identity()
@@ -177,7 +190,29 @@ class AccessGuard:
         auth = flask.request.authorization
         if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
             return None
-        return self.verify(auth.username, auth.password)
+        keys = (("address", self.client_address()), ("user", auth.username))
+        wait = self.throttle.retry_after(keys)
+        if wait is not None:
+            return _locked_out(wait)
+        identity = self.verify(auth.username, auth.password)
+        if identity is None:
+            self.throttle.record_failure(keys)
+            log.warning("failed login for %r from %s", auth.username[:64], keys[0][1])
+        return identity
+
+    def client_address(self) -> str:
+        """The client's address: the peer's, or — when the peer is a trusted proxy — the
+        last address the proxy appended to ``X-Forwarded-For`` (so one client's failures
+        do not lock out everyone behind the proxy)."""
+        peer = flask.request.remote_addr or ""
+        if self.config.trusted_proxies and _in_networks(peer, self.config.trusted_proxies):
+            forwarded = flask.request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass
+        return peer
 
     def verify(self, name: str, password: str) -> Identity | None:
         """Identity for a correct (name, password), else None; always one hash check."""
@@ -203,11 +238,7 @@ class AccessGuard:
         config = self.config
         if not (config.trusted_proxies and config.proxy_user_header):
             return None
-        try:
-            address = ipaddress.ip_address(flask.request.remote_addr or "")
-        except ValueError:
-            return None
-        if not any(address in network for network in config.trusted_proxies):
+        if not _in_networks(flask.request.remote_addr or "", config.trusted_proxies):
             return None
         name = flask.request.headers.get(config.proxy_user_header)
         if not name:
@@ -372,6 +403,20 @@ def _value_fits(prop: str, value: Any) -> bool:
     if name == "pathname" and not (isinstance(value, str) and value.startswith("/")):
         return False  # a location's path is absolute (Dash's router refuses the rest)
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _in_networks(address: str, networks: Iterable[Any]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def _locked_out(seconds: int) -> flask.Response:
+    response = _refuse(429, f"too many failed logins; try again in {seconds} s")
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _host_name(host: str) -> str:

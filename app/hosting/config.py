@@ -21,6 +21,8 @@ is read; the browser only ever names a model or data set by its id. Example::
     max_classes = 50000        # a model with more classes is refused
     upload_bytes = 536870912   # largest uploaded head (default 512 MiB)
     jobs_per_user = 2
+    login_failures = 10        # wrong passwords per client address or user name …
+    login_window_seconds = 300 # … within this window; then 429 until it ends
 
     [uploads]
     enabled = false            # operators may upload heads (POST /uploads); off by default
@@ -64,7 +66,8 @@ _SECTIONS: dict[str, set[str]] = {
     "server": {"allowed_hosts", "trusted_proxies", "proxy_user_header", "proxy_default_role",
                "tls", "max_request_bytes", "secret_key_file"},
     "cache": {"dir"},
-    "limits": {"max_classes", "upload_bytes", "jobs_per_user"},
+    "limits": {"max_classes", "upload_bytes", "jobs_per_user", "login_failures",
+               "login_window_seconds"},
     "models": {"id", "label", "model", "weights", "head", "head_key", "classes"},
     "data": {"path"},
     "uploads": {"enabled", "max_files"},
@@ -85,11 +88,14 @@ class User:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-instance limits (None: no limit)."""
+    """Per-instance limits (None: no limit; for the two login keys: their default,
+    :mod:`.login_throttle`'s 10 failures in 300 s)."""
 
     max_classes: int | None = None
     upload_bytes: int | None = None
     jobs_per_user: int | None = None
+    login_failures: int | None = None
+    login_window_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,8 @@ def _parse(data: dict[str, Any], file: Path) -> HostingConfig:
         secret_key_file=_path(server.get("secret_key_file"), base),
         cache_dir=_path(cache.get("dir"), base),
         limits=Limits(*(_positive(limits, key, file) for key in
-                        ("max_classes", "upload_bytes", "jobs_per_user"))),
+                        ("max_classes", "upload_bytes", "jobs_per_user", "login_failures",
+                         "login_window_seconds"))),
         models=tuple(_model(item, base, file) for item in _array(data, "models", file)),
         data_roots=tuple(_data_root(item, base, file) for item in _array(data, "data", file)),
         uploads=Uploads(enabled=_bool(uploads, "enabled", file),

@@ -463,3 +463,120 @@ def test_a_short_secret_key_in_the_environment_is_refused(tmp_path, monkeypatch,
     assert "\n" not in str(error.value)
     monkeypatch.setenv("CLASSMAP_SECRET_KEY", "k" * 32)
     assert access.load_secret_key(load_config_default(), tmp_path) == "k" * 32
+
+
+# -- failed-login rate limit --------------------------------------------------------------------
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def throttled(config_file, session_cache, tmp_path):
+    """A fresh app (its own failure table) allowing 3 failures in 60 s, on a test clock;
+    counts the password-hash checks the guard makes."""
+    limited = tmp_path / "limited.toml"
+    limited.write_text(config_file.read_text().replace(
+        "[server]", "[limits]\nlogin_failures = 3\nlogin_window_seconds = 60\n\n[server]", 1))
+    limited.chmod(0o600)
+    settings = Settings.create(cache_dir=session_cache.directory, jobs_dir=tmp_path / "jobs",
+                               environ={}, warm_default=False, hosting=load_config(limited))
+    app = create_app(settings)
+    guard = app.server.extensions["classmap_access"]
+    clock = Clock()
+    guard.throttle.clock = clock
+    return app.server.test_client(), guard, clock
+
+
+def get_as(client, name, password, address="10.1.1.1"):
+    return client.get("/_dash-layout", headers={**HOST, **basic(name, password)},
+                      environ_base={"REMOTE_ADDR": address})
+
+
+def test_failed_logins_lock_the_address_out_with_429_without_checking_the_password(
+        throttled, monkeypatch):
+    client, guard, clock = throttled
+    for _ in range(3):
+        assert get_as(client, "alice", "wrong-password").status_code == 401
+    checks = []
+    real_check = access.check_password_hash
+    monkeypatch.setattr(access, "check_password_hash",
+                        lambda *args: checks.append(args) or real_check(*args))
+    locked = get_as(client, "bob", PASSWORDS["bob"])  # another user, the right password
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == "60"
+    assert locked.data == b"too many failed logins; try again in 60 s\n"
+    clock.now += 59.5
+    assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 429
+    assert get_as(client, "alice", PASSWORDS["alice"]).headers["Retry-After"] == "1"
+    assert checks == []  # no password was checked during the lockout
+    assert get_as(client, "bob", PASSWORDS["bob"], address="10.1.1.2").status_code == 200
+    clock.now += 1  # the window is over
+    assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 200
+    assert get_as(client, "bob", PASSWORDS["bob"]).status_code == 200
+
+
+def test_failed_logins_for_one_user_name_lock_it_from_every_address(throttled):
+    client, guard, clock = throttled
+    for address in ("10.2.0.1", "10.2.0.2", "10.2.0.3"):  # one guess from each of three
+        assert get_as(client, "alice", "wrong-password", address).status_code == 401
+    assert get_as(client, "alice", PASSWORDS["alice"], "10.2.0.9").status_code == 429
+    assert get_as(client, "bob", PASSWORDS["bob"], "10.2.0.9").status_code == 200
+
+
+def test_requests_without_credentials_and_right_passwords_are_not_failures(throttled):
+    client, guard, clock = throttled
+    for _ in range(10):  # a browser's first request of each page, before it asks
+        assert client.get("/_dash-layout", headers=HOST,
+                          environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 401
+        assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 200
+    assert len(guard.throttle) == 0
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_counted(throttled):
+    client, guard, clock = throttled
+
+    def via_proxy(password, client_address):
+        return client.get("/_dash-layout", headers={
+            **HOST, **basic("bob", password), "X-Forwarded-For": f"1.2.3.4, {client_address}"},
+            environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    for _ in range(3):
+        assert via_proxy("wrong-password", "192.0.2.10").status_code == 401
+    assert via_proxy(PASSWORDS["bob"], "192.0.2.10").status_code == 429
+    assert ("address", "192.0.2.10") in guard.throttle._table
+    # The header is believed only from the proxy: elsewhere the peer address counts.
+    assert get_as(client, "alice", PASSWORDS["alice"], "10.3.3.3").status_code == 200
+
+
+def test_the_failure_table_stays_bounded_under_many_addresses_and_names():
+    from classmap.app.hosting.login_throttle import LoginThrottle
+
+    clock = Clock()
+    throttle = LoginThrottle(failures=3, window=60, max_keys=500, clock=clock)
+    target = [("user", "alice")]
+    for n in range(20_000):  # a botnet: a new address and a new long name each time
+        keys = [("address", f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"),
+                ("user", f"guess-{n}-" + "x" * 5000)]
+        throttle.record_failure(keys + (target if n % 50 == 0 else []))
+        assert len(throttle) <= 500
+    assert all(len(value) <= 64 for _, value in throttle._table)
+    assert throttle.retry_after(target) == 60  # the name under attack stays locked
+
+
+def test_login_limits_come_from_the_config_with_defaults(tmp_path, hosted):
+    guard = hosted.server.extensions["classmap_access"]
+    assert (guard.throttle.failures, guard.throttle.window) == (10, 300)
+    path = tmp_path / "c.toml"
+    path.write_text("[limits]\nlogin_failures = 0\n")
+    with pytest.raises(ClassmapError, match="login_failures must be a positive integer"):
+        load_config(path)
+    path.write_text("[limits]\nlogin_failures = 5\nlogin_window_seconds = 900\n")
+    limits = load_config(path).limits
+    assert (limits.login_failures, limits.login_window_seconds) == (5, 900)
