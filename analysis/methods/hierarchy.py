@@ -14,8 +14,12 @@ Which routine runs is chosen by the memory it needs against a budget
 - ``condensed``: the condensed distance vector (``C(C−1)/2`` float64, 1.9 GB at 21,843
   classes) filled in row chunks by matrix products, then fastcluster's ``linkage`` on it
   in place (nearest-neighbour chain for Ward, MST for single) — the fastest, O(C²) memory;
+- ``condensed32`` (``ward`` only), when the float64 vector does not fit: the *float32*
+  condensed vector of squared distances (half the memory: 4.7 GiB at 50,000 classes) and
+  an exact Ward nearest-neighbour chain on it (:mod:`~classmap.analysis.methods.ward_chain`,
+  which says why no library routine does this), with the merges done as its progress;
 - ``vectors``: fastcluster's ``linkage_vector`` on the rows (O(C·D) memory, many times
-  slower), only for ``ward`` and ``single`` when the condensed vector does not fit;
+  slower), only for ``ward`` and ``single`` when neither condensed vector fits;
 - otherwise a one-line ClassmapError naming the budget and how to raise it, raised
   before anything large is allocated.
 
@@ -39,11 +43,12 @@ from scipy.cluster import hierarchy
 
 from classmap.analysis.errors import ClassmapError, check_choice
 from classmap.analysis.methods.similarity import check_metric
+from classmap.analysis.methods.ward_chain import condensed_squared_float32, fill_rows, ward_chain
 from classmap.analysis.progress import NullProgress
 from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
 
 LINKAGES = ("ward", "average", "complete", "single")
-ROUTINES = ("condensed", "vectors")
+ROUTINES = ("condensed", "condensed32", "vectors")
 DEFAULT_CHUNK_ROWS = 1024
 # Rough seconds per class pair of fastcluster's linkage on the condensed vector and of
 # linkage_vector per pair and feature; only used to move the progress bar while the
@@ -60,7 +65,7 @@ def check_linkage(method: str) -> str:
 class LinkagePlan:
     """The clustering routine chosen for a head, and the memory it needs.
 
-    routine : ``condensed`` or ``vectors`` (see the module docstring)
+    routine : one of :data:`ROUTINES` (see the module docstring)
     bytes_needed : working memory of that routine, in bytes
     budget : the memory budget it was checked against, in bytes
     """
@@ -76,6 +81,15 @@ def condensed_bytes(num_classes: int, num_features: int,
     copy of the rows and three ``chunk_rows × C`` float64 blocks."""
     c = num_classes
     return c * (c - 1) // 2 * 8 + c * num_features * 8 + 3 * min(chunk_rows, c) * c * 8
+
+
+def condensed32_bytes(num_classes: int, num_features: int) -> int:
+    """Working memory of the ``condensed32`` routine: the float32 condensed vector, a float64
+    copy of the rows, three distance blocks (≤ 1024 rows, ≤ 64 MiB each) and the chain's O(C)
+    arrays."""
+    c = num_classes
+    block = fill_rows(c) * c * 8
+    return c * (c - 1) // 2 * 4 + c * num_features * 8 + 3 * block + 32 * c * 8
 
 
 def vectors_bytes(num_classes: int, num_features: int) -> int:
@@ -101,6 +115,9 @@ def plan_linkage(
     condensed = condensed_bytes(num_classes, num_features)
     if condensed <= budget:
         return LinkagePlan("condensed", condensed, budget)
+    condensed32 = condensed32_bytes(num_classes, num_features)
+    if method == "ward" and condensed32 <= budget:
+        return LinkagePlan("condensed32", condensed32, budget)
     vectors = vectors_bytes(num_classes, num_features)
     if method in ("ward", "single") and vectors <= budget:
         return LinkagePlan("vectors", vectors, budget)
@@ -144,6 +161,11 @@ def linkage_matrix(
     num_classes, num_features = rows.shape
     plan = plan_linkage(num_classes, num_features, method, budget)
     distance = "euclidean" if method == "ward" else metric
+    if plan.routine == "condensed32":
+        with progress.step("pairwise distances", total=num_classes) as advance:
+            squared = condensed_squared_float32(rows, on_chunk=advance)
+        with progress.step(f"{method} linkage", total=num_classes - 1) as advance:
+            return ward_chain(squared, num_classes, on_merges=advance)
     if plan.routine == "condensed":
         with progress.step("pairwise distances", total=num_classes) as advance:
             condensed = condensed_distances(rows, distance, chunk_rows=chunk_rows,

@@ -21,6 +21,7 @@ from classmap.analysis.methods.hierarchy import (
     subtree_leaves,
     to_newick,
     unique_leaf_labels,
+    vectors_bytes,
 )
 from classmap.analysis.methods.similarity import nearest_classes, standardise_rows
 
@@ -83,7 +84,7 @@ def test_ward_over_the_budget_uses_the_memory_saving_routine(monkeypatch):
     )
     weight = np.random.default_rng(4).normal(size=(30, 8)).astype(np.float32)
     z = standardise_rows(weight).numpy().astype(np.float64)
-    budget = condensed_bytes(30, 8) - 1  # the condensed vector no longer fits
+    budget = vectors_bytes(30, 8)  # neither condensed vector fits
     assert plan_linkage(30, 8, "ward", budget).routine == "vectors"
     np.testing.assert_allclose(
         linkage_matrix(z, "cosine", "ward", budget=budget)[:, 2],
@@ -95,7 +96,8 @@ def test_ward_over_the_budget_uses_the_memory_saving_routine(monkeypatch):
 def test_the_fastest_routine_is_chosen_when_it_fits():
     assert plan_linkage(21843, 768, "ward", 6 * 1024**3).routine == "condensed"
     assert plan_linkage(21843, 768, "average", 6 * 1024**3).routine == "condensed"
-    assert plan_linkage(50000, 768, "ward", 6 * 1024**3).routine == "vectors"
+    assert plan_linkage(50000, 768, "ward", 6 * 1024**3).routine == "condensed32"
+    assert plan_linkage(50000, 768, "ward", 5 * 1024**3).routine == "vectors"
     assert plan_linkage(50000, 768, "single", 6 * 1024**3).routine == "vectors"
 
 
