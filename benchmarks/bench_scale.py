@@ -2,8 +2,8 @@
 
 The head is the seeded synthetic 21,843 × 768 head with a planted class tree
 (``classmap.analysis.synthetic``); real 21k weights are not downloaded. Each row is a
-fresh interpreter (``_measure.run_isolated``), so peak memory (``ru_maxrss``) and cold
-timings are honest:
+fresh interpreter (``_measure.run_isolated``), so peak memory (the process's ``VmHWM``)
+and cold timings are honest:
 
 1. **baseline**: ``scipy.cluster.hierarchy.linkage(X, "ward")`` alone on the standardised
    rows (what a user would write);
@@ -11,11 +11,15 @@ timings are honest:
    + the heatmap pyramid's overview tiles (``heatmap_overview``) — on the CPU, and on
    CUDA too when present;
 3. **classmap cached re-open** of the same (fresh process, same cache);
-4. optional: fastcluster's ``linkage_vector`` (the routine used before, ``--with-vector``)
-   and the 50,000 × 768 head under the same memory budget (``--with-50k``; its Ward
-   runs ``linkage_vector``, tens of minutes on 2 cores).
+4. optional: fastcluster's ``linkage_vector`` (the routine used before, ``--with-vector``);
+   the float32 Ward chain (routine ``condensed32``) alone on the same head, its budget
+   set so that the float64 vector does not fit (``--with-float32``); and the
+   50,000 × 768 head cold (``--with-50k``), whose routine is whatever the memory budget
+   allows: ``condensed32`` under ``CLASSMAP_MEMORY_BUDGET=6G`` (a few minutes),
+   ``linkage_vector`` under the 4G default (over an hour on 2 cores).
 
-Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_scale.py [--classes N]``
+Run: ``HF_HUB_OFFLINE=1 CLASSMAP_MEMORY_BUDGET=6G .venv/bin/python benchmarks/bench_scale.py
+[--classes N] [--with-float32] [--with-50k]``
 """
 
 from __future__ import annotations
@@ -32,8 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import machine_line, print_table, run_isolated  # noqa: E402
 
-PEAK = ("import resource, json\n"
-        "peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2\n")
+# Peak RSS of this process's own address space: Linux's VmHWM (ru_maxrss would carry the
+# forking parent's peak across exec, flooring every row at the benchmark driver's size).
+PEAK = ("import resource, json, re, pathlib\n"
+        "status = pathlib.Path('/proc/self/status')\n"
+        "hwm = re.search(r'VmHWM:\\s*(\\d+)', status.read_text()) if status.exists() else None\n"
+        "peak_gb = (int(hwm.group(1)) if hwm else "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024**2\n")
 
 SCIPY = """
 import time, numpy as np
@@ -53,6 +62,23 @@ started = time.perf_counter()
 linkage = fastcluster.linkage_vector(z, method="ward", metric="euclidean")
 seconds = time.perf_counter() - started
 """ + PEAK + "print(json.dumps({{'seconds': seconds, 'peak_gb': peak_gb}}))"
+
+FLOAT32 = """
+import time, numpy as np
+from scipy.cluster import hierarchy
+from sklearn.metrics import adjusted_rand_score
+from classmap.analysis.methods.hierarchy import condensed32_bytes, linkage_matrix, plan_linkage
+from classmap.analysis.methods.similarity import standardise_rows
+z = standardise_rows(np.load({weight!r}))
+budget = condensed32_bytes(*z.shape)
+routine = plan_linkage(*z.shape, "ward", budget).routine
+started = time.perf_counter()
+linkage = linkage_matrix(z, "cosine", "ward", budget=budget)
+seconds = time.perf_counter() - started
+groups = np.load({groups!r})
+found = hierarchy.fcluster(linkage, int(groups.max()) + 1, "maxclust")
+""" + PEAK + """print(json.dumps({{'seconds': seconds, 'peak_gb': peak_gb, 'routine': routine,
+    'budget_gb': budget / 1024**3, 'ari': adjusted_rand_score(groups, found)}}))"""
 
 CLASSMAP = """
 import time, numpy as np
@@ -95,8 +121,9 @@ def write_head(folder: Path, classes: int, seed: int) -> dict[str, str]:
     return paths
 
 
-def classmap_row(label: str, paths: dict[str, str], cache: str, device: str) -> tuple:
-    found = run_isolated(CLASSMAP.format(cache=cache, device=device, **paths))
+def classmap_row(label: str, paths: dict[str, str], cache: str, device: str,
+                 timeout: float = 900) -> tuple:
+    found = run_isolated(CLASSMAP.format(cache=cache, device=device, **paths), timeout=timeout)
     steps = ", ".join(f"{k} {v:.1f}" for k, v in found["steps"].items())
     return (label, device, found["seconds"], found["peak_gb"],
             f"{found['routine']}; ARI {found['ari']:.3f}; NN sibling {found['siblings']:.3f}; "
@@ -110,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--with-vector", action="store_true",
                         help="also time fastcluster.linkage_vector (minutes at 21k)")
+    parser.add_argument("--with-float32", action="store_true",
+                        help="also time the float32 Ward chain (routine condensed32) alone")
     parser.add_argument("--with-50k", action="store_true",
-                        help="also run the 50,000-class head (tens of minutes on 2 cores)")
+                        help="also run the 50,000-class head (minutes with "
+                             "CLASSMAP_MEMORY_BUDGET=6G, over an hour under 4G)")
     options = parser.parse_args(argv)
     import torch
 
@@ -127,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
             found = run_isolated(VECTOR.format(weight=weight), timeout=7200)
             rows.append(("fastcluster `linkage_vector` (previous routine)", "cpu",
                          found["seconds"], found["peak_gb"], "O(C·D) memory"))
+        if options.with_float32:
+            found = run_isolated(FLOAT32.format(weight=weight, groups=paths["groups"]),
+                                 timeout=7200)
+            rows.append(("float32 Ward chain alone (distances + linkage)", "cpu",
+                         found["seconds"], found["peak_gb"],
+                         f"{found['routine']} (budget {found['budget_gb']:.2f} GiB); "
+                         f"ARI {found['ari']:.3f}"))
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         cold = {}
         for device in devices:
@@ -140,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if options.with_50k:
             big = write_head(folder, 50000, options.seed)
             row = classmap_row("classmap cold, 50,000 × 768", big, str(folder / "cache-50k"),
-                               "cpu")
+                               "cpu", timeout=3 * 3600)
             rows.append(row[:4] + (f"{row[4]}; {row[2] / cold['cpu']:.1f}× the "
                                    f"{options.classes} run",))
 

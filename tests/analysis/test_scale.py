@@ -194,3 +194,40 @@ def test_the_scale_benchmark_runs_at_a_small_size(capsys):
     table = capsys.readouterr().out.split("{\"rows\"")[0]  # the table, not the JSON line
     assert "| scipy `linkage(X, \"ward\")` alone (baseline) | cpu |" in table
     assert table.count("ARI 1.000; NN sibling 1.000") == 2  # cold and cached re-open
+
+
+def test_the_float32_ward_routine_end_to_end_and_cancelled_caches_nothing(
+        planted, monkeypatch, tmp_path):
+    """Between the float32 and float64 condensed sizes the pipeline runs ``condensed32``:
+    planted groups found exactly; a job cancelled during its merges leaves no cache entry."""
+    import contextlib
+
+    import classmap.analysis.methods.hierarchy as hierarchy_module
+    from classmap.analysis.methods.hierarchy import condensed32_bytes, plan_linkage
+    from classmap.analysis.progress import NullProgress
+
+    c, d = planted.weight.shape
+    budget = condensed32_bytes(c, d) + c * d * 4  # the chain's memory plus the float32 rows
+    assert plan_linkage(c, d, "ward", budget).routine == "condensed32"
+    monkeypatch.setenv("CLASSMAP_MEMORY_BUDGET", str(budget))
+    monkeypatch.setattr(hierarchy_module.fastcluster, "linkage",
+                        lambda *a, **k: pytest.fail("ran the float64 routine"))
+
+    class CancelDuringMerges(NullProgress):
+        @contextlib.contextmanager
+        def step(self, name, total=None):
+            def advance(n=1):
+                if name == "ward linkage":
+                    raise KeyboardInterrupt
+            yield advance
+
+    head = as_classifier_head(planted)
+    cache = ResultCache(tmp_path)
+    params = WeightParams(top_k=1)
+    with pytest.raises(KeyboardInterrupt):
+        analyse_weights(head, params, cache=cache, progress=CancelDuringMerges())
+    assert weight_analysis_key(head, params) not in cache
+    result = analyse_weights(head, params, cache=cache)
+    found = hierarchy.fcluster(result.linkage, planted.num_groups, "maxclust")
+    assert adjusted_rand_score(planted.group, found) == 1.0
+    assert weight_analysis_key(head, params) in cache
