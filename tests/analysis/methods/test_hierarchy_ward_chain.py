@@ -152,3 +152,14 @@ def test_float32_chain_stops_when_interrupted():
     with pytest.raises(KeyboardInterrupt):
         ward_chain(condensed_squared_float32(z), 400, on_merges=cancel, report_every=10)
     assert calls == [10, 10, 10]
+
+
+@pytest.mark.parametrize("classes", [1, 2, 3, 4])
+def test_float32_chain_on_the_smallest_heads(classes):
+    z = _rows(11, classes=classes, features=5)
+    ours = ward_chain(condensed_squared_float32(z), classes)
+    assert ours.shape == (classes - 1, 4)
+    if classes > 1:
+        reference = hierarchy.linkage(z, "ward")
+        np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-4)
+        np.testing.assert_array_equal(ours[:, [0, 1, 3]], reference[:, [0, 1, 3]])
