@@ -63,6 +63,11 @@ from classmap.app.shell.widgets import busy_running, explained, stat
 log = logging.getLogger(__name__)
 
 KEY_FIELDS = ("model", "metric", "linkage", "focal", "split", "minsize", "snode")
+# What each view reads (issue 14: a change that a view does not show costs it no request
+# and no redraw): the distributions and the problem list the model's analysis only; the
+# scatter and the focal card the focal class too (a focal change patches the scatter's mark).
+MODEL_FIELDS = ("model", "metric", "linkage")
+FOCAL_FIELDS = ("model", "metric", "linkage", "focal")
 TREE_FIELDS = ("model", "metric", "linkage", "focal", "split", "minsize")  # what the icicle shows
 PROBLEM_LIST_LIMIT = 50
 CHANNEL_LIST_LIMIT = 2000
@@ -114,29 +119,62 @@ def summary_logic(services: Services, status: dict | None, selection: dict | Non
 
 def overview_logic(services: Services, selection: dict | None, status: dict | None,
                    axes: str | None) -> tuple:
-    """→ (distributions figure, scatter figure, problem-class list)."""
+    """→ (distributions figure, scatter figure, problem-class list); the page draws them in
+    two callbacks (:func:`distributions_logic`, :func:`scatter_update_logic`)."""
+    overview, listing = distributions_logic(services, selection, status)
+    return overview, scatter_update_logic(services, selection, status, axes, set()), listing
+
+
+def distributions_logic(services: Services, selection: dict | None,
+                        status: dict | None) -> tuple:
+    """→ (distributions figure, problem-class list): they depend on the model's analysis
+    only (``MODEL_FIELDS``)."""
     sel, view, message = ready_view(services, selection, status)
     if view is None:
-        return message_figure(message, height=300), message_figure(message, height=380), []
+        return message_figure(message, height=300), []
     analysis = ald_analysis(services, sel.model)
-    columns = analysis.table.columns()
-    axes = axes if axes in wfig.SCATTER_AXES else "kappa-ks"
-    overview = wfig.overview_figure(columns, analysis.pooled.to_json())
-    scatter = wfig.classes_scatter_figure(columns, axes, view.ids, view.short_names,
-                                          _focal(view, sel))
+    overview = wfig.overview_figure(analysis.table.columns(), analysis.pooled.to_json())
+    return overview, _problem_listing(view, analysis)
+
+
+def _problem_listing(view: ModelView, analysis: Any) -> Any:
     problems = problem_classes(analysis)
     if problems.size == 0:
-        listing: Any = "Every class has both fits (status ok)."
-    else:
-        status_col = columns["status"]
-        listing = [
-            html.Div(f"{problems.size} classes have a status (their undefined numbers are "
-                     "left out of the plots):"),
-            html.Ul([html.Li([html.B(view.short_names[i]), f" ({view.ids[i]}): ",
-                              str(status_col[i])])
-                     for i in problems[:PROBLEM_LIST_LIMIT]], className="cm-problem-list"),
-        ]
-    return overview, scatter, listing
+        return "Every class has both fits (status ok)."
+    status_col = analysis.table.columns()["status"]
+    return [
+        html.Div(f"{problems.size} classes have a status (their undefined numbers are "
+                 "left out of the plots):"),
+        html.Ul([html.Li([html.B(view.short_names[i]), f" ({view.ids[i]}): ",
+                          str(status_col[i])])
+                 for i in problems[:PROBLEM_LIST_LIMIT]], className="cm-problem-list"),
+    ]
+
+
+def scatter_update_logic(services: Services, key: dict | None, status: dict | None,
+                         axes: str | None, triggered: set[str]) -> Any:
+    """→ the class scatter, or only its focal mark when nothing but the focal class changed.
+
+    ``key``: the selection's ``FOCAL_FIELDS``. A new focal class (a scatter click, the
+    class picker, another page) gets a ``Patch`` of the mark's trace (``SCATTER_FOCAL``:
+    one point) instead of the figure with every class's point; the axes, the status or
+    the model redraw it in full.
+    """
+    key, status = (value if isinstance(value, dict) else None for value in (key, status))
+    axes = axes if axes in wfig.SCATTER_AXES else "kappa-ks"
+    sel, view, message = ready_view(services, key, status)
+    if view is None:
+        return message_figure(message, height=380)
+    columns = ald_analysis(services, sel.model).table.columns()
+    if triggered == {ids.WEIGHTS_FOCAL_KEY}:
+        fx, fy, ftext = wfig.scatter_focal_mark(columns, axes, view.short_names,
+                                                _focal(view, sel))
+        patch = Patch()
+        mark = patch["data"][wfig.SCATTER_FOCAL]
+        mark["x"], mark["y"], mark["text"] = fx, fy, ftext
+        return patch
+    return wfig.classes_scatter_figure(columns, axes, view.ids, view.short_names,
+                                       _focal(view, sel))
 
 
 def fit_table(fit: dict[str, Any]) -> html.Table:
@@ -540,17 +578,29 @@ def register(app: Any, services: Services) -> None:
     def weights_summary(status, selection):
         return summary_logic(services, status, selection)
 
+    # Each view listens to the fields it shows (a node click redraws none of these).
+    project_selection(app, ids.WEIGHTS_MODEL_KEY, MODEL_FIELDS)
+    project_selection(app, ids.WEIGHTS_FOCAL_KEY, FOCAL_FIELDS)
+    focal_in = Input(ids.WEIGHTS_FOCAL_KEY, "data")
+
     @app.callback(
-        Output(ids.WEIGHTS_OVERVIEW, "figure"), Output(ids.WEIGHTS_SCATTER, "figure"),
-        Output(ids.WEIGHTS_PROBLEMS, "children"),
-        key_in, status_in, Input(ids.WEIGHTS_SCATTER_AXES, "value"),
+        Output(ids.WEIGHTS_OVERVIEW, "figure"), Output(ids.WEIGHTS_PROBLEMS, "children"),
+        Input(ids.WEIGHTS_MODEL_KEY, "data"), status_in,
     )
-    def weights_overview(selection, status, axes):
-        return overview_logic(services, selection, status, axes)
+    def weights_overview(selection, status):
+        return distributions_logic(services, selection, status)
+
+    @app.callback(
+        Output(ids.WEIGHTS_SCATTER, "figure"), focal_in, status_in,
+        Input(ids.WEIGHTS_SCATTER_AXES, "value"),
+    )
+    def weights_scatter(selection, status, axes):
+        triggered = {str(value) for value in ctx.triggered_prop_ids.values()}
+        return scatter_update_logic(services, selection, status, axes, triggered)
 
     @app.callback(
         Output(ids.WEIGHTS_FOCAL_TITLE, "children"), Output(ids.WEIGHTS_HISTOGRAM, "figure"),
-        Output(ids.WEIGHTS_FIT_TABLE, "children"), key_in, status_in,
+        Output(ids.WEIGHTS_FIT_TABLE, "children"), focal_in, status_in,
     )
     def weights_focal(selection, status):
         return focal_logic(services, selection, status)

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
 from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, MUTED, SELECT
@@ -113,6 +114,23 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
     return figure
 
 
+def scatter_focal_mark(columns: Mapping[str, np.ndarray], axes: str, names: Sequence[str],
+                       focal: int | None) -> tuple[list[float], list[float], list[str]]:
+    """(x, y, text) of the scatter's focal-class mark (trace ``SCATTER_FOCAL``): one point,
+    or none when there is no focal class or one of its coordinates is undefined.
+
+    Separate from the figure so that a change of the focal class sends only this (a
+    ``dash.Patch`` of the mark's trace) instead of the 1,000 class points again.
+    """
+    if focal is None:
+        return [], [], []
+    (x_key, _), (y_key, _) = SCATTER_AXES[axes]
+    x, y = float(columns[x_key][focal]), float(columns[y_key][focal])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return [], [], []
+    return [x], [y], [str(names[focal])]
+
+
 def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Sequence[str],
                            names: Sequence[str], focal: int | None,
                            height: int = 380) -> go.Figure:
@@ -134,9 +152,7 @@ def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Se
                     line=dict(width=0)),
         hovertemplate=f"%{{text}}<br>{x_label} %{{x:.4f}}<br>{y_label} %{{y:.4f}}<extra></extra>",
     ))
-    fx, fy, ftext = [], [], []
-    if focal is not None and math.isfinite(x[focal]) and math.isfinite(y[focal]):
-        fx, fy, ftext = [x[focal]], [y[focal]], [names[focal]]
+    fx, fy, ftext = scatter_focal_mark(columns, axes, names, focal)
     figure.add_trace(go.Scatter(
         x=fx, y=fy, mode="markers+text", text=ftext, textposition="top center",
         name="focal class", hoverinfo="skip", textfont=dict(color=ACCENT),
@@ -230,6 +246,35 @@ def split_icicle_outline(icicle: Mapping[str, list], selected: int | None) -> li
                  layer="above", name="selected-node")]
 
 
+ICICLE_SCALE = get_colorscale("RdBu_r")  # the icicle's bar colours: mean weight, 0 centred
+ICICLE_MAX_LABELS = 60  # a bar narrower than 1/60 of the tree (≈ 28 px of 1,700) is unlabelled
+
+
+def _luminance(rgb: str) -> float:
+    """WCAG relative luminance of an ``rgb(r, g, b)`` colour."""
+    channels = np.asarray(unlabel_rgb(rgb), dtype=float) / 255.0
+    linear = np.where(channels <= 0.03928, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def bar_colours(means: np.ndarray, limit: float) -> list[str]:
+    """Each bar's colour: ``means`` on ``ICICLE_SCALE`` from −limit (0) to limit (1)."""
+    if not len(means):
+        return []
+    positions = np.clip((np.asarray(means, dtype=float) / limit + 1.0) / 2.0, 0.0, 1.0)
+    return sample_colorscale(ICICLE_SCALE, positions.tolist())
+
+
+def label_colours(means: np.ndarray, limit: float) -> list[str]:
+    """Per bar: black or white, whichever contrasts more with the bar's colour
+    (:func:`bar_colours`) — at least 4.58:1 for any colour (WCAG AA needs 4.5)."""
+    colours = []
+    for fill in bar_colours(means, limit):
+        lum = _luminance(fill)
+        colours.append("white" if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 else "black")
+    return colours
+
+
 def split_icicle_figure(icicle: Mapping[str, list], selected: int | None,
                         height: int = 380) -> go.Figure:
     """The channel split tree as an icicle drawn with one bar per node (cartesian traces only).
@@ -255,16 +300,30 @@ def split_icicle_figure(icicle: Mapping[str, list], selected: int | None,
     sep = "<br>" if (height - margin["t"] - margin["b"]) / rows >= 34 else " · "
     hover = [f"<b>{path}</b><br>{int(size):,} channels<br>mean {format_number(float(mean))}"
              f"<br>{stop}" for path, size, mean, stop in zip(paths, sizes, means, icicle["stop"])]
+    # Bars too narrow for any label at 10 px on the widest plot carry none: plotly measures
+    # every label it is given (hundreds in "full" mode at a small min size), then hides them.
+    labelled = sizes >= total / ICICLE_MAX_LABELS
     figure = go.Figure(go.Bar(
         x=left + sizes / 2, width=sizes, base=-(depth + 1.0), y=np.ones(sizes.size),
         customdata=paths, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-        text=[f"{label}{sep}{int(size):,} ch." for label, size in zip(icicle["labels"], sizes)],
+        text=[f"{label}{sep}{int(size):,} ch." if keep else ""
+              for label, size, keep in zip(icicle["labels"], sizes, labelled)],
         textposition="inside", insidetextanchor="middle", textangle=0,
-        marker=dict(color=means, colorscale="RdBu_r", cmin=-limit, cmax=limit,
-                    line=dict(color="white", width=1),
-                    colorbar=dict(title=dict(text="mean<br>weight", side="top"), thickness=10,
-                                  len=0.8)),
+        # The label colour is given (the more readable of black and white on each bar): left
+        # to plotly it warns once per bar with a console trace on every draw (seconds).
+        insidetextfont=dict(color=label_colours(means, limit)),
+        # Colours as given (the colour scale sampled here): with numbers and a colour scale
+        # plotly.js warns once per bar on every draw ("Invalid color specifier"), seconds
+        # for a tree of a few hundred nodes.
+        marker=dict(color=bar_colours(means, limit), line=dict(color="white", width=1)),
     ))
+    # The colour bar, on a trace with no visible point (never a click target).
+    figure.add_trace(go.Scatter(
+        x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+        name="mean weight", marker=dict(
+            color=[-limit, limit], colorscale=ICICLE_SCALE, cmin=-limit, cmax=limit,
+            showscale=True, colorbar=dict(title=dict(text="mean<br>weight", side="top"),
+                                          thickness=10, len=0.8))))
     pad = 0.004 * total  # room for the outline of nodes on the plot's edges
     figure.update_layout(**_layout(
         height=height, margin=margin, showlegend=False, bargap=0,

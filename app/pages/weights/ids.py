@@ -9,6 +9,8 @@ from __future__ import annotations
 # -- weights page (weight distributions, issue 4) — owned by the weights page ---------------
 WEIGHTS_KEY = "weights-key"  # dcc.Store: the selection fields the page depends on
 WEIGHTS_TREE_KEY = "weights-tree-key"  # dcc.Store: the fields the split icicle depends on
+WEIGHTS_MODEL_KEY = "weights-model-key"  # dcc.Store: model, metric, linkage (the overview)
+WEIGHTS_FOCAL_KEY = "weights-focal-key"  # dcc.Store: … and the focal class (scatter, histogram)
 WEIGHTS_STATUS = "weights-status"  # dcc.Store: the page's copy of the analysis status
 WEIGHTS_SELECT = "weights-select-request"  # server clicks' new selection (relayed in the browser)
 WEIGHTS_SUMMARY = "weights-summary"

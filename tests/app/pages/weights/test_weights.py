@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import plotly.colors
 import pytest
 import scipy.integrate
 import scipy.stats
@@ -231,10 +232,14 @@ def test_icicle_tiles_each_node_inside_its_parent(services, lite0, lite0_head, m
         p_left, p_right, _ = bars[path]
         assert used == p_right - p_left if mode == "full" else used <= p_right - p_left
     # colour = mean weight on RdBu_r centred at 0, with a colour bar
+    scale = figure.data[1].marker  # the colour bar's trace: no visible point
+    assert figure.data[1].x == (None,) and scale.showscale and scale.cmin == -scale.cmax
     colour = dict(zip(bar.customdata, bar.marker.color))
-    assert colour["all"] == pytest.approx(row.mean())
-    assert colour["+"] == pytest.approx(row[row >= row.mean()].mean())
-    assert bar.marker.colorscale and bar.marker.cmin == -bar.marker.cmax
+    for path, mean in (("all", row.mean()), ("+", row[row >= row.mean()].mean())):
+        position = (mean / scale.cmax + 1) / 2  # independent: plotly's own sampling
+        expected = plotly.colors.sample_colorscale(plotly.colors.get_colorscale("RdBu_r"),
+                                                   [position])[0]
+        assert colour[path] == expected, (path, colour[path], expected)
     assert "mean" in bar.hovertext[0] and "1,280 channels" in bar.hovertext[0]
     assert figure.layout.xaxis.fixedrange and figure.layout.yaxis.fixedrange
     assert figure.layout.xaxis.visible is False and figure.layout.yaxis.visible is False
@@ -351,3 +356,91 @@ def test_overview_and_histogram_text_does_not_overlap():
     # the title occupies (below the plot, or right of it).
     legend = histogram.layout.legend
     assert legend.y is not None and legend.y < 0 or (legend.x is not None and legend.x > 1)
+
+
+# -- issue 14: each view listens to the fields it shows; a focal change patches the mark --
+
+
+def test_focal_change_patches_only_the_scatter_focal_mark(services, lite0):
+    key = {field: selection(focal=KING_CRAB[0])[field] for field in cw.FOCAL_FIELDS}
+    full = cw.scatter_update_logic(services, key, READY, "r2", set())
+    patch = cw.scatter_update_logic(services, key, READY, "r2", {ids.WEIGHTS_FOCAL_KEY})
+    operations = patch.to_plotly_json()["operations"]
+    # only the focal mark's trace (one point), never the class points
+    assert {tuple(op["location"][:2]) for op in operations} == {("data", wfig.SCATTER_FOCAL)}
+    values = {op["location"][2]: op["params"]["value"] for op in operations}
+    # the mark sits on the class's own point in the full figure (by its id in customdata)
+    points = full.data[wfig.SCATTER_POINTS]
+    row = [custom[0] for custom in points.customdata].index(KING_CRAB[0])
+    assert values["x"] == [pytest.approx(points.x[row])]
+    assert values["y"] == [pytest.approx(points.y[row])]
+    assert values["text"] == [points.text[row]]
+    # and equals the full figure's own mark for that class
+    assert list(full.data[wfig.SCATTER_FOCAL].x) == values["x"]
+    # no focal class: the mark is emptied
+    none = cw.scatter_update_logic(services, dict(key, focal=None), READY, "r2",
+                                   {ids.WEIGHTS_FOCAL_KEY})
+    assert all(op["params"]["value"] == [] for op in none.to_plotly_json()["operations"])
+    # the axes (or the status) redraw the whole scatter
+    assert cw.scatter_update_logic(services, key, READY, "kappa-ks",
+                                   {ids.WEIGHTS_SCATTER_AXES}).data[0].x is not None
+
+
+def test_distributions_do_not_depend_on_the_focal_class_or_node(services, lite0):
+    plain = cw.distributions_logic(services, selection(), READY)
+    picked = cw.distributions_logic(services, selection(focal=DUNGENESS[0], snode="+-",
+                                                        split="full"), READY)
+    assert plain[0].to_plotly_json() == picked[0].to_plotly_json()
+    assert cw.MODEL_FIELDS == ("model", "metric", "linkage")
+
+
+def test_weights_views_listen_to_the_fields_they_show(app_settings):
+    from classmap.app.server import create_app
+
+    callbacks = create_app(app_settings).callback_map
+
+    def inputs_of(output: str) -> set[str]:
+        # keys: "id.prop" or "..id.prop...id.prop.." (several outputs)
+        (spec,) = [spec for key, spec in callbacks.items() if f"..{output}." in f"..{key}."]
+        return {f"{item['id']}.{item['property']}" for item in spec["inputs"]}
+
+    # a node click (snode) or a split change reaches none of the overview, scatter, histogram
+    for output, key in ((f"{ids.WEIGHTS_OVERVIEW}.figure", ids.WEIGHTS_MODEL_KEY),
+                        (f"{ids.WEIGHTS_SCATTER}.figure", ids.WEIGHTS_FOCAL_KEY),
+                        (f"{ids.WEIGHTS_HISTOGRAM}.figure", ids.WEIGHTS_FOCAL_KEY)):
+        found = inputs_of(output)
+        assert f"{key}.data" in found, (output, found)
+        assert not {f"{ids.WEIGHTS_KEY}.data", f"{ids.WEIGHTS_TREE_KEY}.data"} & found
+    assert not {"focal", "snode", "split", "minsize"} & set(cw.MODEL_FIELDS)
+    assert not {"snode", "split", "minsize"} & set(cw.FOCAL_FIELDS)
+
+
+def _wcag_luminance(colour: str) -> float:
+    if colour in ("white", "black"):
+        rgb = (255, 255, 255) if colour == "white" else (0, 0, 0)
+    elif colour.startswith("#"):
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    else:
+        rgb = tuple(int(v) for v in colour[colour.index("(") + 1:-1].split(","))
+    c = np.asarray(rgb) / 255.0
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def test_icicle_labels_are_readable_and_only_where_they_can_fit(services, lite0):
+    # "full" at min size 20: ~200 nodes, most too narrow for a label
+    figure = cw.icicle_logic(services, selection(focal=DUNGENESS[0], split="full",
+                                                 minsize=20), READY, None)
+    bar = figure.data[0]
+    widths, total = np.asarray(bar.width), float(bar.width[0])
+    labelled = np.array([bool(text) for text in bar.text])
+    assert labelled.sum() < len(widths) / 2  # plotly measures only these
+    # a label needs ≈ 28 px at 10 px text: a bar under 1/60 of the tree never has room
+    np.testing.assert_array_equal(labelled, widths >= total / 60)
+    # every label has a contrast ≥ 4.5:1 (WCAG AA) with its bar's colour
+    for text_colour, fill in zip(bar.insidetextfont.color, bar.marker.color):
+        lighter, darker = sorted((_wcag_luminance(text_colour), _wcag_luminance(fill)),
+                                 reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (text_colour, fill)
+    # colours are strings (numbers make plotly.js warn once per bar on every draw)
+    assert all(isinstance(c, str) for c in bar.marker.color)
