@@ -10,6 +10,7 @@ not computing. Reports errors, p50/p95/p99 latency per kind and the servers' res
 memory (the process tree) after warm-up and at the end.
 
     python benchmarks/bench_load.py [--sessions 20] [--interactions 50] [--workers 5]
+                                    [--only-gunicorn] [--bodies FILE]
 """
 
 from __future__ import annotations
@@ -138,6 +139,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--interactions", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--bodies", type=Path, metavar="FILE",
+                        help="the recorded callback bodies: read from FILE when it exists "
+                             "(no browser), else recorded and written there")
+    parser.add_argument("--only-gunicorn", action="store_true",
+                        help="leave out the development server (its baseline column then "
+                             "compares gunicorn with itself)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-load-"))
     head = folder / f"{MODEL}.npy"
@@ -148,7 +155,11 @@ def main() -> None:
             "--cache-dir", str(folder / "cache")]
     servers = {"development server (1 process, threads)": [],
                f"gunicorn --workers {args.workers}": ["--workers", str(args.workers)]}
+    if args.only_gunicorn:
+        servers = {name: extra for name, extra in servers.items() if extra}
     rows, bodies = [], None
+    if args.bodies is not None and args.bodies.exists():
+        bodies = json.loads(args.bodies.read_text())
     for name, extra in servers.items():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -156,6 +167,8 @@ def main() -> None:
         try:
             if bodies is None:
                 bodies = record_callbacks(url)  # computes the analysis once, into the cache
+                if args.bodies is not None:
+                    args.bodies.write_text(json.dumps(bodies))
             load(url, bodies, args.sessions, 5)  # warm-up: every worker has the view
             warm = tree_rss(process.pid)
             result = load(url, bodies, args.sessions, args.interactions)

@@ -5,6 +5,8 @@ Figure modules build plotly figures from arrays and never import dash.
 
 from __future__ import annotations
 
+import functools
+
 import plotly.graph_objects as go
 
 FONT = "Inter, 'Segoe UI', system-ui, -apple-system, 'Helvetica Neue', Arial, sans-serif"
@@ -30,10 +32,14 @@ TEMPLATE = go.layout.Template(layout=dict(
 
 
 
+@functools.lru_cache(maxsize=256)
 def message_figure(message: str, height: int | None = None, width: int = 64) -> go.Figure:
     """An empty figure that shows ``message`` (loading, errors, nothing selected).
 
     Long messages are wrapped at ``width`` characters (plotly does not wrap text).
+    Built once per (message, height, width) and shared: the caller must not change it.
+    (Building one took ~20 ms of plotly's validation; a page load of the Classes page
+    asks for six — 17 % of its server time, benchmarks/profile_full_view.py.)
     """
     import textwrap
 
