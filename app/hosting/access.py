@@ -20,7 +20,8 @@ Order of checks for one request (each refusal is a short text with no server det
    client address or for one user name within
    ``login_window_seconds``: refused without checking the
    password until the window ends, :mod:`.login_throttle`)    → 429 + Retry-After
-5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads)
+5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads and
+   their deletion)
    refused to viewers                                          → 403
 6. callback requests: ``application/json`` (else 415: a cross-
    site form cannot send it), within the size limit, well-
@@ -62,6 +63,7 @@ from classmap.app.hosting.login_throttle import (DEFAULT_FAILURES, DEFAULT_WINDO
 from classmap.app.pages.classes import ids as class_ids
 from classmap.app.pages.compare import ids as compare_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
+from classmap.app.hosting.uploads import DELETE_ROUTE as UPLOAD_DELETE_ROUTE
 from classmap.app.hosting.uploads import ROUTE as UPLOAD_ROUTE
 from classmap.app.hosting.uploads import install_uploads, upload_limit
 from classmap.app.pages.images import ids as image_ids
@@ -72,7 +74,7 @@ log = logging.getLogger(__name__)
 # decision: tests/app/test_routes_decide.py fails for any route not protected or listed.
 PUBLIC_PATHS = frozenset({"/healthz"})
 # Routes (under the app's prefix) only operators may use, whatever the method.
-OPERATOR_ROUTES = frozenset({UPLOAD_ROUTE})
+OPERATOR_ROUTES = frozenset({UPLOAD_ROUTE, UPLOAD_DELETE_ROUTE})
 HEALTH_ENDPOINT = "healthz"
 CALLBACK_PATH = "/_dash-update-component"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})

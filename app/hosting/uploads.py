@@ -6,6 +6,9 @@ Off by default (``[uploads] enabled = true`` in the config file turns it on). On
 * ``GET``  — a small operator page: a plain HTML form (``multipart/form-data``) and the
   heads uploaded so far. A plain form, not ``dcc.Upload``: that one sends the file
   base64-encoded through a callback, which the callback body limit (a few MB) refuses.
+* ``POST <prefix>uploads/delete`` with a form field ``id`` — removes that upload (the
+  page's Delete buttons; same-origin form posts only, like the upload). Scripts:
+  ``curl -u alice -d id=upload-0123456789ab https://host/uploads/delete``.
 * ``POST`` — ``multipart/form-data`` with a ``file`` part (the ``.safetensors`` file) and
   optional text fields ``name`` (what the Model menu shows), ``head_key`` (the head
   tensor of a whole-network file, as ``--head-key``) and ``classes`` (one class name
@@ -65,6 +68,9 @@ log = logging.getLogger(__name__)
 
 ROUTE = "uploads"  # under the app's routes prefix
 ENDPOINT = "classmap_uploads"
+DELETE_ROUTE = "uploads/delete"
+DELETE_ENDPOINT = "classmap_uploads_delete"
+LINK_ID = "shell-uploads-link"  # the header's link to the upload page (operators only)
 INCOMING = ".incoming"
 SUFFIX = ".safetensors"
 ID_PREFIX = "upload-"
@@ -79,6 +85,7 @@ MAX_HEAD_KEY_CHARS = 200
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
 _SIDECAR = re.compile(r"upload-[0-9a-f]{12}\.json")
+_UPLOAD_ID = re.compile(r"upload-[0-9a-f]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONVERT_HINT = ("only safetensors files are accepted; convert a PyTorch file with "
                 "safetensors.torch.save_file(state_dict, 'head.safetensors')")
@@ -106,10 +113,10 @@ def upload_limit(config: Any) -> int:
     return int(config.upload_bytes) + FORM_OVERHEAD_BYTES
 
 
-def route_path(app: Any) -> str:
+def route_path(app: Any, route: str = ROUTE) -> str:
     """The upload route's path under the app's prefix (``/uploads``, ``/classmap/uploads``)."""
     prefix = getattr(getattr(app, "config", None), "routes_pathname_prefix", None) or "/"
-    return prefix + ROUTE
+    return prefix + route
 
 
 # -- the registry: sidecars → model entries -----------------------------------------------------
@@ -472,6 +479,45 @@ def count_uploads(settings: Any) -> int:
         return 0
 
 
+def delete_upload(settings: Any, model_id: Any) -> dict[str, Any]:
+    """Remove the upload ``model_id`` (``upload-`` + 12 hex digits; anything else → 400,
+    unknown → 404): its sidecar first (from then on no process offers it: the Model menu
+    of every process re-reads the sidecars), then its class list, then its safetensors
+    file unless another upload (the same file with another head key or class list) still
+    names it. Returns its record (``{}`` when the sidecar was unreadable)."""
+    if not isinstance(model_id, str) or not _UPLOAD_ID.fullmatch(model_id):
+        raise UploadRefused(400, "name the upload to delete by its id (upload- and 12 hex "
+                                 "digits), as the upload page lists it")
+    folder = uploads_dir(settings)
+    sidecar = folder / f"{model_id}.json"
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UploadRefused(404, f"there is no upload {model_id} on this server; the upload "
+                                 "page lists them") from None
+    except (OSError, ValueError, RecursionError):
+        record = {}  # unreadable: delete what can be found
+    if not isinstance(record, dict):
+        record = {}
+    sidecar.unlink(missing_ok=True)
+    still_named = set()
+    for name in os.listdir(folder):
+        if _SIDECAR.fullmatch(name):
+            try:
+                still_named.add(json.loads((folder / name).read_text(encoding="utf-8"))["file"])
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
+                continue
+    for key in ("classes_file", "file"):
+        try:
+            name = _plain_name(record.get(key))
+        except ValueError:
+            continue
+        if key == "file" and name in still_named:
+            continue
+        (folder / name).unlink(missing_ok=True)
+    return record
+
+
 # -- the route ---------------------------------------------------------------------------------
 
 
@@ -482,15 +528,34 @@ def install_uploads(app: Any, settings: Any) -> None:
     server = app.server
     server.add_url_rule(route_path(app), ENDPOINT, lambda: _route(app, settings),
                         methods=["GET", "POST"])
+    server.add_url_rule(route_path(app, DELETE_ROUTE), DELETE_ENDPOINT,
+                        lambda: _delete_route(app, settings), methods=["POST"])
     if settings.hosting.uploads.enabled:
         from dash import Input, Output
 
         from classmap.app.shell import ids
 
-        @app.callback(Output(ids.MODEL_PICKER, "options"), Input("_pages_location", "pathname"))
-        def offered_models(_pathname: Any) -> list[dict[str, str]]:
-            return [{"label": entry.label, "value": entry.id}
-                    for entry in settings.offered_models]
+        @app.callback(Output(ids.MODEL_PICKER, "options"), Output(LINK_ID, "hidden"),
+                      Input("_pages_location", "pathname"))
+        def offered_models(_pathname: Any) -> tuple[list[dict[str, str]], bool]:
+            """The Model menu (uploads come and go) and, for operators only, the header's
+            link to the upload page (the route itself refuses viewers: 403)."""
+            options = [{"label": entry.label, "value": entry.id}
+                       for entry in settings.offered_models]
+            return options, not current_identity().is_operator
+
+
+def header_link(settings: Any) -> list[Any]:
+    """The header's link to the upload page when uploads are on (hidden until the
+    Model-menu callback finds the user is an operator), else nothing."""
+    if not settings.hosting.uploads.enabled:
+        return []
+    import dash
+    from dash import html
+
+    return [html.A("Uploads", href=dash.get_relative_path("/" + ROUTE), id=LINK_ID,
+                   className="cm-nav-link", hidden=True,
+                   title="upload a classifier head (operators)")]
 
 
 def _route(app: Any, settings: Any) -> flask.Response:
@@ -538,6 +603,35 @@ def _accept(app: Any, settings: Any) -> flask.Response:
     log.info("upload %s (%s, %d bytes) %s by %s", record["id"], record["name"], record["bytes"],
              "stored" if new else "already stored", current_identity().name)
     return _accepted(app, record, new)
+
+
+def _delete_route(app: Any, settings: Any) -> flask.Response:
+    """``POST <prefix>uploads/delete`` with a form field ``id``: same-origin form posts
+    only (like the upload), operators only (the access guard: 403)."""
+    request = flask.request
+    if not settings.hosting.uploads.enabled:
+        return _text(404, "uploads are off on this server; an operator can turn them on with "
+                          "[uploads] enabled = true in the config file")
+    try:
+        if _cross_site(request):
+            raise UploadRefused(403, "cross-site request refused; delete from this server's "
+                                     "own upload page")
+        if request.mimetype not in ("application/x-www-form-urlencoded",
+                                    "multipart/form-data"):
+            raise UploadRefused(400, "send the upload's id as a form field 'id' (curl -d "
+                                     "id=upload-…)")
+        model_id = request.form.get("id", "")
+        record = delete_upload(settings, model_id)
+    except UploadRefused as refusal:
+        log.warning("refused deleting an upload for %s: %s", current_identity().name,
+                    refusal.message)
+        return _text(refusal.status, refusal.message)
+    log.info("upload %s (%s) deleted by %s", model_id, str(record.get("name", "?"))[:80],
+             current_identity().name)
+    if _wants_html():
+        return flask.redirect(route_path(app), 303)
+    return flask.Response(json.dumps({"id": model_id, "deleted": True}) + "\n", 200,
+                          mimetype="application/json")
 
 
 def _cross_site(request: Any) -> bool:
@@ -588,8 +682,13 @@ def _html(status: int, title: str, body: str) -> flask.Response:
 
 def _page(app: Any, settings: Any) -> flask.Response:
     """The operator's upload form and the heads uploaded so far."""
+    delete_action = html.escape(route_path(app, DELETE_ROUTE))
     rows = "".join(
-        f"<li><code>{html.escape(entry.id)}</code> — {html.escape(entry.label)}</li>"
+        f"<li><code>{html.escape(entry.id)}</code> — {html.escape(entry.label)} "
+        f"<form method=\"post\" action=\"{delete_action}\" style=\"display:inline\">"
+        f"<input type=\"hidden\" name=\"id\" value=\"{html.escape(entry.id)}\">"
+        f"<button type=\"submit\" title=\"remove it from the Model menu of every user\">"
+        f"Delete</button></form></li>"
         for entry in uploaded_models(settings)) or "<li>none yet</li>"
     limit = settings.hosting.upload_bytes
     body = (

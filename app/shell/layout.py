@@ -15,6 +15,7 @@ from classmap.app.shell import export_view, ids, model_busy
 from classmap.app.shell.widgets import button, field, job_progress
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.config import Settings
+from classmap.app.hosting import uploads
 
 METRIC_OPTIONS = [
     {"label": "cosine", "value": "cosine",
@@ -40,7 +41,7 @@ def build_shell(settings: Settings) -> html.Div:
             html.Span("Classmap", className="cm-brand-name"),
             html.Span("how a classifier relates its classes", className="cm-brand-tag"),
         ], className="cm-brand"),
-        html.Nav(nav, id=ids.NAV, className="cm-nav"),
+        html.Nav(nav + uploads.header_link(settings), id=ids.NAV, className="cm-nav"),
         html.Div([
             field("Model", dcc.Dropdown(id=ids.MODEL_PICKER, options=models,
                                         value=settings.default_model, clearable=False,

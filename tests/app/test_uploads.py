@@ -183,6 +183,20 @@ def test_the_operator_page_has_the_form_and_passes_the_csp(client):
 # -- the happy path ----------------------------------------------------------------------------
 
 
+def menu_response(app, client, user: str) -> dict:
+    """The Model menu's callback answer (its options, the header's upload link's
+    ``hidden``) as ``user``'s page asks for it on a navigation."""
+    callback_id = next(key for key in app.callback_map if "shell-model.options" in key)
+    spec = app.callback_map[callback_id]
+    outputs = [dict(zip(("id", "property"), part.rsplit(".", 1)))
+               for part in callback_id.strip(".").split("...")]
+    body = {"output": callback_id, "outputs": outputs, "changedPropIds": [], "state": [],
+            "inputs": [{**item, "value": "/"} for item in spec["inputs"]]}
+    response = client.post("/_dash-update-component", json=body, headers=basic(user))
+    assert response.status_code == 200, response.data
+    return json.loads(response.data)["response"]
+
+
 def test_an_uploaded_head_is_stored_offered_to_everyone_and_analysed(app, client, folder):
     arrays = planted_head()
     data = save(arrays)
@@ -206,15 +220,7 @@ def test_an_uploaded_head_is_stored_offered_to_everyone_and_analysed(app, client
     assert expected_id in settings.model_ids
     assert settings.model(expected_id).label == "Team head v2 (uploaded)"
     # The Model menu's options, as a viewer's page asks for them.
-    callback_id = next(key for key in app.callback_map if key.endswith(".options")
-                       and key.startswith("shell-model"))
-    spec = app.callback_map[callback_id]
-    body = {"output": callback_id, "outputs": {"id": "shell-model", "property": "options"},
-            "changedPropIds": [], "state": [],
-            "inputs": [{**item, "value": "/"} for item in spec["inputs"]]}
-    options = client.post("/_dash-update-component", json=body, headers=basic("bob"))
-    assert options.status_code == 200
-    offered = json.loads(options.data)["response"]["shell-model"]["options"]
+    offered = menu_response(app, client, "bob")["shell-model"]["options"]
     assert {"label": "Team head v2 (uploaded)", "value": expected_id} in offered
     # The analysis runs on exactly the uploaded weights, with the given names.
     services = app._classmap_services
@@ -442,7 +448,9 @@ def test_under_a_url_prefix_the_route_and_its_limits_move_with_it(tmp_path):
     config = make_config(tmp_path, "[uploads]\nenabled = true\n")
     settings = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
                                environ={}, warm_default=False, hosting=load_config(config))
-    client = create_app(settings, url_prefix="/classmap").server.test_client()
+    prefixed = create_app(settings, url_prefix="/classmap")
+    client = prefixed.server.test_client()
+    assert find_component(prefixed.layout, uploads.LINK_ID).href == "/classmap/uploads"
     data = save(planted_head(seed=12))
     form = {"file": (io.BytesIO(data), "h.safetensors")}
     viewer = client.post("/classmap/uploads", data=form, headers=basic("bob"))
@@ -454,6 +462,12 @@ def test_under_a_url_prefix_the_route_and_its_limits_move_with_it(tmp_path):
     model_id = json.loads(operator.data)["id"]
     page = client.get("/classmap/uploads", headers=basic("alice"))
     assert b'action="/classmap/uploads"' in page.data and model_id.encode() in page.data
+    assert b'action="/classmap/uploads/delete"' in page.data
+    assert client.post("/uploads/delete", data={"id": model_id},
+                       headers=basic("alice")).status_code != 200  # only under the prefix
+    deleted = client.post("/classmap/uploads/delete", data={"id": model_id},
+                          headers={**basic("alice"), "Accept": "application/json"})
+    assert deleted.status_code == 200 and model_id not in settings.model_ids
     # The larger body limit belongs to the prefixed route only.
     big = client.post("/classmap/_dash-update-component", headers=basic("alice"),
                       environ_overrides={"CONTENT_LENGTH": "5000000"}, data=b"")
@@ -462,3 +476,130 @@ def test_under_a_url_prefix_the_route_and_its_limits_move_with_it(tmp_path):
                           content_type="multipart/form-data; boundary=x",
                           environ_overrides={"CONTENT_LENGTH": "5000000"})
     assert allowed.status_code == 400  # past the general limit, read, found incomplete
+
+
+# -- the header link and deleting uploads --------------------------------------------------------
+
+
+def find_component(layout, component_id: str):
+    """The component of ``layout`` (a Dash tree) with ``component_id``, or None."""
+    if getattr(layout, "id", None) == component_id:
+        return layout
+    children = getattr(layout, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = find_component(child, component_id)
+            if found is not None:
+                return found
+    return None
+
+
+def test_the_header_links_to_the_upload_page_for_operators_only(app, client, tmp_path):
+    link = find_component(app.layout, uploads.LINK_ID)
+    assert link is not None and link.href == "/uploads"
+    assert link.hidden is True  # until the page's first navigation says who is there
+    assert menu_response(app, client, "alice")[uploads.LINK_ID]["hidden"] is False
+    assert menu_response(app, client, "bob")[uploads.LINK_ID]["hidden"] is True
+    off = make_app(tmp_path, "[uploads]\nenabled = false\n")
+    assert find_component(off.layout, uploads.LINK_ID) is None
+
+
+def delete(client, model_id: str, user: str = "alice", headers: dict | None = None,
+           accept: str = "application/json"):
+    return client.post("/uploads/delete", data={"id": model_id},
+                       headers={**basic(user), "Accept": accept, **(headers or {})})
+
+
+def test_an_operator_deletes_an_upload_and_no_process_offers_it_any_more(tmp_path):
+    app = make_app(tmp_path)
+    client = app.server.test_client()
+    settings = app._classmap_services.settings
+    data = save(planted_head(seed=21))
+    # The same file twice (other class names): two uploads sharing one stored file.
+    first = json.loads(post(client, data, name="one", classes="\n".join("abcdef")).data)["id"]
+    second = json.loads(post(client, data, name="two", classes="\n".join("ghijkl")).data)["id"]
+    other_process = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs2",
+                                    environ={}, warm_default=False,
+                                    hosting=settings.hosting)
+    assert {first, second} <= set(other_process.model_ids)
+    app._classmap_services.view((first, "cosine", "ward"))  # loaded and kept in memory
+
+    response = delete(client, first)
+    assert response.status_code == 200
+    assert json.loads(response.data) == {"id": first, "deleted": True}
+    digest = hashlib.sha256(data).hexdigest()
+    assert stored_files(tmp_path) == sorted([f"{digest}.safetensors", f"{second}.json",
+                                             f"{second}.classes.txt"])
+    for offered in (settings, other_process):
+        assert first not in offered.model_ids and second in offered.model_ids
+    menu = menu_response(app, client, "bob")["shell-model"]["options"]
+    assert first not in {option["value"] for option in menu}
+    with pytest.raises(ClassmapError, match="not configured"):
+        app._classmap_services.view((first, "cosine", "ward"))
+    assert delete(client, first).status_code == 404  # gone
+
+    # A browser's form: back to the upload page; the last user of the file removes it.
+    page = delete(client, second, headers={"Origin": "http://classmap.test"},
+                  accept="text/html")
+    assert page.status_code == 303 and page.headers["Location"].endswith("/uploads")
+    assert stored_files(tmp_path) == []
+    assert not any(i.startswith("upload-") for i in other_process.model_ids)
+
+
+def test_the_upload_page_offers_a_same_origin_delete_form_per_upload(client):
+    uploaded = json.loads(post(client, save(planted_head(seed=22)), name="listed").data)["id"]
+    page = client.get("/uploads", headers=basic("alice")).data.decode()
+    assert 'action="/uploads/delete"' in page and 'method="post"' in page
+    assert f'name="id" value="{uploaded}"' in page
+    assert delete(client, uploaded).status_code == 200
+
+
+def test_no_credentials_401_and_a_viewer_403_on_delete_and_nothing_removed(client, folder):
+    uploaded = json.loads(post(client, save(planted_head(seed=23))).data)["id"]
+    before = stored_files(folder)
+    anonymous = client.post("/uploads/delete", data={"id": uploaded}, headers=HOST)
+    assert anonymous.status_code == 401
+    viewer = delete(client, uploaded, user="bob")
+    assert viewer.status_code == 403 and b"operator" in viewer.data
+    assert stored_files(folder) == before
+    assert "uploads/delete" in access.OPERATOR_ROUTES
+
+
+@pytest.mark.parametrize("model_id", [
+    "../../etc/passwd", "/etc/passwd", "..%2f..%2fetc%2fpasswd", "upload-0123456789ab/../x",
+    "upload-0123456789ab.json", "upload-0123456789ab/", "upload-../../victim", "",
+    "upload-0123456789AB", "upload-0123456789ab\n", "x" * 10_000, "upload-\x00123456789ab",
+])
+def test_hostile_ids_are_refused_4xx_and_nothing_outside_is_touched(client, folder, tmp_path,
+                                                                    model_id):
+    victim = folder / "cache" / "victim.json"
+    victim.parent.mkdir(parents=True, exist_ok=True)
+    victim.write_text("{}")
+    uploaded = json.loads(post(client, save(planted_head(seed=24))).data)["id"]
+    before = stored_files(folder)
+    response = delete(client, model_id)
+    assert_refused(response, 400, folder, before, "upload- and 12 hex digits")
+    assert victim.exists()
+    assert delete(client, "upload-0123456789ab").status_code == 404  # well-formed, unknown
+    assert delete(client, uploaded).status_code == 200
+
+
+def test_cross_site_and_non_form_deletes_are_refused(client, folder):
+    uploaded = json.loads(post(client, save(planted_head(seed=25))).data)["id"]
+    before = stored_files(folder)
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "null"}):
+        assert_refused(delete(client, uploaded, headers=headers), 403, folder, before,
+                       "cross-site")
+    as_json = client.post("/uploads/delete", json={"id": uploaded}, headers=basic("alice"))
+    assert_refused(as_json, 400, folder, before, "form field")
+    # A GET (a link, an <img>) never deletes: the route takes POST only (the path then
+    # falls to Dash's page route).
+    client.get(f"/uploads/delete?id={uploaded}", headers=basic("alice"))
+    assert stored_files(folder) == before
+    assert delete(client, uploaded).status_code == 200
+
+
+def test_deleting_while_uploads_are_off_is_404(tmp_path):
+    client = make_app(tmp_path, "[uploads]\nenabled = false\n").server.test_client()
+    assert delete(client, "upload-0123456789ab").status_code == 404

@@ -81,3 +81,40 @@ def test_an_operator_uploads_a_head_and_another_page_offers_and_draws_it(served,
     other.reload()
     other.click("#shell-model")
     other.wait_for_selector("text=Planted six (uploaded)", timeout=TIMEOUT)
+
+
+def test_the_header_links_to_uploads_and_a_deleted_head_leaves_the_model_menu(served,
+                                                                              new_page):
+    base, folder, app = served
+    head = folder / "to-delete.safetensors"
+    rng = np.random.default_rng(1)
+    save_file({"weight": rng.normal(size=(4, 8)).astype(np.float32)}, str(head))
+
+    page = new_page()
+    page.goto(base + "/")
+    link = page.locator("#shell-uploads-link")
+    link.wait_for(state="visible", timeout=TIMEOUT)  # the local operator sees it
+    link.click()
+    page.wait_for_url("**/uploads", timeout=TIMEOUT)
+    page.set_input_files("input[name=file]", str(head))
+    page.fill("input[name=name]", "Short-lived head")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Uploaded", timeout=TIMEOUT)
+
+    other = new_page()  # another user's page offers it ...
+    other.goto(base + "/")
+    other.click("#shell-model")
+    other.wait_for_selector("text=Short-lived head (uploaded)", timeout=TIMEOUT)
+
+    page.goto(base + "/uploads")
+    row = page.locator("li", has_text="Short-lived head")
+    row.locator("button", has_text="Delete").click()  # a same-origin form post
+    page.wait_for_url("**/uploads", timeout=TIMEOUT)
+    page.wait_for_selector("h1:has-text('Upload a head')", timeout=TIMEOUT)
+    assert page.locator("li", has_text="Short-lived head").count() == 0
+
+    other.reload()  # ... and no longer after a navigation
+    other.wait_for_selector("#shell-model", timeout=TIMEOUT)
+    other.click("#shell-model")
+    other.wait_for_timeout(1000)
+    assert other.locator("text=Short-lived head (uploaded)").count() == 0
