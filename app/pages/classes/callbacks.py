@@ -9,6 +9,11 @@ every figure update that goes through dcc.Graph re-runs plotly's whole calculati
 step (≈ 200 ms for a 1,000 × 1,000 heatmap on a laptop), while a relayout of the
 shapes takes ≈ 10 ms.
 
+And each view's callback fires only when a selection field that view reads changes
+(``MATRIX_FIELDS`` …, projected in the browser): top-k redraws the nearest classes
+alone, not the heatmap; the class map (whose points depend on the model and the layout
+only) follows a metric change with an overlay of its colours.
+
 The ``*_logic`` functions take plain values and return plain values (figures,
 overlays, component trees), so tests call them without a browser.
 """
@@ -47,10 +52,6 @@ from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_cluste
 log = logging.getLogger(__name__)
 
 SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
-# Above this many classes a first render sends the class map (a secondary view: ≈ 0.7 MB
-# and ≈ 0.8 s of drawing at 21k classes) in a request of its own, after the heatmap and
-# the dendrogram (class_map_deferred_logic).
-CLASS_MAP_DEFER_CLASSES = 3000
 NODE_LABELS = 12  # the largest visible nodes labelled with their WordNet name (issue 13)
 
 
@@ -593,15 +594,18 @@ def focal_options_logic(services: Services, search: str | None, value: str | Non
 # -- class map -------------------------------------------------------------------------------------
 
 
+def map_clusters(sel: Selection) -> list | None:
+    """What the class map's colours show: ``[metric, linkage, cut]``, or None (no cut)."""
+    return [sel.metric, sel.linkage, sel.cut] if sel.cut else None
+
+
 def class_map_logic(services: Services, selection: dict | None, status: dict | None,
-                    done: dict | None, rendered: dict | None, defer: bool = False) -> tuple:
+                    done: dict | None, rendered: dict | None) -> tuple:
     """→ (full figure or no_update, overlay or no_update, rendered key, note, job request).
 
-    ``defer``: when a full figure is due and the head has more than
-    :data:`CLASS_MAP_DEFER_CLASSES` classes, send a placeholder and a rendered key marked
-    ``"deferred"`` instead; ``class_map_deferred_logic`` sends the figure in a request of
-    its own, so the first render's response and drawing carry only the primary views.
-    A key marked ``deferred`` always gets the full figure next."""
+    The map's points depend on the model and the embedding shown only (not on the metric
+    or the linkage): those draw it in full. The cut's colours (which do depend on the
+    analysis), the selection's rings and the focal star are overlays."""
     sel, view, message = ready_view(services, selection, status)
     if view is None:
         return figures.message_figure(message), no_update, None, "", no_update
@@ -633,7 +637,8 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
                                              view.short_names[focal])
     labels = view.clusters(sel.cut)
     colours = figures.cluster_codes(labels) if labels is not None else None
-    base = {"model": sel.model, "metric": sel.metric, "linkage": sel.linkage, "shown": shown}
+    base = {"model": sel.model, "shown": shown}
+    clusters = map_clusters(sel)
     requested = [sel.model, method] if job is not no_update else (rendered or {}).get("requested")
     if not note:
         if shown == "pca" and embedding.explained:
@@ -643,12 +648,8 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
         else:
             note = (f"{EMBEDDING_LABELS[shown]} of the standardised head rows, with cosine "
                     "distances whatever the Metric above (the map does not depend on it).")
-    if not rendered or rendered.get("deferred") or {k: rendered.get(k) for k in base} != base:
-        key = {**base, "cut": sel.cut, "requested": requested}
-        if defer and view.num_classes > CLASS_MAP_DEFER_CLASSES:
-            placeholder = figures.message_figure(
-                f"Drawing the class map of {view.num_classes:,} classes…")
-            return placeholder, no_update, {**key, "deferred": True}, note, job
+    if not rendered or {k: rendered.get(k) for k in base} != base:
+        key = {**base, "clusters": clusters, "requested": requested}
         axes = (("PC 1", "PC 2") if shown == "pca" else
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
         figure = figures.class_map_figure(
@@ -662,22 +663,13 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     }
     overlay = {"traces": traces}
     key: Any = no_update
-    if rendered.get("cut") != sel.cut:
+    if rendered.get("clusters") != clusters:
         traces[figures.MAP_POINTS] = {"marker.color": (
             colours.tolist() if colours is not None else figures.MAP_COLOUR)}
-        key = {**rendered, "cut": sel.cut, "requested": requested}
+        key = {**rendered, "clusters": clusters, "requested": requested}
     elif requested != rendered.get("requested"):
         key = {**rendered, "requested": requested}
     return no_update, overlay, key, note, job
-
-
-def class_map_deferred_logic(services: Services, selection: dict | None, status: dict | None,
-                             done: dict | None, rendered: dict | None) -> tuple:
-    """The class map's full figure after a placeholder (``rendered["deferred"]``), in
-    :data:`CLASS_MAP_OUTPUTS` order; anything else changes nothing."""
-    if not isinstance(rendered, dict) or not rendered.get("deferred"):
-        raise PreventUpdate
-    return class_map_logic(services, selection, status, done, rendered)
 
 
 def compute_embedding_logic(services: Services, report: Any, job: dict | None) -> dict:
@@ -862,7 +854,18 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:60]
 
 
-# The selection fields the nearest-classes view depends on (its projected store).
+# -- the views' callbacks ---------------------------------------------------------------------------
+#
+# Each view listens to the selection projected onto the fields it reads (a store that the
+# browser updates only when one of them changes: project_selection), so a change costs a
+# request, a response and a redraw only for the views that show it — top-k redraws the
+# nearest classes alone, a new layout the class map alone, a new focal class no panel.
+# The heatmap and the dendrogram read the same fields and share one request.
+# tests/app/pages/classes/test_view_fields.py checks that every other field leaves each
+# view's outputs as they were.
+MATRIX_FIELDS = ("model", "metric", "linkage", "zoom", "node", "classes", "focal", "cut")
+PANEL_FIELDS = ("model", "metric", "linkage", "zoom", "node", "classes", "cut")
+CLASS_MAP_FIELDS = ("model", "metric", "linkage", "node", "classes", "focal", "cut", "embedding")
 NEIGHBOURS_FIELDS = ("model", "metric", "linkage", "focal", "k", "cut")
 PANEL_OUTPUTS = ((ids.SUBTREE_TITLE, "children"), (ids.SUBTREE_STATS, "children"),
                  (ids.SUBTREE_ITEMS, "data"), (ids.SUBTREE_MORE, "children"),
@@ -872,49 +875,97 @@ HEATMAP_OUTPUTS = ((ids.HEATMAP_FIGURE, "data"), (ids.HEATMAP_OVERLAY, "data"),
                    (ids.HEATMAP_KEY, "data"), (ids.HEATMAP_NOTE, "children"))
 DENDROGRAM_OUTPUTS = ((ids.DENDROGRAM_FIGURE, "data"), (ids.DENDROGRAM_OVERLAY, "data"),
                       (ids.DENDROGRAM_KEY, "data"))
+MATRIX_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS
 CLASS_MAP_OUTPUTS = ((ids.CLASS_MAP_FIGURE, "data"), (ids.CLASS_MAP_OVERLAY, "data"),
                      (ids.CLASS_MAP_KEY, "data"), (ids.EMBEDDING_NOTE, "children"),
                      (ids.EMBED_JOB, "data"))
-VIEW_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
+VIEW_OUTPUTS = MATRIX_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
+
+
+def status_behind(services: Services, selection: dict | None, status: dict | None) -> bool:
+    """Whether the shell's status still answers another analysis than the selection's: a
+    model, metric or linkage switch whose answer is on its way (one request, or a job).
+    The views keep what they show until it comes — and it fires them again — instead of
+    drawing "Preparing the analysis…" and then everything anew."""
+    if not isinstance(selection, dict) or not isinstance(status, dict) or not status.get("key"):
+        return False
+    sel = Selection.from_store(selection, services.settings.default_model)
+    return status.get("key") != list(sel.analysis_key)
+
+
+def guarded(outputs: tuple, compute: Callable[[], tuple],
+            on_error: Callable[[Exception], None] | None) -> tuple:
+    """``compute()``, or ``no_update`` for every output when it fails (``on_error`` is
+    told; None re-raises): a failing view keeps its previous state and spares the others."""
+    try:
+        return tuple(compute())
+    except PreventUpdate:
+        return (no_update,) * len(outputs)
+    except Exception as error:  # noqa: BLE001 — reported, the other views go on
+        if on_error is None:
+            raise
+        on_error(error)
+        return (no_update,) * len(outputs)
+
+
+def matrix_logic(services: Services, selection: dict | None, status: dict | None,
+                 zoom: dict | None, zoomed: bool, rendered: dict[str, Any],
+                 on_error: Callable[[Exception], None] | None = None) -> tuple:
+    """The heatmap's and the dendrogram's outputs (:data:`MATRIX_OUTPUTS`) for the
+    selection's :data:`MATRIX_FIELDS`: full figures or overlays.
+
+    ``zoomed``: the heatmap was zoomed (only it is redrawn). ``rendered``: the views'
+    rendered keys (``heatmap``, ``dendrogram``). A view whose logic fails keeps its
+    previous state (``on_error`` is told; None re-raises)."""
+    heatmap = guarded(HEATMAP_OUTPUTS, lambda: update_heatmap_logic(
+        services, selection, status, zoom, rendered.get("heatmap"),
+        ids.HEATMAP if zoomed else None), on_error)
+    if zoomed:
+        return heatmap + (no_update,) * len(DENDROGRAM_OUTPUTS)
+    return heatmap + guarded(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
+        services, selection, status, rendered.get("dendrogram")), on_error)
+
+
+def class_map_view_logic(services: Services, selection: dict | None, status: dict | None,
+                         done: dict | None, rendered: dict | None, triggered: list[str],
+                         on_error: Callable[[Exception], None] | None = None) -> tuple:
+    """The class map's outputs (:data:`CLASS_MAP_OUTPUTS`) for the selection's
+    :data:`CLASS_MAP_FIELDS`.
+
+    The callback also listens to the dendrogram's rendered key, only so that
+    dash-renderer sends it after the heatmap's and dendrogram's request whenever both
+    are due (the first render: the map is a secondary view, ≈ 0.7 MB and ≈ 0.8 s of
+    drawing at 21k classes). ``triggered``: the ``id.prop`` that fired it; the tree's
+    key alone (a zoom, which the map does not show) changes nothing."""
+    if triggered and set(triggered) <= {f"{ids.DENDROGRAM_KEY}.data"}:
+        return (no_update,) * len(CLASS_MAP_OUTPUTS)
+    return guarded(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
+        services, selection, status, done, rendered), on_error)
 
 
 def views_logic(services: Services, selection: dict | None, status: dict | None,
-                zoom: dict | None, zoomed: bool, rendered: dict[str, Any],
+                zoom: dict | None = None, zoomed: bool = False,
+                rendered: dict[str, Any] | None = None,
                 on_error: Callable[[Exception], None] | None = None) -> tuple:
-    """Everything the selection drives on the Classes page, in :data:`VIEW_OUTPUTS` order:
-    heatmap, dendrogram, selection panel, class map (full figures or overlays).
+    """Every view the selection drives, in :data:`VIEW_OUTPUTS` order, as their own
+    callbacks compute them (each from its fields only): for tests and the server-side
+    benchmark (benchmarks/bench_scale_app.py), which look at a render whole. ``zoomed``:
+    the heatmap was zoomed (the other views are not asked)."""
+    rendered = rendered or {}
 
-    One callback, so a click costs the browser and the server one request instead of
-    four. ``zoomed``: the heatmap was zoomed (only it is redrawn). ``rendered``: the
-    views' rendered keys (``heatmap``, ``dendrogram``, ``class_map``) and the finished
-    embedding job (``embed_done``). A view whose logic fails keeps its previous state
-    (``on_error`` is told; None re-raises), so one failing view never blanks the others.
-    """
-    def part(outputs: tuple, compute: Callable[[], tuple]) -> tuple:
-        try:
-            return tuple(compute())
-        except PreventUpdate:
-            return (no_update,) * len(outputs)
-        except Exception as error:  # noqa: BLE001 — reported, the other views go on
-            if on_error is None:
-                raise
-            on_error(error)
-            return (no_update,) * len(outputs)
+    def projected(fields: tuple[str, ...]) -> dict | None:
+        return None if selection is None else {name: selection.get(name) for name in fields}
 
-    heatmap = part(HEATMAP_OUTPUTS, lambda: update_heatmap_logic(
-        services, selection, status, zoom, rendered.get("heatmap"),
-        ids.HEATMAP if zoomed else None))
+    matrix = matrix_logic(services, projected(MATRIX_FIELDS), status, zoom, zoomed, rendered,
+                          on_error)
     if zoomed:
-        return heatmap + (no_update,) * (len(VIEW_OUTPUTS) - len(HEATMAP_OUTPUTS))
-    dendrogram = part(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
-        services, selection, status, rendered.get("dendrogram")))
-    # A new dendrogram key (a full tree redraw) is what asks for a deferred class map.
-    redrawn_tree = dendrogram[2] is not no_update and dendrogram[2] is not None
-    return (heatmap + dendrogram
-            + part(PANEL_OUTPUTS, lambda: selection_panel_logic(services, selection, status))
-            + part(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
-                services, selection, status, rendered.get("embed_done"),
-                rendered.get("class_map"), defer=redrawn_tree)))
+        return matrix + (no_update,) * (len(VIEW_OUTPUTS) - len(MATRIX_OUTPUTS))
+    return (matrix
+            + guarded(PANEL_OUTPUTS, lambda: selection_panel_logic(
+                services, projected(PANEL_FIELDS), status), on_error)
+            + class_map_view_logic(services, projected(CLASS_MAP_FIELDS), status,
+                                   rendered.get("embed_done"), rendered.get("class_map"), [],
+                                   on_error))
 
 
 # -- wiring -------------------------------------------------------------------------------------------
@@ -931,7 +982,6 @@ def register(app: Any, services: Services) -> None:
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.CLASSES_SELECT)
     select_request = Output(ids.CLASSES_SELECT, "data", allow_duplicate=True)
-    selection_in = Input(ids.CLASSES_SELECTION, "data")
     status_in = Input(ids.CLASSES_STATUS, "data")
     selection_state = State(ids.CLASSES_SELECTION, "data")
     status_state = State(ids.CLASSES_STATUS, "data")
@@ -970,20 +1020,46 @@ def register(app: Any, services: Services) -> None:
     clientside(app, "heatmapZoom", Output(ids.HEATMAP_ZOOM, "data"),
                Input(ids.HEATMAP, "relayoutData"), prevent_initial_call=True)
 
-    # Heatmap, dendrogram, selection panel and class map: one request per change.
-    @app.callback(
-        *(Output(component, prop) for component, prop in VIEW_OUTPUTS),
-        selection_in, status_in, Input(ids.HEATMAP_ZOOM, "data"),
-        State(ids.HEATMAP_KEY, "data"), State(ids.DENDROGRAM_KEY, "data"),
-        State(ids.CLASS_MAP_KEY, "data"), State(ids.EMBED_DONE, "data"),
-    )
-    def views(selection, status, zoom, heatmap_key, dendrogram_key, class_map_key, done):
-        from classmap.app.server import report_callback_error
+    # The views: each listens to the selection's fields it reads (see MATRIX_FIELDS).
+    for store, fields in ((ids.MATRIX_SELECTION, MATRIX_FIELDS),
+                          (ids.PANEL_SELECTION, PANEL_FIELDS),
+                          (ids.CLASS_MAP_SELECTION, CLASS_MAP_FIELDS)):
+        project_selection(app, store, fields, ids.CLASSES_SELECTION)
 
-        rendered = {"heatmap": heatmap_key, "dendrogram": dendrogram_key,
-                    "class_map": class_map_key, "embed_done": done}
-        return views_logic(services, selection, status, zoom,
-                           ctx.triggered_id == ids.HEATMAP_ZOOM, rendered, report_callback_error)
+    from classmap.app.server import report_callback_error
+
+    @app.callback(
+        *(Output(component, prop) for component, prop in MATRIX_OUTPUTS),
+        Input(ids.MATRIX_SELECTION, "data"), status_in, Input(ids.HEATMAP_ZOOM, "data"),
+        State(ids.HEATMAP_KEY, "data"), State(ids.DENDROGRAM_KEY, "data"),
+    )
+    def matrix(selection, status, zoom, heatmap_key, dendrogram_key):
+        if status_behind(services, selection, status):
+            raise PreventUpdate
+        rendered = {"heatmap": heatmap_key, "dendrogram": dendrogram_key}
+        return matrix_logic(services, selection, status, zoom,
+                            ctx.triggered_id == ids.HEATMAP_ZOOM, rendered, report_callback_error)
+
+    @app.callback(*(Output(component, prop) for component, prop in PANEL_OUTPUTS),
+                  Input(ids.PANEL_SELECTION, "data"), status_in)
+    def selection_panel(selection, status):
+        if status_behind(services, selection, status):
+            raise PreventUpdate
+        return selection_panel_logic(services, selection, status)
+
+    # The tree's key as an Input: dash-renderer holds this request back while the
+    # heatmap's and dendrogram's is in flight (class_map_view_logic).
+    @app.callback(
+        *(Output(component, prop) for component, prop in CLASS_MAP_OUTPUTS),
+        Input(ids.CLASS_MAP_SELECTION, "data"), status_in, Input(ids.DENDROGRAM_KEY, "data"),
+        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"),
+    )
+    def class_map(selection, status, _tree, done, rendered):
+        if status_behind(services, selection, status):
+            raise PreventUpdate
+        triggered = [item["prop_id"] for item in ctx.triggered if item.get("prop_id") != "."]
+        return class_map_view_logic(services, selection, status, done, rendered, triggered,
+                                    report_callback_error)
 
     @app.callback(
         Output(ids.HEATMAP_TOOLTIP, "show"), Output(ids.HEATMAP_TOOLTIP, "bbox"),
@@ -1026,6 +1102,8 @@ def register(app: Any, services: Services) -> None:
         Input(ids.NEIGHBOURS_KEY, "data"), status_in,
     )
     def neighbours(selection, status):
+        if status_behind(services, selection, status):
+            raise PreventUpdate
         return neighbours_logic(services, selection, status)
 
     # A click on a neighbour's bar makes it the focal class — in the browser.
@@ -1066,18 +1144,6 @@ def register(app: Any, services: Services) -> None:
     )
     def class_map_after_job(done, selection, status, rendered):
         return class_map_logic(services, selection, status, done, rendered)
-
-    # A large head's class map follows the first render in its own request (see
-    # class_map_logic's ``defer``): asked for by the dendrogram's new rendered key, which
-    # the same response as the placeholder carries.
-    @app.callback(
-        *(Output(component, prop, allow_duplicate=True) for component, prop in CLASS_MAP_OUTPUTS),
-        Input(ids.DENDROGRAM_KEY, "data"), selection_state, status_state,
-        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"),
-        prevent_initial_call=True,
-    )
-    def class_map_deferred(_tree, selection, status, done, rendered):
-        return class_map_deferred_logic(services, selection, status, done, rendered)
 
     @app.callback(
         Output(ids.EMBED_DONE, "data"),

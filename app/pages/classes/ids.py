@@ -39,6 +39,10 @@ NEIGHBOURS_TABLE = "classes-neighbours-table"  # <div>: a table filled by the br
 NEIGHBOURS_ROWS = "classes-neighbours-rows"  # dcc.Store: the table's header and rows
 FOCAL_ALL = "classes-focal-all"  # dcc.Store: every option of the class picker (added when idle)
 NEIGHBOURS_KEY = "classes-neighbours-key"  # the selection fields the neighbours depend on
+# The selection fields each view reads (callbacks.MATRIX_FIELDS …), projected in the browser.
+MATRIX_SELECTION = "classes-matrix-fields"  # heatmap and dendrogram
+PANEL_SELECTION = "classes-panel-fields"
+CLASS_MAP_SELECTION = "classes-class-map-fields"
 CLASS_MAP = "class-map-graph"
 CLASS_MAP_KEY = "classes-class-map-key"
 CLASS_MAP_FIGURE = "classes-class-map-figure"

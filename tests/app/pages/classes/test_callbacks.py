@@ -263,10 +263,10 @@ def test_exports_and_summary(services, lite0_view):
     assert "1,000" in text and "1,280" in text
 
 
-def test_one_request_draws_every_view_and_a_failing_view_spares_the_others(
+def test_every_view_is_drawn_and_a_failing_view_spares_the_others(
         services, lite0_view, monkeypatch):
     sel = selection(node=1990, cut=8)
-    out = page.views_logic(services, sel, READY, None, False, {})
+    out = page.views_logic(services, sel, READY)
     assert len(out) == len(page.VIEW_OUTPUTS)
     named = dict(zip(page.VIEW_OUTPUTS, out))
     assert isinstance(named[(ids.HEATMAP_FIGURE, "data")], go.Figure)
@@ -274,22 +274,22 @@ def test_one_request_draws_every_view_and_a_failing_view_spares_the_others(
     assert isinstance(named[(ids.CLASS_MAP_FIGURE, "data")], go.Figure)
     assert named[(ids.SUBTREE_TITLE, "children")] == "Subtree of node 1990"
     # a zoom of the heatmap redraws only the heatmap
-    zoomed = page.views_logic(services, sel, READY, None, True,
-                              {"heatmap": named[(ids.HEATMAP_KEY, "data")]})
+    zoomed = page.matrix_logic(services, sel, READY, None, True,
+                               {"heatmap": named[(ids.HEATMAP_KEY, "data")]})
     assert all(value is no_update for value in zoomed[len(page.HEATMAP_OUTPUTS):])
 
     def broken(*args, **kwargs):
-        raise RuntimeError("map exploded")
+        raise RuntimeError("tree exploded")
 
-    monkeypatch.setattr(page, "class_map_logic", broken)
+    monkeypatch.setattr(page, "update_dendrogram_logic", broken)
     reported = []
-    out = page.views_logic(services, sel, READY, None, False, {}, reported.append)
-    assert [str(error) for error in reported] == ["map exploded"]
-    named = dict(zip(page.VIEW_OUTPUTS, out))
-    assert named[(ids.CLASS_MAP_FIGURE, "data")] is no_update
-    assert named[(ids.SUBTREE_TITLE, "children")] == "Subtree of node 1990"
-    with pytest.raises(RuntimeError, match="map exploded"):
-        page.views_logic(services, sel, READY, None, False, {})
+    out = page.matrix_logic(services, sel, READY, None, False, {}, reported.append)
+    assert [str(error) for error in reported] == ["tree exploded"]
+    named = dict(zip(page.MATRIX_OUTPUTS, out))
+    assert named[(ids.DENDROGRAM_FIGURE, "data")] is no_update
+    assert isinstance(named[(ids.HEATMAP_FIGURE, "data")], go.Figure)
+    with pytest.raises(RuntimeError, match="tree exploded"):
+        page.matrix_logic(services, sel, READY, None, False, {})
 
 
 def test_the_picker_starts_with_the_focal_class_option(services, lite0_view):

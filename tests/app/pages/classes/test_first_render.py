@@ -1,5 +1,5 @@
 """The Classes page's first render at scale (issue #12): no second overview tile, the class
-map in a request of its own after the primary views, node cohesion before the prefix sums."""
+map in a request of its own (after the primary views'), node cohesion before the prefix sums."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import no_update
-from dash.exceptions import PreventUpdate
 
 from classmap.app.pages.classes import callbacks as page
 from classmap.app.pages.classes import ids
@@ -54,49 +53,34 @@ def _points(figure) -> int:
                if trace.name == "classes")
 
 
-def test_a_large_heads_class_map_follows_in_its_own_request(services, lite0_view, monkeypatch):
-    """Above CLASS_MAP_DEFER_CLASSES (lowered to 500 for the 1,000-class head) the first
-    response carries a placeholder map; the deferred request then gets the full map with
-    every class; a click before that arrives also gets the full map."""
-    monkeypatch.setattr(page, "CLASS_MAP_DEFER_CLASSES", 500)
-    sel = default_selection("lite0-imagenet")
-    out = page.views_logic(services, sel, ready(LITE0), None, False, {})
-    names = [f"{c}.{p}" for c, p in page.VIEW_OUTPUTS]
-    found = dict(zip(names, out))
-    placeholder = found[f"{ids.CLASS_MAP_FIGURE}.data"]
-    deferred_key = found[f"{ids.CLASS_MAP_KEY}.data"]
-    assert deferred_key["deferred"] is True and _points(placeholder) == 0
-    assert len(json.dumps(placeholder.to_plotly_json(), default=str)) < 5_000
-    # The heatmap and the dendrogram are drawn in that first response.
-    assert isinstance(found[f"{ids.HEATMAP_FIGURE}.data"], go.Figure)
-    assert isinstance(found[f"{ids.DENDROGRAM_FIGURE}.data"], go.Figure)
-
-    figure, overlay, key, note, job = page.class_map_deferred_logic(
-        services, sel, ready(LITE0), None, deferred_key)
-    assert _points(figure) == 1000 and overlay is no_update and "deferred" not in key
-    assert key["shown"] == "pca" and "PCA" in note
-    with pytest.raises(PreventUpdate):  # a drawn map (or none yet) is left alone
-        page.class_map_deferred_logic(services, sel, ready(LITE0), None, key)
-    with pytest.raises(PreventUpdate):
-        page.class_map_deferred_logic(services, sel, ready(LITE0), None, None)
-
-    # A click (a later views call, no full tree redraw) while the placeholder is shown.
-    rendered = {"heatmap": found[f"{ids.HEATMAP_KEY}.data"],
-                "dendrogram": found[f"{ids.DENDROGRAM_KEY}.data"], "class_map": deferred_key}
-    clicked = update_selection(sel, node=1990)
-    again = dict(zip(names, page.views_logic(services, clicked, ready(LITE0), None, False,
-                                             rendered)))
-    assert _points(again[f"{ids.CLASS_MAP_FIGURE}.data"]) == 1000
-    assert again[f"{ids.DENDROGRAM_FIGURE}.data"] is no_update
+def test_the_class_map_is_its_own_request_and_ignores_the_trees_key_alone(services, lite0_view):
+    """The class map's callback listens to the dendrogram's rendered key only so that
+    dash-renderer sends it after the heatmap's and dendrogram's request (the first render
+    of a large head: the map is a secondary view); fired by that key alone (a zoom, which
+    the map does not show) it changes nothing; with its own fields it draws every class."""
+    sel = {name: default_selection("lite0-imagenet")[name] for name in page.CLASS_MAP_FIELDS}
+    tree_only = page.class_map_view_logic(services, sel, ready(LITE0), None, None,
+                                          [f"{ids.DENDROGRAM_KEY}.data"])
+    assert tree_only == (no_update,) * len(page.CLASS_MAP_OUTPUTS)
+    for triggered in ([], [f"{ids.DENDROGRAM_KEY}.data", f"{ids.CLASS_MAP_SELECTION}.data"]):
+        figure, overlay, key, note, job = page.class_map_view_logic(
+            services, sel, ready(LITE0), None, None, triggered)
+        assert _points(figure) == 1000 and overlay is no_update and key["shown"] == "pca"
+        assert "PCA" in note
+    # A click (an overlay) after the map is drawn: the 1,000 points are not sent again.
+    clicked = {**sel, "node": 1990}
+    figure, overlay, *_ = page.class_map_view_logic(services, clicked, ready(LITE0), None, key,
+                                                    [f"{ids.CLASS_MAP_SELECTION}.data"])
+    assert figure is no_update and page.figures.MAP_POINTS not in overlay["traces"]
 
 
-def test_a_small_heads_class_map_comes_with_the_first_render(services, lite0_view):
-    assert page.CLASS_MAP_DEFER_CLASSES >= 1000
+def test_the_first_render_draws_every_view(services, lite0_view):
     out = dict(zip([f"{c}.{p}" for c, p in page.VIEW_OUTPUTS],
                    page.views_logic(services, default_selection("lite0-imagenet"),
-                                    ready(LITE0), None, False, {})))
+                                    ready(LITE0))))
     assert _points(out[f"{ids.CLASS_MAP_FIGURE}.data"]) == 1000
-    assert "deferred" not in out[f"{ids.CLASS_MAP_KEY}.data"]
+    assert isinstance(out[f"{ids.HEATMAP_FIGURE}.data"], go.Figure)
+    assert isinstance(out[f"{ids.DENDROGRAM_FIGURE}.data"], go.Figure)
 
 
 def test_node_cohesion_before_the_prefix_sums_equals_the_dense_mean(tmp_path, monkeypatch):
