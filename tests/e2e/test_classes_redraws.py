@@ -116,7 +116,8 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     idle(page, calls)
     assert calls.asked(HEATMAP_OVERLAY) and calls.asked(CLASS_MAP) and calls.asked(PANEL)
     assert calls.sent("classes-heatmap-overlay", "data")
-    assert calls.sent("classes-class-map-overlay", "data")
+    assert calls.sent("classes-class-map-colours", "data")  # a restyle, drawn at once
+    assert not calls.sent("classes-class-map-overlay", "data")  # rings and star unchanged
     for store in ("classes-heatmap-figure", "classes-dendrogram-figure",
                   "classes-class-map-figure"):
         assert not calls.sent(store, "data"), f"a cut change re-sent {store}"
@@ -148,5 +149,5 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
         idle(page, calls)
     outputs = [(c["output"][:60], list(c["response"])) for c in calls.calls]
     assert calls.sent("classes-heatmap-figure", "data"), outputs
-    assert calls.sent("classes-class-map-overlay", "data"), outputs
+    assert calls.sent("classes-class-map-colours", "data"), outputs
     assert not calls.sent("classes-class-map-figure", "data"), "the class map was re-sent"

@@ -648,8 +648,10 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
         else:
             note = (f"{EMBEDDING_LABELS[shown]} of the standardised head rows, with cosine "
                     "distances whatever the Metric above (the map does not depend on it).")
+    # What the selection's rings and the focal star show (a node's classes depend on the tree).
+    marks = [sel.metric, sel.linkage, sel.node, list(sel.classes), sel.focal]
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        key = {**base, "clusters": clusters, "requested": requested}
+        key = {**base, "clusters": clusters, "marks": marks, "requested": requested}
         axes = (("PC 1", "PC 2") if shown == "pca" else
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
         figure = figures.class_map_figure(
@@ -657,19 +659,21 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
             axis_titles=axes, uirevision=repr(base), webgl=services.settings.webgl,
         )
         return figure, no_update, key, note, job
-    traces: dict[int, dict[str, Any]] = {
-        figures.MAP_SELECTED: figures.class_map_selected(coords, selected),
-        figures.MAP_FOCAL: figures.class_map_focal(focal_mark),
-    }
-    overlay = {"traces": traces}
-    key: Any = no_update
+    # Only what changed: new rings or a new star move points (plotly recomputes the whole
+    # map, ≈ 100 ms), new colours only restyle them (a few ms); class_map_view_logic sends
+    # the two apart (the first drawn when the page is idle, the second at once).
+    traces: dict[int, dict[str, Any]] = {}
+    if rendered.get("marks") != marks:
+        traces[figures.MAP_SELECTED] = figures.class_map_selected(coords, selected)
+        traces[figures.MAP_FOCAL] = figures.class_map_focal(focal_mark)
     if rendered.get("clusters") != clusters:
         traces[figures.MAP_POINTS] = {"marker.color": (
             colours.tolist() if colours is not None else figures.MAP_COLOUR)}
-        key = {**rendered, "clusters": clusters, "requested": requested}
-    elif requested != rendered.get("requested"):
-        key = {**rendered, "requested": requested}
-    return no_update, overlay, key, note, job
+    changes = {"clusters": clusters, "marks": marks, "requested": requested}
+    key: Any = no_update
+    if any(rendered.get(name) != value for name, value in changes.items()):
+        key = {**rendered, **changes}
+    return no_update, ({"traces": traces} if traces else no_update), key, note, job
 
 
 def compute_embedding_logic(services: Services, report: Any, job: dict | None) -> dict:
@@ -877,8 +881,8 @@ DENDROGRAM_OUTPUTS = ((ids.DENDROGRAM_FIGURE, "data"), (ids.DENDROGRAM_OVERLAY, 
                       (ids.DENDROGRAM_KEY, "data"))
 MATRIX_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS
 CLASS_MAP_OUTPUTS = ((ids.CLASS_MAP_FIGURE, "data"), (ids.CLASS_MAP_OVERLAY, "data"),
-                     (ids.CLASS_MAP_KEY, "data"), (ids.EMBEDDING_NOTE, "children"),
-                     (ids.EMBED_JOB, "data"))
+                     (ids.CLASS_MAP_COLOURS, "data"), (ids.CLASS_MAP_KEY, "data"),
+                     (ids.EMBEDDING_NOTE, "children"), (ids.EMBED_JOB, "data"))
 VIEW_OUTPUTS = MATRIX_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
 
 
@@ -939,8 +943,21 @@ def class_map_view_logic(services: Services, selection: dict | None, status: dic
     key alone (a zoom, which the map does not show) changes nothing."""
     if triggered and set(triggered) <= {f"{ids.DENDROGRAM_KEY}.data"}:
         return (no_update,) * len(CLASS_MAP_OUTPUTS)
-    return guarded(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
-        services, selection, status, done, rendered), on_error)
+    return guarded(CLASS_MAP_OUTPUTS, lambda: split_map_overlay(class_map_logic(
+        services, selection, status, done, rendered)), on_error)
+
+
+def split_map_overlay(outputs: tuple) -> tuple:
+    """class_map_logic's outputs in :data:`CLASS_MAP_OUTPUTS` order: its overlay split into
+    the rings' and star's (which move points: plotly recomputes the map, ≈ 100 ms, drawn
+    when the page is idle) and the points' colours (a restyle of a few ms, drawn at once)."""
+    figure, overlay, key, note, job = outputs
+    colours: Any = no_update
+    if isinstance(overlay, dict) and figures.MAP_POINTS in overlay.get("traces", {}):
+        traces = dict(overlay["traces"])
+        colours = {"traces": {figures.MAP_POINTS: traces.pop(figures.MAP_POINTS)}}
+        overlay = {**overlay, "traces": traces} if traces else no_update
+    return figure, overlay, colours, key, note, job
 
 
 def views_logic(services: Services, selection: dict | None, status: dict | None,
@@ -997,12 +1014,16 @@ def register(app: Any, services: Services) -> None:
 
     # The class map is a secondary view: its overlays are drawn when the page is idle,
     # so a click in the tree updates the panel and the heatmap first.
-    for store, overlay, graph_id, deferred in (
-            (ids.HEATMAP_FIGURE, ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
-            (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
-            (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True)):
+    for store, graph_id in ((ids.HEATMAP_FIGURE, ids.HEATMAP),
+                            (ids.DENDROGRAM_FIGURE, ids.DENDROGRAM),
+                            (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP)):
         clientside(app, "decodeFigure", Output(graph_id, "figure"), Input(store, "data"),
                    constants={"graph": graph_id}, prevent_initial_call=True)
+    # The class map's new colours (a cut: a restyle of a few ms) are drawn at once.
+    for overlay, graph_id, deferred in ((ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
+                                        (ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
+                                        (ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True),
+                                        (ids.CLASS_MAP_COLOURS, ids.CLASS_MAP, False)):
         clientside(app, "applyOverlay", Output(overlay, "modified_timestamp"),
                    Input(overlay, "data"), State(graph_id, "figure"),
                    constants={"graph": graph_id, "deferred": deferred}, prevent_initial_call=True)
@@ -1143,7 +1164,7 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def class_map_after_job(done, selection, status, rendered):
-        return class_map_logic(services, selection, status, done, rendered)
+        return split_map_overlay(class_map_logic(services, selection, status, done, rendered))
 
     @app.callback(
         Output(ids.EMBED_DONE, "data"),

@@ -47,6 +47,7 @@ CLASS_MAP = "class-map-graph"
 CLASS_MAP_KEY = "classes-class-map-key"
 CLASS_MAP_FIGURE = "classes-class-map-figure"
 CLASS_MAP_OVERLAY = "classes-class-map-overlay"
+CLASS_MAP_COLOURS = "classes-class-map-colours"  # the points' colours (an overlay drawn at once)
 EMBEDDING_PICKER = "classes-embedding"
 EMBEDDING_NOTE = "classes-embedding-note"
 EMBED_JOB = "classes-embedding-job"

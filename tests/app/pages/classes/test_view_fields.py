@@ -168,3 +168,19 @@ def test_views_wait_for_the_status_of_a_switched_analysis(services):
     pending = {"key": ["lite0-imagenet", "euclidean", "ward"], "state": "pending"}
     assert not page.status_behind(services, switched, pending)  # its own message is drawn
     assert not page.status_behind(services, switched, None)  # the first render: a message
+
+
+def test_a_cut_sends_the_class_maps_colours_alone(services, lite0_view):
+    """A new cut restyles the map's points (a few ms, drawn at once): neither the rings nor
+    the star (which make plotly recompute the map) are sent again."""
+    sel = base_selection()
+    key = page.class_map_logic(services, sel, READY, None, None)[2]
+    figure, overlay, colours, new_key, _, _ = page.split_map_overlay(
+        page.class_map_logic(services, update_selection(sel, cut=10), READY, None, key))
+    assert figure is page.no_update and overlay is page.no_update
+    assert list(colours["traces"]) == [page.figures.MAP_POINTS]
+    assert new_key["clusters"] == ["cosine", "ward", 10]
+    _, overlay, colours, *_ = page.split_map_overlay(
+        page.class_map_logic(services, update_selection(sel, focal=TENCH_ID), READY, None, key))
+    assert colours is page.no_update
+    assert set(overlay["traces"]) == {page.figures.MAP_SELECTED, page.figures.MAP_FOCAL}
