@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 RECORD_PREFIX = "classmap-job:"
 TASK_PREFIX = "classmap-task:"  # Celery task id → job id
+RESULT_PREFIX = "classmap-result:"  # Celery task id → Dash's result key of its callback
 RECORD_SECONDS = 86400
 BEAT_SECONDS = 1.0
 JOIN_SECONDS = 15.0  # at most this long for the heartbeat thread to end (a Redis timeout)
@@ -226,8 +227,12 @@ class CeleryJobManager(CeleryManager):
                 self.write(job_id, "queue", state=QUEUED, started=now, heartbeat=now,
                            message="")
             task_id = super(CeleryJobManager, self).call_job_fn(key, job_fn, args, context)
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(RESULT_PREFIX + task_id, key, ex=RECORD_SECONDS)
+                if job_id:
+                    pipe.set(TASK_PREFIX + task_id, job_id, ex=RECORD_SECONDS)
+                pipe.execute()
             if job_id:
-                self.client.set(TASK_PREFIX + task_id, job_id, ex=RECORD_SECONDS)
                 self.write(job_id, "task", task=task_id)
             return task_id
 
@@ -247,7 +252,14 @@ class CeleryJobManager(CeleryManager):
 
     def job_running(self, job: Any) -> Any:
         """Whether Dash should keep polling ``job``: not once the watchdog has declared it
-        failed (a killed worker leaves its task "started" in Celery for ever)."""
+        failed (a killed worker leaves its task "started" in Celery for ever); yes while
+        Celery says it runs, and also once it has ended while its result is still unread.
+
+        Dash's poll reads the result first and asks this second; on False with no result
+        it ends the polling for good. A worker that stores the result and ends between
+        the two (more likely on a loaded machine and with several jobs ending at once)
+        made the page wait for ever for a result sitting in Redis: the task's result key
+        (recorded when it was published) says whether one more poll will find it."""
 
         def ask() -> Any:
             job_id = self.client.get(TASK_PREFIX + str(job)) if job else None
@@ -255,23 +267,34 @@ class CeleryJobManager(CeleryManager):
                 record = self.record(job_id.decode())
                 if record and record.get("state") == FAILED:
                     return False
-            return super(CeleryJobManager, self).job_running(job)
+            if super(CeleryJobManager, self).job_running(job):
+                return True
+            key = self.client.get(RESULT_PREFIX + str(job)) if job else None
+            return bool(key) and self.handle.backend.get(_text(key)) is not None
 
         return self._guarded(ask)
 
     def terminate_job(self, job: Any) -> None:
-        """Cancel (and Dash's clean-up after a result): revoke the task; a job that is
-        still queued or running is marked ``cancelled`` first, so the watchdog stays quiet
-        (a finished or failed one keeps its state)."""
+        """Cancel (and Dash's clean-up after a result): a job that is still queued or
+        running is marked ``cancelled`` (so the watchdog stays quiet) and its task is
+        revoked. A job that has ended keeps its state and its task
+        is left alone: Dash calls this after every result it reads, and a revoke with
+        ``terminate`` then reached the worker while the task was returning — or, once the
+        worker's process had gone on to another task, could stop that one."""
         if job is None:
             return
         try:
             job_id = self.client.get(TASK_PREFIX + str(job))
             if job_id:
-                self.write(_text(job_id), "cancel", state=CANCELLED)
-            self.handle.control.revoke(job, terminate=True)
+                if not self.write(_text(job_id), "cancel", state=CANCELLED):
+                    return
+            self._revoke(job)
         except self._errors:
             log.warning("could not revoke task %s: Redis unreachable", job)
+
+    def _revoke(self, task: Any) -> None:
+        """Revoke ``task``: not run if still waiting, stopped (SIGTERM) if running."""
+        self.handle.control.revoke(task, terminate=True)
 
     # -- the watchdog ----------------------------------------------------------------------
     def check(self, job_id: str | None, requested: float | None,
@@ -331,7 +354,10 @@ class CeleryJobManager(CeleryManager):
         if not self.write(job_id, "stop", state=FAILED, message=message):
             return False
         if record.get("task"):
-            self.terminate_job(record["task"])
+            try:
+                self._revoke(record["task"])
+            except self._errors:
+                log.warning("could not revoke task %s: Redis unreachable", record["task"])
         return True
 
 

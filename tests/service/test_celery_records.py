@@ -220,6 +220,48 @@ def test_dash_s_clean_up_after_a_result_keeps_the_job_done(fresh):
     assert web.record(job["id"])["state"] == DONE
 
 
+def test_dash_s_clean_up_after_a_result_does_not_revoke_the_finished_task(fresh):
+    """Dash calls terminate_job after every result it reads; a revoke with terminate then
+    reached the worker while the task was returning (its process may already run another
+    task). Only a job still queued or running is revoked (Cancel)."""
+    revoked: list[str] = []
+
+    class Watched(Manager):
+        def _revoke(self, task: Any) -> None:
+            revoked.append(task)
+            super()._revoke(task)
+
+    web, worker = Watched(make_celery(fresh), fresh, LIMITS), manager(fresh)
+    done_job, queued_job = request(), request()
+    done_task = publish(web, done_job)
+    _beating(lambda request: 1, worker)(done_job)
+    web.terminate_job(done_task)
+    assert revoked == []
+    queued_task = publish(web, queued_job)
+    web.terminate_job(queued_task)  # Cancel
+    assert revoked == [queued_task]
+    assert web.record(queued_job["id"])["state"] == CANCELLED
+
+
+def test_a_result_stored_between_dash_s_two_reads_of_a_poll_still_reaches_the_page(fresh):
+    """Dash's poll reads the result, then asks whether the job still runs; on "no" with
+    no result it ends the polling for good. A worker that stores the result and ends
+    between the two left the page waiting for ever (a new analysis that never arrived,
+    its task succeeded in the worker's log). Here the worker's two writes — Dash's
+    result, then Celery's SUCCESS — land exactly there."""
+    web, job = manager(fresh), request()
+    key = f"result-{job['id']}"
+    job_fn = web.make_job_fn(lambda job: "done", progress=False, key="k")
+    task = web.call_job_fn(key, job_fn, [job], {})
+    assert web.get_result(key, task) is web.UNDEFINED  # the poll's first read
+    web.handle.backend.set(key, '"the analysis"')  # the worker: Dash's result …
+    web.handle.backend.mark_as_done(task, None)  # … then Celery's SUCCESS
+    assert web.job_running(task), "Dash would stop polling with the result unread"
+    # The next poll delivers it; after that the job is over.
+    assert web.get_result(key, task) == "the analysis"
+    assert not web.job_running(task)
+
+
 # -- the clock rule: the same verdicts as the single-process manager ---------------------------
 
 
