@@ -27,7 +27,10 @@ changes how a job is started and watched:
   ``[limits] jobs_per_user``, that many for one signed-in user (the name from
   :func:`classmap.app.hosting.identity.current_identity`); later ones wait in state
   ``queued`` (first come, first served) and more than ``queued`` waiting jobs of a
-  session, or of a user, are refused.
+  session, or of a user, are refused. The Celery manager
+  (:mod:`classmap.app.hosting.celery_app`) enforces the same limits, counted in Redis, with
+  the same sentences (:func:`session_refusal`, :func:`user_refusal`,
+  :func:`waiting_message`).
 
 A job's request (the Input of its background callback) is a dict made by
 :func:`classmap.app.shell.jobs.job_request`: it carries the job ``id`` and ``model``.
@@ -172,18 +175,12 @@ class JobManager(DiskcacheManager):
         """Why a new job of ``session`` (and ``user``) is refused, or ""."""
         live = live_records(self.handle)
         mine = [r for r in live if r.get("session") == session]
-        allowed = self.limits.per_session + self.limits.queued
-        if len(mine) >= allowed:
-            return (f"this session already has {len(mine)} background jobs running or queued "
-                    f"(at most {allowed}); wait for one to finish or cancel it, then Retry")
+        if len(mine) >= self.limits.per_session + self.limits.queued:
+            return session_refusal(len(mine), self.limits)
         if self.per_user is not None and user is not None:
             theirs = [r for r in live if r.get("user") == user]
-            allowed = self.per_user + self.limits.queued
-            if len(theirs) >= allowed:
-                return (f"user {user} already has {len(theirs)} background jobs running or "
-                        f"queued (at most {allowed}: the server's jobs_per_user limit of "
-                        f"{self.per_user} plus {self.limits.queued} waiting); wait for one to "
-                        "finish or cancel it, then Retry")
+            if len(theirs) >= self.per_user + self.limits.queued:
+                return user_refusal(user, len(theirs), self.per_user, self.limits)
         return ""
 
     def _reap(self) -> None:
@@ -222,6 +219,30 @@ class JobManager(DiskcacheManager):
     def check(self, job_id: str | None, requested: float | None) -> JobVerdict | None:
         return check_job(self.handle, job_id, requested, self.limits,
                          disk_folders=(Path(self.handle.directory), self.settings.cache_dir))
+
+
+def session_refusal(live: int, limits: JobLimits) -> str:
+    """Why a session's new job is refused: it has ``live`` jobs running or queued, at least
+    ``per_session + queued`` (both job managers say it this way)."""
+    allowed = limits.per_session + limits.queued
+    return (f"this session already has {live} background jobs running or queued "
+            f"(at most {allowed}); wait for one to finish or cancel it, then Retry")
+
+
+def user_refusal(user: str, live: int, per_user: int, limits: JobLimits) -> str:
+    """Why a user's new job is refused: ``live`` jobs running or queued, at least the
+    hosting config's ``jobs_per_user`` plus ``queued``."""
+    allowed = per_user + limits.queued
+    return (f"user {user} already has {live} background jobs running or "
+            f"queued (at most {allowed}: the server's jobs_per_user limit of "
+            f"{per_user} plus {limits.queued} waiting); wait for one to "
+            "finish or cancel it, then Retry")
+
+
+def waiting_message(waiting: int, per_user: int | None) -> str:
+    """The label of a job waiting for a slot behind ``waiting`` others."""
+    whose = "this model, session or user" if per_user is not None else "this model or session"
+    return f"Queued: waiting for {waiting} other job(s) of {whose}…"
 
 
 UNKNOWN_MODEL = ("this job names a model this server does not offer (a stale page or a forged "
@@ -600,10 +621,7 @@ def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits,
                 return
             waiting = len({id(r) for r in same_model + same_session + same_user
                            if r.get("state") == RUNNING}) + ahead
-            whose = "this model, session or user" if per_user is not None \
-                else "this model or session"
-            everything[job_id] = {**mine, "message": f"Queued: waiting for {waiting} other "
-                                                     f"job(s) of {whose}…"}
+            everything[job_id] = {**mine, "message": waiting_message(waiting, per_user)}
             cache.set(RECORDS_KEY, everything)
         time.sleep(0.5)
 
