@@ -18,7 +18,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from dash import ALL, Input, Output, State, html, no_update
+from dash import ALL, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.loading.data import DIGITS
@@ -32,7 +32,8 @@ from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is
 from classmap.app.pages.images.layout import digits_mismatch
 from classmap.app.shell.widgets import busy_running, explained
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
-                                          name_downloads, relay_selection_requests, select_on)
+                                          name_downloads, project_selection,
+                                          relay_selection_requests, select_on)
 from classmap.app.shell.thumbnails import register_thumbnail_route, thumbnail_url
 from classmap.app.shell.services import Services
 from classmap.app.shell.images import (
@@ -47,6 +48,18 @@ from classmap.app.shell.selection import coerce_selection, update_selection
 log = logging.getLogger(__name__)
 
 ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
+# The selection fields each projection store holds (issue 14): a view listens to the store
+# of the fields it shows. Data summary, tables, JS heatmap, confusion: model and data; their
+# focal frames: + focal; the selected image: + image; the grid and the t-SNE: + focal,
+# image; the PCA scatters: + rep, focal, image.
+VIEW_FIELDS = {
+    ids.IMAGE_DATA_KEY: ("model", "data"),
+    ids.IMAGE_FOCAL_KEY: ("model", "data", "focal"),
+    ids.IMAGE_SAMPLE_KEY: ("model", "data", "image"),
+    ids.IMAGE_MARKS_KEY: ("model", "data", "focal", "image"),
+    ids.IMAGE_REP_FOCAL_KEY: ("model", "data", "rep", "focal"),
+    ids.IMAGE_VIEW_KEY: ("model", "data", "rep", "focal", "image"),
+}
 
 
 # -- shared -----------------------------------------------------------------------------
@@ -191,6 +204,30 @@ def samples_figure_logic(images: ImageServices, selection: dict | None, status: 
         uirevision=f"{result.model}|{result.data}|{rep}", webgl=images.services.settings.webgl,
         title=f"PCA of {REPRESENTATION_LABELS[rep]}",
     )
+
+
+def samples_update_logic(images: ImageServices, view_key: dict | None,
+                         status: dict | None, triggered: set[str]) -> Any:
+    """→ the Samples scatter, or only its selected-image ring when nothing but the image
+    changed (``triggered`` is only ``IMAGE_VIEW_KEY``: the rep/focal key did not change) —
+    a ``Patch`` of the ring's trace (one point) instead of every image's point."""
+    view_key, status = (value if isinstance(value, dict) else None
+                        for value in (view_key, status))
+    if triggered == {ids.IMAGE_VIEW_KEY}:
+        result, _ = ready_result(images, view_key, status)
+        rep = (view_key or {}).get("rep") or "features"
+        if result is not None and rep in result.analysis.pca:
+            return ring_patch(result.analysis.pca[rep].coordinates, view_key.get("image"))
+    return samples_figure_logic(images, view_key, status)
+
+
+def ring_patch(coords: np.ndarray, sample: Any) -> Patch:
+    """A ``Patch`` of a sample scatter's last trace: the ring around ``sample``."""
+    patch = Patch()
+    ring = figs.selected_ring(coords, int(sample) if isinstance(sample, int) else None)
+    for name, value in ring.items():
+        patch["data"][-1][name] = value
+    return patch
 
 
 def sample_click_logic(images: ImageServices, click: dict | None, selection: dict | None,
@@ -415,14 +452,14 @@ def clustering_figures_logic(images: ImageServices, selection: dict | None,
 
 
 def confidence_figures_logic(images: ImageServices, selection: dict | None,
-                             status: dict | None) -> tuple:
-    """(JS heatmap with tree and cluster strip, cluster list, t-SNE, confusion matrix)."""
+                             status: dict | None, tsne: bool = True) -> tuple:
+    """(JS heatmap with tree and cluster strip, cluster list, t-SNE, confusion matrix);
+    ``tsne=False``: None for the t-SNE (the page draws it in its own callback)."""
     result, why = ready_result(images, selection, status)
     if result is None or selection is None:
         return (figs.message_figure(why, height=640), None, figs.message_figure(why, height=460),
                 figs.message_figure(why, height=460))
     analysis = result.analysis
-    reps = result.representations
     focal = focal_of(images, result, selection)
     classes = [int(c) for c in analysis.classes]
     focal_row = classes.index(focal) if focal in classes else None
@@ -441,19 +478,52 @@ def confidence_figures_logic(images: ImageServices, selection: dict | None,
                         style={"marginRight": "14px", "whiteSpace": "nowrap"})
               for c, members in sorted(groups.items())),
         ], className="cm-note")
-    if analysis.tsne is not None:
-        sample = selection.get("image")
-        tsne = figs.sample_scatter(
-            analysis.tsne, reps.labels, reps.class_names, hover=_hover(result), focal=focal,
-            selected=int(sample) if sample is not None else None,
-            axis_titles=("t-SNE 1", "t-SNE 2"), height=460,
-            uirevision=f"{result.model}|{result.data}|tsne", webgl=images.services.settings.webgl)
-    else:
-        reason = next((r for name, r in analysis.skipped if "tsne" in name.lower()), "skipped")
-        tsne = figs.message_figure(f"No t-SNE: {reason}", height=460)
+    tsne_figure = tsne_logic(images, selection, status) if tsne else None
     confusion = figs.confusion_figure(analysis.confusion, analysis.class_names,
                                       analysis.confusion_columns, focal_row=focal_row, height=460)
-    return heatmap, cluster_list, tsne, confusion
+    return heatmap, cluster_list, tsne_figure, confusion
+
+
+def confidence_matrices_logic(images: ImageServices, key: dict | None, status: dict | None,
+                              triggered: set[str]) -> tuple:
+    """→ (JS heatmap, cluster list, confusion matrix); when only the focal class changed
+    (``triggered`` is only ``IMAGE_FOCAL_KEY``), ``Patch``es of the two figures' focal
+    frames (``layout.shapes``) and no new cluster list."""
+    key, status = (value if isinstance(value, dict) else None for value in (key, status))
+    if triggered == {ids.IMAGE_FOCAL_KEY}:
+        result, _ = ready_result(images, key, status)
+        if result is not None:
+            analysis = result.analysis
+            classes = [int(c) for c in analysis.classes]
+            focal = focal_of(images, result, key)
+            row = classes.index(focal) if focal in classes else None
+            heatmap, confusion = Patch(), Patch()
+            heatmap["layout"]["shapes"] = figs.js_focal_shapes(analysis.js_linkage,
+                                                               len(classes), row)
+            counts = np.asarray(analysis.confusion)
+            confusion["layout"]["shapes"] = figs.confusion_focal_shapes(*counts.shape, row)
+            return heatmap, no_update, confusion
+    heatmap, cluster_list, _, confusion = confidence_figures_logic(images, key, status,
+                                                                   tsne=False)
+    return heatmap, cluster_list, confusion
+
+
+def tsne_logic(images: ImageServices, key: dict | None, status: dict | None) -> Any:
+    """The Confidence page's t-SNE of the images (focal class and selected image marked)."""
+    result, why = ready_result(images, key, status)
+    if result is None or key is None:
+        return figs.message_figure(why, height=460)
+    analysis = result.analysis
+    if analysis.tsne is None:
+        reason = next((r for name, r in analysis.skipped if "tsne" in name.lower()), "skipped")
+        return figs.message_figure(f"No t-SNE: {reason}", height=460)
+    sample = key.get("image")
+    return figs.sample_scatter(
+        analysis.tsne, result.representations.labels, result.representations.class_names,
+        hover=_hover(result), focal=focal_of(images, result, key),
+        selected=int(sample) if sample is not None else None,
+        axis_titles=("t-SNE 1", "t-SNE 2"), height=460,
+        uirevision=f"{result.model}|{result.data}|tsne", webgl=images.services.settings.webgl)
 
 
 def heatmap_click_logic(images: ImageServices, click: dict | None, selection: dict | None,
@@ -481,17 +551,25 @@ def register(app: Any, services: Services) -> None:
     """Wire the image pages."""
     images = image_services_for(services)
     # Every callback below listens only to components of the image pages (never to the
-    # shell's SELECTION directly), so none of them has a missing Input on another page.
-    sel_in = Input(ids.IMAGE_SELECTION, "data")
+    # shell's SELECTION directly), so none of them has a missing Input on another page:
+    # to projections (VIEW_FIELDS) of the page-local copy of the selection.
     # Server callbacks that change the selection write the page's request store.
     relay_selection_requests(app, ids.IMAGE_SELECT)
     status_in = Input(ids.IMAGE_STATUS, "data")
     mirror_shared_state(app, ids.IMAGE_SELECTION)
+    for store, fields in VIEW_FIELDS.items():
+        project_selection(app, store, fields, ids.IMAGE_SELECTION)
+
+    def key_in(store: str) -> Input:
+        return Input(store, "data")
+
+    def triggered() -> set[str]:
+        return {str(value) for value in ctx.triggered_prop_ids.values()}
     name_downloads(app, {graph: ("data", "rep") for graph in ids.GRAPHS})
 
     @app.callback(
         Output(ids.IMAGE_STATUS, "data"), Output(ids.IMAGE_JOB, "data"),
-        sel_in, State(ids.IMAGE_STATUS, "data"),
+        key_in(ids.IMAGE_DATA_KEY), State(ids.IMAGE_STATUS, "data"),
     )
     def request_images(selection, status):
         return request_images_logic(images, selection, status)
@@ -522,7 +600,7 @@ def register(app: Any, services: Services) -> None:
     watch_jobs(app, ids.IMAGE_STATUS, ids.IMAGE_JOB, ids.IMAGE_LABEL, ids.IMAGE_WATCHDOG,
                ids.IMAGE_FAILURE, ids.IMAGE_FAILURE_TEXT, ids.IMAGE_RETRY, image_job)
 
-    @app.callback(Output(ids.IMAGE_MESSAGE, "children"), sel_in, status_in)
+    @app.callback(Output(ids.IMAGE_MESSAGE, "children"), key_in(ids.IMAGE_DATA_KEY), status_in)
     def message(selection, status):
         return message_logic(images, selection, status)
 
@@ -537,9 +615,10 @@ def register(app: Any, services: Services) -> None:
     bind_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep", ids.IMAGE_SELECTION)
 
     # Samples
-    @app.callback(Output(ids.SAMPLES_GRAPH, "figure"), sel_in, status_in)
-    def samples_figure(selection, status):
-        return samples_figure_logic(images, selection, status)
+    @app.callback(Output(ids.SAMPLES_GRAPH, "figure"), key_in(ids.IMAGE_VIEW_KEY),
+                  key_in(ids.IMAGE_REP_FOCAL_KEY), status_in)
+    def samples_figure(selection, _rep_focal, status):
+        return samples_update_logic(images, selection, status, triggered())
 
     @app.callback(
         Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),
@@ -552,7 +631,7 @@ def register(app: Any, services: Services) -> None:
     @app.callback(
         Output(ids.SAMPLE_IMAGE, "src"), Output(ids.SAMPLE_CAM, "src"),
         Output(ids.SAMPLE_DETAILS, "children"), Output(ids.SAMPLE_FIGURES, "hidden"),
-        Output(ids.SAMPLE_PLACEHOLDER, "hidden"), sel_in, status_in,
+        Output(ids.SAMPLE_PLACEHOLDER, "hidden"), key_in(ids.IMAGE_SAMPLE_KEY), status_in,
         # While it runs the previous image and map are hidden behind a spinner.
         running=busy_running(ids.SAMPLE_BOX),
     )
@@ -568,7 +647,7 @@ def register(app: Any, services: Services) -> None:
         return thumbnail_url(app, model, data, "image"), thumbnail_url(app, model, data, "cam")
 
     @app.callback(Output(ids.SAMPLES_GRID_DATA, "data"), Output(ids.SAMPLES_GRID_NOTE, "children"),
-                  sel_in, status_in)
+                  key_in(ids.IMAGE_MARKS_KEY), status_in)
     def samples_grid(selection, status):
         return grid_logic(images, selection, status, grid_urls)
 
@@ -580,13 +659,15 @@ def register(app: Any, services: Services) -> None:
 
     # Clustering
     @app.callback(Output(ids.CLUSTERING_WITHIN, "children"),
-                  Output(ids.CLUSTERING_METRICS, "children"), sel_in, status_in)
+                  Output(ids.CLUSTERING_METRICS, "children"), key_in(ids.IMAGE_DATA_KEY),
+                  status_in)
     def clustering_tables(selection, status):
         return (within_table_logic(images, selection, status),
                 metrics_table_logic(images, selection, status))
 
     @app.callback(Output(ids.CLUSTERING_TRUE, "figure"), Output(ids.CLUSTERING_CLUSTERS, "figure"),
-                  sel_in, status_in, Input({"type": ids.CLUSTERING_ALGORITHM, "page": ALL}, "value"))
+                  key_in(ids.IMAGE_VIEW_KEY), status_in,
+                  Input({"type": ids.CLUSTERING_ALGORITHM, "page": ALL}, "value"))
     def clustering_figures(selection, status, algorithm):
         return clustering_figures_logic(images, selection, status, algorithm[0] if isinstance(
             algorithm, list) and algorithm else None)
@@ -594,11 +675,15 @@ def register(app: Any, services: Services) -> None:
     # Confidence
     @app.callback(
         Output(ids.CONFIDENCE_HEATMAP, "figure"), Output(ids.CONFIDENCE_CLUSTERS, "children"),
-        Output(ids.CONFIDENCE_TSNE, "figure"), Output(ids.CONFIDENCE_CONFUSION, "figure"),
-        sel_in, status_in,
+        Output(ids.CONFIDENCE_CONFUSION, "figure"), key_in(ids.IMAGE_DATA_KEY),
+        key_in(ids.IMAGE_FOCAL_KEY), status_in,
     )
-    def confidence_figures(selection, status):
-        return confidence_figures_logic(images, selection, status)
+    def confidence_matrices(_data, selection, status):
+        return confidence_matrices_logic(images, selection, status, triggered())
+
+    @app.callback(Output(ids.CONFIDENCE_TSNE, "figure"), key_in(ids.IMAGE_MARKS_KEY), status_in)
+    def confidence_tsne(selection, status):
+        return tsne_logic(images, selection, status)
 
     @app.callback(
         Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),

@@ -17,7 +17,8 @@ from scipy.cluster.hierarchy import dendrogram
 
 from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, TREE, message_figure
 
-__all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure"]
+__all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure",
+           "js_focal_shapes", "confusion_focal_shapes", "selected_ring"]
 
 # Qualitative palette (Tableau 10 + 10 lighter companions): readable for up to 20 classes.
 PALETTE = (
@@ -117,14 +118,55 @@ def sample_scatter(
                         line=dict(width=1.2 if is_focal else 0.4,
                                   color=INK if is_focal else "white")),
         ))
-    ring = [] if selected is None or not 0 <= selected < n else [int(selected)]
+    ring = selected_ring(coords, selected)
     figure.add_trace(go.Scatter(
-        x=coords[ring, 0], y=coords[ring, 1], mode="markers", name="selected image",
-        showlegend=False, hoverinfo="skip", customdata=[[i] for i in ring],
+        x=ring["x"], y=ring["y"], mode="markers", name="selected image",
+        showlegend=False, hoverinfo="skip", customdata=ring["customdata"],
         marker=dict(symbol="circle-open", size=18, color=ACCENT, line=dict(width=3)),
     ))
     _axes(figure, axis_titles)
     return figure
+
+
+def _leaf_order(linkage: np.ndarray | None, p: int) -> tuple[dict | None, np.ndarray]:
+    """(scipy's dendrogram of ``linkage``, its leaf order), or (None, model order)."""
+    if linkage is not None and p >= 2:
+        tree = dendrogram(np.asarray(linkage, dtype=np.float64), no_plot=True)
+        return tree, np.asarray(tree["leaves"], dtype=np.int64)
+    return None, np.arange(p)
+
+
+def js_focal_shapes(linkage: np.ndarray | None, p: int, focal: int | None) -> list[dict]:
+    """``layout.shapes`` of :func:`js_heatmap`: the frame of row and column ``focal`` (a
+    row of the P × P matrix) in the matrix's subplot; none without a focal class.
+
+    Separate from the figure so that a change of the focal class sends only this (a
+    ``dash.Patch``)."""
+    _, order = _leaf_order(linkage, p)
+    if focal is None or focal not in order:
+        return []
+    pos = int(np.flatnonzero(order == focal)[0])
+    return [dict(type="rect", xref="x3", yref="y3", line=dict(color=ACCENT, width=2), **kw)
+            for kw in (dict(x0=-0.5, x1=p - 0.5, y0=pos - 0.5, y1=pos + 0.5),
+                       dict(x0=pos - 0.5, x1=pos + 0.5, y0=-0.5, y1=p - 0.5))]
+
+
+def confusion_focal_shapes(p: int, q: int, focal_row: int | None) -> list[dict]:
+    """``layout.shapes`` of :func:`confusion_figure` (P × Q): the frame of ``focal_row``."""
+    if focal_row is None or not 0 <= focal_row < p:
+        return []
+    return [dict(type="rect", xref="x", yref="y", x0=-0.5, x1=q - 0.5, y0=focal_row - 0.5,
+                 y1=focal_row + 0.5, line=dict(color=ACCENT, width=2))]
+
+
+def selected_ring(coords: np.ndarray, selected: int | None) -> dict[str, list]:
+    """``x``, ``y``, ``customdata`` of :func:`sample_scatter`'s last trace (the ring around
+    sample ``selected``; empty for None or an index out of range) — what a ``dash.Patch``
+    of that trace sets when only the selected image changes."""
+    coords = np.asarray(coords, dtype=np.float64)
+    ring = [] if selected is None or not 0 <= selected < len(coords) else [int(selected)]
+    return {"x": coords[ring, 0].tolist(), "y": coords[ring, 1].tolist(),
+            "customdata": [[i] for i in ring]}
 
 
 def js_heatmap(
@@ -145,11 +187,7 @@ def js_heatmap(
     """
     js = np.asarray(js, dtype=np.float64)
     p = js.shape[0]
-    if linkage is not None and p >= 2:
-        tree = dendrogram(np.asarray(linkage, dtype=np.float64), no_plot=True)
-        order = np.asarray(tree["leaves"], dtype=np.int64)
-    else:
-        tree, order = None, np.arange(p)
+    tree, order = _leaf_order(linkage, p)
     labels = [str(names[i]) for i in order]
     figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.01,
                            row_heights=[0.2, 0.035, 0.765])
@@ -182,12 +220,7 @@ def js_heatmap(
         colorbar=dict(title=dict(text="JS (bits)", side="right"), thickness=12, len=0.75,
                       y=0.38),
     ), row=3, col=1)
-    if focal is not None and focal in order:
-        pos = int(np.flatnonzero(order == focal)[0])
-        for axis_kw in (dict(x0=-0.5, x1=p - 0.5, y0=pos - 0.5, y1=pos + 0.5),
-                        dict(x0=pos - 0.5, x1=pos + 0.5, y0=-0.5, y1=p - 0.5)):
-            figure.add_shape(type="rect", line=dict(color=ACCENT, width=2), row=3, col=1,
-                             **axis_kw)
+    figure.update_layout(shapes=js_focal_shapes(linkage, p, focal))
     ticks = dict(tickmode="array", tickvals=list(range(p)), ticktext=labels) if p <= 60 else {}
     figure.update_layout(**_layout(height), showlegend=False)
     figure.update_xaxes(showgrid=False, zeroline=False, showticklabels=False, row=1, col=1)
@@ -227,8 +260,6 @@ def confusion_figure(
     ticks_y = dict(tickmode="array", tickvals=list(range(p)), ticktext=list(row_names))
     figure.update_xaxes(title="predicted class", **(ticks_x if q <= 60 else {}), side="bottom")
     figure.update_yaxes(title="true class", autorange="reversed", **(ticks_y if p <= 60 else {}))
-    if focal_row is not None and 0 <= focal_row < p:
-        figure.add_shape(type="rect", x0=-0.5, x1=q - 0.5, y0=focal_row - 0.5,
-                         y1=focal_row + 0.5, line=dict(color=ACCENT, width=2))
+    figure.update_layout(shapes=confusion_focal_shapes(p, q, focal_row))
     return figure
 

@@ -11,6 +11,16 @@ from __future__ import annotations
 DATA_PICKER = "images-data"  # data set picker (ids of the configured data sets)
 IMAGE_SELECTION = "images-selection"  # dcc.Store: page-local copy of the shared selection
 IMAGE_STATUS = "images-status"  # dcc.Store: {"model", "data", "state", "message"}
+# Projections of IMAGE_SELECTION (issue 14): each view listens to the fields it shows, so a
+# change it does not show costs it no request and no redraw (callbacks.VIEW_FIELDS).
+IMAGE_DATA_KEY = "images-data-key"  # model, data
+IMAGE_FOCAL_KEY = "images-focal-key"  # model, data, focal
+IMAGE_SAMPLE_KEY = "images-sample-key"  # model, data, image
+IMAGE_MARKS_KEY = "images-marks-key"  # model, data, focal, image
+IMAGE_REP_FOCAL_KEY = "images-rep-focal-key"  # model, data, rep, focal
+IMAGE_VIEW_KEY = "images-view-key"  # model, data, rep, focal, image
+IMAGE_KEYS = (IMAGE_DATA_KEY, IMAGE_FOCAL_KEY, IMAGE_SAMPLE_KEY, IMAGE_MARKS_KEY,
+              IMAGE_REP_FOCAL_KEY, IMAGE_VIEW_KEY)
 IMAGE_SELECT = "images-select-request"  # server clicks' new selection (relayed in the browser)
 IMAGE_JOB = "images-job"  # dcc.Store: the (model, data) the background job must prepare
 IMAGE_PANEL = "images-job-panel"

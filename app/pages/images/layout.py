@@ -81,6 +81,7 @@ def image_controls(selection: Mapping[str, Any], data_sets: Sequence[DataSetEntr
         dcc.Store(id=ids.IMAGE_STATUS, storage_type="memory"),
         dcc.Store(id=ids.IMAGE_JOB, storage_type="memory"),
         dcc.Store(id=ids.IMAGE_SELECT, storage_type="memory"),
+        *(dcc.Store(id=key, storage_type="memory") for key in ids.IMAGE_KEYS),
     ], className="cm-card", style={"padding": "12px 16px", "marginBottom": "16px"})
 
 

@@ -234,3 +234,76 @@ def test_background_job_returns_ready_or_the_error(images, result):
     assert failed["state"] == "error" and "not configured" in failed["message"]
     with pytest.raises(PreventUpdate):
         cb.prepare_images_logic(images, reports.append, None)
+
+
+# -- issue 14: each view listens to the fields it shows; highlights are patches -----------
+
+
+def _inputs_of(callbacks, output: str) -> set[str]:
+    # keys: "id.prop" or "..id.prop...id.prop.." (several outputs)
+    (spec,) = [spec for key, spec in callbacks.items() if f"..{output}." in f"..{key}."]
+    return {f"{item['id']}.{item['property']}" for item in spec["inputs"]}
+
+
+def test_image_views_listen_to_the_fields_they_show(app_settings):
+    from classmap.app.pages.images import ids
+    from classmap.app.server import create_app
+
+    callbacks = create_app(app_settings).callback_map
+    expected = {
+        f"{ids.SAMPLE_IMAGE}.src": ids.IMAGE_SAMPLE_KEY,  # not the focal class, not rep
+        f"{ids.SAMPLES_GRID_DATA}.data": ids.IMAGE_MARKS_KEY,  # not rep
+        f"{ids.IMAGE_MESSAGE}.children": ids.IMAGE_DATA_KEY,
+        f"{ids.CLUSTERING_WITHIN}.children": ids.IMAGE_DATA_KEY,  # not rep, not focal
+        f"{ids.CONFIDENCE_HEATMAP}.figure": ids.IMAGE_FOCAL_KEY,  # not image
+        f"{ids.CONFIDENCE_TSNE}.figure": ids.IMAGE_MARKS_KEY,  # not rep
+        f"{ids.SAMPLES_GRAPH}.figure": ids.IMAGE_VIEW_KEY,
+    }
+    for output, store in expected.items():
+        found = _inputs_of(callbacks, output)
+        assert f"{store}.data" in found, (output, found)
+        assert f"{ids.IMAGE_SELECTION}.data" not in found, (output, found)
+    fields = cb.VIEW_FIELDS
+    assert not {"focal", "rep", "image"} & set(fields[ids.IMAGE_DATA_KEY])
+    assert not {"focal", "rep"} & set(fields[ids.IMAGE_SAMPLE_KEY])
+    assert "rep" not in fields[ids.IMAGE_MARKS_KEY]
+
+
+def test_focal_change_patches_the_confidence_frames(images, result, services):
+    from classmap.app.pages.images import ids
+    from dash import no_update
+
+    class_ids = services.head(MODEL).classes.ids
+    key = {"model": MODEL, "data": DATA, "focal": class_ids[int(result.analysis.classes[4])]}
+    heat, listing, confusion = cb.confidence_matrices_logic(images, key, READY,
+                                                            {ids.IMAGE_FOCAL_KEY})
+    assert listing is no_update  # the k-means clusters of the classes do not move
+    full = cb.confidence_figures_logic(images, key, READY)
+    for patch, figure in ((heat, full[0]), (confusion, full[3])):
+        (operation,) = patch.to_plotly_json()["operations"]
+        assert operation["location"] == ["layout", "shapes"]
+        drawn = [s.to_plotly_json() for s in figure.layout.shapes]
+        assert len(drawn) == len(operation["params"]["value"]) >= 1
+        for sent, shape in zip(operation["params"]["value"], drawn):
+            assert {k: shape[k] for k in ("x0", "x1", "y0", "y1", "xref", "yref")} == \
+                {k: sent[k] for k in ("x0", "x1", "y0", "y1", "xref", "yref")}
+    # the focal row's frame is row 4 of the confusion matrix (true class 4)
+    (row,) = confusion.to_plotly_json()["operations"][0]["params"]["value"]
+    assert (row["y0"], row["y1"]) == (3.5, 4.5)
+    # anything else (the data, the status) redraws in full
+    assert len(cb.confidence_matrices_logic(images, key, READY, set())[0].data) >= 2
+
+
+def test_image_change_patches_only_the_ring(images, result):
+    from classmap.app.pages.images import ids
+
+    key = {**SEL, "focal": None, "image": 42}
+    patch = cb.samples_update_logic(images, key, READY, {ids.IMAGE_VIEW_KEY})
+    operations = patch.to_plotly_json()["operations"]
+    assert {tuple(op["location"][:2]) for op in operations} == {("data", -1)}
+    values = {op["location"][2]: op["params"]["value"] for op in operations}
+    coords = result.analysis.pca["features"].coordinates
+    assert values == {"x": [coords[42, 0]], "y": [coords[42, 1]], "customdata": [[42]]}
+    full = cb.samples_update_logic(images, key, READY, {ids.IMAGE_VIEW_KEY,
+                                                         ids.IMAGE_REP_FOCAL_KEY})
+    assert list(full.data[-1].x) == values["x"] and len(full.data) == 11
