@@ -161,6 +161,101 @@
     }, {timeout: 400});
   }
 
+  /* -- figures of many points, drawn when their graph scrolls into view ----------------------
+     A figure with more than LAZY_POINTS markers (the class map of a 21k-class head: 21,843
+     SVG points, ≈ 1 s of main-thread work on a 2-core machine, more under load) whose
+     graph is out of view (LAZY_MARGIN px around the viewport count as in view) is held
+     here, not drawn: the graph shows a one-line note, and the figure is drawn
+     (dash_clientside.set_props) when the graph scrolls into view. So the first render's
+     heatmap and tree are not followed by a second of frozen page for a view below the
+     fold (the Classes page's class map at 1480 × 1250). Overlays that arrive meanwhile
+     are written into the held figure. A graph in view is drawn at once, as before. */
+  var LAZY_POINTS = 3000;
+  var LAZY_MARGIN = 0;
+  var held = {};  // graph id → {figure, observer}
+
+  /* The markers a figure draws: the points of its traces whose mode has markers. */
+  function markerPoints(figure) {
+    return (figure.data || []).reduce(function (total, trace) {
+      var mode = trace.mode || "";
+      var x = trace.x;
+      return total + (mode.indexOf("markers") >= 0 && x && x.length ? x.length : 0);
+    }, 0);
+  }
+
+  function inView(element, margin) {
+    var box = element.getBoundingClientRect();
+    if (!box.width && !box.height) { return false; }  // not displayed
+    var height = window.innerHeight || document.documentElement.clientHeight;
+    var width = window.innerWidth || document.documentElement.clientWidth;
+    return box.bottom >= -margin && box.top <= height + margin &&
+      box.right >= -margin && box.left <= width + margin;
+  }
+
+  /* Forget what is held for ``graphId`` (a newer figure came). */
+  function release(graphId) {
+    var entry = held[graphId];
+    if (!entry) { return; }
+    delete held[graphId];
+    if (entry.observer) { entry.observer.disconnect(); }
+  }
+
+  /* Draw the figure held for ``graphId`` now. */
+  function drawHeld(graphId) {
+    var entry = held[graphId];
+    if (!entry) { return; }
+    release(graphId);
+    var props = {figure: entry.figure};
+    window.dash_clientside.set_props(graphId, props);
+  }
+
+  /* Hold ``figure`` (``points`` markers) for graph element ``element`` until it scrolls
+     into view; → the note the graph shows meanwhile. */
+  function hold(element, figure, points) {
+    var graphId = element.id;
+    release(graphId);
+    var entry = held[graphId] = {figure: figure, observer: null};
+    if (window.IntersectionObserver) {
+      entry.observer = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { drawHeld(graphId); }
+      }, {rootMargin: LAZY_MARGIN + "px"});
+      entry.observer.observe(element);
+    } else {  // no IntersectionObserver: draw a second later
+      setTimeout(function () { drawHeld(graphId); }, 1000);
+    }
+    var layout = figure.layout || {};
+    return {data: [], layout: {
+      template: layout.template, height: layout.height, margin: {l: 10, r: 10, t: 10, b: 10},
+      xaxis: {visible: false}, yaxis: {visible: false},
+      annotations: [{text: points.toLocaleString("en-US") + " points: drawn when this graph " +
+                           "scrolls into view…",
+                     showarrow: false, x: 0.5, y: 0.5, xref: "paper", yref: "paper",
+                     font: {size: 14, color: "#7b8794"}}],
+    }};
+  }
+
+  /* Write overlay {traces: {index: {attr: value}}, layout} into ``figure`` (Dash's copy
+     of a drawn figure, or a held one), so a later draw shows it. */
+  function mergeOverlay(overlay, figure) {
+    var traces = overlay.traces || {};
+    if (figure && figure.data) {
+      Object.keys(traces).map(Number).forEach(function (index) {
+        Object.keys(traces[index]).forEach(function (attr) {
+          var path = attr.split("."), target = figure.data[index];
+          if (!target) { return; }
+          for (var i = 0; i < path.length - 1; i++) {
+            target[path[i]] = Object.assign({}, target[path[i]] || {});
+            target = target[path[i]];
+          }
+          target[path[path.length - 1]] = traces[index][attr];
+        });
+      });
+    }
+    if (figure && overlay.layout) {
+      figure.layout = Object.assign({}, figure.layout || {}, overlay.layout);
+    }
+  }
+
   /* plotly's hover on an image trace with a `source` reads the decoded pixels, which
      exist only once the browser has loaded the image; a hover before that throws
      ("reading 'el'"). Skip such hovers (a `plotly_beforehover` handler returning false
@@ -463,6 +558,10 @@
        points re-plots the whole graph, ≈ 100 ms, and must not hold up the views the
        user clicked in); overlays of one graph are drawn in the order they came. */
     applyOverlay: function (overlay, figure, graphId, deferred) {
+      if (overlay && held[graphId]) {  // not drawn yet: its draw will show the overlay
+        mergeOverlay(overlay, held[graphId].figure);
+        return noUpdate();
+      }
       var gd = document.querySelector("#" + graphId + " .js-plotly-plot");
       if (!overlay || !gd || !gd._fullLayout) { return noUpdate(); }
       var traces = overlay.traces || {};
@@ -485,28 +584,30 @@
       if (deferred) { later(gd, draw); } else { draw(); }
       // Keep Dash's copy of the figure in step, so a later redraw keeps the overlay.
       if (figure && figure.data) {
-        indices.forEach(function (index) {
-          Object.keys(traces[index]).forEach(function (attr) {
-            var path = attr.split("."), target = figure.data[index];
-            if (!target) { return; }
-            for (var i = 0; i < path.length - 1; i++) {
-              target[path[i]] = Object.assign({}, target[path[i]] || {});
-              target = target[path[i]];
-            }
-            target[path[path.length - 1]] = traces[index][attr];
-          });
-        });
+        mergeOverlay({traces: traces}, figure);
       }
       if (figure && figure.layout && overlay.layout) { Object.assign(figure.layout, overlay.layout); }
       return noUpdate();
     },
 
-    decodeFigure: function (figure, graphId) {
+    /* ``lazy`` (the callback's constant): true — a graph out of view is drawn when it
+       scrolls into view; false — at once; undefined — lazily when the figure has more
+       than LAZY_POINTS markers (see "figures of many points" above). */
+    decodeFigure: function (figure, graphId, lazy) {
       if (graphId) { guardImageHover(graphId); }
       if (!figure) { return noUpdate(); }
       var xaxis = (figure.layout || {}).xaxis;
       if (graphId && xaxis && Array.isArray(xaxis.range)) { homeRanges[graphId] = xaxis.range.slice(); }
-      return Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
+      var decoded = Object.assign({}, figure, {data: (figure.data || []).map(decodeDeep)});
+      if (!graphId) { return decoded; }
+      release(graphId);
+      var points = markerPoints(decoded);
+      var element = document.getElementById(graphId);
+      if (element && (lazy === true || (lazy !== false && points > LAZY_POINTS)) &&
+          !inView(element, LAZY_MARGIN)) {
+        return hold(element, decoded, points);
+      }
+      return decoded;
     },
 
     /* Apply ``changes`` to the selection unless they change nothing. */
@@ -696,7 +797,8 @@
     },
 
     decodeFigure: function (figure) {
-      return window.classmap.decodeFigure(figure, constants().graph);
+      var c = constants();
+      return window.classmap.decodeFigure(figure, c.graph, c.lazy);
     },
 
     applyOverlay: function (overlay, figure) {
