@@ -59,32 +59,50 @@ def condensed_squared_float32(
     rows: torch.Tensor | np.ndarray,
     *,
     block_rows: int | None = None,
+    column_rows: int = 4096,
     on_chunk: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Squared Euclidean distances of the rows, condensed (scipy's ``pdist`` layout), float32.
 
-    Computed in float64 blocks of ``block_rows × C`` on the rows' device (default: blocks of
-    at most 1024 rows and about 64 MiB), each rounded once to float32 as it is stored.
+    Computed in float64 on the rows' device, ``block_rows`` rows at a time (default: at most
+    1024 rows and about 64 MiB) against column chunks of about ``column_rows`` rows, each
+    value rounded once to float32 as it is stored. The float64 copy of the rows is held in
+    those chunks and each chunk is freed once the blocks have passed it, so the copy
+    shrinks while the condensed vector's pages fill: the peak is the vector plus a little.
 
     Returns
     -------
     ndarray of shape (C(C−1)/2,), float32
     """
-    rows = torch.as_tensor(rows).detach().to(torch.float64)
-    c = rows.shape[0]
+    source = torch.as_tensor(rows).detach()
+    c = source.shape[0]
     block_rows = block_rows or fill_rows(c)
-    squares = (rows * rows).sum(dim=1)
+    span = block_rows * max(1, column_rows // block_rows)  # chunks hold whole blocks
+    chunks: list[torch.Tensor | None] = [
+        source[first:first + span].to(torch.float64) for first in range(0, c, span)
+    ]
+    squares = torch.cat([(chunk * chunk).sum(dim=1) for chunk in chunks]) if c else None
     out = np.empty(c * (c - 1) // 2, dtype=np.float32)
     position = 0
     for start in range(0, c, block_rows):
         stop = min(start + block_rows, c)
-        dots = rows[start:stop] @ rows[start:].T
-        block = (squares[start:stop, None] + squares[None, start:] - 2.0 * dots).clamp_min_(0.0)
-        block = block.to(torch.float32).cpu().numpy()
+        home = start // span
+        left = chunks[home][start - home * span:stop - home * span]
+        block = np.empty((stop - start, c - start), dtype=np.float32)
+        for index in range(home, len(chunks)):
+            first = max(index * span, start)
+            right = chunks[index][first - index * span:]
+            dots = left @ right.T
+            dots.mul_(-2.0).add_(squares[start:stop, None]).add_(
+                squares[None, first:first + right.shape[0]]).clamp_min_(0.0)
+            block[:, first - start:first - start + right.shape[0]] = dots.to(
+                torch.float32).cpu().numpy()
         for offset in range(stop - start):
             row = block[offset, offset + 1:]
             out[position:position + len(row)] = row
             position += len(row)
+        if stop % span == 0 or stop == c:
+            chunks[home] = None  # every later block starts past it
         if on_chunk is not None:
             on_chunk(stop - start)
     return out

@@ -75,7 +75,7 @@ def test_float32_chain_with_duplicate_rows_matches_scipys_heights_and_partitions
 def test_squared_float32_distances_match_pdist_across_blocks():
     z = _rows(7, classes=37, features=9)
     seen = []
-    ours = condensed_squared_float32(z, block_rows=5, on_chunk=seen.append)
+    ours = condensed_squared_float32(z, block_rows=5, column_rows=10, on_chunk=seen.append)
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, pdist(z, "sqeuclidean"), rtol=1e-6, atol=1e-5)
     assert sum(seen) == 37 and len(seen) == 8
