@@ -262,6 +262,20 @@ def test_a_result_stored_between_dash_s_two_reads_of_a_poll_still_reaches_the_pa
     assert not web.job_running(task)
 
 
+def test_record_writes_survive_redis_forgetting_its_scripts(fresh):
+    """A restarted Redis has no script cache: the Lua writes are loaded again (NOSCRIPT),
+    not failed."""
+    import redis
+
+    web, job = manager(fresh), request()
+    publish(web, job)
+    redis.Redis.from_url(fresh).script_flush()
+    assert web.write(job["id"], "start", state=RUNNING, heartbeat=time.time())
+    redis.Redis.from_url(fresh).script_flush()
+    assert web.take_slot(module.RUN_PREFIX, [("model:m", 1)], job["id"], 5) == (0, 0, 0)
+    assert web.record(job["id"])["state"] == RUNNING
+
+
 # -- the clock rule: the same verdicts as the single-process manager ---------------------------
 
 
