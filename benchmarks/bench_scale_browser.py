@@ -98,15 +98,18 @@ def first_frame_script(classes: int) -> str:
 })();""".replace("COUNT", f"{classes:,}")
 
 
-def rendered(page, classes: int) -> float:
-    """Wait for the first render; → the page's own seconds from navigation to the first
-    frame that shows it (the wall time measured around this also counts Playwright's
-    polling, which a long task right after the render holds up)."""
+def rendered(page, classes: int) -> None:
+    """Wait until Playwright sees the first render (its polling is held up by a long task
+    right after the render: the page's own clock is :func:`first_frame`)."""
     page.wait_for_selector("#similarity-heatmap .imagelayer image", timeout=TIMEOUT)
     page.wait_for_selector("#dendrogram-graph .scatterlayer .trace:nth-child(2) .point",
                            timeout=TIMEOUT)
     page.wait_for_function(f"document.querySelector('#classes-model-summary')?.innerText"
                            f".includes('{classes:,}')", timeout=TIMEOUT)
+
+
+def first_frame(page) -> float:
+    """The page's own seconds from navigation to the first frame that showed the render."""
     page.wait_for_function("() => window.__firstRender?.drawn !== null", timeout=TIMEOUT)
     return page.evaluate("() => window.__firstRender.drawn") / 1000
 
@@ -128,18 +131,18 @@ def measure(browser, url: str, model: str, classes: int, name: str) -> dict[str,
     page.on("response", count)
     started = time.perf_counter()
     page.goto(f"{url}/?model={model}")
-    drawn = rendered(page, classes)
+    rendered(page, classes)
     found["first render (view not yet open)"] = time.perf_counter() - started
-    found["first frame (view not yet open), page clock"] = drawn
+    found["first frame (view not yet open), page clock"] = first_frame(page)
     page.wait_for_load_state("networkidle")
     found["payload"] = sum(sizes) / 1e6
 
     again = context.new_page()
     started = time.perf_counter()
     again.goto(f"{url}/?model={model}")
-    drawn = rendered(again, classes)
+    rendered(again, classes)
     found["first render (view in memory)"] = time.perf_counter() - started
-    found["first frame (view in memory), page clock"] = drawn
+    found["first frame (view in memory), page clock"] = first_frame(again)
     again.wait_for_function("() => window.__firstRender.busyUntil !== null", timeout=TIMEOUT)
     found["main thread free after it, page clock"] = again.evaluate(
         "() => window.__firstRender.busyUntil") / 1000
