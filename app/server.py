@@ -91,6 +91,29 @@ class ClassmapDash(dash.Dash):
     """
 
     drop_polyfill = False
+    _validation_json: tuple[tuple[int, ...], str] | None = None
+
+    def _generate_config_html(self) -> str:
+        """Dash's ``_dash-config`` script (dash 4.4 ``Dash._generate_config_html``), with
+        the validation layout's JSON encoded once, not on every page load: that layout
+        (every page's components, ~100 kB) took ~50 ms of plotly's JSON encoder per page
+        load, ~10 % of a full view (benchmarks/profile_full_view.py). The rest of the
+        config (its signed ``end_id`` is new for each page load) is encoded as Dash does."""
+        from dash._utils import to_json
+
+        config = self._config()
+        layout = config.pop("validation_layout", None)
+        text = to_json(config)
+        if layout is not None and text.endswith("}"):
+            # The layout object is rebuilt around the same parts when Dash adds extra
+            # components: key the cache by those parts.
+            key = (id(self.validation_layout), *map(id, self._extra_components))
+            cached = self._validation_json
+            if cached is None or cached[0] != key:
+                cached = self._validation_json = (key, to_json(layout))
+            separator = ", " if text != "{}" else ""
+            text = f'{text[:-1]}{separator}"validation_layout": {cached[1]}}}'
+        return f'<script id="_dash-config" type="application/json">{text}</script>'
 
     def interpolate_index(self, **kwargs: Any) -> str:
         if self.drop_polyfill:
