@@ -15,7 +15,7 @@ and cold timings are honest:
    the float32 Ward chain (routine ``condensed32``) alone on the same head, its budget
    set so that the float64 vector does not fit (``--with-float32``); and the
    50,000 × 768 head cold (``--with-50k``), whose routine is whatever the memory budget
-   allows: ``condensed32`` under ``CLASSMAP_MEMORY_BUDGET=6G`` (a few minutes),
+   allows: ``condensed32`` under ``CLASSMAP_MEMORY_BUDGET=6G`` (8 min on 2 busy cores),
    ``linkage_vector`` under the 4G default (over an hour on 2 cores).
 
 Run: ``HF_HUB_OFFLINE=1 CLASSMAP_MEMORY_BUDGET=6G .venv/bin/python benchmarks/bench_scale.py
