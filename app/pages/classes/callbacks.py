@@ -594,9 +594,14 @@ def focal_options_logic(services: Services, search: str | None, value: str | Non
 # -- class map -------------------------------------------------------------------------------------
 
 
-def map_clusters(sel: Selection) -> list | None:
-    """What the class map's colours show: ``[metric, linkage, cut]``, or None (no cut)."""
-    return [sel.metric, sel.linkage, sel.cut] if sel.cut else None
+def map_colours(view: ModelView, sel: Selection) -> dict[str, Any]:
+    """The class map's overlay that recolours its points for the selection's cut (a
+    restyle of a few ms): sent by the heatmap's and dendrogram's callback, which reads
+    the cut and the analysis the clusters come from, in the same response as the tree's
+    new colours."""
+    labels = view.clusters(sel.cut)
+    colours = figures.cluster_codes(labels).tolist() if labels is not None else figures.MAP_COLOUR
+    return {"traces": {figures.MAP_POINTS: {"marker.color": colours}}}
 
 
 def class_map_logic(services: Services, selection: dict | None, status: dict | None,
@@ -604,8 +609,9 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     """→ (full figure or no_update, overlay or no_update, rendered key, note, job request).
 
     The map's points depend on the model and the embedding shown only (not on the metric
-    or the linkage): those draw it in full. The cut's colours (which do depend on the
-    analysis), the selection's rings and the focal star are overlays."""
+    or the linkage): those draw it in full, coloured by the selection's cut. The
+    selection's rings and the focal star are overlays; later colours come from the
+    heatmap's and dendrogram's callback (:func:`map_colours`)."""
     sel, view, message = ready_view(services, selection, status)
     if view is None:
         return figures.message_figure(message), no_update, None, "", no_update
@@ -638,7 +644,6 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     labels = view.clusters(sel.cut)
     colours = figures.cluster_codes(labels) if labels is not None else None
     base = {"model": sel.model, "shown": shown}
-    clusters = map_clusters(sel)
     requested = [sel.model, method] if job is not no_update else (rendered or {}).get("requested")
     if not note:
         if shown == "pca" and embedding.explained:
@@ -651,7 +656,7 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
     # What the selection's rings and the focal star show (a node's classes depend on the tree).
     marks = [sel.metric, sel.linkage, sel.node, list(sel.classes), sel.focal]
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        key = {**base, "clusters": clusters, "marks": marks, "requested": requested}
+        key = {**base, "marks": marks, "requested": requested}
         axes = (("PC 1", "PC 2") if shown == "pca" else
                 (f"{EMBEDDING_LABELS[shown]} 1", f"{EMBEDDING_LABELS[shown]} 2"))
         figure = figures.class_map_figure(
@@ -660,16 +665,12 @@ def class_map_logic(services: Services, selection: dict | None, status: dict | N
         )
         return figure, no_update, key, note, job
     # Only what changed: new rings or a new star move points (plotly recomputes the whole
-    # map, ≈ 100 ms), new colours only restyle them (a few ms); class_map_view_logic sends
-    # the two apart (the first drawn when the page is idle, the second at once).
+    # map, ≈ 100 ms, drawn when the page is idle).
     traces: dict[int, dict[str, Any]] = {}
     if rendered.get("marks") != marks:
         traces[figures.MAP_SELECTED] = figures.class_map_selected(coords, selected)
         traces[figures.MAP_FOCAL] = figures.class_map_focal(focal_mark)
-    if rendered.get("clusters") != clusters:
-        traces[figures.MAP_POINTS] = {"marker.color": (
-            colours.tolist() if colours is not None else figures.MAP_COLOUR)}
-    changes = {"clusters": clusters, "marks": marks, "requested": requested}
+    changes = {"marks": marks, "requested": requested}
     key: Any = no_update
     if any(rendered.get(name) != value for name, value in changes.items()):
         key = {**rendered, **changes}
@@ -869,7 +870,9 @@ def _safe(text: str) -> str:
 # view's outputs as they were.
 MATRIX_FIELDS = ("model", "metric", "linkage", "zoom", "node", "classes", "focal", "cut")
 PANEL_FIELDS = ("model", "metric", "linkage", "zoom", "node", "classes", "cut")
-CLASS_MAP_FIELDS = ("model", "metric", "linkage", "node", "classes", "focal", "cut", "embedding")
+# The class map's cut colours come with the tree's (map_colours); a full redraw reads the
+# cut from the whole selection.
+CLASS_MAP_FIELDS = ("model", "metric", "linkage", "node", "classes", "focal", "embedding")
 NEIGHBOURS_FIELDS = ("model", "metric", "linkage", "focal", "k", "cut")
 PANEL_OUTPUTS = ((ids.SUBTREE_TITLE, "children"), (ids.SUBTREE_STATS, "children"),
                  (ids.SUBTREE_ITEMS, "data"), (ids.SUBTREE_MORE, "children"),
@@ -879,10 +882,10 @@ HEATMAP_OUTPUTS = ((ids.HEATMAP_FIGURE, "data"), (ids.HEATMAP_OVERLAY, "data"),
                    (ids.HEATMAP_KEY, "data"), (ids.HEATMAP_NOTE, "children"))
 DENDROGRAM_OUTPUTS = ((ids.DENDROGRAM_FIGURE, "data"), (ids.DENDROGRAM_OVERLAY, "data"),
                       (ids.DENDROGRAM_KEY, "data"))
-MATRIX_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS
+MATRIX_OUTPUTS = HEATMAP_OUTPUTS + DENDROGRAM_OUTPUTS + ((ids.CLASS_MAP_COLOURS, "data"),)
 CLASS_MAP_OUTPUTS = ((ids.CLASS_MAP_FIGURE, "data"), (ids.CLASS_MAP_OVERLAY, "data"),
-                     (ids.CLASS_MAP_COLOURS, "data"), (ids.CLASS_MAP_KEY, "data"),
-                     (ids.EMBEDDING_NOTE, "children"), (ids.EMBED_JOB, "data"))
+                     (ids.CLASS_MAP_KEY, "data"), (ids.EMBEDDING_NOTE, "children"),
+                     (ids.EMBED_JOB, "data"))
 VIEW_OUTPUTS = MATRIX_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
 
 
@@ -925,9 +928,16 @@ def matrix_logic(services: Services, selection: dict | None, status: dict | None
         services, selection, status, zoom, rendered.get("heatmap"),
         ids.HEATMAP if zoomed else None), on_error)
     if zoomed:
-        return heatmap + (no_update,) * len(DENDROGRAM_OUTPUTS)
-    return heatmap + guarded(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
+        return heatmap + (no_update,) * (len(DENDROGRAM_OUTPUTS) + 1)
+    tree = guarded(DENDROGRAM_OUTPUTS, lambda: update_dendrogram_logic(
         services, selection, status, rendered.get("dendrogram")), on_error)
+    # A new tree key (a new cut or a full redraw) → the class map's points recoloured too.
+    colours: Any = no_update
+    if tree[2] is not no_update and tree[2] is not None:
+        sel, view, _ = ready_view(services, selection, status)
+        if view is not None:
+            colours = map_colours(view, sel)
+    return heatmap + tree + (colours,)
 
 
 def class_map_view_logic(services: Services, selection: dict | None, status: dict | None,
@@ -943,21 +953,8 @@ def class_map_view_logic(services: Services, selection: dict | None, status: dic
     key alone (a zoom, which the map does not show) changes nothing."""
     if triggered and set(triggered) <= {f"{ids.DENDROGRAM_KEY}.data"}:
         return (no_update,) * len(CLASS_MAP_OUTPUTS)
-    return guarded(CLASS_MAP_OUTPUTS, lambda: split_map_overlay(class_map_logic(
-        services, selection, status, done, rendered)), on_error)
-
-
-def split_map_overlay(outputs: tuple) -> tuple:
-    """class_map_logic's outputs in :data:`CLASS_MAP_OUTPUTS` order: its overlay split into
-    the rings' and star's (which move points: plotly recomputes the map, ≈ 100 ms, drawn
-    when the page is idle) and the points' colours (a restyle of a few ms, drawn at once)."""
-    figure, overlay, key, note, job = outputs
-    colours: Any = no_update
-    if isinstance(overlay, dict) and figures.MAP_POINTS in overlay.get("traces", {}):
-        traces = dict(overlay["traces"])
-        colours = {"traces": {figures.MAP_POINTS: traces.pop(figures.MAP_POINTS)}}
-        overlay = {**overlay, "traces": traces} if traces else no_update
-    return figure, overlay, colours, key, note, job
+    return guarded(CLASS_MAP_OUTPUTS, lambda: class_map_logic(
+        services, selection, status, done, rendered), on_error)
 
 
 def views_logic(services: Services, selection: dict | None, status: dict | None,
@@ -980,7 +977,7 @@ def views_logic(services: Services, selection: dict | None, status: dict | None,
     return (matrix
             + guarded(PANEL_OUTPUTS, lambda: selection_panel_logic(
                 services, projected(PANEL_FIELDS), status), on_error)
-            + class_map_view_logic(services, projected(CLASS_MAP_FIELDS), status,
+            + class_map_view_logic(services, selection, status,
                                    rendered.get("embed_done"), rendered.get("class_map"), [],
                                    on_error))
 
@@ -1019,7 +1016,7 @@ def register(app: Any, services: Services) -> None:
                             (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP)):
         clientside(app, "decodeFigure", Output(graph_id, "figure"), Input(store, "data"),
                    constants={"graph": graph_id}, prevent_initial_call=True)
-    # The class map's new colours (a cut: a restyle of a few ms) are drawn at once.
+    # The class map's new colours (a restyle of a few ms, with the tree's) are drawn at once.
     for overlay, graph_id, deferred in ((ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
                                         (ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
                                         (ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True),
@@ -1073,9 +1070,10 @@ def register(app: Any, services: Services) -> None:
     @app.callback(
         *(Output(component, prop) for component, prop in CLASS_MAP_OUTPUTS),
         Input(ids.CLASS_MAP_SELECTION, "data"), status_in, Input(ids.DENDROGRAM_KEY, "data"),
-        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"),
+        State(ids.EMBED_DONE, "data"), State(ids.CLASS_MAP_KEY, "data"), selection_state,
     )
-    def class_map(selection, status, _tree, done, rendered):
+    def class_map(_fields, status, _tree, done, rendered, selection):
+        # Fired by its fields; reads the whole selection (a full redraw's colours: the cut).
         if status_behind(services, selection, status):
             raise PreventUpdate
         triggered = [item["prop_id"] for item in ctx.triggered if item.get("prop_id") != "."]
@@ -1164,7 +1162,7 @@ def register(app: Any, services: Services) -> None:
         prevent_initial_call=True,
     )
     def class_map_after_job(done, selection, status, rendered):
-        return split_map_overlay(class_map_logic(services, selection, status, done, rendered))
+        return class_map_logic(services, selection, status, done, rendered)
 
     @app.callback(
         Output(ids.EMBED_DONE, "data"),

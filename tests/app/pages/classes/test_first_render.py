@@ -63,22 +63,15 @@ def test_the_class_map_is_its_own_request_and_ignores_the_trees_key_alone(servic
                                           [f"{ids.DENDROGRAM_KEY}.data"])
     assert tree_only == (no_update,) * len(page.CLASS_MAP_OUTPUTS)
     for triggered in ([], [f"{ids.DENDROGRAM_KEY}.data", f"{ids.CLASS_MAP_SELECTION}.data"]):
-        figure, overlay, colours, key, note, job = page.class_map_view_logic(
+        figure, overlay, key, note, job = page.class_map_view_logic(
             services, sel, ready(LITE0), None, None, triggered)
-        assert _points(figure) == 1000 and overlay is no_update is colours
-        assert key["shown"] == "pca"
+        assert _points(figure) == 1000 and overlay is no_update and key["shown"] == "pca"
         assert "PCA" in note
     # A click (an overlay) after the map is drawn: the 1,000 points are not sent again.
     clicked = {**sel, "node": 1990}
-    figure, overlay, colours, *_ = page.class_map_view_logic(
+    figure, overlay, *_ = page.class_map_view_logic(
         services, clicked, ready(LITE0), None, key, [f"{ids.CLASS_MAP_SELECTION}.data"])
-    assert figure is no_update is colours and page.figures.MAP_POINTS not in overlay["traces"]
-    # A cut: the points' colours alone, apart (drawn at once, not when the page is idle).
-    cut = {**clicked, "cut": 5}
-    _, overlay, colours, *_ = page.class_map_view_logic(
-        services, cut, ready(LITE0), None, key, [f"{ids.CLASS_MAP_SELECTION}.data"])
-    assert list(colours["traces"]) == [page.figures.MAP_POINTS]
-    assert page.figures.MAP_POINTS not in overlay["traces"]
+    assert figure is no_update and page.figures.MAP_POINTS not in overlay["traces"]
 
 
 def test_the_first_render_draws_every_view(services, lite0_view):

@@ -116,19 +116,42 @@ def test_top_k_and_the_layout_redraw_only_their_own_view():
 
 def test_a_metric_change_recolours_the_class_map_without_redrawing_it(services, lite0_view):
     """The map's points depend on the model and the layout only: a new metric is an
-    overlay of its cluster colours (and of the selection the metric reset)."""
+    overlay of the selection the metric reset, and its new cluster colours come with the
+    redrawn tree (the heatmap's and dendrogram's callback reads the cut and the analysis)."""
     sel = base_selection()
     figure, _, key, _, _ = page.class_map_logic(services, sel, READY, None, None)
+    matrix_key = rendered_for(services, "heatmap and dendrogram")
     euclid = update_selection(sel, metric="euclidean")
     status = {"key": ["lite0-imagenet", "euclidean", "ward"], "state": "ready", "message": ""}
-    services.view(tuple(status["key"]))
-    again, overlay, new_key, _, _ = page.class_map_logic(services, euclid, status, None, key)
-    assert again is page.no_update
-    colours = overlay["traces"][page.figures.MAP_POINTS]["marker.color"]
     view = services.view(tuple(status["key"]))
-    expected = page.figures.cluster_codes(view.clusters(6)).tolist()
-    assert colours == expected and new_key["clusters"] == ["euclidean", "ward", 6]
+    again, overlay, _, _, _ = page.class_map_logic(services, euclid, status, None, key)
+    assert again is page.no_update
     assert overlay["traces"][page.figures.MAP_SELECTED] == {"x": [], "y": []}  # node reset
+    assert page.figures.MAP_POINTS not in overlay["traces"]
+    out = dict(zip(page.MATRIX_OUTPUTS, page.matrix_logic(services, euclid, status, None,
+                                                          False, matrix_key)))
+    colours = out[(ids.CLASS_MAP_COLOURS, "data")]["traces"][page.figures.MAP_POINTS]
+    assert colours["marker.color"] == page.figures.cluster_codes(view.clusters(6)).tolist()
+
+
+def test_a_cut_recolours_the_class_map_with_the_tree(services, lite0_view):
+    """A new cut: the class map's colours in the heatmap's and dendrogram's response (one
+    round trip, drawn at once: a restyle of a few ms); the class map's own callback does
+    not listen to the cut, and a focal change sends no colours."""
+    assert "cut" not in page.CLASS_MAP_FIELDS
+    matrix_key = rendered_for(services, "heatmap and dendrogram")
+    out = dict(zip(page.MATRIX_OUTPUTS, matrix(
+        services, update_selection(base_selection(), cut=10), matrix_key)))
+    colours = out[(ids.CLASS_MAP_COLOURS, "data")]["traces"][page.figures.MAP_POINTS]
+    assert colours["marker.color"] == page.figures.cluster_codes(lite0_view.clusters(10)).tolist()
+    out = dict(zip(page.MATRIX_OUTPUTS, matrix(
+        services, update_selection(base_selection(), focal=TENCH_ID), matrix_key)))
+    assert out[(ids.CLASS_MAP_COLOURS, "data")] is page.no_update
+    # Without a cut the points go back to one colour.
+    out = dict(zip(page.MATRIX_OUTPUTS, matrix(
+        services, update_selection(base_selection(), cut=0), matrix_key)))
+    points = out[(ids.CLASS_MAP_COLOURS, "data")]["traces"][page.figures.MAP_POINTS]
+    assert points["marker.color"] == page.figures.MAP_COLOUR
 
 
 def test_each_view_callback_listens_to_the_projection_of_its_fields(app_settings, services):
@@ -168,19 +191,3 @@ def test_views_wait_for_the_status_of_a_switched_analysis(services):
     pending = {"key": ["lite0-imagenet", "euclidean", "ward"], "state": "pending"}
     assert not page.status_behind(services, switched, pending)  # its own message is drawn
     assert not page.status_behind(services, switched, None)  # the first render: a message
-
-
-def test_a_cut_sends_the_class_maps_colours_alone(services, lite0_view):
-    """A new cut restyles the map's points (a few ms, drawn at once): neither the rings nor
-    the star (which make plotly recompute the map) are sent again."""
-    sel = base_selection()
-    key = page.class_map_logic(services, sel, READY, None, None)[2]
-    figure, overlay, colours, new_key, _, _ = page.split_map_overlay(
-        page.class_map_logic(services, update_selection(sel, cut=10), READY, None, key))
-    assert figure is page.no_update and overlay is page.no_update
-    assert list(colours["traces"]) == [page.figures.MAP_POINTS]
-    assert new_key["clusters"] == ["cosine", "ward", 10]
-    _, overlay, colours, *_ = page.split_map_overlay(
-        page.class_map_logic(services, update_selection(sel, focal=TENCH_ID), READY, None, key))
-    assert colours is page.no_update
-    assert set(overlay["traces"]) == {page.figures.MAP_SELECTED, page.figures.MAP_FOCAL}
