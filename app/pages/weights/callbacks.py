@@ -76,7 +76,7 @@ CHANNEL_LIST_LIMIT = 2000
 def split_params(sel: Selection) -> tuple[str, int]:
     """(mode, min size) of a selection; malformed values fall back to the defaults."""
     mode = sel.extra.get("split") or DEFAULT_MODE
-    mode = mode if mode in SPLIT_MODES else DEFAULT_MODE
+    mode = mode if isinstance(mode, str) and mode in SPLIT_MODES else DEFAULT_MODE
     size = sel.extra.get("minsize")
     valid = isinstance(size, (int, float)) and not isinstance(size, bool) and \
         math.isfinite(size) and size == int(size) and 2 <= size <= MAX_MIN_SIZE
@@ -161,7 +161,7 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     the model redraw it in full.
     """
     key, status = (value if isinstance(value, dict) else None for value in (key, status))
-    axes = axes if axes in wfig.SCATTER_AXES else "kappa-ks"
+    axes = axes if isinstance(axes, str) and axes in wfig.SCATTER_AXES else "kappa-ks"
     sel, view, message = ready_view(services, key, status)
     if view is None:
         return message_figure(message, height=380)
