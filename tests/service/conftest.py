@@ -196,3 +196,23 @@ def stack(tmp_path_factory, artifacts_dir):
             stop_process(web)
         worker.stop()
         redis_server.stop()
+
+
+# One redis-server per test module that asks for it (the Celery record and limit tests).
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    require_redis()
+    server = Redis(free_port(), tmp_path_factory.mktemp("redis") / "redis.log")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh(redis_url):
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url

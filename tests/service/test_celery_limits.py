@@ -33,31 +33,11 @@ from classmap.app.hosting.celery_app import (DONE, FAILED, LIVE_PREFIX, QUEUED, 
 from classmap.app.hosting.config import HostingConfig, Limits
 from classmap.app.hosting.identity import Identity
 from classmap.app.shell.job_processes import UNKNOWN_MODEL, JobManager, write_record
-from tests.e2e.conftest import ROOT, free_port
-from tests.service.conftest import Redis, require_redis
+from tests.e2e.conftest import ROOT
 
 pytestmark = [pytest.mark.service, pytest.mark.timeout(120)]
 
 MODEL = "lenet-digits"  # one of the default settings' model_ids
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    require_redis()
-    server = Redis(free_port(), tmp_path_factory.mktemp("redis") / "redis.log")
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fresh(redis_url):
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    return redis_url
 
 
 @pytest.fixture

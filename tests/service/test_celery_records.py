@@ -31,31 +31,11 @@ from classmap.app.hosting.celery_app import (CANCELLED, DONE, FAILED, QUEUED, RU
                                              make_celery, unreachable)
 from classmap.app.shell.job_processes import check_job, write_record
 from tests.e2e.conftest import free_port
-from tests.service.conftest import Redis, require_redis
 
 pytestmark = [pytest.mark.service, pytest.mark.timeout(120)]
 
 LIMITS = JobLimits(time_limit=60, heartbeat_timeout=5)
 WRITES = {"set", "setex", "hset", "eval", "evalsha"}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    require_redis()
-    server = Redis(free_port(), tmp_path_factory.mktemp("redis") / "redis.log")
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fresh(redis_url):
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    return redis_url
 
 
 class Interleaved:
