@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -73,12 +74,15 @@ def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_pat
     """Start ``classmap serve`` (``command``), yield its base URL once ``/`` answers 200,
     and stop it when the caller resumes. Fails the test if it exits or never answers."""
     with open(log_path, "w") as log:
+        # Its own process group: the teardown signals the server and everything it started
+        # (gunicorn's workers, the job forkserver and its jobs) at once.
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_SECONDS
     while True:
         if process.poll() is not None:
+            stop_group(process, grace=0)  # whatever it started before it exited
             pytest.fail(f"{' '.join(command[:4])} exited with {process.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(url + "/", timeout=2) as response:
@@ -87,16 +91,43 @@ def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_pat
         except OSError:
             pass
         if time.monotonic() > deadline:
-            process.kill()
+            stop_group(process, grace=0)
             pytest.fail(f"classmap serve did not answer within {SERVER_START_SECONDS} s; "
                         f"see {log_path}")
         time.sleep(0.3)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url
+    finally:
+        stop_group(process)
+
+
+STOP_GRACE_SECONDS = 5.0
+
+
+def stop_group(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop ``process`` (started with ``start_new_session=True``) and every process of its
+    group: SIGTERM to the group, then SIGKILL to whatever is left after ``grace``
+    seconds — the server itself (a gunicorn master once ignored SIGTERM for ~15 s) or a
+    child that outlived it. Returns once the server has exited."""
+    group = process.pid  # a new session's leader: its pid is the group id
+
+    def signal_group(signum: int) -> bool:
+        try:
+            os.killpg(group, signum)
+            return True
+        except ProcessLookupError:  # nobody left in the group
+            return False
+        except PermissionError:  # the id was reused by another user's group
+            return False
+
+    if grace > 0 and signal_group(signal.SIGTERM):
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not signal_group(0):
+                break
+            time.sleep(0.05)
+    signal_group(signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @pytest.fixture
