@@ -23,6 +23,9 @@ Order of checks for one request (each refusal is a short text with no server det
 5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads and
    their deletion)
    refused to viewers                                          → 403
+   a method a fixed-path route does not take (a GET to the
+   POST-only ``uploads/delete``), before Dash's catch-all page
+   route could answer it                           → 405 + Allow
 6. callback requests: ``application/json`` (else 415: a cross-
    site form cannot send it), within the size limit, well-
    formed JSON naming a registered callback; operator-only
@@ -150,6 +153,7 @@ class AccessGuard:
                                       or DEFAULT_WINDOW_SECONDS)
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
+        self._route_methods: tuple[int, dict[str, frozenset[str]]] | None = None
 
     def check(self) -> flask.Response | None:
         request = flask.request
@@ -175,9 +179,41 @@ class AccessGuard:
             log.warning("refused %s %s to %s (%s)", request.method, request.path[:100],
                         identity.name, identity.role)
             return _refuse(403, "this page needs the operator role; ask an operator")
+        refusal = self.check_method()
+        if refusal is not None:
+            return refusal
         if request.path.endswith(CALLBACK_PATH):
             return self.check_callback(identity)
         return None
+
+    def check_method(self) -> flask.Response | None:
+        """A method a fixed-path route does not take → 405 with its ``Allow`` (OPTIONS → 204
+        with it), before Dash's page route (``/<path:path>``, GET) could answer instead: a
+        GET to the POST-only ``uploads/delete`` or ``_dash-update-component`` fell through
+        to the dashboard's page with 200."""
+        request = flask.request
+        allowed = self._fixed_route_methods().get(request.path)
+        if allowed is None or (request.method in allowed and request.method != "OPTIONS"):
+            return None
+        allow = ", ".join(sorted(allowed - {"OPTIONS"}))
+        if request.method == "OPTIONS":
+            response = flask.make_response("", 204)
+        else:
+            response = _refuse(405, f"method not allowed here; use {allow}")
+        response.headers["Allow"] = allow
+        return response
+
+    def _fixed_route_methods(self) -> dict[str, frozenset[str]]:
+        """Path → methods of every route without parameters (read again when a route is
+        added: Dash adds some at its first request)."""
+        rules = self.app.server.url_map._rules  # noqa: SLF001 — werkzeug's list of rules
+        if self._route_methods is None or self._route_methods[0] != len(rules):
+            table = {}
+            for rule in list(rules):
+                if not rule.arguments and rule.methods:
+                    table[rule.rule] = table.get(rule.rule, frozenset()) | frozenset(rule.methods)
+            self._route_methods = (len(rules), table)
+        return self._route_methods[1]
 
     # -- identity ------------------------------------------------------------------------------
     def identify(self) -> Identity | flask.Response | None:

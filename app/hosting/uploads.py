@@ -563,7 +563,7 @@ def _route(app: Any, settings: Any) -> flask.Response:
     if not settings.hosting.uploads.enabled:
         return _text(404, "uploads are off on this server; an operator can turn them on with "
                           "[uploads] enabled = true in the config file")
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):  # HEAD: Flask sends the GET answer's headers
         return _page(app, settings)
     try:
         return _accept(app, settings)

@@ -80,3 +80,53 @@ def test_a_route_added_later_is_guarded_without_being_listed(settings):
     app.server.add_url_rule("/added-later", "added_later", lambda: "secret content")
     response = app.server.test_client().get("/added-later")
     assert response.status_code == 401 and b"secret" not in response.data
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+# The hosting layer's routes that take POST (app/hosting/uploads.py): a GET to the
+# POST-only one fell through to Dash's page route with 200 and the dashboard's page.
+HOSTING_POST_ROUTES = {"/uploads": {"GET", "HEAD", "POST"}, "/uploads/delete": {"POST"}}
+
+
+def test_the_hosting_routes_that_take_post_are_the_known_ones(app):
+    taking_post = {rule.rule: set(rule.methods) - {"OPTIONS"} for rule in routes(app)
+                   if "POST" in rule.methods and rule.endpoint.startswith("classmap_")}
+    assert taking_post == HOSTING_POST_ROUTES
+
+
+def test_a_method_a_fixed_route_does_not_take_is_405_with_allow_and_no_page(app):
+    """Every route without parameters (Dash's POST-only callback route, the uploads'
+    delete route …), every method it does not take, as a signed-in operator: 405, the
+    route's methods in ``Allow``, a one-line body — never Dash's page."""
+    client = app.server.test_client()
+    headers = {"Authorization": "Basic YWxpY2U6YWxpY2Utc2VjcmV0LTE="}  # alice:alice-secret-1
+    checked, wrong = 0, []
+    for rule in routes(app):
+        if rule.arguments or rule.rule == "/healthz":
+            continue
+        allowed = set(rule.methods) - {"OPTIONS"}
+        for method in METHODS:
+            if method in allowed:
+                continue
+            checked += 1
+            response = client.open(rule.rule, method=method, headers=headers)
+            if (response.status_code != 405
+                    or set(response.headers.get("Allow", "").split(", ")) != allowed
+                    or b"<" in response.data or len(response.data) > 100):
+                wrong.append(f"{method} {rule.rule} → {response.status_code} "
+                             f"Allow={response.headers.get('Allow')} {response.data[:60]!r}")
+    assert checked >= 20 and not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "PATCH"])
+def test_uploads_delete_answers_only_post(app, method):
+    client = app.server.test_client()
+    response = client.open("/uploads/delete", method=method,
+                           headers={"Authorization": "Basic YWxpY2U6YWxpY2Utc2VjcmV0LTE="})
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert b"html" not in response.data.lower() and b"_dash" not in response.data
+    options = client.options("/uploads/delete",
+                             headers={"Authorization": "Basic YWxpY2U6YWxpY2Utc2VjcmV0LTE="})
+    assert options.status_code == 204 and options.headers["Allow"] == "POST"
+    assert client.open("/uploads/delete", method=method).status_code == 401  # no credentials

@@ -180,6 +180,13 @@ def test_the_operator_page_has_the_form_and_passes_the_csp(client):
     assert b"<script" not in response.data  # nothing the CSP would block
 
 
+def test_head_of_the_upload_page_is_its_gets_headers_not_an_upload(client, folder):
+    before = stored_files(folder)
+    response = client.head("/uploads", headers=basic("alice"))
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.data == b"" and stored_files(folder) == before
+
+
 # -- the happy path ----------------------------------------------------------------------------
 
 
