@@ -32,6 +32,29 @@ changes how a job is started and watched:
   the same sentences (:func:`session_refusal`, :func:`user_refusal`,
   :func:`waiting_message`).
 
+**The record's state machine.** Every write to a record is a compare-and-set
+(:func:`transition`): in one job-store transaction (diskcache's ``transact``, an SQLite
+``BEGIN IMMEDIATE``, so atomic across the server's threads, the job processes and other
+server processes sharing the store) it reads the record as stored and writes only when
+the record is in a state the write may follow (:data:`TRANSITIONS`); else the write is
+dropped and the caller told so::
+
+    (none) ──admit──▶ queued ──slot──▶ running ──finish──▶ done
+    (none) ──admit──▶ refused
+    queued, running ──stop (the watchdog) or fail (the job raised)──▶ failed
+    queued, running ──cancel (Cancel)──▶ cancelled
+
+``done``, ``failed``, ``cancelled`` and ``refused`` are terminal: nothing changes their
+state, so whichever of the job's own end, the watchdog's verdict and the user's Cancel
+is written first stands — a job that ends after the watchdog stopped it, or after it was
+cancelled, keeps that verdict, and :meth:`JobManager.get_result` drops the output it
+stored (the page never shows a result of a job it reported failed or cancelled). A
+job whose record left ``queued`` while it waited does not run. Fields that are not the
+state: the heartbeat and the "Queued: …" message only while the job is live, the pid and
+``born`` (when the process started, :func:`process_identity`) only while none is set.
+The watchdog and Cancel kill a job's pid only while that pid still names the job's
+process (same ``born``): never a later process the kernel gave the pid to.
+
 A job's request (the Input of its background callback) is a dict made by
 :func:`classmap.app.shell.jobs.job_request`: it carries the job ``id`` and ``model``.
 """
@@ -66,6 +89,26 @@ log = logging.getLogger(__name__)
 RECORDS_KEY = "classmap-job-records"
 QUEUED, RUNNING, DONE, FAILED, REFUSED, CANCELLED = (
     "queued", "running", "done", "failed", "refused", "cancelled")
+NEW = "-"  # a transition's "from" state meaning: no record yet
+FINAL = (DONE, FAILED, CANCELLED, REFUSED)  # terminal: a record in one never changes state
+LIVE = (QUEUED, RUNNING)
+# Each write (a change) → the states the record must be in for it to happen (else it is
+# dropped), and the states it may set. The state machine of the module docstring.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "admit": (NEW,),           # the server: a new job, queued or refused
+    "pid": (*LIVE, *FINAL),    # the server / the job: its process (only while none is set)
+    "wait": (QUEUED,),         # the job, waiting for a slot: its "Queued: …" message
+    "slot": (QUEUED,),         # the job takes a slot → running
+    "beat": LIVE,              # the job's heartbeat (it beats while it waits, too)
+    "finish": (RUNNING,),      # the job ends by itself: done
+    "fail": LIVE,              # the job raised: failed
+    "stop": LIVE,              # the watchdog: failed (died, no heartbeat, time limit)
+    "cancel": LIVE,            # Cancel (terminate_job): cancelled
+}
+NEXT_STATES: dict[str, tuple[str, ...]] = {
+    "admit": (QUEUED, REFUSED), "pid": (), "wait": (), "slot": (RUNNING,), "beat": (),
+    "finish": (DONE,), "fail": (FAILED,), "stop": (FAILED,), "cancel": (CANCELLED,),
+}
 BEAT_SECONDS = 1.0
 START_GRACE_SECONDS = 20.0  # a request whose job has no record after this never started
 LOW_DISK_BYTES = 16 * 2**20
@@ -143,32 +186,39 @@ class JobManager(DiskcacheManager):
         request = find_request(args)
         job_id = str(request.get("id") or uuid.uuid4().hex)
         model = job_model(request, getattr(self.settings, "model_ids", None))
-        if self._admit(job_id, model, current_session(self.settings), current_user()):
+        if self._admit(job_id, model, current_session(self.settings), current_user(), key):
             return 0
         process = self._context.Process(
             target=run_job, name=f"classmap-job-{job_id[:8]}", daemon=True,
             args=(self.settings, self.limits, job_fn.key, key, self._make_progress_key(key),
                   args, dict(context), job_id, os.getpid()))
         process.start()
-        update_record(self.handle, job_id, pid=process.pid)
+        # The job writes its own pid and start (run_job) — unless it has not yet.
+        transition(self.handle, job_id, "pid", pid=process.pid,
+                   born=process_identity(process.pid))
         with self._lock:
             self._processes[process.pid] = process
             self._reap()
         return process.pid
 
-    def _admit(self, job_id: str, model: str | None, session: str, user: str) -> str:
+    def _admit(self, job_id: str, model: str | None, session: str, user: str,
+               result_key: str | None = None) -> str:
         """Record the job ``queued`` (pid 0 until its process starts) or ``refused``; the
         count of live jobs and the write are one transaction, so two requests at once
         cannot both take a session's or user's last place. Returns the refusal ("": queued).
-        ``model`` None: not one the server offers (:func:`job_model`)."""
+        ``model`` None: not one the server offers (:func:`job_model`). A job id that has a
+        record already is refused and its record left as it is (a replayed request: ids
+        are fresh, :func:`~classmap.app.shell.jobs.job_request`). ``result_key``: where
+        Dash reads the job's result (:meth:`get_result` checks the record first)."""
         with self.handle.transact():
             refusal = UNKNOWN_MODEL if model is None else self._refusal(model, session, user)
             now = time.time()
-            write_record(self.handle, job_id, {"pid": 0, "model": model or "",
-                                               "session": session, "user": user,
-                                               "state": REFUSED if refusal else QUEUED,
-                                               "message": refusal, "started": now,
-                                               "heartbeat": now})
+            admitted = transition(self.handle, job_id, "admit", pid=0, model=model or "",
+                                  session=session, user=user,
+                                  state=REFUSED if refusal else QUEUED, message=refusal,
+                                  started=now, heartbeat=now, result=result_key)
+        if admitted is None:  # a request naming a job id that already has a record
+            return REUSED_ID
         return refusal
 
     def _refusal(self, model: str, session: str, user: str | None = None) -> str:
@@ -191,20 +241,52 @@ class JobManager(DiskcacheManager):
 
     def terminate_job(self, job: Any) -> None:
         """Dash's Cancel (and its clean-up after a result): the record says ``cancelled``
-        first, so the watchdog does not call a cancelled job dead."""
+        first (compare-and-set from queued or running: a job that ended meanwhile keeps its
+        ``done`` or ``failed``), so the watchdog does not call a cancelled job dead; then
+        the process is killed unless its pid now names another process."""
         if job is None:
             return
         pid = int(job)
-        for job_id, record in records(self.handle).items():
-            if record.get("pid") == pid and record.get("state") in (QUEUED, RUNNING):
-                update_record(self.handle, job_id, state=CANCELLED)
-        if pid:
+        mine = [(job_id, record) for job_id, record in records(self.handle).items()
+                if record.get("pid") == pid]
+        for job_id, record in mine:
+            if record.get("state") in LIVE:
+                transition(self.handle, job_id, "cancel", state=CANCELLED)
+        latest = max((record for _, record in mine), key=lambda r: r.get("started", 0),
+                     default=None)
+        if pid and (latest is None or job_alive(latest)):
             # Dash checks the pid exists, then lists its children: a job that ends between
             # the two (its result was just read) raised NoSuchProcess into the poll (a 500).
             with contextlib.suppress(psutil.NoSuchProcess):
                 super().terminate_job(pid)
         with self._lock:
             self._reap()
+
+    def get_result(self, key: str, job: Any) -> Any:
+        """Dash's result of ``key``, delivered only when the job's record agrees: ``done``
+        (or ``failed`` by the job itself, whose error Dash reports). A result of a job
+        the watchdog stopped or the user cancelled is dropped (the page shows the verdict,
+        never that job's output); one written by a job that has not yet recorded its end
+        waits for that write (Dash polls again while the process lives)."""
+        record = self._record_of_result(key)
+        if record is None or record.get("state") == DONE:
+            return super().get_result(key, job)
+        result = self.handle.get(key, self.UNDEFINED)
+        if result is self.UNDEFINED:
+            return result
+        if record.get("state") == FAILED and isinstance(result, dict) \
+                and "background_callback_error" in result:
+            return super().get_result(key, job)
+        if record.get("state") in LIVE and job_alive(record):
+            return self.UNDEFINED  # its "done" is being written
+        self.clear_cache_entry(key)
+        self.clear_cache_entry(self._make_progress_key(key))
+        return self.UNDEFINED
+
+    def _record_of_result(self, key: str) -> dict[str, Any] | None:
+        """The newest record of a job whose result Dash reads at ``key`` (None: none)."""
+        return max((r for r in records(self.handle).values() if r.get("result") == key),
+                   key=lambda r: r.get("started", 0), default=None)
 
     def stop_all(self) -> None:
         """Kill every job this process started that still runs (the server is stopping)."""
@@ -245,6 +327,8 @@ def waiting_message(waiting: int, per_user: int | None) -> str:
     return f"Queued: waiting for {waiting} other job(s) of {whose}…"
 
 
+REUSED_ID = ("this job request was already started once (a replayed request); reload the page "
+             "or press Retry to start a new job")
 UNKNOWN_MODEL = ("this job names a model this server does not offer (a stale page or a forged "
                  "request); reload the page, choose one of the server's models, then Retry")
 JOBS_DISABLED = ("background jobs are disabled on this server: its job store could not be "
@@ -338,26 +422,74 @@ class DisabledJobs(BaseBackgroundCallbackManager):
 
 
 def records(cache: diskcache.Cache) -> dict[str, dict[str, Any]]:
-    """Every job record: job id → record."""
+    """Every job record: job id → record (a snapshot: read, do not write it back)."""
+    return dict(cache.get(RECORDS_KEY, {}) or {})
+
+
+def _stored(cache: diskcache.Cache) -> dict[str, dict[str, Any]]:
+    """The records as stored now (what a transition compares against; never a snapshot
+    read earlier)."""
     return dict(cache.get(RECORDS_KEY, {}) or {})
 
 
 def write_record(cache: diskcache.Cache, job_id: str, record: dict[str, Any]) -> None:
+    """Put ``record`` as it is, whatever was there (tests and forged records only: the app
+    changes a record through :func:`transition`)."""
     with cache.transact():
-        everything = records(cache)
+        everything = _stored(cache)
         everything[job_id] = record
-        cutoff = time.time() - 86400  # forget records of a day ago
-        everything = {k: v for k, v in everything.items() if v.get("heartbeat", 0) > cutoff}
-        cache.set(RECORDS_KEY, everything)
+        cache.set(RECORDS_KEY, _pruned(everything))
 
 
-def update_record(cache: diskcache.Cache, job_id: str, **changes: Any) -> dict[str, Any]:
+def _pruned(everything: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    cutoff = time.time() - 86400  # forget records of a day ago
+    return {k: v for k, v in everything.items() if v.get("heartbeat", 0) > cutoff}
+
+
+def transition(cache: diskcache.Cache, job_id: str, change: str,
+               **fields: Any) -> dict[str, Any] | None:
+    """Compare-and-set: write ``fields`` into the record of ``job_id`` only if it is in a
+    state ``change`` (a key of :data:`TRANSITIONS`) may follow, in one job-store
+    transaction (SQLite ``BEGIN IMMEDIATE``: atomic across every process that opens the
+    store). Returns the record written, or None when the write was dropped (the record
+    is in another state, e.g. a job that ended meanwhile, or has no record)."""
+    allowed = TRANSITIONS[change]
+    state = fields.get("state")
+    if state is not None and state not in NEXT_STATES[change]:
+        raise ValueError(f"transition {change!r} cannot set state {state!r}; it sets "
+                         f"{' or '.join(NEXT_STATES[change])} (see TRANSITIONS)")
     with cache.transact():
-        everything = records(cache)
-        record = {**everything.get(job_id, {}), **changes}
+        everything = _stored(cache)
+        record = everything.get(job_id)
+        before = NEW if record is None else record.get("state")
+        if before not in allowed or (change == "pid" and record.get("pid")):
+            log.info("job %s: %s dropped (record is %s)", job_id, change, before)
+            return None
+        record = {**(record or {}), **fields}
         everything[job_id] = record
-        cache.set(RECORDS_KEY, everything)
+        cache.set(RECORDS_KEY, _pruned(everything) if change == "admit" else everything)
     return record
+
+
+def process_identity(pid: int) -> float | None:
+    """When process ``pid`` started, to tell it from a later process that got the same pid:
+    on Linux its start time in clock ticks since boot (``/proc/<pid>/stat`` field 22:
+    exact, and not moved by changes of the wall clock), elsewhere psutil's
+    ``create_time``. None when there is no such process."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return float(fields[19])  # field 22; fields[0] is field 3 (after "(comm)")
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError, ValueError):
+        pass  # no /proc (not Linux)
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def process_alive(pid: int) -> bool:
@@ -370,20 +502,41 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+def job_alive(record: dict[str, Any]) -> bool:
+    """Whether the process of ``record`` still runs: its pid is alive and, when the
+    record has the process's start (``born``, :func:`process_identity`), it is the same
+    process — not a later one that reuses the pid after the job's process ended."""
+    pid = int(record.get("pid") or 0)
+    if not process_alive(pid):
+        return False
+    born = record.get("born")
+    return born is None or process_identity(pid) == born
+
+
 def live_records(cache: diskcache.Cache) -> list[dict[str, Any]]:
     """Records of jobs queued or running whose process is alive (or not yet started)."""
     now = time.time()
     return [r for r in records(cache).values() if r.get("state") in (QUEUED, RUNNING)
-            and (process_alive(r.get("pid", 0))
+            and (job_alive(r)
                  or (not r.get("pid") and now - r.get("started", 0) < START_GRACE_SECONDS))]
 
 
-def _kill(pid: int) -> None:
-    if pid and process_alive(pid):
-        try:
-            psutil.Process(pid).kill()
-        except psutil.NoSuchProcess:
-            pass
+def _kill(record: dict[str, Any]) -> bool:
+    """Kill the process of ``record`` if it is still the job's (:func:`job_alive`: never a
+    later process that got its pid); whether a signal was sent."""
+    pid = int(record.get("pid") or 0)
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)  # remembers its create time: kill() checks it again
+        if not job_alive(record):
+            log.warning("job process %s is gone (its pid now names another process): "
+                        "not killed", pid)
+            return False
+        process.kill()
+        return True
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _low_disk(folders: Iterable[Path]) -> str:
@@ -398,16 +551,21 @@ def _low_disk(folders: Iterable[Path]) -> str:
 
 
 def _stop_live(cache: diskcache.Cache, job_id: str, message: str) -> bool:
-    """Mark the job ``failed`` with ``message`` in one transaction, only if its record is
-    still queued or running; whether it did (False: the job ended meanwhile)."""
-    with cache.transact():
-        everything = records(cache)
-        record = everything.get(job_id)
-        if record is None or record.get("state") not in (QUEUED, RUNNING):
-            return False
-        everything[job_id] = {**record, "state": FAILED, "message": message}
-        cache.set(RECORDS_KEY, everything)
-    return True
+    """Mark the job ``failed`` with ``message`` (compare-and-set: only if its record is
+    still queued or running); whether it did (False: the job ended meanwhile)."""
+    return transition(cache, job_id, "stop", state=FAILED, message=message) is not None
+
+
+def _stopped(cache: diskcache.Cache, job_id: str, record: dict[str, Any],
+             message: str) -> JobVerdict | None:
+    """The watchdog stops the job of ``record`` (read before): ``failed`` with ``message``
+    by compare-and-set, then its process is killed (if it is still the job's) — or,
+    when the job reached another state since the read (it finished, was cancelled), that
+    state's verdict and nothing is killed."""
+    if not _stop_live(cache, job_id, message):
+        return _settled(cache, job_id)  # it ended between the two reads
+    _kill(record)
+    return JobVerdict("error", message)
 
 
 def _settled(cache: diskcache.Cache, job_id: str) -> JobVerdict | None:
@@ -443,25 +601,19 @@ def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | Non
         return JobVerdict("error", record.get("message") or FAILED_SENTENCE)
     if not pid:
         if now - record.get("started", now) > START_GRACE_SECONDS:
-            return JobVerdict("error", "the background job's process never started")
+            return _stopped(cache, job_id, record,
+                            "the background job's process never started")
         return JobVerdict(QUEUED, "Starting…")
-    if not process_alive(pid):
-        if records(cache).get(job_id, {}).get("state") in (DONE, CANCELLED):
-            return None  # it finished between the two reads
-        reason = _low_disk(disk_folders)
-        return JobVerdict("error", f"the background job stopped unexpectedly{reason}")
+    if not job_alive(record):  # ended, or its pid now names another process
+        return _stopped(cache, job_id, record, "the background job stopped unexpectedly"
+                        f"{_low_disk(disk_folders)}")
     if now - record.get("heartbeat", now) > limits.heartbeat_timeout:
-        if not _stop_live(cache, job_id, "no heartbeat"):
-            return _settled(cache, job_id)  # it ended between the two reads
-        _kill(pid)
-        return JobVerdict("error", f"the background job stopped responding (no heartbeat for "
-                                   f"{limits.heartbeat_timeout:.0f} s){_low_disk(disk_folders)}")
+        return _stopped(cache, job_id, record, "the background job stopped responding (no "
+                        f"heartbeat for {limits.heartbeat_timeout:.0f} s)"
+                        f"{_low_disk(disk_folders)}")
     if now - record.get("started", now) > limits.time_limit:
-        if not _stop_live(cache, job_id, "time limit"):
-            return _settled(cache, job_id)
-        _kill(pid)
-        return JobVerdict("error", f"the background job ran past its limit of "
-                                   f"{limits.time_limit:.0f} s and was stopped")
+        return _stopped(cache, job_id, record, "the background job ran past its limit of "
+                        f"{limits.time_limit:.0f} s and was stopped")
     if state == QUEUED:
         return JobVerdict(QUEUED, record.get("message") or "Queued…")
     return JobVerdict(RUNNING)
@@ -488,8 +640,8 @@ def _recording_failures(fn: Any, cache: diskcache.Cache) -> Any:
             log.error("job %s failed", job_id, exc_info=error)
             if job_id:
                 with contextlib.suppress(Exception):  # the store may be unwritable too
-                    update_record(cache, str(job_id), state=FAILED,
-                                  message=page_failure(error))
+                    transition(cache, str(job_id), "fail", state=FAILED,
+                               message=page_failure(error))
             raise
 
     return run
@@ -583,25 +735,28 @@ def _beat(cache: diskcache.Cache, job_id: str, server_pid: int, stop: threading.
         if not process_alive(server_pid):
             os._exit(0)
         try:
-            update_record(cache, job_id, heartbeat=time.time())
+            beaten = transition(cache, job_id, "beat", heartbeat=time.time())
         except Exception as error:  # noqa: BLE001 — a job that cannot write must end
             log.error("job %s cannot write its heartbeat: %s", job_id, error)
             os._exit(3)
+        if beaten is None:
+            return  # the job ended, was stopped or cancelled: nothing to beat for
 
 
 def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits,
-                   per_user: int | None = None) -> None:
+                   per_user: int | None = None) -> bool:
     """Wait until fewer than the limits' jobs compute for this job's model and session
     (and, with ``per_user``, its user) and no older queued job shares any of them; then
-    mark this one running."""
+    mark this one running. Returns whether it runs: False when its record left ``queued``
+    otherwise meanwhile (cancelled, stopped by the watchdog) — the job must not run."""
     while True:
-        with cache.transact():
-            everything = records(cache)
+        with cache.transact():  # the count and the write: one transaction (nested ones join it)
+            everything = _stored(cache)
             mine = everything.get(job_id, {})
             if mine.get("state") != QUEUED:
-                return
+                return mine.get("state") == RUNNING
             live = [(k, r) for k, r in everything.items() if k != job_id
-                    and r.get("state") in (QUEUED, RUNNING) and process_alive(r.get("pid", 0))]
+                    and r.get("state") in LIVE and job_alive(r)]
             same_model = [r for _, r in live if r.get("model") == mine.get("model")]
             same_session = [r for _, r in live if r.get("session") == mine.get("session")]
             same_user = [r for _, r in live if per_user is not None
@@ -616,29 +771,34 @@ def _wait_for_slot(cache: diskcache.Cache, job_id: str, limits: JobLimits,
             user_free = per_user is None or running_user < per_user
             if running_model < limits.per_model and running_session < limits.per_session \
                     and user_free and not ahead:
-                everything[job_id] = {**mine, "state": RUNNING, "message": ""}
-                cache.set(RECORDS_KEY, everything)
-                return
+                return transition(cache, job_id, "slot", state=RUNNING, message="") is not None
             waiting = len({id(r) for r in same_model + same_session + same_user
                            if r.get("state") == RUNNING}) + ahead
-            everything[job_id] = {**mine, "message": waiting_message(waiting, per_user)}
-            cache.set(RECORDS_KEY, everything)
+            transition(cache, job_id, "wait", message=waiting_message(waiting, per_user))
         time.sleep(0.5)
 
 
 def run_job(settings: Any, limits: JobLimits, function_key: str, result_key: str,
             progress_key: str, args: Any, context: dict, job_id: str, server_pid: int) -> None:
     """A job's process: heartbeat, wait for a slot, rebuild the app, run Dash's job
-    function (which stores the result where Dash's polling reads it), record the end."""
+    function (which stores the result where Dash's polling reads it), record the end.
+
+    Every write is a :func:`transition`: the end (``done``) is recorded only from
+    ``running``, so a job the watchdog marked ``failed`` or the user cancelled meanwhile
+    keeps that verdict (and :meth:`JobManager.get_result` drops its result); a job whose
+    record left ``queued`` while it waited does not run at all."""
     global _IN_JOB
     _IN_JOB = True
     _die_with_parent()
     cache = diskcache.Cache(str(settings.jobs_dir))
+    me = os.getpid()
+    transition(cache, job_id, "pid", pid=me, born=process_identity(me))  # if not yet set
     stop = threading.Event()
     threading.Thread(target=_beat, args=(cache, job_id, server_pid, stop), daemon=True,
                      name="classmap-heartbeat").start()
     try:
-        _wait_for_slot(cache, job_id, limits, user_limit(settings))
+        if not _wait_for_slot(cache, job_id, limits, user_limit(settings)):
+            return  # cancelled or stopped while it waited
         from classmap.app.server import create_app
 
         app = create_app(settings)
@@ -646,12 +806,12 @@ def run_job(settings: Any, limits: JobLimits, function_key: str, result_key: str
         from dash._utils import AttributeDict
 
         job_fn(result_key, progress_key, args, AttributeDict(**context))
-        update_record(cache, job_id, state=DONE)
+        transition(cache, job_id, "finish", state=DONE)
     except BaseException as error:  # noqa: BLE001 — recorded for the watchdog, then re-raised
         stop.set()
         log.error("job %s failed", job_id, exc_info=error)
         try:
-            update_record(cache, job_id, state=FAILED, message=page_failure(error))
+            transition(cache, job_id, "fail", state=FAILED, message=page_failure(error))
         except Exception:  # noqa: BLE001 — the store itself is unwritable: the pid tells
             pass
         raise
