@@ -16,10 +16,12 @@ Order of checks for one request (each refusal is a short text with no server det
    at step 6, past the identity check: more is a 413)
 3. public path (:data:`PUBLIC_PATHS`: the health check)        → answered
 4. identity: trusted proxy's user header, else HTTP Basic     → 401 when required
-   (after ``[limits] login_failures`` wrong passwords from one
-   client address or for one user name within
-   ``login_window_seconds``: refused without checking the
-   password until the window ends, :mod:`.login_throttle`)    → 429 + Retry-After
+   (after ``[limits] login_failures`` wrong passwords for one
+   user name from one client address — 3 × as many for the
+   address over all names — within ``login_window_seconds``,
+   counted by every web process of the instance together:
+   refused without checking the password until the window
+   ends, :mod:`.login_throttle`)                  → 429 + Retry-After
 5. operator-only routes (:data:`OPERATOR_ROUTES`: uploads and
    their deletion)
    refused to viewers                                          → 403
@@ -62,7 +64,7 @@ from classmap.analysis.settings import secret_key as secret_key_from_env
 from classmap.app.hosting.config import HostingConfig, User, check_user_name
 from classmap.app.hosting.identity import LOCAL_OPERATOR, Identity
 from classmap.app.hosting.login_throttle import (DEFAULT_FAILURES, DEFAULT_WINDOW_SECONDS,
-                                                 LoginThrottle)
+                                                 LoginThrottle, shared_throttle)
 from classmap.app.pages.classes import ids as class_ids
 from classmap.app.pages.compare import ids as compare_ids
 from classmap.app.hosting.redact import PathRedactor, server_folders
@@ -108,7 +110,13 @@ def install_access(app: Any, settings: Any) -> None:
         SESSION_COOKIE_SECURE=config.tls,
         PROPAGATE_EXCEPTIONS=False,
     )
-    guard = AccessGuard(config, app)
+    # Celery mode (the job manager has a Redis broker): failed logins counted in Redis;
+    # otherwise in the cache folder every gunicorn worker of the instance opens.
+    broker = getattr(getattr(app, "_classmap_jobs", None), "broker", None)
+    throttle = shared_throttle(config.limits.login_failures or DEFAULT_FAILURES,
+                               config.limits.login_window_seconds or DEFAULT_WINDOW_SECONDS,
+                               settings.cache_dir, broker if isinstance(broker, str) else None)
+    guard = AccessGuard(config, app, throttle)
     # First of all before-request functions, so nothing runs for a refused request.
     server.before_request_funcs.setdefault(None, []).insert(0, guard.check)
     redactor = PathRedactor(server_folders(settings))
@@ -136,7 +144,8 @@ def operator_outputs(callback_map: dict[str, Any]) -> frozenset[str]:
 class AccessGuard:
     """The ``before_request`` check (see the module docstring for the order)."""
 
-    def __init__(self, config: HostingConfig, app: Any) -> None:
+    def __init__(self, config: HostingConfig, app: Any,
+                 throttle: LoginThrottle | None = None) -> None:
         self.config = config
         self.app = app
         self.operator_callbacks = operator_outputs(app.callback_map)
@@ -148,9 +157,10 @@ class AccessGuard:
         # Only the upload route's body may exceed max_request_bytes, and only when on.
         self.upload_path = prefix + UPLOAD_ROUTE if config.uploads.enabled else None
         self._verified: OrderedDict[bytes, Identity] = OrderedDict()
-        self.throttle = LoginThrottle(config.limits.login_failures or DEFAULT_FAILURES,
-                                      config.limits.login_window_seconds
-                                      or DEFAULT_WINDOW_SECONDS)
+        # The instance's table of failed logins (install_access: shared by its processes).
+        self.throttle = throttle or LoginThrottle(
+            config.limits.login_failures or DEFAULT_FAILURES,
+            config.limits.login_window_seconds or DEFAULT_WINDOW_SECONDS)
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
         self._route_methods: tuple[int, dict[str, frozenset[str]]] | None = None
@@ -218,8 +228,8 @@ class AccessGuard:
     # -- identity ------------------------------------------------------------------------------
     def identify(self) -> Identity | flask.Response | None:
         """The request's user; None when credentials are required and missing or wrong; a
-        429 response while the client address or the user name is locked out (the password
-        is then not checked)."""
+        429 response while this (client address, user name) or the address is locked out
+        (the password is then not checked)."""
         if not self.config.requires_login:
             return LOCAL_OPERATOR
         proxied = self._proxy_identity()
@@ -228,23 +238,25 @@ class AccessGuard:
         auth = flask.request.authorization
         if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
             return None
-        keys = (("address", self.client_address()), ("user", auth.username))
-        wait = self.throttle.retry_after(keys)
+        address = self.client_address()
+        wait = self.throttle.retry_after(address, auth.username)
         if wait is not None:
             return _locked_out(wait)
         identity = self.verify(auth.username, auth.password)
         if identity is None:
-            self.throttle.record_failure(keys)
-            log.warning("failed login for %r from %s", auth.username[:64], keys[0][1])
+            self.throttle.record_failure(address, auth.username)
+            log.warning("failed login for %r from %s", auth.username[:64], address)
         return identity
 
     def client_address(self) -> str:
-        """The client's address: the peer's, or — when the peer is a trusted proxy — the
-        last address the proxy appended to ``X-Forwarded-For`` (so one client's failures
-        do not lock out everyone behind the proxy)."""
+        """The client's address: the peer's, or — only when the peer is a configured
+        trusted proxy — the last address in ``X-Forwarded-For`` (the one that proxy
+        appended; every header line read, in order, so a line the client sent before the
+        proxy's cannot pose as it), so one client's failures do not lock out everyone
+        behind the proxy. From any other peer the header is ignored."""
         peer = flask.request.remote_addr or ""
         if self.config.trusted_proxies and _in_networks(peer, self.config.trusted_proxies):
-            forwarded = flask.request.headers.get("X-Forwarded-For", "")
+            forwarded = ",".join(flask.request.headers.getlist("X-Forwarded-For"))
             last = forwarded.rsplit(",", 1)[-1].strip()
             try:
                 return str(ipaddress.ip_address(last))

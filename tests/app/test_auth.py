@@ -469,10 +469,12 @@ def test_a_short_secret_key_in_the_environment_is_refused(tmp_path, monkeypatch,
 
 
 class Clock:
-    """A monotonic clock the test moves."""
+    """A clock the test moves (wall-clock seconds: the shared table's expiry uses them)."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        import time
+
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -480,19 +482,29 @@ class Clock:
 
 @pytest.fixture
 def throttled(config_file, session_cache, tmp_path):
-    """A fresh app (its own failure table) allowing 3 failures in 60 s, on a test clock;
-    counts the password-hash checks the guard makes."""
+    """A fresh app allowing 3 failures in 60 s, its table of failed logins in its own
+    cache folder (the instance's shared store), on a test clock."""
     limited = tmp_path / "limited.toml"
     limited.write_text(config_file.read_text().replace(
         "[server]", "[limits]\nlogin_failures = 3\nlogin_window_seconds = 60\n\n[server]", 1))
     limited.chmod(0o600)
-    settings = Settings.create(cache_dir=session_cache.directory, jobs_dir=tmp_path / "jobs",
+    settings = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
                                environ={}, warm_default=False, hosting=load_config(limited))
     app = create_app(settings)
     guard = app.server.extensions["classmap_access"]
     clock = Clock()
-    guard.throttle.clock = clock
+    guard.throttle.store.clock = clock
     return app.server.test_client(), guard, clock
+
+
+@pytest.fixture
+def hash_checks(monkeypatch):
+    """The password-hash checks the guard makes, in order."""
+    checks = []
+    real_check = access.check_password_hash
+    monkeypatch.setattr(access, "check_password_hash",
+                        lambda *args: checks.append(args) or real_check(*args))
+    return checks
 
 
 def get_as(client, name, password, address="10.1.1.1"):
@@ -500,35 +512,66 @@ def get_as(client, name, password, address="10.1.1.1"):
                       environ_base={"REMOTE_ADDR": address})
 
 
-def test_failed_logins_lock_the_address_out_with_429_without_checking_the_password(
-        throttled, monkeypatch):
+def test_the_table_of_failed_logins_is_the_instances_shared_store(throttled, tmp_path):
+    from classmap.app.hosting.login_throttle import DiskStore
+
+    _, guard, _ = throttled
+    assert isinstance(guard.throttle.store, DiskStore)
+    assert Path(guard.throttle.store.cache.directory) == tmp_path / "cache" / "login-failures"
+
+
+def test_failed_logins_lock_that_name_at_that_address_with_429_without_checking(
+        throttled, hash_checks):
     client, guard, clock = throttled
     for _ in range(3):
         assert get_as(client, "alice", "wrong-password").status_code == 401
-    checks = []
-    real_check = access.check_password_hash
-    monkeypatch.setattr(access, "check_password_hash",
-                        lambda *args: checks.append(args) or real_check(*args))
-    locked = get_as(client, "bob", PASSWORDS["bob"])  # another user, the right password
+    assert len(hash_checks) == 3
+    locked = get_as(client, "alice", PASSWORDS["alice"])  # now the right password
     assert locked.status_code == 429
     assert locked.headers["Retry-After"] == "60"
     assert locked.data == b"too many failed logins; try again in 60 s\n"
     clock.now += 59.5
-    assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 429
     assert get_as(client, "alice", PASSWORDS["alice"]).headers["Retry-After"] == "1"
-    assert checks == []  # no password was checked during the lockout
-    assert get_as(client, "bob", PASSWORDS["bob"], address="10.1.1.2").status_code == 200
+    assert len(hash_checks) == 3  # no password was checked during the lockout
+    # Neither the name's owner elsewhere nor another user at that address is locked out.
+    assert get_as(client, "alice", PASSWORDS["alice"], address="10.1.1.2").status_code == 200
+    assert get_as(client, "bob", PASSWORDS["bob"]).status_code == 200
     clock.now += 1  # the window is over
     assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 200
-    assert get_as(client, "bob", PASSWORDS["bob"]).status_code == 200
 
 
-def test_failed_logins_for_one_user_name_lock_it_from_every_address(throttled):
+def test_a_guesser_cannot_lock_a_user_out_from_another_address(throttled, hash_checks):
     client, guard, clock = throttled
-    for address in ("10.2.0.1", "10.2.0.2", "10.2.0.3"):  # one guess from each of three
-        assert get_as(client, "alice", "wrong-password", address).status_code == 401
-    assert get_as(client, "alice", PASSWORDS["alice"], "10.2.0.9").status_code == 429
-    assert get_as(client, "bob", PASSWORDS["bob"], "10.2.0.9").status_code == 200
+    for _ in range(50):  # an attacker hammering alice's name from one address
+        assert get_as(client, "alice", "wrong-password", "10.6.6.6").status_code in (401, 429)
+    assert get_as(client, "alice", "wrong-password", "10.6.6.6").status_code == 429
+    assert len(hash_checks) == 3
+    assert get_as(client, "alice", PASSWORDS["alice"], "10.2.0.9").status_code == 200
+    assert get_as(client, "alice", PASSWORDS["alice"], "10.2.0.10").status_code == 200
+
+
+def test_one_address_trying_many_names_is_capped_over_all_of_them(throttled, hash_checks):
+    from classmap.app.hosting.login_throttle import ADDRESS_FACTOR
+
+    client, guard, clock = throttled
+    names = [f"guess{n}" for n in range(ADDRESS_FACTOR)]
+    for name in names:  # 3 wrong passwords for each of ADDRESS_FACTOR names
+        for _ in range(3):
+            assert get_as(client, name, "wrong-password", "10.7.7.7").status_code == 401
+    assert len(hash_checks) == 3 * ADDRESS_FACTOR
+    assert get_as(client, "bob", "wrong-password", "10.7.7.7").status_code == 429
+    assert get_as(client, "bob", PASSWORDS["bob"], "10.7.7.7").status_code == 429
+    assert len(hash_checks) == 3 * ADDRESS_FACTOR
+    assert get_as(client, "bob", PASSWORDS["bob"], "10.7.7.8").status_code == 200
+
+
+def test_an_ipv6_client_is_counted_by_its_64(throttled):
+    client, guard, clock = throttled
+    for host in ("1", "2", "3"):  # one guess from each of three addresses of one /64
+        assert get_as(client, "alice", "wrong-password",
+                      f"2001:db8:1:2::{host}").status_code == 401
+    assert get_as(client, "alice", PASSWORDS["alice"], "2001:db8:1:2::99").status_code == 429
+    assert get_as(client, "alice", PASSWORDS["alice"], "2001:db8:1:3::1").status_code == 200
 
 
 def test_requests_without_credentials_and_right_passwords_are_not_failures(throttled):
@@ -537,42 +580,105 @@ def test_requests_without_credentials_and_right_passwords_are_not_failures(throt
         assert client.get("/_dash-layout", headers=HOST,
                           environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 401
         assert get_as(client, "alice", PASSWORDS["alice"]).status_code == 200
-    assert len(guard.throttle) == 0
+    assert len(guard.throttle.store) == 0
 
 
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_counted(throttled):
     client, guard, clock = throttled
 
-    def via_proxy(password, client_address):
-        return client.get("/_dash-layout", headers={
-            **HOST, **basic("bob", password), "X-Forwarded-For": f"1.2.3.4, {client_address}"},
-            environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    def via(peer, forwarded, password="wrong-password", name="bob"):
+        return client.get("/_dash-layout", headers=[
+            *HOST.items(), *basic(name, password).items(),
+            *(("X-Forwarded-For", line) for line in forwarded)],
+            environ_base={"REMOTE_ADDR": peer})
+    for _ in range(3):  # the proxy appended 192.0.2.10 to what the client sent
+        assert via("10.9.8.7", ["1.2.3.4, 192.0.2.10"]).status_code == 401
+    assert via("10.9.8.7", ["1.2.3.4, 192.0.2.10"], PASSWORDS["bob"]).status_code == 429
+    (pair, _), _ = guard.throttle.keys("192.0.2.10", "bob")
+    assert guard.throttle.store.read([pair])[0][0] == 3
+    # Another client behind the same proxy is not locked out with it.
+    assert via("10.9.8.7", ["192.0.2.11"], PASSWORDS["bob"]).status_code == 200
+    # A line the client sent ahead of the proxy's own is not taken for the proxy's.
+    assert via("10.9.8.7", ["192.0.2.11", "192.0.2.10"], PASSWORDS["bob"]).status_code == 429
+    assert via("10.9.8.7", ["192.0.2.10", "192.0.2.11"], PASSWORDS["bob"]).status_code == 200
+    # From any other peer the header is ignored: the peer's own address counts, so a
+    # client cannot lock bob out at 192.0.2.12 by naming it.
     for _ in range(3):
-        assert via_proxy("wrong-password", "192.0.2.10").status_code == 401
-    assert via_proxy(PASSWORDS["bob"], "192.0.2.10").status_code == 429
-    assert ("address", "192.0.2.10") in guard.throttle._table
-    # The header is believed only from the proxy: elsewhere the peer address counts.
-    assert get_as(client, "alice", PASSWORDS["alice"], "10.3.3.3").status_code == 200
+        assert via("10.3.3.3", ["192.0.2.12"]).status_code == 401
+    assert via("10.3.3.3", ["192.0.2.12"], PASSWORDS["bob"]).status_code == 429
+    assert via("10.9.8.7", ["192.0.2.12"], PASSWORDS["bob"]).status_code == 200
 
 
-def test_the_failure_table_stays_bounded_under_many_addresses_and_names():
-    from classmap.app.hosting.login_throttle import LoginThrottle
+def test_processes_sharing_the_cache_folder_share_the_count(tmp_path):
+    """Two throttles on one folder (as two gunicorn workers are): the failures add up."""
+    from classmap.app.hosting.login_throttle import DiskStore, LoginThrottle
+
+    first = LoginThrottle(4, 60, DiskStore(tmp_path / "t"))
+    second = LoginThrottle(4, 60, DiskStore(tmp_path / "t"))
+    for throttle in (first, second, first):
+        throttle.record_failure("10.0.0.1", "alice")
+    assert second.retry_after("10.0.0.1", "alice") is None
+    second.record_failure("10.0.0.1", "alice")
+    assert first.retry_after("10.0.0.1", "alice") == 60
+    assert second.retry_after("10.0.0.1", "alice") == 60
+    assert first.retry_after("10.0.0.2", "alice") is None
+
+
+def test_when_the_shared_store_fails_failures_are_still_counted(caplog):
+    from classmap.app.hosting.login_throttle import LoginThrottle, MemoryStore
+
+    class Broken:
+        errors = (OSError,)
+
+        def read(self, *args):
+            raise OSError("disk gone")
+
+        add = read
+
+    throttle = LoginThrottle(2, 60, Broken(), MemoryStore())
+    for _ in range(2):
+        throttle.record_failure("10.0.0.1", "alice")
+    assert throttle.retry_after("10.0.0.1", "alice") == 60
+    assert "failed: disk gone" in caplog.text
+
+
+def test_the_in_memory_table_stays_bounded_under_many_addresses_and_names():
+    from classmap.app.hosting.login_throttle import LoginThrottle, MemoryStore
 
     clock = Clock()
-    throttle = LoginThrottle(failures=3, window=60, max_keys=500, clock=clock)
-    target = [("user", "alice")]
+    store = MemoryStore(max_keys=500, clock=clock)
+    throttle = LoginThrottle(failures=3, window=60, store=store)
     for n in range(20_000):  # a botnet: a new address and a new long name each time
-        keys = [("address", f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"),
-                ("user", f"guess-{n}-" + "x" * 5000)]
-        throttle.record_failure(keys + (target if n % 50 == 0 else []))
-        assert len(throttle) <= 500
-    assert all(len(value) <= 64 for _, value in throttle._table)
-    assert throttle.retry_after(target) == 60  # the name under attack stays locked
+        throttle.record_failure(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}",
+                                f"guess-{n}-" + "x" * 5000)
+        if n % 50 == 0:
+            throttle.record_failure("10.0.0.1", "alice")
+        assert len(store) <= 500
+    assert all(len(key) < 64 for key in store._table)
+    assert throttle.retry_after("10.0.0.1", "alice") == 60  # the pair under attack stays locked
+
+
+def test_the_shared_table_stays_bounded_and_keeps_the_key_under_attack(tmp_path):
+    from classmap.app.hosting.login_throttle import DiskStore, LoginThrottle
+
+    limit = 256 << 10
+    store = DiskStore(tmp_path / "t", size_limit=limit, clock=Clock())
+    throttle = LoginThrottle(failures=3, window=60, store=store)
+    for n in range(4000):
+        throttle.record_failure(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}",
+                                f"guess-{n}-" + "x" * 5000)
+        if n % 50 == 0:
+            throttle.record_failure("10.0.0.1", "alice")
+    # 8,002 keys were written; the least recently stored were culled past the size limit.
+    assert store.cache.volume() <= 1.25 * limit
+    assert len(store) <= 2000
+    assert throttle.retry_after("10.0.0.1", "alice") == 60
 
 
 def test_login_limits_come_from_the_config_with_defaults(tmp_path, hosted):
     guard = hosted.server.extensions["classmap_access"]
     assert (guard.throttle.failures, guard.throttle.window) == (10, 300)
+    assert [most for _, most in guard.throttle.keys("10.0.0.1", "alice")] == [10, 30]
     path = tmp_path / "c.toml"
     path.write_text("[limits]\nlogin_failures = 0\n")
     with pytest.raises(ClassmapError, match="login_failures must be a positive integer"):
