@@ -186,7 +186,12 @@ class JobManager(DiskcacheManager):
         request = find_request(args)
         job_id = str(request.get("id") or uuid.uuid4().hex)
         model = job_model(request, getattr(self.settings, "model_ids", None))
-        if self._admit(job_id, model, current_session(self.settings), current_user(), key):
+        refusal = self._admit(job_id, model, current_session(self.settings), current_user(), key)
+        if refusal == REUSED_ID:  # a replayed request: poll its job while it runs
+            existing = records(self.handle).get(job_id, {})
+            return int(existing.get("pid") or 0) if existing.get("state") in LIVE \
+                and existing.get("result") == key and job_alive(existing) else 0
+        if refusal:
             return 0
         process = self._context.Process(
             target=run_job, name=f"classmap-job-{job_id[:8]}", daemon=True,
@@ -478,14 +483,15 @@ def process_identity(pid: int) -> float | None:
     ``create_time``. None when there is no such process."""
     if not pid:
         return None
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return float(fields[19])  # field 22; fields[0] is field 3 (after "(comm)")
-    except FileNotFoundError:
-        return None
-    except (OSError, IndexError, ValueError):
-        pass  # no /proc (not Linux)
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            return float(fields[19])  # field 22; fields[0] is field 3 (after "(comm)")
+        except FileNotFoundError:
+            return None
+        except (OSError, IndexError, ValueError):
+            pass  # /proc unreadable: psutil's answer
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
