@@ -16,7 +16,8 @@ changes how a job is started and watched:
   (``PR_SET_PDEATHSIG``), and its heartbeat thread ends it when the server's process is
   gone; ``JobManager.stop_all`` (at exit) kills the ones still running.
 * **heartbeat and record** — each job has a record in the job store (``RECORDS_KEY``:
-  job id → ``{pid, model, session, state, started, heartbeat, message}``); the job
+  job id → ``{pid, born, model, session, user, state, started, heartbeat, message,
+  result}``); the job
   touches ``heartbeat`` every second. :func:`check_job` (called by the page's watchdog
   interval) turns a job that died, stopped beating, ran past its limit or could not
   write into an error the page shows, with a Retry.

@@ -187,3 +187,21 @@ def test_opposite_changes_from_two_processes_never_both_win(store):
     final = records(store)
     for state, won in wins.items():
         assert all(final[f"j{job}"]["state"] == state for job in won)
+
+
+def test_a_replayed_request_of_a_running_job_polls_that_job(store, sleeper):
+    """Dash sends the same request again while its job runs: no second process; Dash gets
+    the running job's pid to poll. Once that job has ended, a replay starts nothing."""
+    import flask
+
+    from classmap.app.shell.jobs import job_request
+
+    job = job_request("m")
+    manager = JobManager(store, settings=None, limits=LIMITS)
+    write_record(store, job["id"], {**record(RUNNING, sleeper.pid), "result": "rk",
+                                    "born": process_identity(sleeper.pid)})
+    with flask.Flask("t").test_request_context("/"):
+        assert manager.call_job_fn("rk", None, [job], {}) == sleeper.pid
+        write_record(store, job["id"], {**records(store)[job["id"]], "state": DONE})
+        assert manager.call_job_fn("rk", None, [job], {}) == 0
+    assert records(store)[job["id"]]["state"] == DONE
