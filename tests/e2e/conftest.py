@@ -70,9 +70,10 @@ def dash_server(session_cache, tmp_path_factory, artifacts_dir):
 
 
 def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_path: Path,
-                     port: int):
-    """Start ``classmap serve`` (``command``), yield its base URL once ``/`` answers 200,
-    and stop it when the caller resumes. Fails the test if it exits or never answers."""
+                     port: int, probe: str = "/"):
+    """Start ``classmap serve`` (``command``), yield its base URL once ``probe`` answers
+    200 (``/healthz`` for a server with users: ``/`` needs credentials), and stop it when
+    the caller resumes. Fails the test if it exits or never answers."""
     with open(log_path, "w") as log:
         # Its own process group: the teardown signals the server and everything it started
         # (gunicorn's workers, the job forkserver and its jobs) at once.
@@ -85,7 +86,7 @@ def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_pat
             stop_group(process, grace=0)  # whatever it started before it exited
             pytest.fail(f"{' '.join(command[:4])} exited with {process.returncode}; see {log_path}")
         try:
-            with urllib.request.urlopen(url + "/", timeout=2) as response:
+            with urllib.request.urlopen(url + probe, timeout=2) as response:
                 if response.status == 200:
                     break
         except OSError:
