@@ -12,22 +12,29 @@ either gets the whole zip or a :class:`~classmap.analysis.errors.ClassmapError`.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
+import math
 import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from classmap.analysis import __version__
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.exports.folder import MANIFEST, TOOL
+from classmap.analysis.exports.folder import MANIFEST, TOOL, spreadsheet_safe
+from classmap.analysis.exports.images import (write_clustering_csv, write_confusion_csv,
+                                              write_within_class_csv)
 from classmap.analysis.exports.weights import write_classes_csv, write_neighbours_csv
 from classmap.analysis.methods.hierarchy import to_newick
+from classmap.analysis.pipelines.images import ImageAnalysis
 from classmap.analysis.pipelines.weights import WeightAnalysis
 
 URL_FILE = "view-url.txt"
@@ -35,6 +42,7 @@ ARCHIVE_FORMAT = 1
 # Member names: one flat level, letters, digits, "_", ".", "-" (no folders, no "..").
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 WEIGHT_FILES = ("classes.csv", "neighbours.csv", "tree.nwk")
+IMAGE_FILES = ("within_class_similarity.csv", "clustering_metrics.csv", "confusion.csv")
 
 
 def weight_view_files(result: WeightAnalysis) -> dict[str, bytes]:
@@ -52,6 +60,63 @@ def weight_view_files(result: WeightAnalysis) -> dict[str, bytes]:
         (root / "tree.nwk").write_text(to_newick(result.linkage, head.classes.names),
                                        encoding="utf-8")
         return {name: (root / name).read_bytes() for name in WEIGHT_FILES}
+
+
+def image_view_files(analysis: ImageAnalysis) -> dict[str, bytes]:
+    """The image analysis's ``within_class_similarity.csv``, ``clustering_metrics.csv`` and
+    ``confusion.csv``, byte for byte as ``classmap export --data`` writes them (the same
+    writers, into a temporary folder read back and removed), in :data:`IMAGE_FILES` order."""
+    writers = {"within_class_similarity.csv": write_within_class_csv,
+               "clustering_metrics.csv": write_clustering_csv,
+               "confusion.csv": write_confusion_csv}
+    with tempfile.TemporaryDirectory(prefix="classmap-view-") as folder:
+        root = Path(folder)
+        for name in IMAGE_FILES:
+            writers[name](root / name, analysis)
+        return {name: (root / name).read_bytes() for name in IMAGE_FILES}
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell of a view's table: floats as ``repr`` (the shortest text that reads back
+    to the same float64), NaN and None as an empty cell, text made spreadsheet-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return "" if not math.isfinite(float(value)) else repr(float(value))
+    return spreadsheet_safe(str(value))
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A CSV file (``\\n`` line ends, UTF-8) of ``header`` and ``rows``, cells by :func:`csv_cell`.
+
+    Raises ClassmapError when a row's length differs from the header's."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(name) for name in header])
+    for number, row in enumerate(rows, start=1):
+        row = list(row)
+        if len(row) != len(header):
+            raise ClassmapError(f"row {number} of a view's table has {len(row)} cells for "
+                                f"{len(header)} columns; this is a bug, please report it")
+        writer.writerow([csv_cell(value) for value in row])
+    return buffer.getvalue().encode("utf-8")
+
+
+def matrix_csv(corner: str, row_names: Sequence[str], column_names: Sequence[str],
+               matrix: Any) -> bytes:
+    """A labelled matrix ``[R, K]`` as CSV: header ``corner`` + the column names, then one
+    row per row name."""
+    values = np.asarray(matrix)
+    if values.shape != (len(row_names), len(column_names)):
+        raise ClassmapError(f"a matrix of shape {values.shape} does not fit {len(row_names)} "
+                            f"row and {len(column_names)} column names; this is a bug, "
+                            "please report it")
+    return csv_bytes([corner, *column_names],
+                     ([name, *row] for name, row in zip(row_names, values.tolist())))
 
 
 def check_member_name(name: str) -> str:

@@ -134,8 +134,8 @@ def export_view_logic(services: Any, registry: Mapping[str, Exporter], pages: Se
     names = [item.get("page") for item in pages or () if isinstance(item, dict)]
     page = next((name for name in names if name in registry), None)
     if page is None:
-        raise ClassmapError("this page has no view export yet; open the Classes page "
-                            "(Classes in the menu) to export its view")
+        raise ClassmapError("this page has no view export; open the Classes page (or Weight "
+                            "distributions, Samples, Clustering, Confidence) to export its view")
     selection = coerce_selection(selection, services.settings.default_model)
     started = time.perf_counter()
     export = registry[page](services, selection, status or {})

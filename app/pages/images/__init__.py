@@ -31,10 +31,11 @@ def register(app: Any, services: Any) -> None:
     """The three pages' URLs and layouts, and their callbacks."""
     import dash
 
-    from classmap.app.pages.images import callbacks
+    from classmap.app.pages.images import callbacks, export
     from classmap.app.pages.images import layout
 
     for page in PAGES:
         spec = dict(page, layout=getattr(layout, page["layout"]))
         dash.register_page(f"{__name__}.{spec.pop('module')}", **spec)
     callbacks.register(app, services)
+    export.register(app)  # the header's "Export this view", one exporter per page

@@ -16,7 +16,7 @@ def register(app: Any, services: Any) -> None:
     """The page's URL and layout, and its callbacks."""
     import dash
 
-    from classmap.app.pages.weights import callbacks
+    from classmap.app.pages.weights import callbacks, export
     from classmap.app.pages.weights.layout import layout
 
     dash.register_page(__name__, path="/weights", name="Weight distributions",
@@ -25,3 +25,4 @@ def register(app: Any, services: Any) -> None:
                                    "the recursive channel split",
                        layout=layout)
     callbacks.register(app, services)
+    export.register(app)  # the header's "Export this view"
