@@ -11,6 +11,7 @@ import base64
 import http.client
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,26 @@ def test_the_login_limit_holds_across_workers_counted_in_redis(tmp_path, artifac
 
     with diskcache.Cache(str(tmp_path / "cache" / "login-failures")) as disk:
         assert len(disk) == 0  # the fallback table was not needed
+
+
+@pytest.mark.service
+def test_processes_share_the_count_in_redis_and_fall_back_to_the_disk_without_it(
+        fresh, tmp_path, caplog):
+    from classmap.app.hosting.login_throttle import DiskStore, LoginThrottle, RedisStore
+
+    first = LoginThrottle(3, 60, RedisStore(fresh), DiskStore(tmp_path / "a"))
+    second = LoginThrottle(3, 60, RedisStore(fresh), DiskStore(tmp_path / "b"))
+    first.record_failure("10.0.0.1", "alice")
+    second.record_failure("10.0.0.1", "alice")
+    assert first.retry_after("10.0.0.1", "alice") is None
+    first.record_failure("10.0.0.1", "alice")
+    assert second.retry_after("10.0.0.1", "alice") == 60
+    # Redis out of reach: counted in the instance's disk table instead, with a warning.
+    gone = LoginThrottle(2, 60, RedisStore(f"redis://127.0.0.1:{free_port()}/0"),
+                         DiskStore(tmp_path / "c"))
+    started = time.monotonic()
+    for _ in range(2):
+        gone.record_failure("10.0.0.2", "bob")
+    assert gone.retry_after("10.0.0.2", "bob") == 60
+    assert time.monotonic() - started < 5  # no waiting on the missing Redis per request
+    assert "RedisStore" in caplog.text and len(gone.fallback) == 2
