@@ -21,7 +21,7 @@ is read; the browser only ever names a model or data set by its id. Example::
     max_classes = 50000        # a model with more classes is refused
     upload_bytes = 536870912   # largest uploaded head (default 512 MiB)
     jobs_per_user = 2
-    login_failures = 10        # wrong passwords per client address or user name …
+    login_failures = 10        # wrong passwords for one name from one address (3 × per address) …
     login_window_seconds = 300 # … within this window; then 429 until it ends
 
     [uploads]
