@@ -8,16 +8,25 @@ then treats its rows as observation vectors rather than as distances. Here:
 - ``average`` / ``complete`` / ``single`` run on ``1 − cosine`` for the cosine metric,
   the Euclidean distance for ``euclidean``.
 
-Which routine runs is chosen by the memory it needs against a budget
+Which routine runs is chosen by speed and by the memory it needs against a budget
 (``CLASSMAP_MEMORY_BUDGET``, :func:`plan_linkage`):
 
+- ``condensed32`` (``ward`` only) for every head over :data:`FLOAT32_WARD_ABOVE` (5,000)
+  classes whose float32 vector fits, and for smaller ones when the float64 vector does not
+  fit: the *float32* condensed vector of squared distances (half the memory: 0.89 GiB at
+  21,843 classes, 4.7 GiB at 50,000) and an exact Ward nearest-neighbour chain on it
+  (:mod:`~classmap.analysis.methods.ward_chain`, which says why no library routine does
+  this), with the merges done as its progress. Measured faster than the float64 routine
+  above 5,000 classes (``benchmarks/bench_ward32.py``; both vectors are memory-bound, and
+  this one is half the size) with the same tree on the planted 21k head (every clade in
+  common, heights within 1.3e-7 relative). The caveat: heights are float32-rounded Ward
+  distances (≈ 1e-7 relative, not scipy's bits), and where two candidate merges differ by
+  less than that rounding (near-ties) the order of those merges may differ from scipy's —
+  either tree is then equally right;
 - ``condensed``: the condensed distance vector (``C(C−1)/2`` float64, 1.9 GB at 21,843
   classes) filled in row chunks by matrix products, then fastcluster's ``linkage`` on it
-  in place (nearest-neighbour chain for Ward, MST for single) — the fastest, O(C²) memory;
-- ``condensed32`` (``ward`` only), when the float64 vector does not fit: the *float32*
-  condensed vector of squared distances (half the memory: 4.7 GiB at 50,000 classes) and
-  an exact Ward nearest-neighbour chain on it (:mod:`~classmap.analysis.methods.ward_chain`,
-  which says why no library routine does this), with the merges done as its progress;
+  in place (nearest-neighbour chain for Ward, MST for single) — for average, complete and
+  single at any size, and for Ward up to 5,000 classes (scipy's heights to the last bit);
 - ``vectors``: fastcluster's ``linkage_vector`` on the rows (O(C·D) memory, many times
   slower), only for ``ward`` and ``single`` when neither condensed vector fits;
 - otherwise a one-line ClassmapError naming the budget and how to raise it, raised
@@ -43,13 +52,19 @@ from scipy.cluster import hierarchy
 
 from classmap.analysis.errors import ClassmapError, check_choice
 from classmap.analysis.methods.similarity import check_metric
-from classmap.analysis.methods.ward_chain import condensed_squared_float32, fill_rows, ward_chain
+from classmap.analysis.methods.ward_chain import SquaredDistances, fill_rows, ward_chain
 from classmap.analysis.progress import NullProgress
 from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
 
 LINKAGES = ("ward", "average", "complete", "single")
 ROUTINES = ("condensed", "condensed32", "vectors")
 DEFAULT_CHUNK_ROWS = 1024
+# Above this many classes Ward runs the float32 chain (``condensed32``) even when the
+# float64 vector fits: measured faster there (benchmarks/bench_ward32.py — 21,843 × 768:
+# 34.5–38.8 s against 41.9–63.5 s, 1.6 GiB against 4.2 GiB peak, the same tree; 5,000:
+# 2.3–2.5 s against 2.5–3.8 s). At and below it the float64 routine keeps scipy's heights
+# to the last bit for the small heads whose dense matrix is shown, at a cost of ~0.1 s.
+FLOAT32_WARD_ABOVE = 5000
 # Rough seconds per class pair of fastcluster's linkage on the condensed vector and of
 # linkage_vector per pair and feature; only used to move the progress bar while the
 # C routine runs (it reports nothing), never to choose a routine.
@@ -77,25 +92,34 @@ class LinkagePlan:
 
 def condensed_bytes(num_classes: int, num_features: int,
                     chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
-    """Working memory of the ``condensed`` routine: the float64 condensed vector, a float64
-    copy of the rows and three ``chunk_rows × C`` float64 blocks."""
+    """Peak working memory of the ``condensed`` routine: the float64 condensed vector, a
+    float64 copy of the rows, three ``chunk_rows × C`` float64 blocks, and the float32 rows
+    it was given (the routine keeps them until it returns)."""
     c = num_classes
-    return c * (c - 1) // 2 * 8 + c * num_features * 8 + 3 * min(chunk_rows, c) * c * 8
+    return (c * (c - 1) // 2 * 8 + c * num_features * 8 + 3 * min(chunk_rows, c) * c * 8
+            + c * num_features * 4)
 
 
 def condensed32_bytes(num_classes: int, num_features: int) -> int:
-    """Working memory of the ``condensed32`` routine: the float32 condensed vector, a float64
-    copy of the rows, three distance blocks (≤ 1024 rows, ≤ 64 MiB each) and the chain's O(C)
-    arrays."""
-    c = num_classes
-    block = fill_rows(c) * c * 8
-    return c * (c - 1) // 2 * 4 + c * num_features * 8 + 3 * block + 32 * c * 8
+    """Peak working memory of the ``condensed32`` routine, the larger of its two phases:
+    preparing (the float32 rows it is given and their float64 copy in chunks), then filling
+    and merging (the float32 condensed vector, one float32 distance block of ≤ 1024 rows (32 MiB
+    at 50,000 classes), two float64 products against a column chunk of ≤ 4,096 rows, and the chain's
+    O(C) arrays). The float32 rows are not counted in the second phase: the pipeline drops
+    them before the vector fills (:func:`prepare_linkage`); a caller that keeps them holds
+    ``C · D · 4`` bytes more."""
+    c, d = num_classes, num_features
+    rows = fill_rows(c)
+    span = min(rows * max(1, 4096 // rows), c)  # SquaredDistances' column chunk
+    prepare = c * d * 4 + c * d * 8
+    merge = c * (c - 1) // 2 * 4 + rows * c * 4 + 2 * rows * span * 8 + 32 * c * 8
+    return max(prepare, merge)
 
 
 def vectors_bytes(num_classes: int, num_features: int) -> int:
-    """Working memory of the ``vectors`` routine: two float64 copies of the rows (ours and
-    fastcluster's) plus its O(C) bookkeeping."""
-    return 2 * num_classes * num_features * 8 + 64 * num_classes
+    """Peak working memory of the ``vectors`` routine: the float32 rows, two float64 copies
+    of them (ours and fastcluster's) and its O(C) bookkeeping."""
+    return num_classes * num_features * 4 + 2 * num_classes * num_features * 8 + 64 * num_classes
 
 
 def format_bytes(size: int) -> str:
@@ -104,27 +128,36 @@ def format_bytes(size: int) -> str:
 
 
 def plan_linkage(
-    num_classes: int, num_features: int, method: str, budget: int | None = None
+    num_classes: int, num_features: int, method: str, budget: int | None = None,
+    *, reserved: int = 0,
 ) -> LinkagePlan:
-    """The fastest routine whose memory fits ``budget`` (default: ``CLASSMAP_MEMORY_BUDGET``).
+    """The fastest routine whose memory, plus ``reserved`` bytes that the caller holds
+    throughout (the interpreter, the head), fits ``budget`` (default:
+    ``CLASSMAP_MEMORY_BUDGET``). ``bytes_needed`` includes ``reserved``.
 
     Raises ClassmapError, before any allocation, when none fits.
     """
     check_linkage(method)
     budget = memory_budget() if budget is None else int(budget)
-    condensed = condensed_bytes(num_classes, num_features)
+    reserved = int(reserved)
+    condensed = reserved + condensed_bytes(num_classes, num_features)
+    condensed32 = reserved + condensed32_bytes(num_classes, num_features)
+    if method == "ward" and num_classes > FLOAT32_WARD_ABOVE and condensed32 <= budget:
+        return LinkagePlan("condensed32", condensed32, budget)  # faster there, and smaller
     if condensed <= budget:
         return LinkagePlan("condensed", condensed, budget)
-    condensed32 = condensed32_bytes(num_classes, num_features)
     if method == "ward" and condensed32 <= budget:
         return LinkagePlan("condensed32", condensed32, budget)
-    vectors = vectors_bytes(num_classes, num_features)
+    vectors = reserved + vectors_bytes(num_classes, num_features)
     if method in ("ward", "single") and vectors <= budget:
         return LinkagePlan("vectors", vectors, budget)
-    need = condensed if method not in ("ward", "single") else vectors
+    need = vectors if method in ("ward", "single") else condensed
     raise ClassmapError(
         f"{method} linkage of {num_classes} classes × {num_features} features needs "
-        f"{format_bytes(need)}, over the memory budget of {format_bytes(budget)}; raise it with "
+        f"{format_bytes(need)}"
+        + (f" (with {format_bytes(reserved)} for the interpreter and the head)" if reserved
+           else "")
+        + f", over the memory budget of {format_bytes(budget)}; raise it with "
         f"{MEMORY_BUDGET_ENV}={-(-need // 1024**3)}G"
         + (" or choose --linkage ward" if method not in ("ward", "single") else "")
     )
@@ -154,28 +187,62 @@ def linkage_matrix(
     -------
     ndarray of shape (C − 1, 4), float64 — scipy linkage format, monotone heights.
     """
+    return prepare_linkage(standardised, metric, method, budget=budget,
+                           chunk_rows=chunk_rows)(progress)
+
+
+def prepare_linkage(
+    standardised: torch.Tensor | np.ndarray,
+    metric: str,
+    method: str,
+    *,
+    budget: int | None = None,
+    reserved: int = 0,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Callable[[Any], np.ndarray]:
+    """:func:`linkage_matrix` in two steps: plan (raising before any allocation when nothing
+    fits) and take what the routine needs from ``standardised``, then return ``run(progress)``
+    that computes the linkage.
+
+    For ``condensed32`` the returned function holds a float64 copy of the rows in chunks
+    (:class:`~classmap.analysis.methods.ward_chain.SquaredDistances`) and no reference to
+    ``standardised``: a caller that drops its own reference before calling it keeps the rows
+    out of memory while the condensed vector (4.7 GiB at 50,000 classes) is resident.
+    ``reserved``: bytes the caller holds besides the routine, see :func:`plan_linkage`.
+    """
     check_metric(metric)
     check_linkage(method)
-    progress = progress or NullProgress()
     rows = torch.as_tensor(standardised).detach()
     num_classes, num_features = rows.shape
-    plan = plan_linkage(num_classes, num_features, method, budget)
+    plan = plan_linkage(num_classes, num_features, method, budget, reserved=reserved)
     distance = "euclidean" if method == "ward" else metric
     if plan.routine == "condensed32":
-        with progress.step("pairwise distances", total=num_classes) as advance:
-            squared = condensed_squared_float32(rows, on_chunk=advance)
-        with progress.step(f"{method} linkage", total=num_classes - 1) as advance:
-            return ward_chain(squared, num_classes, on_merges=advance)
-    if plan.routine == "condensed":
-        with progress.step("pairwise distances", total=num_classes) as advance:
-            condensed = condensed_distances(rows, distance, chunk_rows=chunk_rows,
-                                            on_chunk=advance)
-        estimate = _SECONDS_PER_PAIR["condensed"] * len(condensed)
-        return _with_heartbeat(
-            lambda: fastcluster.linkage(condensed, method=method, preserve_input=False),
-            progress, f"{method} linkage", estimate,
-        )
-    return _vector_linkage(rows, distance, method, progress)
+        source = SquaredDistances(rows)
+        del rows
+
+        def run_chain(progress: Any = None) -> np.ndarray:
+            progress = progress or NullProgress()
+            with progress.step("pairwise distances", total=num_classes) as advance:
+                squared = source.fill(on_chunk=advance)
+            with progress.step(f"{method} linkage", total=num_classes - 1) as advance:
+                return ward_chain(squared, num_classes, on_merges=advance)
+
+        return run_chain
+
+    def run(progress: Any = None) -> np.ndarray:
+        progress = progress or NullProgress()
+        if plan.routine == "condensed":
+            with progress.step("pairwise distances", total=num_classes) as advance:
+                condensed = condensed_distances(rows, distance, chunk_rows=chunk_rows,
+                                                on_chunk=advance)
+            estimate = _SECONDS_PER_PAIR["condensed"] * len(condensed)
+            return _with_heartbeat(
+                lambda: fastcluster.linkage(condensed, method=method, preserve_input=False),
+                progress, f"{method} linkage", estimate,
+            )
+        return _vector_linkage(rows, distance, method, progress)
+
+    return run
 
 
 def _vector_linkage(rows: torch.Tensor, distance: str, method: str, progress: Any) -> np.ndarray:

@@ -64,48 +64,71 @@ def condensed_squared_float32(
 ) -> np.ndarray:
     """Squared Euclidean distances of the rows, condensed (scipy's ``pdist`` layout), float32.
 
-    Computed in float64 on the rows' device, ``block_rows`` rows at a time (default: at most
-    1024 rows and about 64 MiB) against column chunks of about ``column_rows`` rows, each
-    value rounded once to float32 as it is stored. The float64 copy of the rows is held in
-    those chunks and each chunk is freed once the blocks have passed it, so the copy
-    shrinks while the condensed vector's pages fill: the peak is the vector plus a little.
+    ``SquaredDistances(rows, …).fill(on_chunk)``: see :class:`SquaredDistances`. A caller
+    that can drop its own reference to ``rows`` should make the :class:`SquaredDistances`,
+    drop the rows, then fill, so that the rows are not resident beside the full vector.
 
     Returns
     -------
     ndarray of shape (C(C−1)/2,), float32
     """
-    source = torch.as_tensor(rows).detach()
-    c = source.shape[0]
-    block_rows = block_rows or fill_rows(c)
-    span = block_rows * max(1, column_rows // block_rows)  # chunks hold whole blocks
-    chunks: list[torch.Tensor | None] = [
-        source[first:first + span].to(torch.float64) for first in range(0, c, span)
-    ]
-    squares = torch.cat([(chunk * chunk).sum(dim=1) for chunk in chunks]) if c else None
-    out = np.empty(c * (c - 1) // 2, dtype=np.float32)
-    position = 0
-    for start in range(0, c, block_rows):
-        stop = min(start + block_rows, c)
-        home = start // span
-        left = chunks[home][start - home * span:stop - home * span]
-        block = np.empty((stop - start, c - start), dtype=np.float32)
-        for index in range(home, len(chunks)):
-            first = max(index * span, start)
-            right = chunks[index][first - index * span:]
-            dots = left @ right.T
-            dots.mul_(-2.0).add_(squares[start:stop, None]).add_(
-                squares[None, first:first + right.shape[0]]).clamp_min_(0.0)
-            block[:, first - start:first - start + right.shape[0]] = dots.to(
-                torch.float32).cpu().numpy()
-        for offset in range(stop - start):
-            row = block[offset, offset + 1:]
-            out[position:position + len(row)] = row
-            position += len(row)
-        if stop % span == 0 or stop == c:
-            chunks[home] = None  # every later block starts past it
-        if on_chunk is not None:
-            on_chunk(stop - start)
-    return out
+    return SquaredDistances(rows, block_rows=block_rows, column_rows=column_rows).fill(on_chunk)
+
+
+class SquaredDistances:
+    """The rows, ready to fill the float32 condensed vector of their squared distances.
+
+    Made from the rows, it holds a float64 copy of them in column chunks of about
+    ``column_rows`` rows (whole blocks) and no reference to ``rows`` itself. :meth:`fill`
+    computes the distances in float64 on the rows' device, ``block_rows`` rows at a time
+    (default: at most 1024 rows and about 64 MiB) against those chunks, each value rounded
+    once to float32 as it is stored, and frees each chunk once the blocks have passed it:
+    the copy shrinks while the condensed vector's pages fill, so the peak is the vector plus
+    a few blocks. :meth:`fill` runs once.
+    """
+
+    def __init__(self, rows: torch.Tensor | np.ndarray, *, block_rows: int | None = None,
+                 column_rows: int = 4096) -> None:
+        source = torch.as_tensor(rows).detach()
+        self.num_classes = c = int(source.shape[0])
+        self.block_rows = block_rows or fill_rows(c)
+        self.span = self.block_rows * max(1, column_rows // self.block_rows)
+        self.chunks: list[torch.Tensor | None] = [
+            source[first:first + self.span].to(torch.float64) for first in range(0, c, self.span)
+        ]
+        self.squares = (torch.cat([(chunk * chunk).sum(dim=1) for chunk in self.chunks])
+                        if c else None)
+
+    def fill(self, on_chunk: Callable[[int], None] | None = None) -> np.ndarray:
+        """The condensed float32 vector of squared distances; frees the chunks as it goes."""
+        c, span, chunks, squares = self.num_classes, self.span, self.chunks, self.squares
+        if c and chunks[0] is None:
+            raise RuntimeError("SquaredDistances.fill runs once (its rows are freed as it fills)")
+        out = np.empty(c * (c - 1) // 2, dtype=np.float32)
+        position = 0
+        for start in range(0, c, self.block_rows):
+            stop = min(start + self.block_rows, c)
+            home = start // span
+            left = chunks[home][start - home * span:stop - home * span]
+            block = np.empty((stop - start, c - start), dtype=np.float32)
+            for index in range(home, len(chunks)):
+                first = max(index * span, start)
+                right = chunks[index][first - index * span:]
+                dots = left @ right.T
+                dots.mul_(-2.0).add_(squares[start:stop, None]).add_(
+                    squares[None, first:first + right.shape[0]]).clamp_min_(0.0)
+                block[:, first - start:first - start + right.shape[0]] = dots.to(
+                    torch.float32).cpu().numpy()
+            for offset in range(stop - start):
+                row = block[offset, offset + 1:]
+                out[position:position + len(row)] = row
+                position += len(row)
+            if stop % span == 0 or stop == c:
+                chunks[home] = None  # every later block starts past it
+            if on_chunk is not None:
+                on_chunk(stop - start)
+        self.squares = None
+        return out
 
 
 def ward_chain(

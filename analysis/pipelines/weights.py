@@ -20,11 +20,12 @@ import torch
 from classmap.analysis.cache import ResultCache, get_or_compute, make_key
 from classmap.analysis.errors import ClassmapError
 from classmap.analysis.methods.hierarchy import (
+    LinkagePlan,
     check_linkage,
     format_bytes,
     leaf_order,
-    linkage_matrix,
     plan_linkage,
+    prepare_linkage,
 )
 from classmap.analysis.methods.matrix_pyramid import (
     block_tile,
@@ -36,7 +37,7 @@ from classmap.analysis.methods.matrix_pyramid import (
 )
 from classmap.analysis.loading.classifier import ClassifierHead, default_device
 from classmap.analysis.progress import NullProgress
-from classmap.analysis.settings import MEMORY_BUDGET_ENV, memory_budget
+from classmap.analysis.settings import MEMORY_BUDGET_ENV, RUNTIME_BYTES, memory_budget
 from classmap.analysis.methods.similarity import (
     DEFAULT_CHUNK_ROWS,
     METRIC_KIND,
@@ -143,24 +144,48 @@ def analyse_weights(
     )
 
 
-def check_memory(head: ClassifierHead, params: WeightParams, budget: int | None = None) -> None:
+def check_memory(head: ClassifierHead, params: WeightParams, budget: int | None = None) -> int:
     """Raise ClassmapError, before anything is allocated, when the analysis of ``head`` does
-    not fit the memory budget (``CLASSMAP_MEMORY_BUDGET``): the linkage routine's working
-    memory (:func:`~classmap.analysis.methods.hierarchy.plan_linkage`) plus a float32 copy of
-    the standardised rows, or the neighbour search's blocks, whichever is larger."""
+    not fit the memory budget (``CLASSMAP_MEMORY_BUDGET``); else return the bytes it needs.
+
+    The budget bounds the whole process, so the estimate is its peak: the interpreter with
+    its libraries (:data:`~classmap.analysis.settings.RUNTIME_BYTES`), the head's weights and
+    the neighbours found, plus the largest step — the neighbour search (the float32
+    standardised rows and three score blocks, and the dense matrix for small heads), the
+    linkage routine (:func:`~classmap.analysis.methods.hierarchy.plan_linkage`, chosen with
+    all of that reserved), or the heatmap pyramid's float64 prefix sums."""
     budget = memory_budget() if budget is None else budget
     c, d = head.weight.shape
+    held = _held_bytes(head, params)
     rows = c * d * 4
-    plan = plan_linkage(c, d, params.linkage, budget)
-    neighbour_blocks = 3 * min(DEFAULT_CHUNK_ROWS, c) * c * 4
-    dense = c * c * 4 * 3 if c <= MAX_DENSE_CLASSES else 0
-    need = rows + max(plan.bytes_needed, neighbour_blocks, dense)
+    dense = c * c * 4 if c <= MAX_DENSE_CLASSES else 0
+    plan = linkage_plan(head, params, budget)
+    neighbours = rows + 3 * min(DEFAULT_CHUNK_ROWS, c) * c * 4 + 3 * dense
+    pyramid = (c + 1) * d * 8
+    need = max(plan.bytes_needed, held + neighbours, held + pyramid)
     if need > budget:
         raise ClassmapError(
             f"the analysis of {c} classes × {d} features needs {format_bytes(need)}, over the "
             f"memory budget of {format_bytes(budget)}; raise it with "
             f"{MEMORY_BUDGET_ENV}={-(-need // 1024**3)}G"
         )
+    return need
+
+
+def _held_bytes(head: ClassifierHead, params: WeightParams) -> int:
+    """What the analysis holds throughout: the interpreter, the head, the neighbours."""
+    return RUNTIME_BYTES + int(head.weight.nbytes) + head.num_classes * params.top_k * 12
+
+
+def linkage_plan(head: ClassifierHead, params: WeightParams,
+                 budget: int | None = None) -> LinkagePlan:
+    """The linkage routine :func:`analyse_weights` runs for ``head`` (ClassmapError when
+    none fits): chosen with the interpreter, the head, the neighbours and, for small heads,
+    the dense matrix reserved."""
+    c = head.num_classes
+    dense = c * c * 4 if c <= MAX_DENSE_CLASSES else 0
+    return plan_linkage(c, head.weight.shape[1], params.linkage, budget,
+                        reserved=_held_bytes(head, params) + dense)
 
 
 def _unpack_weights(
@@ -224,7 +249,13 @@ def _compute_weights(
         seconds["similarity"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    linkage = linkage_matrix(standardised, params.metric, params.linkage, progress=progress)
+    dense = similarity.nbytes if similarity is not None else 0
+    run_linkage = prepare_linkage(standardised, params.metric, params.linkage,
+                                  reserved=_held_bytes(head, params) + dense)
+    # The float32 condensed routine needs only its own float64 copy of the rows: without
+    # this reference the rows (C · D · 4 bytes) are gone before its vector fills.
+    del standardised
+    linkage = run_linkage(progress)
     order = leaf_order(linkage)
     seconds["linkage"] = time.perf_counter() - started
 

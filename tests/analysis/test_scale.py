@@ -94,7 +94,7 @@ def test_an_interrupted_analysis_caches_nothing(planted, monkeypatch, tmp_path):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "linkage_matrix", interrupted)
+    monkeypatch.setattr(pipeline, "prepare_linkage", interrupted)
     with pytest.raises(KeyboardInterrupt):
         analyse_weights(head, WeightParams(top_k=1), cache=cache)
     assert weight_analysis_key(head, WeightParams(top_k=1)) not in cache
@@ -170,7 +170,7 @@ def test_the_gpu_path_gives_the_cpu_result():
 def test_memory_budget_reads_sizes_and_refuses_nonsense():
     from classmap.analysis.settings import DEFAULT_MEMORY_BUDGET, memory_budget
 
-    assert memory_budget({}) == DEFAULT_MEMORY_BUDGET == 4 * 1024**3
+    assert memory_budget({}) == DEFAULT_MEMORY_BUDGET == 6 * 1024**3
     assert memory_budget({"CLASSMAP_MEMORY_BUDGET": "6G"}) == 6 * 1024**3
     assert memory_budget({"CLASSMAP_MEMORY_BUDGET": "512MiB"}) == 512 * 1024**2
     assert memory_budget({"CLASSMAP_MEMORY_BUDGET": "2.5gb"}) == int(2.5 * 1024**3)
@@ -198,18 +198,33 @@ def test_the_scale_benchmark_runs_at_a_small_size(capsys):
 
 def test_the_float32_ward_routine_end_to_end_and_cancelled_caches_nothing(
         planted, monkeypatch, tmp_path):
-    """Between the float32 and float64 condensed sizes the pipeline runs ``condensed32``:
-    planted groups found exactly; a job cancelled during its merges leaves no cache entry."""
+    """Between the float32 and float64 condensed sizes (the interpreter and head counted) the
+    pipeline plans ``condensed32``; run by the pipeline it finds the planted groups exactly,
+    and a job cancelled during its merges leaves no cache entry."""
     import contextlib
 
     import classmap.analysis.methods.hierarchy as hierarchy_module
-    from classmap.analysis.methods.hierarchy import condensed32_bytes, plan_linkage
+    from classmap.analysis.methods.hierarchy import (
+        condensed32_bytes,
+        condensed_bytes,
+        vectors_bytes,
+    )
     from classmap.analysis.progress import NullProgress
 
     c, d = planted.weight.shape
-    budget = condensed32_bytes(c, d) + c * d * 4  # the chain's memory plus the float32 rows
-    assert plan_linkage(c, d, "ward", budget).routine == "condensed32"
-    monkeypatch.setenv("CLASSMAP_MEMORY_BUDGET", str(budget))
+    head = as_classifier_head(planted)
+    params = WeightParams(top_k=1)
+    # Between the sizes: the pipeline reserves the interpreter, the head, the neighbours and
+    # the dense matrix, and the float32 chain fits beside them where the float64 one does not.
+    held = pipeline.linkage_plan(head, params, budget=2**60).bytes_needed - condensed_bytes(c, d)
+    budget = held + condensed32_bytes(c, d)
+    assert budget < held + condensed_bytes(c, d)
+    assert pipeline.linkage_plan(head, params, budget).routine == "condensed32"
+    with pytest.raises(ClassmapError, match="over the memory budget"):
+        pipeline.linkage_plan(head, params, held + vectors_bytes(c, d) - 1)
+    # The neighbour step (its blocks and the dense matrix) needs more than the chain here:
+    # run the pipeline with the chain chosen by size instead.
+    monkeypatch.setattr(hierarchy_module, "FLOAT32_WARD_ABOVE", c - 1)
     monkeypatch.setattr(hierarchy_module.fastcluster, "linkage",
                         lambda *a, **k: pytest.fail("ran the float64 routine"))
 
@@ -221,9 +236,7 @@ def test_the_float32_ward_routine_end_to_end_and_cancelled_caches_nothing(
                     raise KeyboardInterrupt
             yield advance
 
-    head = as_classifier_head(planted)
     cache = ResultCache(tmp_path)
-    params = WeightParams(top_k=1)
     with pytest.raises(KeyboardInterrupt):
         analyse_weights(head, params, cache=cache, progress=CancelDuringMerges())
     assert weight_analysis_key(head, params) not in cache

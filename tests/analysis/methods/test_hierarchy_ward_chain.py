@@ -88,7 +88,7 @@ def test_ward_chain_refuses_a_vector_of_the_wrong_type_or_length():
         ward_chain(np.zeros(3, np.float32), 4)
 
 
-def test_float32_routine_is_chosen_only_when_float64_does_not_fit():
+def test_up_to_5000_classes_float32_is_chosen_only_when_float64_does_not_fit():
     c, d = 500, 32
     float32 = condensed32_bytes(c, d)
     assert plan_linkage(c, d, "ward", condensed_bytes(c, d)).routine == "condensed"
@@ -100,11 +100,44 @@ def test_float32_routine_is_chosen_only_when_float64_does_not_fit():
     assert vectors_bytes(c, d) < float32
 
 
-def test_the_50k_head_runs_the_float32_chain_in_6g_and_the_vectors_in_5g():
-    assert condensed32_bytes(50000, 768) < 6 * 1024**3 < condensed_bytes(50000, 768)
-    assert plan_linkage(50000, 768, "ward", 6 * 1024**3).routine == "condensed32"
-    assert plan_linkage(50000, 768, "ward", 5 * 1024**3).routine == "vectors"
-    assert plan_linkage(21843, 768, "ward", 6 * 1024**3).routine == "condensed"
+def test_over_5000_classes_ward_runs_the_float32_chain_whenever_it_fits():
+    for c in (5001, 21843):
+        d = 768
+        assert plan_linkage(c, d, "ward", condensed_bytes(c, d)).routine == "condensed32"
+        assert plan_linkage(c, d, "ward", condensed32_bytes(c, d)).routine == "condensed32"
+        assert plan_linkage(c, d, "average", condensed_bytes(c, d)).routine == "condensed"
+        assert plan_linkage(c, d, "single", condensed_bytes(c, d)).routine == "condensed"
+    assert plan_linkage(5000, 768, "ward", condensed_bytes(5000, 768)).routine == "condensed"
+
+
+def test_the_50k_head_runs_the_float32_chain_in_6g_counting_the_interpreter():
+    from classmap.analysis.settings import DEFAULT_MEMORY_BUDGET, RUNTIME_BYTES
+
+    c, d = 50000, 768
+    head = c * d * 4
+    # The float32 vector (4.66 GiB) dominates; the float64 rows are gone by then.
+    assert condensed32_bytes(c, d) < c * (c - 1) // 2 * 4 + 64 * 1024**2
+    plan = plan_linkage(c, d, "ward", 6 * 1024**3, reserved=RUNTIME_BYTES + head)
+    assert plan.routine == "condensed32"
+    assert plan.bytes_needed == RUNTIME_BYTES + head + condensed32_bytes(c, d)
+    assert plan_linkage(c, d, "ward", reserved=RUNTIME_BYTES + head).routine == "condensed32"
+    assert DEFAULT_MEMORY_BUDGET == 6 * 1024**3
+    assert plan_linkage(c, d, "ward", int(4.5 * 1024**3)).routine == "vectors"
+    # What the routine alone fits is refused once the interpreter is counted.
+    alone = condensed32_bytes(c, d)
+    assert plan_linkage(c, d, "ward", alone).routine == "condensed32"
+    assert plan_linkage(c, d, "ward", alone, reserved=RUNTIME_BYTES).routine == "vectors"
+
+
+def test_a_head_over_the_budget_with_the_interpreter_is_refused_in_one_line():
+    from classmap.analysis.settings import RUNTIME_BYTES
+
+    with pytest.raises(ClassmapError) as caught:
+        plan_linkage(50000, 768, "average", 6 * 1024**3, reserved=RUNTIME_BYTES)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "(with 768 MiB for the interpreter and the head)" in message
+    assert "over the memory budget of 6.0 GiB" in message and "CLASSMAP_MEMORY_BUDGET=" in message
 
 
 def test_linkage_matrix_runs_the_float32_chain_under_its_budget(monkeypatch):
