@@ -112,10 +112,12 @@ def install_access(app: Any, settings: Any) -> None:
     )
     # Celery mode (the job manager has a Redis broker): failed logins counted in Redis;
     # otherwise in the cache folder every gunicorn worker of the instance opens.
+    # Without users (the loopback default) no password is ever checked: no table.
     broker = getattr(getattr(app, "_classmap_jobs", None), "broker", None)
     throttle = shared_throttle(config.limits.login_failures or DEFAULT_FAILURES,
                                config.limits.login_window_seconds or DEFAULT_WINDOW_SECONDS,
-                               settings.cache_dir, broker if isinstance(broker, str) else None)
+                               settings.cache_dir, broker if isinstance(broker, str) else None
+                               ) if config.requires_login else None
     guard = AccessGuard(config, app, throttle)
     # First of all before-request functions, so nothing runs for a refused request.
     server.before_request_funcs.setdefault(None, []).insert(0, guard.check)

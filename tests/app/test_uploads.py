@@ -600,9 +600,10 @@ def test_cross_site_and_non_form_deletes_are_refused(client, folder):
                        "cross-site")
     as_json = client.post("/uploads/delete", json={"id": uploaded}, headers=basic("alice"))
     assert_refused(as_json, 400, folder, before, "form field")
-    # A GET (a link, an <img>) never deletes: the route takes POST only (the path then
-    # falls to Dash's page route).
-    client.get(f"/uploads/delete?id={uploaded}", headers=basic("alice"))
+    # A GET (a link, an <img>) never deletes: the route takes POST only — 405, not the
+    # dashboard's page from Dash's page route.
+    refused = client.get(f"/uploads/delete?id={uploaded}", headers=basic("alice"))
+    assert refused.status_code == 405 and refused.headers["Allow"] == "POST"
     assert stored_files(folder) == before
     assert delete(client, uploaded).status_code == 200
 
