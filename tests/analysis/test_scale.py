@@ -244,3 +244,49 @@ def test_the_float32_ward_routine_end_to_end_and_cancelled_caches_nothing(
     found = hierarchy.fcluster(result.linkage, planted.num_groups, "maxclust")
     assert adjusted_rand_score(planted.group, found) == 1.0
     assert weight_analysis_key(head, params) in cache
+
+
+def test_the_pipeline_drops_its_rows_before_the_linkage_runs(planted, monkeypatch):
+    """``_compute_weights`` releases the standardised rows once the linkage routine has
+    taken what it needs, so that they are not resident beside the float32 vector."""
+    import gc
+    import weakref
+
+    original = pipeline.prepare_linkage
+    seen = {}
+
+    def watched(standardised, *args, **kwargs):
+        seen["rows"] = weakref.ref(standardised)
+        run = original(standardised, *args, **kwargs)
+
+        def run_and_check(progress):
+            gc.collect()
+            seen["alive_when_run"] = seen["rows"]() is not None
+            return run(progress)
+        return run_and_check
+
+    monkeypatch.setattr(pipeline, "prepare_linkage", watched)
+    monkeypatch.setattr("classmap.analysis.methods.hierarchy.FLOAT32_WARD_ABOVE", 10)
+    result = analyse_weights(as_classifier_head(planted), WeightParams(top_k=1))
+    assert seen["alive_when_run"] is False
+    found = hierarchy.fcluster(result.linkage, planted.num_groups, "maxclust")
+    assert adjusted_rand_score(planted.group, found) == 1.0
+
+
+def test_the_budget_check_counts_the_interpreter_and_the_head(planted):
+    from classmap.analysis.settings import RUNTIME_BYTES
+
+    head, params = as_classifier_head(planted), WeightParams(top_k=1)
+    from classmap.analysis.methods.hierarchy import condensed_bytes
+
+    c, d = planted.weight.shape
+    plan = pipeline.linkage_plan(head, params, 2**40)
+    assert plan.routine == "condensed"
+    assert plan.bytes_needed >= RUNTIME_BYTES + planted.weight.nbytes + condensed_bytes(c, d)
+    need = pipeline.check_memory(head, params, budget=2**40)
+    assert need >= plan.bytes_needed
+    assert pipeline.check_memory(head, params, budget=need) == need
+    with pytest.raises(ClassmapError) as caught:
+        pipeline.check_memory(head, params, budget=RUNTIME_BYTES)
+    message = str(caught.value)
+    assert "\n" not in message and "over the memory budget of 768 MiB" in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_rand_score
@@ -196,3 +197,43 @@ def test_float32_chain_on_the_smallest_heads(classes):
         reference = hierarchy.linkage(z, "ward")
         np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-4)
         np.testing.assert_array_equal(ours[:, [0, 1, 3]], reference[:, [0, 1, 3]])
+
+
+def test_the_prepared_float32_linkage_holds_no_reference_to_the_rows():
+    """The pipeline drops its rows before the vector fills: the prepared routine must not
+    keep them alive (at 50,000 × 768 they are 0.14 GiB beside the 4.66 GiB vector)."""
+    import gc
+    import weakref
+
+    import torch
+
+    from classmap.analysis.methods.hierarchy import prepare_linkage
+
+    z = _rows(12, classes=300, features=16)
+    rows = torch.from_numpy(z.astype(np.float32))
+    run = prepare_linkage(rows, "cosine", "ward", budget=_float32_budget(300, 16))
+    alive = weakref.ref(rows)
+    del rows
+    gc.collect()
+    assert alive() is None
+    ours = run(None)
+    reference = hierarchy.linkage(z.astype(np.float32).astype(np.float64), "ward")
+    np.testing.assert_allclose(ours[:, 2], reference[:, 2], rtol=1e-4)
+    np.testing.assert_array_equal(ours[:, [0, 1, 3]], reference[:, [0, 1, 3]])
+
+
+def test_squared_distances_free_their_float64_chunks_as_they_fill_and_fill_once():
+    from scipy.spatial.distance import pdist
+
+    from classmap.analysis.methods.ward_chain import SquaredDistances
+
+    z = _rows(13, classes=70, features=6)
+    source = SquaredDistances(z, block_rows=8, column_rows=16)
+    assert len(source.chunks) == 5 and all(c.dtype == torch.float64 for c in source.chunks)
+    live = []
+    squared = source.fill(on_chunk=lambda n: live.append(sum(c is not None
+                                                                for c in source.chunks)))
+    assert live[0] == 5 and live[-1] == 0 and live == sorted(live, reverse=True)
+    np.testing.assert_allclose(squared, pdist(z, "sqeuclidean"), rtol=1e-6, atol=1e-5)
+    with pytest.raises(RuntimeError, match="runs once"):
+        source.fill()
