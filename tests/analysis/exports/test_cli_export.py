@@ -98,7 +98,7 @@ def test_repeated_export_is_served_from_the_cache(
     def must_not_compute(*_args, **_kwargs):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr(pipeline, "linkage_matrix", must_not_compute)
+    monkeypatch.setattr(pipeline, "prepare_linkage", must_not_compute)
     monkeypatch.setattr(pipeline, "nearest_classes", must_not_compute)
     assert run_cli(capsys, *args, "--out", str(tmp_path / "b"))[0] == 0
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["from_cache"] is True
@@ -113,7 +113,7 @@ def test_embedded_default_repeat_comes_from_the_cache(tmp_path, capsys, monkeypa
 
     args = ["export", "--quiet", "--top-k", "3", "--cache-dir", str(tmp_path / "cache")]
     assert run_cli(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
-    monkeypatch.setattr(pipeline, "linkage_matrix", None)
+    monkeypatch.setattr(pipeline, "prepare_linkage", None)
     monkeypatch.setattr(pipeline, "nearest_classes", None)
     assert run_cli(capsys, *args, "--out", str(tmp_path / "b"))[0] == 0
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["from_cache"] is True
