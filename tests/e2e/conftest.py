@@ -124,11 +124,33 @@ def stop_group(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> 
     if grace > 0 and signal_group(signal.SIGTERM):
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if process.poll() is not None and not signal_group(0):
+            if process.poll() is not None and not group_alive(group):
                 break
             time.sleep(0.05)
     signal_group(signal.SIGKILL)
     process.wait(timeout=10)
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of ``group`` is still running (zombies — exited children whose
+    parent is gone, waiting for a PID 1 that may never reap them — do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+            return True
+        except OSError:
+            return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:  # state, ppid, pgrp
+            return True
+    return False
 
 
 @pytest.fixture
