@@ -32,7 +32,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
@@ -157,6 +156,8 @@ def _hollow(matrix: np.ndarray) -> np.ndarray:
 def cophenetic_correlations(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Pearson's and Spearman's correlation of two trees' cophenetic distances."""
     ca, cb = hierarchy.cophenet(a), hierarchy.cophenet(b)
+    from scipy import stats  # lazy: scipy.stats costs a fresh server 0.5–5 s (see wordnet_for)
+
     return float(stats.pearsonr(ca, cb).statistic), float(stats.spearmanr(ca, cb).statistic)
 
 
@@ -214,6 +215,8 @@ def disagreeing_pairs(
 
 
 def _rank_fraction(condensed: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     ranks = stats.rankdata(condensed)
     return (ranks - 1) / max(len(condensed) - 1, 1)
 
@@ -294,6 +297,8 @@ def compare(
 ) -> Comparison:
     """Every measure of the module docstring between ``a`` and ``b``."""
     import time
+
+    from scipy import stats
 
     check_pair(a, b)
     seconds: dict[str, float] = {}

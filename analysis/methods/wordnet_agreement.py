@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
@@ -185,6 +185,10 @@ def agreement(
             f"tree has {linkage.shape[0] + 1} leaves but the WordNet distances {count} classes; "
             "score a tree over the same class set"
         )
+    # Imported here: reading a cached WordNet view (the Classes page) needs this module
+    # but not scipy.stats, whose import costs a fresh process 0.5–5 s.
+    from scipy import stats
+
     wordnet = squareform(distances.astype(np.float64), checks=False)
     lca = lca_sizes(linkage)
     rho = float(stats.spearmanr(lca, wordnet).statistic)

@@ -521,8 +521,7 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
                                        "or click a heatmap row or a class-map point", height=300),
                 None)
     rows = services.neighbours(view, focal, sel.k)
-    labels = view.clusters(sel.cut)
-    colours = figures.cluster_colours(labels[rows.indices]) if labels is not None else None
+    colours = neighbour_colours(view, sel, rows.indices)
     kind = METRIC_KIND[rows.metric]
     score_label = "cosine similarity" if kind == "similarity" else "Euclidean distance"
     names = [view.names[i] for i in rows.indices]
@@ -540,6 +539,39 @@ def neighbours_logic(services: Services, selection: dict | None, status: dict | 
         "code": [2], "numeric": [0, 3],
     }
     return figure, table
+
+
+def neighbour_colours(view: ModelView, sel: Selection, indices: np.ndarray) -> list[str] | None:
+    """The nearest classes' bar colours: their clusters of the cut, or None (no cut)."""
+    labels = view.clusters(sel.cut)
+    return None if labels is None else figures.cluster_colours(labels[indices]).tolist()
+
+
+def neighbours_view_logic(services: Services, selection: dict | None, status: dict | None,
+                          rendered: dict | None) -> tuple:
+    """→ (bar chart or no_update, table or no_update, overlay or no_update, rendered key):
+    :data:`NEIGHBOURS_OUTPUTS`.
+
+    A change of the cut alone recolours the bars drawn (``rendered`` says for what): an
+    overlay of their colours (≈ 0.3 kB, a restyle of k bars in the browser) instead of
+    a new chart (≈ 4 kB, built, sent and drawn anew — ≈ 40–90 ms of the browser's time
+    under load). The rows are the same then."""
+    sel, view, _message = ready_view(services, selection, status)
+    focal = focal_index(view, sel) if view is not None else None
+    if view is None or focal is None:
+        figure, table = neighbours_logic(services, selection, status)
+        return figure, table, no_update, None
+    key = {"key": list(sel.analysis_key), "focal": view.class_id(focal), "k": sel.k}
+    if isinstance(rendered, dict) and {k: rendered.get(k) for k in key} == key:
+        if rendered.get("cut") == sel.cut:
+            return no_update, no_update, no_update, no_update
+        rows = services.neighbours(view, focal, sel.k)
+        colours = neighbour_colours(view, sel, rows.indices)
+        overlay = {"traces": {0: {"marker.color": colours if colours is not None
+                                  else [figures.NEIGHBOUR_COLOUR] * len(rows.indices)}}}
+        return no_update, no_update, overlay, {**key, "cut": sel.cut}
+    figure, table = neighbours_logic(services, selection, status)
+    return figure, table, no_update, {**key, "cut": sel.cut}
 
 
 def picker_options(services: Services, resolved: dict[str, Any]) -> list[dict[str, str]]:
@@ -887,6 +919,8 @@ CLASS_MAP_OUTPUTS = ((ids.CLASS_MAP_FIGURE, "data"), (ids.CLASS_MAP_OVERLAY, "da
                      (ids.CLASS_MAP_KEY, "data"), (ids.EMBEDDING_NOTE, "children"),
                      (ids.EMBED_JOB, "data"))
 VIEW_OUTPUTS = MATRIX_OUTPUTS + PANEL_OUTPUTS + CLASS_MAP_OUTPUTS
+NEIGHBOURS_OUTPUTS = ((ids.NEIGHBOURS, "figure"), (ids.NEIGHBOURS_ROWS, "data"),
+                      (ids.NEIGHBOURS_OVERLAY, "data"), (ids.NEIGHBOURS_RENDERED, "data"))
 
 
 def status_behind(services: Services, selection: dict | None, status: dict | None) -> bool:
@@ -1117,13 +1151,18 @@ def register(app: Any, services: Services) -> None:
     project_selection(app, ids.NEIGHBOURS_KEY, NEIGHBOURS_FIELDS, ids.CLASSES_SELECTION)
 
     @app.callback(
-        Output(ids.NEIGHBOURS, "figure"), Output(ids.NEIGHBOURS_ROWS, "data"),
-        Input(ids.NEIGHBOURS_KEY, "data"), status_in,
+        *(Output(component, prop) for component, prop in NEIGHBOURS_OUTPUTS),
+        Input(ids.NEIGHBOURS_KEY, "data"), status_in, State(ids.NEIGHBOURS_RENDERED, "data"),
     )
-    def neighbours(selection, status):
+    def neighbours(selection, status, rendered):
         if status_behind(services, selection, status):
             raise PreventUpdate
-        return neighbours_logic(services, selection, status)
+        return neighbours_view_logic(services, selection, status, rendered)
+
+    # A cut's new bar colours: a restyle of the chart drawn (no new figure).
+    clientside(app, "applyOverlay", Output(ids.NEIGHBOURS_OVERLAY, "modified_timestamp"),
+               Input(ids.NEIGHBOURS_OVERLAY, "data"), State(ids.NEIGHBOURS, "figure"),
+               constants={"graph": ids.NEIGHBOURS, "deferred": False}, prevent_initial_call=True)
 
     # A click on a neighbour's bar makes it the focal class — in the browser.
     select_on(app, Input(ids.NEIGHBOURS, "clickData"), "focalFromCustomdata",

@@ -15,12 +15,52 @@ instead of ≈ 300 ms to draw). Exact scores are shown on hover from the server.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from classmap.app.shell.figures import ACCENT, GRID, INK, MUTED, SELECT, TEMPLATE as _TEMPLATE, TREE, message_figure
 from classmap.app.shell.matrix_tiles import CODE_MAX, SCALES, ColourScale as Scale, codes_png, encode_codes
+
+_TEMPLATE_JSON = _TEMPLATE.to_plotly_json()
+
+
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
+    """A ``go.Figure`` of plain ``data`` and ``layout`` dicts, not validated.
+
+    plotly.py's validation (every property checked, every list copied) was most of a
+    full view's server time — ≈ 45 ms of a 1,000-leaf dendrogram's ≈ 55 ms, ≈ 15 ms of
+    the nearest-classes chart (benchmarks/profile_full_view.py) — for figures built
+    here from known-good values; tests/app/pages/classes/test_figures.py checks that
+    each builder's JSON is what the validated figure gave. Keys whose value is None
+    are left out, and so is an empty list of shapes (as validation does)."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        return value
+
+    layout = clean(layout)
+    if not layout.get("shapes", True):
+        del layout["shapes"]
+    return go.Figure({"data": [clean(trace) for trace in data], "layout": layout},
+                     _validate=False)
+
+
+@lru_cache(maxsize=None)
+def _colour_scale_stops(name: str) -> tuple[tuple[float, str], ...]:
+    """A named plotly.py colour scale (``"RdBu_r"``) as ``(position, colour)`` stops:
+    plotly.js knows neither the ``_r`` names nor all of plotly.py's; validation used to
+    expand them."""
+    return tuple((float(p), str(c))
+                 for p, c in go.scatter.Marker(colorscale=name).to_plotly_json()["colorscale"])
+
+
+def _colour_scale(scale: Any) -> Any:
+    """``scale`` as plotly.js takes it: stops as lists (a name expanded)."""
+    if isinstance(scale, str):
+        return [list(stop) for stop in _colour_scale_stops(scale)]
+    return scale
 
 # Strong hues first, then their light partners, so neighbouring clusters differ in hue;
 # grey is kept for "above the cut".
@@ -204,15 +244,15 @@ def heatmap_figure(
     """
     rows, cols = z.shape
     offset = (block - 1) / 2.0
-    cells = go.Image(
-        source=source or codes_png(encode_codes(z, scale), scale.kind),
+    cells = dict(
+        type="image", source=source or codes_png(encode_codes(z, scale), scale.kind),
         x0=col_start + offset, dx=block,
         y0=row_start + offset, dy=block, hoverinfo="none", name="scores",
     )
-    colour_key = go.Scatter(
-        x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+    colour_key = dict(
+        type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
         name="colour scale",
-        marker=dict(color=[0], cmin=0, cmax=CODE_MAX, colorscale=SCALES[scale.kind],
+        marker=dict(color=[0], cmin=0, cmax=CODE_MAX, colorscale=_colour_scale(SCALES[scale.kind]),
                     showscale=True, colorbar=colour_bar(scale)),
     )
     named = tick_names is not None and len(tick_names) <= TICK_LABEL_LIMIT and block == 1
@@ -220,27 +260,26 @@ def heatmap_figure(
     margin = matrix_margins(named)
     if named:
         margin["b"] = 150
-    figure = go.Figure([cells, colour_key], layout=dict(
-        template=_TEMPLATE, height=height, uirevision=uirevision, margin=margin,
-        shapes=list(shapes), dragmode="zoom",
-    ))
     col_end = col_start + cols * block if col_stop is None else col_stop
     row_end = row_start + rows * block if row_stop is None else row_stop
-    x_range = [col_start - 0.5, col_end - 0.5]
-    y_range = [row_end - 0.5, row_start - 0.5]
     # scaleanchor=False: an image trace would otherwise force square cells, and the
     # heatmap's x axis must line up with the dendrogram's above it.
-    figure.update_xaxes(range=x_range, showticklabels=False, title=None, automargin=False)
-    figure.update_yaxes(range=y_range, showticklabels=False, title=None, automargin=False,
-                        scaleanchor=False)
+    xaxis: dict[str, Any] = dict(range=[col_start - 0.5, col_end - 0.5], showticklabels=False,
+                                 title={}, automargin=False)
+    yaxis: dict[str, Any] = dict(range=[row_end - 0.5, row_start - 0.5], showticklabels=False,
+                                 title={}, automargin=False, scaleanchor=False)
     if named:
         assert tick_names is not None
         labels = [_shorten(name, TICK_LABEL_CHARS) for name in tick_names]
-        figure.update_xaxes(showticklabels=True, tickvals=np.arange(col_start, col_start + cols),
-                            ticktext=labels, tickangle=-60, tickfont=dict(size=8 if small else 10))
-        figure.update_yaxes(showticklabels=True, tickvals=np.arange(row_start, row_start + rows),
-                            ticktext=labels, tickfont=dict(size=8 if small else 10))
-    return figure
+        font = dict(size=8 if small else 10)
+        xaxis.update(showticklabels=True, tickvals=np.arange(col_start, col_start + cols),
+                     ticktext=labels, tickangle=-60, tickfont=font)
+        yaxis.update(showticklabels=True, tickvals=np.arange(row_start, row_start + rows),
+                     ticktext=labels, tickfont=dict(font))
+    return _figure([cells, colour_key], dict(
+        template=_TEMPLATE_JSON, height=height, uirevision=uirevision, margin=margin,
+        shapes=list(shapes), dragmode="zoom", xaxis=xaxis, yaxis=yaxis,
+    ))
 
 
 def heatmap_shapes(
@@ -332,47 +371,46 @@ def dendrogram_figure(
     redrawn without touching the two (large) traces.
     """
     overlays = overlays or dendrogram_overlays(top=top)
-    traces = [
-        go.Scatter(x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
-                   hoverinfo="skip", name="links", connectgaps=False),
-        go.Scatter(x=node_x, y=node_y, mode="markers", name="nodes",
-                   marker=dict(size=6, line=dict(width=0), opacity=0.8,
-                               **cluster_marker(node_colours, TREE)),
-                   # Plain JSON, not a typed array: Dash drops typed-array customdata from
-                   # click events (an object array is encoded as a list, and plotly.py
-                   # takes it whole instead of checking 999 pairs one by one).
-                   customdata=np.stack([node_ids, node_sizes], axis=1).astype(object),
-                   hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
-                                 + ("<br>WordNet: %{hovertext}" if wordnet_names is not None
-                                    else "")
-                                 + "<br>height %{y:.3g}<extra></extra>"),
-    ]
+    nodes: dict[str, Any] = dict(
+        type="scatter", x=node_x, y=node_y, mode="markers", name="nodes",
+        marker=dict(size=6, line=dict(width=0), opacity=0.8,
+                    **cluster_marker(node_colours, TREE)),
+        # Plain JSON, not a typed array: Dash drops typed-array customdata from click
+        # events (a list of [id, size] pairs).
+        customdata=np.stack([node_ids, node_sizes], axis=1).astype(object),
+        hovertemplate="node %{customdata[0]}: %{customdata[1]} classes"
+                      + ("<br>WordNet: %{hovertext}" if wordnet_names is not None else "")
+                      + "<br>height %{y:.3g}<extra></extra>",
+    )
     if wordnet_names is not None:
-        traces[1].update(hovertext=list(wordnet_names))
+        nodes.update(hovertext=list(wordnet_names))
     if node_labels is not None and any(node_labels):
-        traces[1].update(mode="markers+text", text=list(node_labels), textposition="top center",
-                         textfont=dict(size=10, color=MUTED), cliponaxis=False)
-    figure = go.Figure(traces, layout=dict(
-        template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
-        margin=matrix_margins(named), dragmode="zoom", hovermode="closest", clickmode="event",
-        **overlays,
-    ))
-    figure.update_xaxes(range=list(x_range), showticklabels=False, automargin=False)
+        nodes.update(mode="markers+text", text=list(node_labels), textposition="top center",
+                     textfont=dict(size=10, color=MUTED), cliponaxis=False)
+    traces = [
+        dict(type="scatter", x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
+             hoverinfo="skip", name="links", connectgaps=False),
+        nodes,
+    ]
+    margin = matrix_margins(named)
+    xaxis: dict[str, Any] = dict(range=list(x_range), showticklabels=False, automargin=False)
     if leaf_labels is not None and any(leaf_labels):
         first = int(np.ceil(x_range[0]))
         shown = [(first + k, _shorten(t, LEAF_LABEL_CHARS))
                  for k, t in enumerate(leaf_labels) if t]
-        figure.update_xaxes(showticklabels=True, tickvals=[p for p, _ in shown],
-                            ticktext=[t for _, t in shown], tickangle=-60,
-                            tickfont=dict(size=9, color=MUTED), ticks="")
-        figure.update_layout(margin=dict(b=int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)))
+        xaxis.update(showticklabels=True, tickvals=[p for p, _ in shown],
+                     ticktext=[t for _, t in shown], tickangle=-60,
+                     tickfont=dict(size=9, color=MUTED), ticks="")
+        margin["b"] = int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)
     # A strip below the leaves holds the focal marker and lasso bars.
-    figure.update_yaxes(title=dict(text="merge height", font=dict(size=11, color=MUTED),
-                                   standoff=4),
-                        range=[-FOCAL_STRIP * top, 1.04 * top], showgrid=True, gridcolor=GRID,
-                        tickfont=dict(size=10), automargin=False, zeroline=True,
-                        zerolinecolor=GRID)
-    return figure
+    yaxis = dict(title=dict(text="merge height", font=dict(size=11, color=MUTED), standoff=4),
+                 range=[-FOCAL_STRIP * top, 1.04 * top], showgrid=True, gridcolor=GRID,
+                 tickfont=dict(size=10), automargin=False, zeroline=True, zerolinecolor=GRID)
+    return _figure(traces, dict(
+        template=_TEMPLATE_JSON, height=height, showlegend=False, uirevision=uirevision,
+        margin=margin, dragmode="zoom", hovermode="closest", clickmode="event",
+        xaxis=xaxis, yaxis=yaxis, **overlays,
+    ))
 
 
 def link_path(xs: np.ndarray, ys: np.ndarray) -> str | None:
@@ -451,6 +489,9 @@ def unrelated_distance(num_features: int) -> float:
     return float(np.sqrt(2.0 * max(int(num_features) - 1, 0)))
 
 
+NEIGHBOUR_COLOUR = "#3e7cb1"  # the nearest classes' bars without a cut
+
+
 def neighbours_figure(
     names: Sequence[str],
     ids: Sequence[str],
@@ -477,7 +518,7 @@ def neighbours_figure(
     k = len(names)
     ranks = np.arange(k)
     scores = np.asarray(scores, dtype=np.float64)
-    bar_colours = list(colours) if colours is not None else ["#3e7cb1"] * k
+    bar_colours = list(colours) if colours is not None else [NEIGHBOUR_COLOUR] * k
     labels = [_shorten(n, 28) for n in names]
     # A left margin sized from the labels: plotly's automargin would measure them and
     # draw the chart a second time (≈ 40 ms of a page load).
@@ -493,26 +534,26 @@ def neighbours_figure(
                       "numbers: distance")
         hover = ("%{hovertext}<br>" + score_label + " %{text}"
                  "<br>closeness %{x:.3f} (longer bar = closer)<extra></extra>")
-    figure = go.Figure(go.Bar(
-        x=lengths.astype(np.float32), y=ranks, orientation="h",
+    low = min(0.0, float(lengths.min())) if k else 0.0
+    high = float(lengths.max()) if k else 1.0
+    bars = dict(
+        type="bar", x=lengths.astype(np.float32), y=ranks, orientation="h",
         marker=dict(color=bar_colours, line=dict(width=0)),
         customdata=np.array(list(ids), dtype=object),
         text=[f"{s:.3f}" for s in scores], textposition="outside", constraintext="none",
         textfont=dict(size=11, color=INK), cliponaxis=False, hovertext=list(names),
         hovertemplate=hover, name="neighbours",
-    ), layout=dict(
-        template=_TEMPLATE, height=max(220, 26 * k + 60), bargap=0.25,
+    )
+    return _figure([bars], dict(
+        template=_TEMPLATE_JSON, height=max(220, 26 * k + 60), bargap=0.25,
         margin=dict(l=left, r=56, t=30, b=40), clickmode="event", dragmode=False,
         uniformtext=dict(minsize=10, mode="show"),
+        yaxis=dict(tickvals=ranks, ticktext=labels, autorange="reversed",
+                   tickfont=dict(size=11), automargin=False),
+        xaxis=dict(title=dict(text=axis_title, font=dict(size=11, color=MUTED)),
+                   showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
+                   range=[low, high * 1.02 if high > 0 else 1.0], autorange=False),
     ))
-    figure.update_yaxes(tickvals=ranks, ticktext=labels, autorange="reversed",
-                        tickfont=dict(size=11), automargin=False)
-    low = min(0.0, float(lengths.min())) if k else 0.0
-    high = float(lengths.max()) if k else 1.0
-    figure.update_xaxes(title=dict(text=axis_title, font=dict(size=11, color=MUTED)),
-                        showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
-                        range=[low, high * 1.02 if high > 0 else 1.0], autorange=False)
-    return figure
 
 
 # -- class map -------------------------------------------------------------------------------
@@ -551,38 +592,36 @@ def class_map_figure(
     """
     count = coords.shape[0]
     # SVG up to a few thousand points: WebGL's start-up costs more than it saves there.
-    scatter = go.Scattergl if webgl and count > WEBGL_POINTS else go.Scatter
-    figure = go.Figure([
-        scatter(
-            x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
-            marker=dict(size=6 if count > 300 else 9, opacity=0.85, line=dict(width=0),
-                        **cluster_marker(colours, MAP_COLOUR)),
-            customdata=np.arange(count), hovertext=np.asarray(list(names), dtype=object),
-            # no <extra> box: plotly writes it in the point's colour (unreadable on white)
-            hovertemplate="%{hovertext}<br>#%{customdata}<extra></extra>",
-        ),
-        go.Scatter(
-            mode="markers", name="selection", hoverinfo="skip",
-            marker=dict(size=11 if count > 300 else 15, color="rgba(0,0,0,0)",
-                        line=dict(color=SELECT, width=1.5)),
-            **class_map_selected(coords, selected),
-        ),
-        go.Scatter(
-            mode="markers+text", name="focal class", hoverinfo="skip",
-            marker=dict(symbol="star", size=16, color=ACCENT, line=dict(color="white", width=1)),
-            textposition="top center", textfont=dict(color=ACCENT, size=12),
-            **class_map_focal(focal),
-        ),
-    ], layout=dict(
-        template=_TEMPLATE, height=height, showlegend=False, uirevision=uirevision,
+    kind = "scattergl" if webgl and count > WEBGL_POINTS else "scatter"
+    points = dict(
+        type=kind, x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
+        marker=dict(size=6 if count > 300 else 9, opacity=0.85, line=dict(width=0),
+                    **cluster_marker(colours, MAP_COLOUR)),
+        customdata=np.arange(count), hovertext=np.asarray(list(names), dtype=object),
+        # no <extra> box: plotly writes it in the point's colour (unreadable on white)
+        hovertemplate="%{hovertext}<br>#%{customdata}<extra></extra>",
+    )
+    selection = dict(
+        type="scatter", mode="markers", name="selection", hoverinfo="skip",
+        marker=dict(size=11 if count > 300 else 15, color="rgba(0,0,0,0)",
+                    line=dict(color=SELECT, width=1.5)),
+        **class_map_selected(coords, selected),
+    )
+    focal_star = dict(
+        type="scatter", mode="markers+text", name="focal class", hoverinfo="skip",
+        marker=dict(symbol="star", size=16, color=ACCENT, line=dict(color="white", width=1)),
+        textposition="top center", textfont=dict(color=ACCENT, size=12),
+        **class_map_focal(focal),
+    )
+    return _figure([points, selection, focal_star], dict(
+        template=_TEMPLATE_JSON, height=height, showlegend=False, uirevision=uirevision,
         margin=dict(l=30, r=10, t=10, b=36), dragmode="lasso", hovermode="closest",
         clickmode="event",
+        xaxis=dict(title=dict(text=axis_titles[0], font=dict(size=11, color=MUTED)),
+                   showticklabels=False, showgrid=True, gridcolor=GRID),
+        yaxis=dict(title=dict(text=axis_titles[1], font=dict(size=11, color=MUTED)),
+                   showticklabels=False, showgrid=True, gridcolor=GRID),
     ))
-    figure.update_xaxes(title=dict(text=axis_titles[0], font=dict(size=11, color=MUTED)),
-                        showticklabels=False, showgrid=True, gridcolor=GRID)
-    figure.update_yaxes(title=dict(text=axis_titles[1], font=dict(size=11, color=MUTED)),
-                        showticklabels=False, showgrid=True, gridcolor=GRID)
-    return figure
 
 
 def class_map_selected(coords: np.ndarray, selected: np.ndarray | None) -> dict[str, list]:

@@ -39,6 +39,8 @@ NEIGHBOURS_TABLE = "classes-neighbours-table"  # <div>: a table filled by the br
 NEIGHBOURS_ROWS = "classes-neighbours-rows"  # dcc.Store: the table's header and rows
 FOCAL_ALL = "classes-focal-all"  # dcc.Store: every option of the class picker (added when idle)
 NEIGHBOURS_KEY = "classes-neighbours-key"  # the selection fields the neighbours depend on
+NEIGHBOURS_OVERLAY = "classes-neighbours-overlay"  # the bars' new colours (a cut: a restyle)
+NEIGHBOURS_RENDERED = "classes-neighbours-rendered"  # what the chart was drawn for
 # The selection fields each view reads (callbacks.MATRIX_FIELDS …), projected in the browser.
 MATRIX_SELECTION = "classes-matrix-fields"  # heatmap and dendrogram
 PANEL_SELECTION = "classes-panel-fields"

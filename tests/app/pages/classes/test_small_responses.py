@@ -1,0 +1,164 @@
+"""Issue #14, "Measured": the Classes page's cut and metric changes answer with less.
+
+- A cut recolours the nearest-classes chart with an overlay of its bar colours (a restyle
+  in the browser), not a new chart: the same colours the chart drawn for that cut has.
+- The figures are built as plain dicts (no plotly.py validation, most of a full view's
+  server time): each is still what plotly.py's validation accepts and gives unchanged.
+- Reading a cached WordNet view (every Classes page's tree) does not import scipy.stats.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import plotly.graph_objects as go
+import pytest
+from plotly.io.json import to_json_plotly
+
+from classmap.app.pages.classes import callbacks as page
+from classmap.app.pages.classes import ids
+from classmap.app.shell.selection import default_selection, update_selection
+
+KEY = ["lite0-imagenet", "cosine", "ward"]
+READY = {"key": KEY, "state": "ready", "message": ""}
+EUCLID = {"key": ["lite0-imagenet", "euclidean", "ward"], "state": "ready", "message": ""}
+DUNGENESS_ID = "n01978287"
+TENCH_ID = "n01440764"
+
+
+def selection(**changes) -> dict:
+    return update_selection(default_selection("lite0-imagenet"),
+                            **{"focal": DUNGENESS_ID, "k": 20, **changes})
+
+
+def neighbours_outputs(services, sel, rendered, status=READY) -> dict:
+    return dict(zip(page.NEIGHBOURS_OUTPUTS,
+                    page.neighbours_view_logic(services, sel, status, rendered)))
+
+
+def bar_colours(figure) -> list[str]:
+    return [str(c) for c in figure.to_plotly_json()["data"][0]["marker"]["color"]]
+
+
+FIGURE = (ids.NEIGHBOURS, "figure")
+ROWS = (ids.NEIGHBOURS_ROWS, "data")
+OVERLAY = (ids.NEIGHBOURS_OVERLAY, "data")
+RENDERED = (ids.NEIGHBOURS_RENDERED, "data")
+
+
+def test_a_cut_recolours_the_nearest_classes_with_an_overlay_not_a_new_chart(services,
+                                                                               lite0_view):
+    first = neighbours_outputs(services, selection(), None)
+    assert first[OVERLAY] is page.no_update and not first[RENDERED]["cut"]  # no cut
+    out = neighbours_outputs(services, selection(cut=10), first[RENDERED])
+    assert out[FIGURE] is page.no_update and out[ROWS] is page.no_update
+    colours = out[OVERLAY]["traces"][0]["marker.color"]
+    # The reference: the whole chart drawn for the same cut (a fresh page).
+    drawn = neighbours_outputs(services, selection(cut=10), None)[FIGURE]
+    assert colours == bar_colours(drawn)
+    assert len(set(colours)) > 1  # the 20 nearest crabs and others span several clusters
+    assert out[RENDERED] == {**first[RENDERED], "cut": 10}
+    # The response is a small fraction of the chart it replaces.
+    assert len(json.dumps(out[OVERLAY])) * 5 < len(to_json_plotly(drawn))
+
+
+def test_a_cut_turned_off_restores_the_plain_bars(services, lite0_view):
+    cut = neighbours_outputs(services, selection(cut=10), None)
+    out = neighbours_outputs(services, selection(cut=0), cut[RENDERED])
+    plain = neighbours_outputs(services, selection(cut=0), None)[FIGURE]
+    assert out[FIGURE] is page.no_update
+    assert out[OVERLAY]["traces"][0]["marker.color"] == bar_colours(plain)
+
+
+@pytest.mark.parametrize("change", [{"focal": TENCH_ID}, {"k": 10}, {"metric": "euclidean"}])
+def test_what_the_bars_show_still_redraws_the_chart(services, lite0_view, change):
+    rendered = neighbours_outputs(services, selection(cut=10), None)[RENDERED]
+    status = EUCLID if change.get("metric") == "euclidean" else READY
+    out = neighbours_outputs(services, selection(cut=6, **change), rendered, status)
+    assert out[FIGURE] is not page.no_update and out[ROWS] is not page.no_update
+    assert out[OVERLAY] is page.no_update
+    reference = page.neighbours_logic(services, selection(cut=6, **change), status)
+    assert to_json_plotly(out[FIGURE]) == to_json_plotly(reference[0])
+
+
+def test_nothing_changed_sends_nothing_and_no_focal_draws_the_message(services, lite0_view):
+    rendered = neighbours_outputs(services, selection(cut=10), None)[RENDERED]
+    again = neighbours_outputs(services, selection(cut=10), rendered)
+    assert all(value is page.no_update for value in again.values())
+    none = neighbours_outputs(services, selection(focal=None, cut=6), rendered)
+    assert none[ROWS] is None and none[RENDERED] is None
+    assert "Pick a focal class" in to_json_plotly(none[FIGURE])
+
+
+def test_the_page_applies_the_neighbours_overlay_in_the_browser(app_settings, services):
+    from classmap.app.server import create_app
+    from classmap.app.shell.clientside import browser_config
+
+    app = create_app(app_settings, services)
+    constants = browser_config(app)["callbacks"]
+    key = f"{ids.NEIGHBOURS_OVERLAY}.modified_timestamp|{ids.NEIGHBOURS_OVERLAY}.data"
+    assert constants[key] == {"graph": ids.NEIGHBOURS, "deferred": False}
+    outputs = [key for key in app.callback_map if f"..{ids.NEIGHBOURS}.figure." in key]
+    assert len(outputs) == 1 and f"{ids.NEIGHBOURS_OVERLAY}.data" in outputs[0]
+    from classmap.app.pages.classes.layout import layout
+
+    page_tree = str(layout())
+    assert f"'{ids.NEIGHBOURS_OVERLAY}'" in page_tree and f"'{ids.NEIGHBOURS_RENDERED}'" in page_tree
+
+
+def _figures(services):
+    """Every figure the page builds, for a few selections (both metrics, a cut, a zoom
+    with class-name ticks, a lasso, a focal class)."""
+    view = services.view(tuple(KEY))
+    small = next(n for n in range(view.num_classes, 2 * view.num_classes - 1)
+                 if 30 <= view.layout.last[n] - view.layout.first[n] + 1 <= 80)
+    for status in (READY, EUCLID):
+        metric = status["key"][1]
+        for changes in ({"cut": 10, "node": small}, {"zoom": small, "cut": 5, "classes": [1, 2]},
+                        {"focal": None}):
+            sel = selection(metric=metric, **changes)
+            yield page.update_heatmap_logic(services, sel, status, None, None, None)[0]
+            yield page.update_dendrogram_logic(services, sel, status, None)[0]
+            yield page.neighbours_logic(services, sel, status)[0]
+            yield page.class_map_logic(services, sel, status, None, None)[0]
+
+
+def _without_empty(value):
+    """``value`` without empty dicts (``"title": {}`` — plotly.js reads it as absent; plotly.py's
+    validation keeps or drops it depending on how it was set)."""
+    if isinstance(value, dict):
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v != {}}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
+
+
+def test_figures_built_as_dicts_are_what_plotly_validation_gives(services, lite0_view):
+    count = 0
+    for figure in _figures(services):
+        if figure.layout.annotations:  # the shared message figure (validated once)
+            continue
+        assert figure._validate is False  # built without plotly.py's validation
+        ours = _without_empty(json.loads(to_json_plotly(figure)))
+        # plotly.py's validation raises on an invalid property and expands names (colour
+        # scales), so the validated copy equals ours only if ours was valid and complete.
+        validated = _without_empty(json.loads(to_json_plotly(go.Figure(figure.to_plotly_json()))))
+        assert ours == validated
+        count += 1
+    assert count >= 20
+
+
+def test_reading_a_wordnet_view_does_not_import_scipy_stats():
+    """scipy.stats costs a fresh server 0.5–5 s; the Classes page's tree reads a cached
+    WordNet view through analysis.pipelines.compare, which needs it only to compute."""
+    code = ("import sys\n"
+            "from classmap.analysis.pipelines import compare\n"
+            "from classmap.analysis.methods import wordnet_agreement\n"
+            "assert compare.wordnet_for_tree and wordnet_agreement.NodeNames\n"
+            "print('scipy.stats' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=True)
+    assert result.stdout.strip() == "False"
