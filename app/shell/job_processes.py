@@ -84,6 +84,7 @@ from dash import DiskcacheManager
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from classmap.analysis.settings import JobLimits
+from classmap.app.shell.job_verdict import NO_HEARTBEAT, overdue, stopped_sentence
 
 log = logging.getLogger(__name__)
 
@@ -535,7 +536,9 @@ def _kill(record: dict[str, Any]) -> bool:
     if not pid:
         return False
     try:
-        process = psutil.Process(pid)  # remembers its create time: kill() checks it again
+        # psutil's Process keeps this process's create time and checks it again before
+        # the signal: a pid reused after the identity check below is not signalled either.
+        process = psutil.Process(pid)
         if not job_alive(record):
             log.warning("job process %s is gone (its pid now names another process): "
                         "not killed", pid)
@@ -614,13 +617,14 @@ def check_job(cache: diskcache.Cache, job_id: str | None, requested: float | Non
     if not job_alive(record):  # ended, or its pid now names another process
         return _stopped(cache, job_id, record, "the background job stopped unexpectedly"
                         f"{_low_disk(disk_folders)}")
-    if now - record.get("heartbeat", now) > limits.heartbeat_timeout:
-        return _stopped(cache, job_id, record, "the background job stopped responding (no "
-                        f"heartbeat for {limits.heartbeat_timeout:.0f} s)"
-                        f"{_low_disk(disk_folders)}")
-    if now - record.get("started", now) > limits.time_limit:
-        return _stopped(cache, job_id, record, "the background job ran past its limit of "
-                        f"{limits.time_limit:.0f} s and was stopped")
+    # The clock rule shared with the Celery manager; a local job beats from its start.
+    reason = overdue(record.get("started", now), record.get("heartbeat", now), now, limits,
+                     beating=True)
+    if reason is not None:
+        message = stopped_sentence(reason, limits, waiting=state == QUEUED)
+        if reason == NO_HEARTBEAT:
+            message += _low_disk(disk_folders)
+        return _stopped(cache, job_id, record, message)
     if state == QUEUED:
         return JobVerdict(QUEUED, record.get("message") or "Queued…")
     return JobVerdict(RUNNING)
