@@ -123,6 +123,13 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     for store in ("classes-heatmap-figure", "classes-dendrogram-figure",
                   "classes-class-map-figure"):
         assert not calls.sent(store, "data"), f"a cut change re-sent {store}"
+    # The nearest classes' bars: recoloured by an overlay of their colours (a restyle of
+    # 20 bars), not a new chart built, sent and drawn.
+    assert calls.sent("classes-neighbours-overlay", "data")
+    assert not calls.sent("neighbours-graph", "figure"), "a cut change re-sent the chart"
+    page.wait_for_function(f"new Set(Array.from({GRAPH.format(id='neighbours-graph')}"
+                           ".data[0].marker.color)).size > 1", timeout=TIMEOUT)
+    assert page.locator("#neighbours-graph .barlayer .point").count() == 20
 
     # A new focal class (a click on a neighbour's bar): no selection panel.
     calls.clear()
