@@ -90,7 +90,9 @@ window.__sig = (id) => {
   if (!gd || !gd.data) { return ''; }
   const tail = (s) => (typeof s === 'string' ? s.length + s.slice(-48) : s);
   const cut = (v) => (v && v.length !== undefined) ? Array.from(v).slice(0, 40) : v;
-  const traces = gd.data.slice(0, 6).map((t) => [t.type, cut(t.x), cut(t.y), cut(t.z && t.z[0]),
+  // the first six traces and the last two (the image scatters' focal overlay and ring)
+  const shown = gd.data.length > 6 ? gd.data.slice(0, 6).concat(gd.data.slice(-2)) : gd.data;
+  const traces = shown.map((t) => [t.type, cut(t.x), cut(t.y), cut(t.z && t.z[0]),
     cut(t.marker && t.marker.color), cut(t.text), tail(t.source)]);
   const l = gd.layout || {};
   return JSON.stringify([traces, l.title, l.xaxis && l.xaxis.title, l.yaxis && l.yaxis.title,

@@ -1,6 +1,6 @@
 """Issue 14 (no cached interaction over 300 ms): on the image pages a class change sends
-only the views that show the class, and the matrices' focal frames as patches — in a real
-browser, from the page's own callback requests and responses."""
+only the views that show the class, and the matrices' focal frames and the scatters' marks as
+patches — in a real browser, from the page's own callback requests and responses."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def settle(page) -> None:
     page.wait_for_timeout(2500)  # the page's callbacks answer (cached) and are drawn
 
 
-def test_samples_class_change_resends_no_image_detail(dash_server, new_page):
+def test_samples_class_change_patches_the_scatter_and_resends_no_image_detail(dash_server,
+                                                                             new_page):
     page = new_page()
     page.goto(dash_server + "/samples" + QUERY)
     page.wait_for_selector("#samples-graph .scatterlayer .trace .point",
@@ -68,12 +69,23 @@ def test_samples_class_change_resends_no_image_detail(dash_server, new_page):
     settle(page)
     outputs = " ".join(item["output"] for item in seen)
     assert "samples-graph.figure" in outputs and "samples-grid-data.data" in outputs
+    # the scatter gets a Patch of its marks (not every image's point again) …
+    (scatter,) = [item["response"] for item in seen if item["output"] == "samples-graph.figure"]
+    assert "__dash_patch_update" in json.dumps(scatter["samples-graph"]["figure"])
+    # … and draws class 7 on top: the overlay holds exactly class 7's points
+    drawn = page.evaluate("""() => {
+      const gd = document.querySelector('#samples-graph .js-plotly-plot');
+      const overlay = gd._fullData[gd._fullData.length - 2];
+      const seven = gd._fullData.find((t) => t.name === '7');
+      return [overlay.name, Array.from(overlay.x), Array.from(seven.x)];
+    }""")
+    assert drawn[0] == "7" and drawn[1] == drawn[2] and drawn[1]
     # the selected image, the data summary: not shown by a class change, not requested
     for unrelated in ("sample-image.src", "images-message.children"):
         assert unrelated not in outputs, (unrelated, outputs)
 
 
-def test_confidence_class_change_patches_the_frames(dash_server, new_page):
+def test_confidence_class_change_patches_the_frames_and_the_tsne(dash_server, new_page):
     page = new_page()
     page.goto(dash_server + "/confidence" + QUERY)
     page.wait_for_selector("#confidence-tsne-graph .scatterlayer .trace .point",
@@ -96,7 +108,9 @@ def test_confidence_class_change_patches_the_frames(dash_server, new_page):
     for graph in ("confidence-js-heatmap", "confidence-confusion-graph"):
         assert "__dash_patch_update" in json.dumps(sent[graph]["figure"]), graph
     assert "confidence-class-clusters" not in sent  # unchanged: not re-sent
-    assert any("confidence-tsne-graph.figure" in item["output"] for item in seen)
+    (tsne,) = [item["response"] for item in seen
+               if item["output"] == "confidence-tsne-graph.figure"]
+    assert "__dash_patch_update" in json.dumps(tsne["confidence-tsne-graph"]["figure"])
     # the heatmap's frame moved with the class (two rectangles: row and column)
     shapes = page.evaluate("() => document.querySelector('#confidence-js-heatmap "
                            ".js-plotly-plot').layout.shapes.length")

@@ -51,13 +51,15 @@ ALGORITHM_LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture"}
 # The selection fields each projection store holds (issue 14): a view listens to the store
 # of the fields it shows. Data summary, tables, JS heatmap, confusion: model and data; their
 # focal frames: + focal; the selected image: + image; the grid and the t-SNE: + focal,
-# image; the PCA scatters: + rep, focal, image.
+# image; the PCA scatters: + rep, focal, image. The scatters also listen to the fields they
+# are drawn from (model, data and for PCA rep): a change of only the focal class or the
+# image is then a Patch of their marks (``scatter_marks_patch``).
 VIEW_FIELDS = {
     ids.IMAGE_DATA_KEY: ("model", "data"),
     ids.IMAGE_FOCAL_KEY: ("model", "data", "focal"),
     ids.IMAGE_SAMPLE_KEY: ("model", "data", "image"),
     ids.IMAGE_MARKS_KEY: ("model", "data", "focal", "image"),
-    ids.IMAGE_REP_FOCAL_KEY: ("model", "data", "rep", "focal"),
+    ids.IMAGE_REP_KEY: ("model", "data", "rep"),
     ids.IMAGE_VIEW_KEY: ("model", "data", "rep", "focal", "image"),
 }
 
@@ -208,25 +210,51 @@ def samples_figure_logic(images: ImageServices, selection: dict | None, status: 
 
 def samples_update_logic(images: ImageServices, view_key: dict | None,
                          status: dict | None, triggered: set[str]) -> Any:
-    """→ the Samples scatter, or only its selected-image ring when nothing but the image
-    changed (``triggered`` is only ``IMAGE_VIEW_KEY``: the rep/focal key did not change) —
-    a ``Patch`` of the ring's trace (one point) instead of every image's point."""
+    """→ the Samples scatter, or only its marks when neither the data nor the
+    representation changed (``triggered`` is only ``IMAGE_VIEW_KEY``: ``IMAGE_REP_KEY``
+    and the status did not change) — a ``Patch`` of the focal overlay, the selected-image
+    ring and the classes' opacity (:func:`scatter_marks_patch`) instead of every image's
+    point."""
     view_key, status = (value if isinstance(value, dict) else None
                         for value in (view_key, status))
     if triggered == {ids.IMAGE_VIEW_KEY}:
         result, _ = ready_result(images, view_key, status)
         rep = (view_key or {}).get("rep") or "features"
         if result is not None and rep in result.analysis.pca:
-            return ring_patch(result.analysis.pca[rep].coordinates, view_key.get("image"))
+            return scatter_marks_patch(images, result, result.analysis.pca[rep].coordinates,
+                                       view_key)
     return samples_figure_logic(images, view_key, status)
 
 
-def ring_patch(coords: np.ndarray, sample: Any) -> Patch:
+def ring_patch(coords: np.ndarray, sample: Any, patch: Patch | None = None) -> Patch:
     """A ``Patch`` of a sample scatter's last trace: the ring around ``sample``."""
-    patch = Patch()
+    patch = Patch() if patch is None else patch
     ring = figs.selected_ring(coords, int(sample) if isinstance(sample, int) else None)
     for name, value in ring.items():
         patch["data"][-1][name] = value
+    return patch
+
+
+def scatter_marks_patch(images: ImageServices, result: ImageResult, coords: np.ndarray,
+                        key: dict, focal: bool = True) -> Patch:
+    """A ``Patch`` of a :func:`figs.sample_scatter` by true class (``coords`` (N, 2)): the
+    focal overlay (the focal class's points), the classes' opacity and the selected-image
+    ring of ``key``'s focal class and image; ``focal=False``: the ring only (a scatter
+    with no focal class, e.g. by cluster)."""
+    patch = ring_patch(coords, key.get("image"))
+    if not focal:
+        return patch
+    reps = result.representations
+    index = focal_of(images, result, key)
+    overlay = figs.focal_overlay(coords, reps.labels, reps.class_names, _hover(result), index)
+    marker = overlay.pop("marker")
+    for name, value in overlay.items():
+        patch["data"][-2][name] = value
+    patch["data"][-2]["marker"]["color"] = marker["color"]
+    many = len(np.unique(reps.labels)) > figs.LEGEND_LIMIT
+    opacity = figs.class_opacity(index, many=many)
+    for trace in range(figs.class_traces(reps.labels)):
+        patch["data"][trace]["marker"]["opacity"] = opacity
     return patch
 
 
@@ -413,6 +441,27 @@ def metrics_table_logic(images: ImageServices, selection: dict | None,
     ])
 
 
+def clustering_update_logic(images: ImageServices, view_key: dict | None,
+                            status: dict | None, algorithm: str | None,
+                            triggered: set[str]) -> tuple:
+    """→ the two Clustering scatters, or only their marks when neither the data, the
+    representation nor the algorithm changed (``triggered`` is only ``IMAGE_VIEW_KEY``):
+    ``Patch``es of the true-class scatter's focal overlay and ring, and of the cluster
+    scatter's ring (it shows no focal class)."""
+    view_key, status = (value if isinstance(value, dict) else None
+                        for value in (view_key, status))
+    if triggered == {ids.IMAGE_VIEW_KEY}:
+        result, _ = ready_result(images, view_key, status)
+        rep = (view_key or {}).get("rep") or "features"
+        if result is not None and rep in result.analysis.pca:
+            coords = result.analysis.pca[rep].coordinates
+            algorithm = algorithm if algorithm in CLUSTERING_ALGORITHMS else "kmeans"
+            clusters = (ring_patch(coords, view_key.get("image"))
+                        if (rep, algorithm) in result.analysis.clustering else no_update)
+            return scatter_marks_patch(images, result, coords, view_key), clusters
+    return clustering_figures_logic(images, view_key, status, algorithm)
+
+
 def clustering_figures_logic(images: ImageServices, selection: dict | None,
                              status: dict | None, algorithm: str | None) -> tuple:
     """(PCA coloured by true class, PCA coloured by cluster) for the chosen representation."""
@@ -506,6 +555,19 @@ def confidence_matrices_logic(images: ImageServices, key: dict | None, status: d
     heatmap, cluster_list, _, confusion = confidence_figures_logic(images, key, status,
                                                                    tsne=False)
     return heatmap, cluster_list, confusion
+
+
+def tsne_update_logic(images: ImageServices, key: dict | None, status: dict | None,
+                      triggered: set[str]) -> Any:
+    """→ the t-SNE, or a ``Patch`` of its marks (focal overlay, ring, classes' opacity) when
+    only the focal class or the image changed (``triggered`` is only ``IMAGE_MARKS_KEY``:
+    ``IMAGE_DATA_KEY`` and the status did not change)."""
+    key, status = (value if isinstance(value, dict) else None for value in (key, status))
+    if triggered == {ids.IMAGE_MARKS_KEY}:
+        result, _ = ready_result(images, key, status)
+        if result is not None and result.analysis.tsne is not None:
+            return scatter_marks_patch(images, result, result.analysis.tsne, key)
+    return tsne_logic(images, key, status)
 
 
 def tsne_logic(images: ImageServices, key: dict | None, status: dict | None) -> Any:
@@ -615,9 +677,11 @@ def register(app: Any, services: Services) -> None:
     bind_field(app, {"type": ids.REPRESENTATION_PICKER, "page": ALL}, "rep", ids.IMAGE_SELECTION)
 
     # Samples
+    # The scatters also listen to what they are drawn from (IMAGE_REP_KEY, IMAGE_DATA_KEY):
+    # when that did not change, the focal class or image is a Patch of their marks.
     @app.callback(Output(ids.SAMPLES_GRAPH, "figure"), key_in(ids.IMAGE_VIEW_KEY),
-                  key_in(ids.IMAGE_REP_FOCAL_KEY), status_in)
-    def samples_figure(selection, _rep_focal, status):
+                  key_in(ids.IMAGE_REP_KEY), status_in)
+    def samples_figure(selection, _rep, status):
         return samples_update_logic(images, selection, status, triggered())
 
     @app.callback(
@@ -666,11 +730,11 @@ def register(app: Any, services: Services) -> None:
                 metrics_table_logic(images, selection, status))
 
     @app.callback(Output(ids.CLUSTERING_TRUE, "figure"), Output(ids.CLUSTERING_CLUSTERS, "figure"),
-                  key_in(ids.IMAGE_VIEW_KEY), status_in,
+                  key_in(ids.IMAGE_VIEW_KEY), key_in(ids.IMAGE_REP_KEY), status_in,
                   Input({"type": ids.CLUSTERING_ALGORITHM, "page": ALL}, "value"))
-    def clustering_figures(selection, status, algorithm):
-        return clustering_figures_logic(images, selection, status, algorithm[0] if isinstance(
-            algorithm, list) and algorithm else None)
+    def clustering_figures(selection, _rep, status, algorithm):
+        return clustering_update_logic(images, selection, status, algorithm[0] if isinstance(
+            algorithm, list) and algorithm else None, triggered())
 
     # Confidence
     @app.callback(
@@ -681,9 +745,10 @@ def register(app: Any, services: Services) -> None:
     def confidence_matrices(_data, selection, status):
         return confidence_matrices_logic(images, selection, status, triggered())
 
-    @app.callback(Output(ids.CONFIDENCE_TSNE, "figure"), key_in(ids.IMAGE_MARKS_KEY), status_in)
-    def confidence_tsne(selection, status):
-        return tsne_logic(images, selection, status)
+    @app.callback(Output(ids.CONFIDENCE_TSNE, "figure"), key_in(ids.IMAGE_MARKS_KEY),
+                  key_in(ids.IMAGE_DATA_KEY), status_in)
+    def confidence_tsne(selection, _data, status):
+        return tsne_update_logic(images, selection, status, triggered())
 
     @app.callback(
         Output(ids.IMAGE_SELECT, "data", allow_duplicate=True),

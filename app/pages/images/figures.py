@@ -3,7 +3,8 @@
 Every builder takes plain arrays and names and returns a ``go.Figure``; the shapes
 are stated in each docstring. Points carry the sample index in ``customdata[0]`` so
 a click names the image. The focal class (a model class index) is drawn on top in
-full colour, the other classes faded, so the same class stands out on every page.
+full colour (an overlay trace), the other classes faded, so the same class stands out on
+every page.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from scipy.cluster.hierarchy import dendrogram
 from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, TREE, message_figure
 
 __all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure",
-           "js_focal_shapes", "confusion_focal_shapes", "selected_ring"]
+           "js_focal_shapes", "confusion_focal_shapes", "selected_ring", "focal_overlay",
+           "class_opacity", "class_traces"]
 
 # Qualitative palette (Tableau 10 + 10 lighter companions): readable for up to 20 classes.
 PALETTE = (
@@ -78,9 +80,13 @@ def sample_scatter(
     selected : a sample index marked with a ring, or None
     webgl : WebGL above ``WEBGL_POINTS`` images (only with the full plotly.js in the page)
 
-    Traces, in order: one per group present (``customdata`` = [[sample index]] …) — or,
-    above ``LEGEND_LIMIT`` groups, one trace of all non-focal points and one of the
-    focal group — then the selected-sample ring (always present, possibly empty).
+    Traces, in a fixed order that does not depend on ``focal`` or ``selected`` (so a
+    change of either is a ``dash.Patch`` of the last two traces, :func:`focal_overlay`
+    and :func:`selected_ring`, and of the class traces' opacity, :func:`class_opacity`):
+    one per group present, in group order (``customdata`` = [[sample index]] …) — or,
+    above ``LEGEND_LIMIT`` groups, one trace of every point — then the focal overlay
+    (the focal group's points again, on top in full colour; empty without one), then
+    the selected-sample ring (possibly empty).
     """
     coords = np.asarray(coords, dtype=np.float64)
     groups = np.asarray(groups, dtype=np.int64)
@@ -93,31 +99,32 @@ def sample_scatter(
     present = np.unique(groups)
     show_legend = len(present) <= LEGEND_LIMIT
     hover_array = np.asarray(hover, dtype=object)
-    if not show_legend:  # many classes: one trace for all but the focal class
-        rest = np.flatnonzero(groups != focal) if focal is not None else np.arange(n)
+    if not show_legend:  # many classes: one trace of every point
+        everyone = np.arange(n)
         figure.add_trace(kind(
-            x=coords[rest, 0], y=coords[rest, 1], mode="markers", name="classes",
-            showlegend=False, customdata=[[int(i)] for i in rest],
-            text=hover_array[rest].tolist(), hovertemplate="%{text}<extra></extra>",
-            marker=dict(color=[class_palette(g) for g in groups[rest]], size=6,
-                        opacity=FADED if focal is not None else 0.8),
+            x=coords[:, 0], y=coords[:, 1], mode="markers", name="classes",
+            showlegend=False, customdata=[[int(i)] for i in everyone],
+            text=hover_array.tolist(), hovertemplate="%{text}<extra></extra>",
+            marker=dict(color=[class_palette(g) for g in groups], size=6,
+                        opacity=class_opacity(focal, many=True)),
         ))
-    order = ([g for g in present if g != focal] if show_legend else []) + (
-        [focal] if focal in present else [])
-    for g in order:
+    for g in (present if show_legend else []):
         mask = np.flatnonzero(groups == g)
-        is_focal = focal is not None and g == focal
-        faded = focal is not None and not is_focal
         figure.add_trace(kind(
             x=coords[mask, 0], y=coords[mask, 1], mode="markers",
             name=str(group_names[g]), legendgroup=str(g), legendrank=int(g) + 1,
-            showlegend=show_legend,
-            customdata=[[int(i)] for i in mask], text=hover_array[mask].tolist(), hovertemplate="%{text}<extra></extra>",
-            marker=dict(color=class_palette(g), size=9 if is_focal else 7,
-                        opacity=FADED if faded else 0.85,
-                        line=dict(width=1.2 if is_focal else 0.4,
-                                  color=INK if is_focal else "white")),
+            showlegend=True,
+            customdata=[[int(i)] for i in mask], text=hover_array[mask].tolist(),
+            hovertemplate="%{text}<extra></extra>",
+            marker=dict(color=class_palette(g), size=7, opacity=class_opacity(focal),
+                        line=dict(width=0.4, color="white")),
         ))
+    overlay = focal_overlay(coords, groups, group_names, hover, focal)
+    colour = overlay.pop("marker")["color"]
+    figure.add_trace(kind(
+        mode="markers", showlegend=False, hovertemplate="%{text}<extra></extra>",
+        marker=dict(color=colour, size=9, opacity=0.85, line=dict(width=1.2, color=INK)),
+        **overlay))
     ring = selected_ring(coords, selected)
     figure.add_trace(go.Scatter(
         x=ring["x"], y=ring["y"], mode="markers", name="selected image",
@@ -126,6 +133,34 @@ def sample_scatter(
     ))
     _axes(figure, axis_titles)
     return figure
+
+
+def class_opacity(focal: int | None, many: bool = False) -> float:
+    """The opacity of :func:`sample_scatter`'s class traces (``many``: the one trace of
+    every point, above ``LEGEND_LIMIT`` groups): faded when a group is focal."""
+    return FADED if focal is not None else (0.8 if many else 0.85)
+
+
+def class_traces(groups: np.ndarray) -> int:
+    """How many class traces :func:`sample_scatter` draws before its overlay and ring."""
+    present = len(np.unique(np.asarray(groups)))
+    return present if present <= LEGEND_LIMIT else 1
+
+
+def focal_overlay(coords: np.ndarray, groups: np.ndarray, group_names: Sequence[str],
+                  hover: Sequence[str], focal: int | None) -> dict:
+    """``x``, ``y``, ``customdata``, ``text``, ``name`` and ``marker.color`` of
+    :func:`sample_scatter`'s focal overlay (its second-to-last trace): group ``focal``'s
+    points, or none — what a ``dash.Patch`` of that trace sets when the focal class
+    changes."""
+    coords = np.asarray(coords, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    mask = np.flatnonzero(groups == focal) if focal is not None else np.zeros(0, np.int64)
+    hover_array = np.asarray(hover, dtype=object)
+    return {"x": coords[mask, 0].tolist(), "y": coords[mask, 1].tolist(),
+            "customdata": [[int(i)] for i in mask], "text": hover_array[mask].tolist(),
+            "name": str(group_names[focal]) if mask.size else "focal class",
+            "marker": {"color": class_palette(focal) if mask.size else ACCENT}}
 
 
 def _leaf_order(linkage: np.ndarray | None, p: int) -> tuple[dict | None, np.ndarray]:

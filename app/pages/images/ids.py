@@ -17,10 +17,10 @@ IMAGE_DATA_KEY = "images-data-key"  # model, data
 IMAGE_FOCAL_KEY = "images-focal-key"  # model, data, focal
 IMAGE_SAMPLE_KEY = "images-sample-key"  # model, data, image
 IMAGE_MARKS_KEY = "images-marks-key"  # model, data, focal, image
-IMAGE_REP_FOCAL_KEY = "images-rep-focal-key"  # model, data, rep, focal
+IMAGE_REP_KEY = "images-rep-key"  # model, data, rep
 IMAGE_VIEW_KEY = "images-view-key"  # model, data, rep, focal, image
 IMAGE_KEYS = (IMAGE_DATA_KEY, IMAGE_FOCAL_KEY, IMAGE_SAMPLE_KEY, IMAGE_MARKS_KEY,
-              IMAGE_REP_FOCAL_KEY, IMAGE_VIEW_KEY)
+              IMAGE_REP_KEY, IMAGE_VIEW_KEY)
 IMAGE_SELECT = "images-select-request"  # server clicks' new selection (relayed in the browser)
 IMAGE_JOB = "images-job"  # dcc.Store: the (model, data) the background job must prepare
 IMAGE_PANEL = "images-job-panel"

@@ -119,17 +119,26 @@ def test_sample_scatter_points_name_their_images(result):
     coords = result.analysis.pca["features"].coordinates
     figure = figs.sample_scatter(coords, reps.labels, reps.class_names,
                                  hover=[str(i) for i in range(360)], focal=3, selected=7)
-    classes = figure.data[:-1]
-    assert len(classes) == 10 and classes[-1].name == "3"  # focal drawn last, on top
+    classes, overlay = figure.data[:-2], figure.data[-2]
+    # the classes in a fixed order (a focal change does not reorder them), all faded
+    assert [t.name for t in classes] == [reps.class_names[g] for g in range(10)]
     seen = []
     for trace in classes:
         index = np.array([c[0] for c in trace.customdata])
         np.testing.assert_allclose(trace.x, coords[index, 0])
         assert set(reps.labels[index]) == {int(trace.name)}
-        assert (trace.marker.opacity < 0.5) == (trace.name != "3")
+        assert trace.marker.opacity < 0.5
         seen += index.tolist()
     assert sorted(seen) == list(range(360))
+    # the focal class again on top, in full colour
+    focal_points = np.flatnonzero(reps.labels == 3)
+    assert overlay.name == "3" and overlay.marker.opacity > 0.5
+    assert [c[0] for c in overlay.customdata] == focal_points.tolist()
+    np.testing.assert_allclose(overlay.y, coords[focal_points, 1])
+    assert list(overlay.text) == [str(i) for i in focal_points]
     assert list(figure.data[-1].x) == [coords[7, 0]]
+    plain = figs.sample_scatter(coords, reps.labels, reps.class_names, hover=[""] * 360)
+    assert len(plain.data[-2].x) == 0 and all(t.marker.opacity > 0.5 for t in plain.data[:-2])
 
 
 def test_js_heatmap_is_in_dendrogram_order(result):
@@ -196,9 +205,9 @@ def test_clustering_tables_and_figures(images, result):
     within = str(cb.within_table_logic(images, selection, READY))
     assert f"{result.analysis.within_class['softmax'].overall_pairs:.3f}" in within
     true, clusters = cb.clustering_figures_logic(images, selection, READY, "gmm")
-    assert len(true.data) == 11 and "ARI" in clusters.layout.title.text
+    assert len(true.data) == 12 and "ARI" in clusters.layout.title.text
     heat, cluster_list, tsne, confusion = cb.confidence_figures_logic(images, selection, READY)
-    assert "k = " in str(cluster_list) and len(tsne.data) == 11
+    assert "k = " in str(cluster_list) and len(tsne.data) == 12
 
 
 def test_image_figures_and_services_load_no_dash():
@@ -217,10 +226,10 @@ def test_sample_scatter_with_many_classes_keeps_every_point():
     coords = rng.normal(size=(500, 2))
     figure = figs.sample_scatter(coords, groups, [str(g) for g in range(100)],
                                  hover=[""] * 500, focal=int(groups[0]))
-    assert len(figure.data) == 3
-    index = [c[0] for trace in figure.data[:2] for c in trace.customdata]
-    assert sorted(index) == list(range(500))
-    assert {int(groups[c[0]]) for c in figure.data[1].customdata} == {int(groups[0])}
+    assert len(figure.data) == 3  # every point, the focal overlay, the ring
+    assert sorted(c[0] for c in figure.data[0].customdata) == list(range(500))
+    assert [c[0] for c in figure.data[1].customdata] == np.flatnonzero(
+        groups == groups[0]).tolist()
 
 
 def test_background_job_returns_ready_or_the_error(images, result):
@@ -294,16 +303,99 @@ def test_focal_change_patches_the_confidence_frames(images, result, services):
     assert len(cb.confidence_matrices_logic(images, key, READY, set())[0].data) >= 2
 
 
-def test_image_change_patches_only_the_ring(images, result):
+def test_image_change_patches_only_the_marks(images, result):
     from classmap.app.pages.images import ids
 
     key = {**SEL, "focal": None, "image": 42}
     patch = cb.samples_update_logic(images, key, READY, {ids.IMAGE_VIEW_KEY})
     operations = patch.to_plotly_json()["operations"]
-    assert {tuple(op["location"][:2]) for op in operations} == {("data", -1)}
-    values = {op["location"][2]: op["params"]["value"] for op in operations}
+    ring = {op["location"][2]: op["params"]["value"] for op in operations
+            if op["location"][:2] == ["data", -1]}
     coords = result.analysis.pca["features"].coordinates
-    assert values == {"x": [coords[42, 0]], "y": [coords[42, 1]], "customdata": [[42]]}
+    assert ring == {"x": [coords[42, 0]], "y": [coords[42, 1]], "customdata": [[42]]}
+    # no point data of the classes is sent: only the marks' traces and the classes' opacity
+    for op in operations:
+        assert op["location"][:2] in (["data", -1], ["data", -2]) or \
+            op["location"][2:] == ["marker", "opacity"], op["location"]
     full = cb.samples_update_logic(images, key, READY, {ids.IMAGE_VIEW_KEY,
-                                                         ids.IMAGE_REP_FOCAL_KEY})
-    assert list(full.data[-1].x) == values["x"] and len(full.data) == 11
+                                                         ids.IMAGE_REP_KEY})
+    assert list(full.data[-1].x) == ring["x"] and len(full.data) == 12
+
+
+def apply_patch(figure: dict, patch) -> dict:
+    """``figure`` (a plotly JSON dict) with ``patch``'s Assign operations applied, as the
+    browser applies them (negative indices count from the end)."""
+    import copy
+
+    figure = copy.deepcopy(figure)
+    for op in patch.to_plotly_json()["operations"]:
+        assert op["operation"] == "Assign", op
+        *path, last = op["location"]
+        node = figure
+        for part in path:
+            node = node[part]
+        node[last] = op["params"]["value"]
+    return figure
+
+
+def marks_of(figure: dict) -> list:
+    """What the scatters draw: each trace's points, names, colours and opacity."""
+    def plain(value):  # plotly's JSON writes numpy arrays as base64 ("bdata")
+        if isinstance(value, dict) and "bdata" in value:
+            value = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return np.asarray(value).tolist() if value is not None else None
+
+    return [(t.get("name"), plain(t.get("x")), plain(t.get("y")), t.get("customdata"),
+             t.get("text"), t.get("marker", {}).get("color"),
+             t.get("marker", {}).get("opacity")) for t in figure["data"]]
+
+
+@pytest.mark.parametrize("page", ["samples", "clustering", "tsne"])
+def test_a_class_change_is_a_patch_that_draws_the_new_class(images, result, services, page):
+    """Issue 14: on every image scatter a class change (and an image change) answers with a
+    small Patch — and the old figure patched is the figure drawn afresh for the new class."""
+    import json as _json
+
+    from classmap.app.pages.images import ids
+
+    class_ids = services.head(MODEL).classes.ids
+    old_key = {**SEL, "focal": class_ids[3], "image": None}
+    changes = [{**old_key, "focal": class_ids[7]}, {**old_key, "focal": None, "image": 42},
+               {**old_key, "image": 5}]
+
+    def draw(key, triggered):
+        if page == "samples":
+            return cb.samples_update_logic(images, key, READY, triggered)
+        if page == "clustering":
+            return cb.clustering_update_logic(images, key, READY, "kmeans", triggered)[0]
+        return cb.tsne_update_logic(images, key, READY, triggered)
+
+    only = {"samples": ids.IMAGE_VIEW_KEY, "clustering": ids.IMAGE_VIEW_KEY,
+            "tsne": ids.IMAGE_MARKS_KEY}[page]
+    drawn_from = {"samples": ids.IMAGE_REP_KEY, "clustering": ids.IMAGE_REP_KEY,
+                  "tsne": ids.IMAGE_DATA_KEY}[page]
+    old = draw(old_key, {only, drawn_from})
+    assert not isinstance(old, type(cb.Patch()))
+    old_json = _json.loads(old.to_json())
+    for new_key in changes:
+        patch = draw(new_key, {only})
+        assert isinstance(patch, type(cb.Patch())), new_key
+        fresh = _json.loads(draw(new_key, {only, drawn_from}).to_json())
+        assert marks_of(apply_patch(old_json, patch)) == marks_of(fresh), new_key
+        # the patch carries the marks, not the 360 points of the classes
+        assert len(_json.dumps(patch.to_plotly_json())) < len(old.to_json()) / 4
+    # the data or the representation changed: drawn in full
+    assert not isinstance(draw(changes[0], {only, drawn_from}), type(cb.Patch()))
+
+
+def test_clustering_class_change_leaves_the_cluster_colours(images, result, services):
+    from classmap.app.pages.images import ids
+
+    class_ids = services.head(MODEL).classes.ids
+    key = {**SEL, "focal": class_ids[7], "image": 9}
+    true, clusters = cb.clustering_update_logic(images, key, READY, "gmm", {ids.IMAGE_VIEW_KEY})
+    operations = clusters.to_plotly_json()["operations"]
+    assert {tuple(op["location"][:2]) for op in operations} == {("data", -1)}  # the ring
+    coords = result.analysis.pca["features"].coordinates
+    values = {op["location"][2]: op["params"]["value"] for op in operations}
+    assert values["x"] == [coords[9, 0]]
