@@ -205,3 +205,21 @@ def test_a_replayed_request_of_a_running_job_polls_that_job(store, sleeper):
         write_record(store, job["id"], {**records(store)[job["id"]], "state": DONE})
         assert manager.call_job_fn("rk", None, [job], {}) == 0
     assert records(store)[job["id"]]["state"] == DONE
+
+
+# -- the watchdog's clock rule is job_verdict's ----------------------------------------------
+
+
+def test_a_job_waiting_past_its_limit_is_stopped_with_the_shared_sentence(store, sleeper):
+    """Waiting counts towards the time limit (docs/jobs.md); the sentence is
+    job_verdict's, the one the Celery manager shows."""
+    from classmap.app.shell.job_processes import check_job
+    from classmap.app.shell.job_verdict import TIME_LIMIT, stopped_sentence
+
+    queued = {**record(QUEUED, sleeper.pid), "started": time.time() - LIMITS.time_limit - 1}
+    write_record(store, "j", queued)
+    verdict = check_job(store, "j", None, LIMITS)
+    assert verdict.message == stopped_sentence(TIME_LIMIT, LIMITS, waiting=True)
+    assert "waited past its limit of 60 s" in verdict.message
+    assert records(store)["j"]["state"] == FAILED
+    sleeper.wait(5)
