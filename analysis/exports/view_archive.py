@@ -1,9 +1,10 @@
 """One view of the dashboard as one zip archive ("Export this view").
 
 The archive holds the analysis's files exactly as ``classmap export`` writes them (the
-same writers: :func:`weight_view_files`), the view's own files (CSV of the selection,
-figures — made by the app, which owns plotly), a text file with the URL that reopens the
-view, and ``manifest.json`` listing every member with its size and SHA-256.
+same writers: :func:`weight_view_files`, :func:`image_view_files`), the view's own files
+(CSV tables of what the page shows — :func:`csv_bytes`, :func:`matrix_csv` — and figures,
+made by the app, which owns plotly), a text file with the URL that reopens the view, and
+``manifest.json`` listing every member with its size and SHA-256.
 
 Everything is built in memory and the archive's bytes are returned only when every
 member is ready, so an error never leaves a half-written archive behind: the caller

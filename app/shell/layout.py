@@ -65,10 +65,10 @@ def build_shell(settings: Settings) -> html.Div:
                 className="cm-segmented cm-segmented-small")),
             html.Div([
                 button(export_view.BUTTON_LABEL, export_view.EXPORT_VIEW,
-                       title="download one zip: the view's CSV and Newick files, its figures "
-                             "(SVG and PNG, titled) and the URL that reopens it"),
+                       title="download one zip: the view's data (CSV; Newick on Classes), its "
+                             "figures (SVG and PNG, titled) and the URL that reopens it"),
                 dcc.Download(id=export_view.EXPORT_DOWNLOAD),
-            ], className="cm-field cm-export-view cm-classes-only"),
+            ], className="cm-field cm-export-view"),
             job_progress(ids.JOB_PANEL, ids.JOB_PROGRESS, ids.JOB_LABEL, ids.JOB_CANCEL,
                          "Preparing the analysis…"),
             failure_bar(ids.JOB_FAILURE, ids.JOB_FAILURE_TEXT, ids.JOB_RETRY),
