@@ -376,3 +376,11 @@ def test_image_export_on_a_model_the_data_cannot_use_is_one_line(services):
     with pytest.raises(ClassmapError) as error:
         export_view_logic(services, REGISTRY, pages("samples"), sel, {}, f"{HOST}/samples")
     assert str(error.value).startswith("nothing to export") and "\n" not in str(error.value)
+
+
+def test_image_export_of_an_image_the_data_set_lacks_is_one_line(services, image_result):
+    sel = image_selection(image_result, image=999_999)
+    with pytest.raises(ClassmapError, match="sample 999999 does not exist; this data set has "
+                                            "360 images") as error:
+        export_view_logic(services, REGISTRY, pages("samples"), sel, {}, f"{HOST}/samples")
+    assert "\n" not in str(error.value)
