@@ -9,6 +9,9 @@ every figure update that goes through dcc.Graph re-runs plotly's whole calculati
 step (≈ 200 ms for a 1,000 × 1,000 heatmap on a laptop), while a relayout of the
 shapes takes ≈ 10 ms.
 
+The nearest-classes chart (k bars, drawn through dcc.Graph) follows a cut the same way:
+an overlay of its bar colours (``neighbours_view_logic``) instead of a new chart.
+
 And each view's callback fires only when a selection field that view reads changes
 (``MATRIX_FIELDS`` …, projected in the browser): top-k redraws the nearest classes
 alone, not the heatmap; the class map (whose points depend on the model and the layout
