@@ -160,3 +160,6 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     assert calls.sent("classes-heatmap-figure", "data"), outputs
     assert calls.sent("classes-class-map-colours", "data"), outputs
     assert not calls.sent("classes-class-map-figure", "data"), "the class map was re-sent"
+    # The class picker keeps its options (the model's classes, ≈ 80 kB).
+    assert not calls.sent("classes-focal-all", "data"), "the picker's options were re-sent"
+    assert not calls.sent("focal-class", "options"), "the picker's options were re-sent"

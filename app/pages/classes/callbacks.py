@@ -626,6 +626,29 @@ def focal_options_logic(services: Services, search: str | None, value: str | Non
     return options, no_update
 
 
+def ready_model(status: dict | None) -> str | None:
+    """The model of a ready analysis status, or None."""
+    if not isinstance(status, dict) or status.get("state") != "ready":
+        return None
+    key = status.get("key")
+    return key[0] if isinstance(key, list) and key and isinstance(key[0], str) else None
+
+
+def focal_options_view_logic(services: Services, search: str | None, value: str | None,
+                             selection: dict | None, status: dict | None,
+                             triggered: str | None, sent: str | None) -> tuple:
+    """→ (the picker's options, every option, the model they are of): :func:`focal_options_logic`,
+    except that a new status for the model whose options the page has (``sent``: a
+    metric or linkage switch) changes nothing — the classes are the model's, and sending
+    them again cost the switch ≈ 80 kB and ≈ 60 ms of the browser re-indexing 1,000
+    options."""
+    model = ready_model(status)
+    if triggered != ids.FOCAL and model is not None and model == sent:
+        return no_update, no_update, no_update
+    options, every = focal_options_logic(services, search, value, selection, status, triggered)
+    return options, every, model if options is not no_update else no_update
+
+
 # -- class map -------------------------------------------------------------------------------------
 
 
@@ -1173,11 +1196,13 @@ def register(app: Any, services: Services) -> None:
 
     @app.callback(
         Output(ids.FOCAL, "options"), Output(ids.FOCAL_ALL, "data"),
+        Output(ids.FOCAL_ALL_MODEL, "data"),
         Input(ids.FOCAL, "search_value"), status_in,
-        State(ids.FOCAL, "value"), selection_state,
+        State(ids.FOCAL, "value"), selection_state, State(ids.FOCAL_ALL_MODEL, "data"),
     )
-    def focal_options(search, status, value, selection):
-        return focal_options_logic(services, search, value, selection, status, ctx.triggered_id)
+    def focal_options(search, status, value, selection, sent):
+        return focal_options_view_logic(services, search, value, selection, status,
+                                         ctx.triggered_id, sent)
 
     # Lists drawn by the browser outside React (see classes_page.py), and the picker's
     # full option list handed over when the page is idle.

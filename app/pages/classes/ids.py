@@ -38,6 +38,7 @@ NEIGHBOURS = "neighbours-graph"
 NEIGHBOURS_TABLE = "classes-neighbours-table"  # <div>: a table filled by the browser
 NEIGHBOURS_ROWS = "classes-neighbours-rows"  # dcc.Store: the table's header and rows
 FOCAL_ALL = "classes-focal-all"  # dcc.Store: every option of the class picker (added when idle)
+FOCAL_ALL_MODEL = "classes-focal-all-model"  # the model whose classes the picker has
 NEIGHBOURS_KEY = "classes-neighbours-key"  # the selection fields the neighbours depend on
 NEIGHBOURS_OVERLAY = "classes-neighbours-overlay"  # the bars' new colours (a cut: a restyle)
 NEIGHBOURS_RENDERED = "classes-neighbours-rendered"  # what the chart was drawn for

@@ -182,7 +182,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
         dcc.Store(id=ids.CLASS_MAP_OVERLAY), dcc.Store(id=ids.CLASS_MAP_COLOURS),
         dcc.Store(id=ids.EMBED_DONE), dcc.Download(id=ids.DOWNLOAD),
         dcc.Store(id=ids.SUBTREE_ITEMS), dcc.Store(id=ids.NEIGHBOURS_ROWS),
-        dcc.Store(id=ids.FOCAL_ALL),
+        dcc.Store(id=ids.FOCAL_ALL), dcc.Store(id=ids.FOCAL_ALL_MODEL),
         dcc.Store(id=ids.NEIGHBOURS_OVERLAY), dcc.Store(id=ids.NEIGHBOURS_RENDERED),
     ], className="cm-page cm-page-classes")
 

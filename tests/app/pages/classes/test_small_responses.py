@@ -162,3 +162,37 @@ def test_reading_a_wordnet_view_does_not_import_scipy_stats():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_metric_switch_keeps_the_class_pickers_options(services, lite0_view):
+    """The picker's options are the model's classes: a metric or linkage switch (a new
+    status for the same model) sends none of them again; a new model sends its own."""
+    from classmap.app.shell import ids as shell_ids
+
+    options, every, model = page.focal_options_view_logic(
+        services, None, None, selection(), READY, shell_ids.STATUS, None)
+    assert model == "lite0-imagenet" and len(every) == lite0_view.num_classes
+    assert options == [every[lite0_view.find_class(DUNGENESS_ID)]]
+    switched = page.focal_options_view_logic(
+        services, None, None, selection(metric="euclidean"), EUCLID, shell_ids.STATUS, model)
+    assert all(value is page.no_update for value in switched)
+    # A new model: its own classes (the "small" test head: 60 classes), named as its key.
+    small = {"key": ["small", "cosine", "ward"], "state": "ready", "message": ""}
+    sel = update_selection(default_selection("small"), model="small")
+    _options, every, model = page.focal_options_view_logic(
+        services, None, None, sel, small, shell_ids.STATUS, "lite0-imagenet")
+    assert model == "small" and len(every) == 60
+    # A model still being prepared: the options stay, and so does the model they are of.
+    pending = {"key": ["small", "euclidean", "ward"], "state": "pending", "message": ""}
+    assert page.focal_options_view_logic(services, None, None, sel, pending,
+                                         shell_ids.STATUS, "small")[2] is page.no_update
+
+
+def test_the_pickers_callback_knows_which_models_options_it_sent(app_settings, services):
+    from classmap.app.server import create_app
+
+    app = create_app(app_settings, services)
+    found = [spec for key, spec in app.callback_map.items() if f"..{ids.FOCAL}.options." in key]
+    assert len(found) == 1
+    assert f"{ids.FOCAL_ALL_MODEL}.data" in [str(output) for output in found[0]["output"]]
+    assert {"id": ids.FOCAL_ALL_MODEL, "property": "data"} in found[0]["state"]
