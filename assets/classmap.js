@@ -358,6 +358,14 @@
     return String(value).replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^_+|_+$/g, "");
   }
 
+  /* A field's value in a name (widgets.py's _value_text): a set by its size, a split
+     node's sign path by letters ("+-" → "pm"). */
+  function valueText(value) {
+    if (Array.isArray(value)) { return String(value.length); }
+    var text = String(value);
+    return /^[+-]+$/.test(text) ? text.replace(/\+/g, "p").replace(/-/g, "m") : text;
+  }
+
   /* ``classmap-<model>-<view>[-<field>-<value>…]`` for graph ``graphId`` (null: not named). */
   function downloadName(graphId, sel) {
     var spec = (config().downloads || {})[graphId];
@@ -369,7 +377,7 @@
       var value = sel[name];
       if (value === null || value === undefined || (Array.isArray(value) && !value.length)) { return; }
       if (fields[name] && same(value, fields[name]["default"])) { return; }
-      parts.push(name + "-" + (Array.isArray(value) ? value.length : value));
+      parts.push(name + "-" + valueText(value));
     });
     return parts.filter(function (part) { return part !== null && part !== undefined && part !== ""; })
       .map(namePart).join("-");

@@ -33,8 +33,21 @@ def graph_view(graph_id: str) -> str:
     return graph_id[:-len("-graph")] if graph_id.endswith("-graph") else graph_id
 
 
+# A split-tree node's sign path ("+", "-", "+-+") is spelt with letters: the rule below
+# would turn every sign path into nothing (or "-"), one name for every node.
+_SIGNS = str.maketrans({"+": "p", "-": "m"})
+
+
 def _name_part(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_")
+
+
+def _value_text(value: Any) -> str:
+    """A field's value in a name: a set by its size, a sign path by letters."""
+    if isinstance(value, (list, tuple)):
+        return str(len(value))
+    text = str(value)
+    return text.translate(_SIGNS) if re.fullmatch(r"[+-]+", text) else text
 
 
 def download_name(view: str, selection: Mapping[str, Any] | None = None,
@@ -43,8 +56,10 @@ def download_name(view: str, selection: Mapping[str, Any] | None = None,
     ``classmap-<model>-<view>`` then ``<field>-<value>`` for each of ``fields`` that is
     set and not at its default (a set of classes by its size), e.g.
     ``classmap-lite0-imagenet-heatmap-node-1234``. Characters other than letters, digits,
-    ``_``, ``.`` and ``-`` become ``_``. ``assets/classmap.js`` (downloadName) applies the same rule
-    in the browser; tests compare the two."""
+    ``_``, ``.`` and ``-`` become ``_``, except in a value made of ``+`` and ``-`` only
+    (a split node's sign path), spelt ``p`` and ``m``: ``snode-pmp`` for ``+-+``.
+    ``assets/classmap.js`` (downloadName) applies the same rule in the browser; tests
+    compare the two."""
     from classmap.app.shell.selection import FIELDS
 
     selection = selection or {}
@@ -56,7 +71,7 @@ def download_name(view: str, selection: Mapping[str, Any] | None = None,
             continue
         if spec is not None and value == spec.default:
             continue
-        parts.append(f"{name}-{len(value) if isinstance(value, (list, tuple)) else value}")
+        parts.append(f"{name}-{_value_text(value)}")
     return "-".join(_name_part(part) for part in parts if part not in (None, ""))
 
 
