@@ -337,11 +337,15 @@ def icicle_click_logic(click: dict | None, selection: dict | None) -> dict:
 
 
 def focal_options_logic(services: Services, selection: dict | None, status: dict | None,
-                        search: str | None, value: str | None, triggered: Any) -> list[dict]:
-    """Options of the page's class picker (every class up to FOCAL_ALL_OPTIONS)."""
+                        search: str | None, value: str | None, triggered: Any) -> Any:
+    """Options of the page's class picker (every class up to FOCAL_ALL_OPTIONS); no_update
+    while the analysis is not ready."""
     _, view, _ = ready_view(services, selection, status)
     if view is None:
-        return []
+        # Keep the picker's (provisional) options: without an option for its value Dash's
+        # dropdown clears it, and a shared link's focal class with it (the class is
+        # checked against the model once the analysis is ready: settle_selection).
+        return no_update
     if view.num_classes <= FOCAL_ALL_OPTIONS:
         if triggered == ids.weights_control("focal"):
             raise PreventUpdate
