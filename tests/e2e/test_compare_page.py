@@ -31,6 +31,10 @@ def test_compare_weights_with_wordnet_and_follow_a_pair(dash_server, new_page, a
     page.fill("#compare-permutations", "99")
     page.click("#compare-run")
     page.wait_for_selector(".cm-compare-pair", timeout=RENDER_TIMEOUT)
+    # The summary is another output of the same response; under load the pairs table was
+    # seen drawn before it, so wait for the summary itself (a stuck one still fails here).
+    page.wait_for_function("document.querySelector('#compare-summary').innerText"
+                           ".includes('Spearman ρ')", timeout=RENDER_TIMEOUT)
     summary = page.inner_text("#compare-summary")
     assert "Spearman ρ" in summary and "p = 0.01" in summary
     traces = page.evaluate(
