@@ -152,13 +152,16 @@ def _problem_listing(view: ModelView, analysis: Any) -> Any:
 
 
 def scatter_update_logic(services: Services, key: dict | None, status: dict | None,
-                         axes: str | None, triggered: set[str]) -> Any:
+                         axes: str | None, triggered: set[str], drawn: bool = True) -> Any:
     """→ the class scatter, or only its focal mark when nothing but the focal class changed.
 
     ``key``: the selection's ``FOCAL_FIELDS``. A new focal class (a scatter click, the
     class picker, another page) gets a ``Patch`` of the mark's trace (``SCATTER_FOCAL``:
     one point) instead of the figure with every class's point; the axes, the status or
-    the model redraw it in full.
+    the model redraw it in full. ``drawn``: the graph holds the full figure of this
+    model and axes (a full draw whose response Dash dropped for a newer request — a
+    focal class a cold link's settle dropped just as the analysis became ready — did
+    not: the patch would go to the "computing" message figure).
     """
     key, status = (value if isinstance(value, dict) else None for value in (key, status))
     axes = axes if isinstance(axes, str) and axes in wfig.SCATTER_AXES else "kappa-ks"
@@ -166,7 +169,7 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     if view is None:
         return message_figure(message, height=380)
     columns = ald_analysis(services, sel.model).table.columns()
-    if triggered == {ids.WEIGHTS_FOCAL_KEY}:
+    if triggered == {ids.WEIGHTS_FOCAL_KEY} and drawn:
         fx, fy, ftext = wfig.scatter_focal_mark(columns, axes, view.short_names,
                                                 _focal(view, sel))
         patch = Patch()
@@ -595,12 +598,17 @@ def register(app: Any, services: Services) -> None:
         return distributions_logic(services, selection, status)
 
     @app.callback(
-        Output(ids.WEIGHTS_SCATTER, "figure"), focal_in, status_in,
-        Input(ids.WEIGHTS_SCATTER_AXES, "value"),
+        Output(ids.WEIGHTS_SCATTER, "figure"), Output(ids.WEIGHTS_SCATTER_DRAWN, "data"),
+        focal_in, status_in, Input(ids.WEIGHTS_SCATTER_AXES, "value"),
+        State(ids.WEIGHTS_SCATTER_DRAWN, "data"),
     )
-    def weights_scatter(selection, status, axes):
+    def weights_scatter(selection, status, axes, drawn):
         triggered = {str(value) for value in ctx.triggered_prop_ids.values()}
-        return scatter_update_logic(services, selection, status, axes, triggered)
+        token = [status.get("key") if isinstance(status, dict) else None, axes]
+        figure = scatter_update_logic(services, selection, status, axes, triggered,
+                                      drawn=drawn == token)
+        full = isinstance(figure, Patch) or ready_view(services, selection, status)[1] is not None
+        return figure, (token if full else None)
 
     @app.callback(
         Output(ids.WEIGHTS_FOCAL_TITLE, "children"), Output(ids.WEIGHTS_HISTOGRAM, "figure"),

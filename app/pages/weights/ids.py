@@ -17,6 +17,7 @@ WEIGHTS_SUMMARY = "weights-summary"
 WEIGHTS_OVERVIEW = "weights-overview-graph"
 WEIGHTS_SCATTER = "weights-scatter-graph"
 WEIGHTS_SCATTER_AXES = "weights-scatter-axes"
+WEIGHTS_SCATTER_DRAWN = "weights-scatter-drawn"  # dcc.Store: [analysis key, axes] the scatter holds
 WEIGHTS_PROBLEMS = "weights-problems"
 WEIGHTS_CONTROL = "weights-control"  # pattern type: {"type": …, "field": selection field}
 WEIGHTS_FOCAL_TITLE = "weights-focal-title"
