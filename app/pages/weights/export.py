@@ -34,8 +34,7 @@ from classmap.app.shell.widgets import download_name, graph_view
 
 VIEW = "weights"
 PAGE = "weights"
-# snode is left out: download_name turns its sign path ("+-") into nothing readable.
-ARCHIVE_FIELDS = ("focal", "split", "minsize")
+ARCHIVE_FIELDS = ("focal", "split", "minsize", "snode")  # download_name spells "+-" as "pm"
 # The graphs' download fields (as the page's name_downloads) and export sizes.
 GRAPH_FIELDS = {ids.WEIGHTS_OVERVIEW: (), ids.WEIGHTS_SCATTER: (),
                 ids.WEIGHTS_HISTOGRAM: ("focal",),

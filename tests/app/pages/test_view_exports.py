@@ -112,10 +112,11 @@ def weights_view(services):
 
 
 def test_weights_archive_holds_its_tables_figures_url_and_manifest(weights_view):
-    sel, payload, archive, view, _, _ = weights_view
+    sel, payload, archive, view, _, node = weights_view
     name = payload["filename"]
     assert name.startswith(f"classmap-small-weights-focal-{view.ids[7]}".replace(" ", "_"))
-    assert name.endswith("-split-full-minsize-3.zip")
+    spelled = node.replace("+", "p").replace("-", "m")  # download_name's letters for a sign path
+    assert name.endswith(f"-split-full-minsize-3-snode-{spelled}.zip")
     data = [n for n in archive.namelist() if n.endswith(".csv")]
     assert data == ["class-fits.csv", "focal-histogram.csv", "focal-densities.csv",
                     "focal-split.csv", "node-channels.csv"]
