@@ -45,11 +45,11 @@ def test_samples_click_shows_grad_cam(dash_server, new_page, artifacts_dir):
     assert "confidence" in page.inner_text("#samples-details")
     query = query_of(page.url)
     assert query["image"] == str(point["index"]) and "focal" in query
-    page.wait_for_function(  # the classes faded; the clicked image's class again on top
+    page.wait_for_function(  # the other classes faded; the clicked image's class on top
         "(" + GRAPH.format(id="samples-graph") + "?._fullData || []).filter("
-        "t => t.marker && t.marker.opacity < 0.5).length === 10 && (" +
-        GRAPH.format(id="samples-graph") + "._fullData.at(-2).customdata || []).some("
-        f"c => c[0] === {point['index']})", timeout=20_000)
+        "t => t.marker && String(t.marker.color).startsWith('rgba')).length === 9 && (" +
+        GRAPH.format(id="samples-graph") + "._fullData.find(t => t.zorder === 1)?.customdata"
+        f" || []).some(c => c[0] === {point['index']})", timeout=20_000)
     page.screenshot(path=str(artifacts_dir / "e2e-images-01-samples.png"), full_page=True)
 
 

@@ -21,6 +21,14 @@ SIG = """(id) => {
                                          (gd.layout.shapes || []).map((s) => [s.y0, s.x0])]) : '';
 }"""
 
+# What a scatter's classes look like (colour, outline, drawing order): a class change
+# restyles them and leaves their points.
+STYLE = """(id) => {
+  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+  return gd && gd.data ? JSON.stringify(gd.data.map((t) => [t.name, t.zorder,
+    t.marker && t.marker.color, t.marker && t.marker.line])) : '';
+}"""
+
 
 def record_callbacks(page) -> list[dict]:
     """Every Dash callback response of ``page``: {"output": …, "response": …}."""
@@ -62,9 +70,9 @@ def test_samples_class_change_patches_the_scatter_and_resends_no_image_detail(da
                            ".includes('360 images')", timeout=RENDER_TIMEOUT)
     settle(page)
     seen = record_callbacks(page)
-    before = page.evaluate(SIG, "samples-graph")
+    before = page.evaluate(STYLE, "samples-graph")
     pick_class(page, "7")
-    page.wait_for_function(f"({SIG})('samples-graph') !== {json.dumps(before)}",
+    page.wait_for_function(f"({STYLE})('samples-graph') !== {json.dumps(before)}",
                            timeout=30_000)
     settle(page)
     outputs = " ".join(item["output"] for item in seen)
@@ -72,14 +80,15 @@ def test_samples_class_change_patches_the_scatter_and_resends_no_image_detail(da
     # the scatter gets a Patch of its marks (not every image's point again) …
     (scatter,) = [item["response"] for item in seen if item["output"] == "samples-graph.figure"]
     assert "__dash_patch_update" in json.dumps(scatter["samples-graph"]["figure"])
-    # … and draws class 7 on top: the overlay holds exactly class 7's points
+    # … and draws class 7 on top in full colour, every other class faded
     drawn = page.evaluate("""() => {
       const gd = document.querySelector('#samples-graph .js-plotly-plot');
-      const overlay = gd._fullData[gd._fullData.length - 2];
-      const seven = gd._fullData.find((t) => t.name === '7');
-      return [overlay.name, Array.from(overlay.x), Array.from(seven.x)];
+      const classes = gd._fullData.slice(0, -2);
+      return [classes.filter((t) => t.zorder === 1).map((t) => t.name),
+              classes.filter((t) => !String(t.marker.color).startsWith('rgba')).map((t) => t.name),
+              classes.find((t) => t.name === '7').x.length];
     }""")
-    assert drawn[0] == "7" and drawn[1] == drawn[2] and drawn[1]
+    assert drawn[0] == ["7"] and drawn[1] == ["7"] and drawn[2] > 0
     # the selected image, the data summary: not shown by a class change, not requested
     for unrelated in ("sample-image.src", "images-message.children"):
         assert unrelated not in outputs, (unrelated, outputs)

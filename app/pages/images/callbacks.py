@@ -237,24 +237,29 @@ def ring_patch(coords: np.ndarray, sample: Any, patch: Patch | None = None) -> P
 
 def scatter_marks_patch(images: ImageServices, result: ImageResult, coords: np.ndarray,
                         key: dict, focal: bool = True) -> Patch:
-    """A ``Patch`` of a :func:`figs.sample_scatter` by true class (``coords`` (N, 2)): the
-    focal overlay (the focal class's points), the classes' opacity and the selected-image
-    ring of ``key``'s focal class and image; ``focal=False``: the ring only (a scatter
-    with no focal class, e.g. by cluster)."""
+    """A ``Patch`` of a :func:`figs.sample_scatter` by true class (``coords`` (N, 2)) for
+    ``key``'s focal class and image: the class traces' style (:func:`figs.class_styles`;
+    above ``LEGEND_LIMIT`` classes the focal overlay and the one trace's opacity) and the
+    selected-image ring; ``focal=False``: the ring only (a scatter with no focal class,
+    e.g. by cluster)."""
     patch = ring_patch(coords, key.get("image"))
     if not focal:
         return patch
     reps = result.representations
     index = focal_of(images, result, key)
+    styles = figs.class_styles(reps.labels, index)
+    if styles:  # a trace per class: their style only (no trace's data changes)
+        for trace, style in enumerate(styles):
+            for name in ("color", "line"):
+                patch["data"][trace]["marker"][name] = style["marker"][name]
+            patch["data"][trace]["zorder"] = style["zorder"]
+        return patch
     overlay = figs.focal_overlay(coords, reps.labels, reps.class_names, _hover(result), index)
     marker = overlay.pop("marker")
     for name, value in overlay.items():
         patch["data"][-2][name] = value
     patch["data"][-2]["marker"]["color"] = marker["color"]
-    many = len(np.unique(reps.labels)) > figs.LEGEND_LIMIT
-    opacity = figs.class_opacity(index, many=many)
-    for trace in range(figs.class_traces(reps.labels)):
-        patch["data"][trace]["marker"]["opacity"] = opacity
+    patch["data"][0]["marker"]["opacity"] = figs.class_opacity(index, many=True)
     return patch
 
 

@@ -3,7 +3,7 @@
 Every builder takes plain arrays and names and returns a ``go.Figure``; the shapes
 are stated in each docstring. Points carry the sample index in ``customdata[0]`` so
 a click names the image. The focal class (a model class index) is drawn on top in
-full colour (an overlay trace), the other classes faded, so the same class stands out on
+full colour with a dark outline, the other classes faded, so the same class stands out on
 every page.
 """
 
@@ -20,7 +20,7 @@ from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, TREE
 
 __all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure",
            "js_focal_shapes", "confusion_focal_shapes", "selected_ring", "focal_overlay",
-           "class_opacity", "class_traces"]
+           "class_opacity", "class_styles"]
 
 # Qualitative palette (Tableau 10 + 10 lighter companions): readable for up to 20 classes.
 PALETTE = (
@@ -30,7 +30,8 @@ PALETTE = (
 )
 WEBGL_POINTS = 3000
 LEGEND_LIMIT = 40  # classes listed in a legend; above this one trace with a colour scale
-FADED = 0.18
+FADED = 0.18  # opacity of the classes that are not focal
+SHOWN = 0.85  # opacity of the class traces
 
 
 def class_palette(index: int) -> str:
@@ -81,12 +82,17 @@ def sample_scatter(
     webgl : WebGL above ``WEBGL_POINTS`` images (only with the full plotly.js in the page)
 
     Traces, in a fixed order that does not depend on ``focal`` or ``selected`` (so a
-    change of either is a ``dash.Patch`` of the last two traces, :func:`focal_overlay`
-    and :func:`selected_ring`, and of the class traces' opacity, :func:`class_opacity`):
-    one per group present, in group order (``customdata`` = [[sample index]] …) — or,
-    above ``LEGEND_LIMIT`` groups, one trace of every point — then the focal overlay
-    (the focal group's points again, on top in full colour; empty without one), then
-    the selected-sample ring (possibly empty).
+    change of either is a small ``dash.Patch``, see :func:`class_styles`,
+    :func:`focal_overlay` and :func:`selected_ring`): one per group present, in group order
+    (``customdata`` = [[sample index]] …) — or, above ``LEGEND_LIMIT`` groups, one trace of
+    every point — then the focal overlay, then the selected-sample ring (possibly empty).
+
+    With a trace per group the focal group is marked by *style* only (its trace in full
+    colour with a dark outline and ``zorder`` 1, the other groups' colours faded): a focal
+    change then changes no trace's data, and plotly.js restyles the points instead of
+    recalculating and redrawing every trace. The overlay (the focal group's points again,
+    on top) is used only by the one trace of every point, which cannot style one group;
+    it is empty otherwise.
     """
     coords = np.asarray(coords, dtype=np.float64)
     groups = np.asarray(groups, dtype=np.int64)
@@ -108,16 +114,15 @@ def sample_scatter(
             marker=dict(color=[class_palette(g) for g in groups], size=6,
                         opacity=class_opacity(focal, many=True)),
         ))
-    for g in (present if show_legend else []):
+    for g, style in zip(present if show_legend else [], class_styles(groups, focal)):
         mask = np.flatnonzero(groups == g)
         figure.add_trace(kind(
             x=coords[mask, 0], y=coords[mask, 1], mode="markers",
             name=str(group_names[g]), legendgroup=str(g), legendrank=int(g) + 1,
             showlegend=True,
             customdata=[[int(i)] for i in mask], text=hover_array[mask].tolist(),
-            hovertemplate="%{text}<extra></extra>",
-            marker=dict(color=class_palette(g), size=7, opacity=class_opacity(focal),
-                        line=dict(width=0.4, color="white")),
+            hovertemplate="%{text}<extra></extra>", zorder=style["zorder"],
+            marker=dict(size=7, **style["marker"]),
         ))
     overlay = focal_overlay(coords, groups, group_names, hover, focal)
     colour = overlay.pop("marker")["color"]
@@ -136,26 +141,57 @@ def sample_scatter(
 
 
 def class_opacity(focal: int | None, many: bool = False) -> float:
-    """The opacity of :func:`sample_scatter`'s class traces (``many``: the one trace of
-    every point, above ``LEGEND_LIMIT`` groups): faded when a group is focal."""
-    return FADED if focal is not None else (0.8 if many else 0.85)
+    """The opacity of :func:`sample_scatter`'s one trace of every point (``many``, above
+    ``LEGEND_LIMIT`` groups; faded when a group is focal) or of its class traces (constant:
+    their colours fade, :func:`class_styles`)."""
+    if not many:
+        return SHOWN
+    return FADED if focal is not None else 0.8
 
 
-def class_traces(groups: np.ndarray) -> int:
-    """How many class traces :func:`sample_scatter` draws before its overlay and ring."""
-    present = len(np.unique(np.asarray(groups)))
-    return present if present <= LEGEND_LIMIT else 1
+def _faded(colour: str) -> str:
+    """``colour`` (#rrggbb) at ``FADED / SHOWN`` alpha: ``FADED`` under the traces' opacity."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{FADED / SHOWN:.3f})"
+
+
+def class_styles(groups: np.ndarray, focal: int | None) -> list[dict]:
+    """``marker`` (colour, opacity, outline) and ``zorder`` of each class trace of
+    :func:`sample_scatter` (groups present, in order; none above ``LEGEND_LIMIT`` groups):
+    without a focal group every group in full colour with a thin white outline; with one,
+    the focal group in full colour with a dark outline on top (``zorder`` 1), the others'
+    colours faded without an outline. Only style attributes in plotly.js's sense
+    (``editType`` style; ``zorder``: plot), so that a ``dash.Patch`` of them redraws no
+    trace's data."""
+    present = np.unique(np.asarray(groups, dtype=np.int64))
+    if len(present) > LEGEND_LIMIT:
+        return []
+    styles = []
+    for g in present:
+        colour = class_palette(g)
+        if focal is None:
+            marker = dict(color=colour, opacity=SHOWN, line=dict(width=0.4, color="white"))
+        elif int(g) == focal:
+            marker = dict(color=colour, opacity=SHOWN, line=dict(width=1.2, color=INK))
+        else:
+            marker = dict(color=_faded(colour), opacity=SHOWN, line=dict(width=0, color="white"))
+        styles.append(dict(marker=marker, zorder=1 if focal is not None and int(g) == focal
+                           else 0))
+    return styles
 
 
 def focal_overlay(coords: np.ndarray, groups: np.ndarray, group_names: Sequence[str],
                   hover: Sequence[str], focal: int | None) -> dict:
     """``x``, ``y``, ``customdata``, ``text``, ``name`` and ``marker.color`` of
     :func:`sample_scatter`'s focal overlay (its second-to-last trace): group ``focal``'s
-    points, or none — what a ``dash.Patch`` of that trace sets when the focal class
-    changes."""
+    points above ``LEGEND_LIMIT`` groups (one trace of every point), else none (the class
+    traces' style marks the focal group) — what a ``dash.Patch`` of that trace sets when
+    the focal class changes."""
     coords = np.asarray(coords, dtype=np.float64)
     groups = np.asarray(groups, dtype=np.int64)
-    mask = np.flatnonzero(groups == focal) if focal is not None else np.zeros(0, np.int64)
+    many = len(np.unique(groups)) > LEGEND_LIMIT
+    mask = (np.flatnonzero(groups == focal) if focal is not None and many
+            else np.zeros(0, np.int64))
     hover_array = np.asarray(hover, dtype=object)
     return {"x": coords[mask, 0].tolist(), "y": coords[mask, 1].tolist(),
             "customdata": [[int(i)] for i in mask], "text": hover_array[mask].tolist(),

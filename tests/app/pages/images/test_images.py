@@ -120,25 +120,43 @@ def test_sample_scatter_points_name_their_images(result):
     figure = figs.sample_scatter(coords, reps.labels, reps.class_names,
                                  hover=[str(i) for i in range(360)], focal=3, selected=7)
     classes, overlay = figure.data[:-2], figure.data[-2]
-    # the classes in a fixed order (a focal change does not reorder them), all faded
+    # the classes in a fixed order (a focal change does not reorder them)
     assert [t.name for t in classes] == [reps.class_names[g] for g in range(10)]
     seen = []
     for trace in classes:
         index = np.array([c[0] for c in trace.customdata])
         np.testing.assert_allclose(trace.x, coords[index, 0])
         assert set(reps.labels[index]) == {int(trace.name)}
-        assert trace.marker.opacity < 0.5
         seen += index.tolist()
     assert sorted(seen) == list(range(360))
-    # the focal class again on top, in full colour
-    focal_points = np.flatnonzero(reps.labels == 3)
-    assert overlay.name == "3" and overlay.marker.opacity > 0.5
-    assert [c[0] for c in overlay.customdata] == focal_points.tolist()
-    np.testing.assert_allclose(overlay.y, coords[focal_points, 1])
-    assert list(overlay.text) == [str(i) for i in focal_points]
+    # the focal class on top in full colour with a dark outline, the others faded
+    alpha = {t.name: float(t.marker.color[5:-1].split(",")[3]) * t.marker.opacity
+             if t.marker.color.startswith("rgba") else t.marker.opacity for t in classes}
+    assert alpha["3"] > 0.5 and all(a < 0.5 for name, a in alpha.items() if name != "3")
+    assert classes[3].marker.color == figs.class_palette(3)
+    assert classes[3].zorder == 1 and {t.zorder for t in classes if t.name != "3"} == {0}
+    assert classes[3].marker.line.width > 1 and classes[3].marker.line.color == figs.INK
+    assert len(overlay.x) == 0  # the overlay serves only the one trace of many classes
     assert list(figure.data[-1].x) == [coords[7, 0]]
     plain = figs.sample_scatter(coords, reps.labels, reps.class_names, hover=[""] * 360)
-    assert len(plain.data[-2].x) == 0 and all(t.marker.opacity > 0.5 for t in plain.data[:-2])
+    assert len(plain.data[-2].x) == 0 and all(
+        t.marker.opacity > 0.5 and t.marker.color == figs.class_palette(int(t.name))
+        and not t.zorder for t in plain.data[:-2])
+
+
+def test_sample_scatter_of_many_classes_overlays_the_focal_class():
+    """Above LEGEND_LIMIT classes one trace holds every point: the focal class is drawn
+    again on top (the overlay), the trace faded."""
+    groups = np.arange(3 * (figs.LEGEND_LIMIT + 5)) % (figs.LEGEND_LIMIT + 5)
+    coords = np.column_stack([groups, groups * 2.0])
+    names = [f"c{g}" for g in range(figs.LEGEND_LIMIT + 5)]
+    figure = figs.sample_scatter(coords, groups, names, hover=[str(i) for i in range(len(groups))],
+                                 focal=4)
+    assert len(figure.data) == 3 and figure.data[0].marker.opacity < 0.5
+    overlay = figure.data[1]
+    assert overlay.name == "c4" and [c[0] for c in overlay.customdata] == \
+        np.flatnonzero(groups == 4).tolist()
+    assert figs.class_styles(groups, 4) == []
 
 
 def test_js_heatmap_is_in_dendrogram_order(result):
@@ -184,7 +202,8 @@ def test_click_selects_sample_and_focal_class(images, result, services):
     image, cam, details = cb.sample_detail_logic(images, selection, READY)
     assert decode_png(cam).shape == (224, 224, 3) and image.startswith("data:image/png")
     figure = cb.samples_figure_logic(images, selection, READY)
-    assert figure.data[-2].name == result.representations.class_names[label]
+    (on_top,) = [t for t in figure.data[:-2] if t.zorder == 1]
+    assert on_top.name == result.representations.class_names[label]
     with pytest.raises(PreventUpdate):
         cb.sample_click_logic(images, {"points": [{}]}, SEL, READY)
 
@@ -313,10 +332,10 @@ def test_image_change_patches_only_the_marks(images, result):
             if op["location"][:2] == ["data", -1]}
     coords = result.analysis.pca["features"].coordinates
     assert ring == {"x": [coords[42, 0]], "y": [coords[42, 1]], "customdata": [[42]]}
-    # no point data of the classes is sent: only the marks' traces and the classes' opacity
+    # no point data is sent: only the ring and the classes' style (colour, outline, zorder)
     for op in operations:
-        assert op["location"][:2] in (["data", -1], ["data", -2]) or \
-            op["location"][2:] == ["marker", "opacity"], op["location"]
+        assert op["location"][:2] == ["data", -1] or op["location"][2:] in (
+            ["marker", "color"], ["marker", "line"], ["zorder"]), op["location"]
     full = cb.samples_update_logic(images, key, READY, {ids.IMAGE_VIEW_KEY,
                                                          ids.IMAGE_REP_KEY})
     assert list(full.data[-1].x) == ring["x"] and len(full.data) == 12
@@ -339,7 +358,8 @@ def apply_patch(figure: dict, patch) -> dict:
 
 
 def marks_of(figure: dict) -> list:
-    """What the scatters draw: each trace's points, names, colours and opacity."""
+    """What the scatters draw: each trace's points, names, colours, opacity, outline and
+    drawing order."""
     def plain(value):  # plotly's JSON writes numpy arrays as base64 ("bdata")
         if isinstance(value, dict) and "bdata" in value:
             value = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
@@ -347,7 +367,8 @@ def marks_of(figure: dict) -> list:
 
     return [(t.get("name"), plain(t.get("x")), plain(t.get("y")), t.get("customdata"),
              t.get("text"), t.get("marker", {}).get("color"),
-             t.get("marker", {}).get("opacity")) for t in figure["data"]]
+             t.get("marker", {}).get("opacity"), t.get("marker", {}).get("line"),
+             t.get("zorder")) for t in figure["data"]]
 
 
 @pytest.mark.parametrize("page", ["samples", "clustering", "tsne"])
