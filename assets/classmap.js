@@ -399,12 +399,23 @@
     return /^Download/.test(button.getAttribute("data-title") || "");
   }
 
-  /* Put the current format and name into plotly's copy of ``gd``'s config (plotly reads
-     it when its button is clicked) and into the button's tooltip. */
-  function prepareDownload(gd) {
+  /* Put the current format and name into the button's tooltip and, for a click
+     (``apply``), into plotly's copy of ``gd``'s config, which plotly reads in its click
+     handler; restored right after: a config that differs from Dash's ``config`` prop makes
+     the graph's next Plotly.react recalculate and redraw it in full (issue 14: a focal-mark
+     patch redrew every class point). */
+  function prepareDownload(gd, apply) {
     if (!gd._context) { return; }
     var options = downloadOptions(gd);
-    gd._context.toImageButtonOptions = options;
+    if (apply) {
+      var before = gd._context.toImageButtonOptions;
+      gd._context.toImageButtonOptions = options;
+      setTimeout(function () {
+        if (gd._context && gd._context.toImageButtonOptions === options) {
+          gd._context.toImageButtonOptions = before;
+        }
+      }, 0);
+    }
     gd.querySelectorAll(".modebar-btn").forEach(function (button) {
       if (isDownloadButton(button)) {
         button.setAttribute("data-title", "Download as " + options.format.toUpperCase() +
@@ -419,7 +430,7 @@
     var button = event.target && event.target.closest && event.target.closest(".modebar-btn");
     if (!button || !isDownloadButton(button)) { return; }
     var gd = button.closest(".js-plotly-plot");
-    if (gd) { prepareDownload(gd); }
+    if (gd) { prepareDownload(gd, event.type === "click"); }
   }
   document.addEventListener("click", onModebarEvent, true);
   document.addEventListener("mouseover", onModebarEvent, true);

@@ -156,8 +156,9 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     """→ the class scatter, or only its focal mark when nothing but the focal class changed.
 
     ``key``: the selection's ``FOCAL_FIELDS``. A new focal class (a scatter click, the
-    class picker, another page) gets a ``Patch`` of the mark's trace (``SCATTER_FOCAL``:
-    one point) instead of the figure with every class's point; the axes, the status or
+    class picker, another page) gets a ``Patch`` of the mark (``layout.shapes`` and
+    ``layout.annotations``, which plotly.js redraws without recalculating the points)
+    instead of the figure with every class's point; the axes, the status or
     the model redraw it in full. ``drawn``: the graph holds the full figure of this
     model and axes (a full draw whose response Dash dropped for a newer request — a
     focal class a cold link's settle dropped just as the analysis became ready — did
@@ -170,11 +171,10 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
         return message_figure(message, height=380)
     columns = ald_analysis(services, sel.model).table.columns()
     if triggered == {ids.WEIGHTS_FOCAL_KEY} and drawn:
-        fx, fy, ftext = wfig.scatter_focal_mark(columns, axes, view.short_names,
-                                                _focal(view, sel))
+        mark = wfig.scatter_focal_mark(columns, axes, view.short_names, _focal(view, sel))
         patch = Patch()
-        mark = patch["data"][wfig.SCATTER_FOCAL]
-        mark["x"], mark["y"], mark["text"] = fx, fy, ftext
+        patch["layout"]["shapes"] = mark["shapes"]
+        patch["layout"]["annotations"] = mark["annotations"]
         return patch
     return wfig.classes_scatter_figure(columns, axes, view.ids, view.short_names,
                                        _focal(view, sel))
@@ -608,6 +608,11 @@ def register(app: Any, services: Services) -> None:
         figure = scatter_update_logic(services, selection, status, axes, triggered,
                                       drawn=drawn == token)
         full = isinstance(figure, Patch) or ready_view(services, selection, status)[1] is not None
+        if not isinstance(figure, Patch):
+            # The graph's own height (its style) sizes it: plotly.js drops a layout height
+            # at its first resize, so a patched figure that still had one would differ from
+            # what the graph holds and be redrawn in full (issue 14).
+            figure.layout.height, figure.layout.autosize = None, True
         return figure, (token if full else None)
 
     @app.callback(

@@ -28,8 +28,8 @@ SCATTER_AXES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "r2": (("r2_pos", "R² positive side (the write-up's regression)"),
            ("r2_neg", "R² negative side (the write-up's regression)")),
 }
-SCATTER_POINTS = 0  # curve numbers of the scatter: classes, then the focal mark
-SCATTER_FOCAL = 1
+SCATTER_POINTS = 0  # curve number of the class points (the scatter's only trace)
+FOCAL_MARK = "focal-mark"  # name of the focal class's ring (a layout shape) and label
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -115,20 +115,43 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
 
 
 def scatter_focal_mark(columns: Mapping[str, np.ndarray], axes: str, names: Sequence[str],
-                       focal: int | None) -> tuple[list[float], list[float], list[str]]:
-    """(x, y, text) of the scatter's focal-class mark (trace ``SCATTER_FOCAL``): one point,
-    or none when there is no focal class or one of its coordinates is undefined.
+                       focal: int | None) -> dict[str, list[dict]]:
+    """The scatter's focal-class mark as ``layout`` items: ``{"shapes": [ring],
+    "annotations": [label]}`` at the class's point, or both empty when there is no focal
+    class or one of its coordinates is undefined.
 
-    Separate from the figure so that a change of the focal class sends only this (a
-    ``dash.Patch`` of the mark's trace) instead of the 1,000 class points again.
+    Layout items, not a trace: a change of the focal class sends only these (a
+    ``dash.Patch`` of ``layout.shapes`` and ``layout.annotations``), which plotly.js draws
+    without recalculating or redrawing the 1,000 class points — a trace's data change makes
+    it recompute and redraw the whole plot (issue 14). The ring is 14 px across whatever
+    the zoom (``sizemode`` pixel); the axes' ranges are fixed (:func:`scatter_ranges`), so
+    the mark cannot change them either.
     """
     if focal is None:
-        return [], [], []
+        return {"shapes": [], "annotations": []}
     (x_key, _), (y_key, _) = SCATTER_AXES[axes]
     x, y = float(columns[x_key][focal]), float(columns[y_key][focal])
     if not (math.isfinite(x) and math.isfinite(y)):
-        return [], [], []
-    return [x], [y], [str(names[focal])]
+        return {"shapes": [], "annotations": []}
+    ring = dict(type="circle", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
+                xanchor=x, yanchor=y, x0=-7, x1=7, y0=-7, y1=7, name=FOCAL_MARK,
+                line=dict(color=ACCENT, width=2.5), fillcolor="rgba(0,0,0,0)", layer="above")
+    label = dict(x=x, y=y, xref="x", yref="y", text=str(names[focal]), showarrow=False,
+                 yanchor="bottom", yshift=8, font=dict(color=ACCENT), name=FOCAL_MARK,
+                 captureevents=False)
+    return {"shapes": [ring], "annotations": [label]}
+
+
+def scatter_ranges(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Fixed axis ranges of the scatter: the points' span with 6 % padding each side (a
+    single value or none: ±1 around it, or [0, 1])."""
+    def span(values: np.ndarray) -> list[float]:
+        if not values.size:
+            return [0.0, 1.0]
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.06 * (hi - lo) if hi > lo else 1.0
+        return [lo - pad, hi + pad]
+    return span(x), span(y)
 
 
 def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Sequence[str],
@@ -137,7 +160,8 @@ def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Se
     """One point per class with both coordinates defined; click target.
 
     Points carry ``customdata = [class id, class index]``; classes with a NaN
-    coordinate are left out and counted in the title. ``focal`` is marked.
+    coordinate are left out and counted in the title. ``focal`` is marked
+    (:func:`scatter_focal_mark`).
     """
     (x_key, x_label), (y_key, y_label) = SCATTER_AXES[axes]
     x, y = np.asarray(columns[x_key], float), np.asarray(columns[y_key], float)
@@ -147,24 +171,25 @@ def classes_scatter_figure(columns: Mapping[str, np.ndarray], axes: str, ids: Se
     text = [names[i] for i in keep]
     figure = go.Figure()
     figure.add_trace(go.Scatter(
-        x=x[keep], y=y[keep], mode="markers", customdata=custom, text=text, name="classes",
+        # Lists, not arrays: plotly.py sends an array base64-encoded, and plotly.js decodes
+        # it afresh on every Plotly.react, so that even a layout-only change (the focal
+        # mark's patch) counts as new data and recalculates and redraws the plot (issue 14).
+        x=x[keep].tolist(), y=y[keep].tolist(), mode="markers", customdata=custom, text=text, name="classes",
         marker=dict(size=6, color=POS if axes == "kappa-ks" else NEG, opacity=0.55,
                     line=dict(width=0)),
         hovertemplate=f"%{{text}}<br>{x_label} %{{x:.4f}}<br>{y_label} %{{y:.4f}}<extra></extra>",
-    ))
-    fx, fy, ftext = scatter_focal_mark(columns, axes, names, focal)
-    figure.add_trace(go.Scatter(
-        x=fx, y=fy, mode="markers+text", text=ftext, textposition="top center",
-        name="focal class", hoverinfo="skip", textfont=dict(color=ACCENT),
-        marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=ACCENT, width=2.5)),
     ))
     note = f" · {left_out} classes left out (undefined)" if left_out else ""
     figure.update_layout(**_layout(
         height=height, showlegend=False, clickmode="event", hovermode="closest",
         title=dict(text=f"Classes: {y_label} against {x_label}{note}", font=dict(size=13),
-                   x=0.01)))
-    figure.update_xaxes(title_text=x_label)
-    figure.update_yaxes(title_text=y_label)
+                   x=0.01),
+        **scatter_focal_mark(columns, axes, names, focal)))
+    x_range, y_range = scatter_ranges(x[keep], y[keep])
+    # The type given (plotly.js writes the guessed one into the graph's layout, so a
+    # patched figure without it would differ and recalculate).
+    figure.update_xaxes(title_text=x_label, range=x_range, type="linear")
+    figure.update_yaxes(title_text=y_label, range=y_range, type="linear")
     _axes(figure)
     return figure
 

@@ -131,7 +131,9 @@ def test_scatter_leaves_out_undefined_points_and_says_so(services, lite0):
     assert {row[1] for row in points.customdata}.isdisjoint({3, 7})
     assert all(lite0.ids[i] == cid for cid, i in points.customdata)
     assert "2 classes left out" in figure.layout.title.text
-    assert len(figure.data[wfig.SCATTER_FOCAL].x) == 0  # the focal class has no point
+    assert len(figure.data) == 1  # the class points only: the mark is in the layout
+    # the focal class has no point, so no mark
+    assert not figure.layout.shapes and not figure.layout.annotations
 
 
 def test_clicking_a_scatter_point_makes_it_the_focal_class(services, lite0):
@@ -366,17 +368,27 @@ def test_focal_change_patches_only_the_scatter_focal_mark(services, lite0):
     full = cw.scatter_update_logic(services, key, READY, "r2", set())
     patch = cw.scatter_update_logic(services, key, READY, "r2", {ids.WEIGHTS_FOCAL_KEY})
     operations = patch.to_plotly_json()["operations"]
-    # only the focal mark's trace (one point), never the class points
-    assert {tuple(op["location"][:2]) for op in operations} == {("data", wfig.SCATTER_FOCAL)}
-    values = {op["location"][2]: op["params"]["value"] for op in operations}
+    # only the mark's layout items (a ring and a label), never the class points' trace
+    assert {tuple(op["location"]) for op in operations} == {("layout", "shapes"),
+                                                             ("layout", "annotations")}
+    values = {op["location"][1]: op["params"]["value"] for op in operations}
+    (ring,), (label,) = values["shapes"], values["annotations"]
     # the mark sits on the class's own point in the full figure (by its id in customdata)
     points = full.data[wfig.SCATTER_POINTS]
     row = [custom[0] for custom in points.customdata].index(KING_CRAB[0])
-    assert values["x"] == [pytest.approx(points.x[row])]
-    assert values["y"] == [pytest.approx(points.y[row])]
-    assert values["text"] == [points.text[row]]
+    assert ring["xanchor"] == label["x"] == pytest.approx(points.x[row])
+    assert ring["yanchor"] == label["y"] == pytest.approx(points.y[row])
+    assert ring["xref"] == label["xref"] == "x" and ring["yref"] == label["yref"] == "y"
+    assert label["text"] == points.text[row]
     # and equals the full figure's own mark for that class
-    assert list(full.data[wfig.SCATTER_FOCAL].x) == values["x"]
+    assert [shape.to_plotly_json() for shape in full.layout.shapes] == values["shapes"]
+    assert full.layout.annotations[0].text == label["text"]
+    # the mark cannot move the axes: their ranges are fixed, around every point
+    for axis, coords in ((full.layout.xaxis, points.x), (full.layout.yaxis, points.y)):
+        assert axis.range[0] < min(coords) and max(coords) < axis.range[1]
+    # the points are lists, not base64 arrays (which plotly.js decodes afresh, so that a
+    # patched figure always recalculates)
+    assert isinstance(full.to_plotly_json()["data"][0]["x"], list)
     # no focal class: the mark is emptied
     none = cw.scatter_update_logic(services, dict(key, focal=None), READY, "r2",
                                    {ids.WEIGHTS_FOCAL_KEY})
