@@ -575,7 +575,9 @@
        same values into Dash's copy of the figure so a later redraw keeps them.
        ``deferred``: draw when the page is idle (a secondary view: a restyle of its
        points re-plots the whole graph, ≈ 100 ms, and must not hold up the views the
-       user clicked in); overlays of one graph are drawn in the order they came. */
+       user clicked in); overlays of one graph are drawn in the order they came.
+       ``deferred === "soon"``: right after the current task, so graphs redrawn by the
+       same response (their Plotly.react runs in this task) are drawn first. */
     applyOverlay: function (overlay, figure, graphId, deferred) {
       if (overlay && held[graphId]) {  // not drawn yet: its draw will show the overlay
         mergeOverlay(overlay, held[graphId].figure);
@@ -600,7 +602,9 @@
         }
         if (overlay.layout) { window.Plotly.relayout(gd, overlay.layout); }
       };
-      if (deferred) { later(gd, draw); } else { draw(); }
+      if (deferred === "soon") {
+        window.setTimeout(draw, 0);
+      } else if (deferred) { later(gd, draw); } else { draw(); }
       // Keep Dash's copy of the figure in step, so a later redraw keeps the overlay.
       if (figure && figure.data) {
         mergeOverlay({traces: traces}, figure);
@@ -717,12 +721,33 @@
 
     /* A new analysis key asks the server; a key the status already answers (ready or
        being prepared) costs no request. */
-    analysisKey: function (sel, status, previous) {
-      if (!sel) { return noUpdate(); }
+    /* → [the analysis key to request, a status set here, the header's busy note
+       (hidden, text)]. A metric or linkage the server listed as held in memory (a ready
+       status's ``ready``: the same model's analyses) is ready at once, with no request;
+       the busy note shows here, as request_analysis would show it, on a page that says
+       when its views are drawn (which hides it). The key store keeps the last key
+       asked for, never needed again then: a ready status's list always holds its own
+       key, and each status made here carries the list on. */
+    analysisKey: function (sel, status, previous, pages) {
+      var nothing = [noUpdate(), noUpdate(), noUpdate(), noUpdate()];
+      if (!sel) { return nothing; }
       var key = [sel.model, sel.metric, sel.linkage];
       var known = status && same2(status.key, key) &&
         (status.state === "ready" || status.state === "pending");
-      return known || same2(key, previous) ? noUpdate() : key;
+      if (known) { return nothing; }
+      var held = status && status.state === "ready" && Array.isArray(status.ready) &&
+        status.ready.some(function (k) { return same2(k, key); });
+      if (held) {
+        var drawn = config().viewsDrawn || [];
+        var watched = (pages || []).some(function (id) {
+          return id && drawn.indexOf(id.page) >= 0;
+        });
+        return [noUpdate(), {key: key, state: "ready", message: "", ready: status.ready},
+                watched ? false : noUpdate(),
+                watched ? "Drawing the views of " + key[0] + " (" + key[1] + ", " + key[2] +
+                          ")…" : noUpdate()];
+      }
+      return same2(key, previous) ? nothing : [key, noUpdate(), noUpdate(), noUpdate()];
     },
 
     hideNotice: function (clicks) {

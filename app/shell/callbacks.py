@@ -5,6 +5,8 @@ Flow of one page load::
     layout(**query) ─► resolve_page_query (server, in the page's layout) ─► page-query store
     page-query store ─(clientside)─► SELECTION, STATUS, JOB_REQUEST, notice
     SELECTION ─(clientside)─► ANALYSIS_KEY ─► request_analysis (only for a new analysis)
+                            └► STATUS, ready at once for an analysis the last ready
+                               status listed as held in memory (no request)
     JOB_REQUEST ─► prepare_analysis (background: progress bar, cancel) ─► STATUS, SETTLE_REQUEST
     SETTLE_REQUEST ─► settle_selection (drop class ids the model lacks, with a notice)
     SELECTION ─(clientside)─► address bar + navigation links
@@ -21,7 +23,8 @@ the browser (:func:`relay_selection_requests`), because Dash ignores
 Output lives outside it.
 
 Views read ``SELECTION`` and ``STATUS``; they draw only when ``STATUS`` says the
-selection's analysis is ready. A page control joins the selection with
+selection's analysis is ready, or when their own process holds it in memory
+(``app/shell/analysis.py``'s ``drawing_status``). A page control joins the selection with
 :func:`bind_field` (two-way, in the browser, one callback so there is no cycle).
 
 The ``*_logic`` functions are plain functions of their inputs (tested without Dash);
@@ -65,8 +68,18 @@ def analysis_key(selection: dict[str, Any]) -> list[str]:
     return key
 
 
-def ready_status(key: Sequence[str]) -> dict[str, Any]:
-    return job_status(key, READY)
+def ready_status(key: Sequence[str], services: Services | None = None) -> dict[str, Any]:
+    """A ready status for ``key``; with ``services``, it also lists (``"ready"``) every
+    analysis of the same model that process holds in memory (``key`` among them), so the
+    browser switches metric or linkage among them with no status request
+    (``classmap.js``'s ``analysisKey``; it shows the header's busy note itself). Another
+    web process that lacks one reads it from the shared result cache. A model switch
+    always asks the server."""
+    status = job_status(key, READY)
+    if services is not None:
+        status["ready"] = [list(held) for held in services.views_in_memory()
+                           if held[0] == key[0]]
+    return status
 
 
 def notice_outputs(problems: Sequence[str]) -> tuple[str, str]:
@@ -110,7 +123,7 @@ def resolve_page_query(services: Services, selection: dict[str, Any],
     if services.view_ready(tuple(key)):
         selection, more = check_against_model(selection, services.view(tuple(key)))
         problems.extend(more)
-        status: dict[str, Any] = ready_status(key)
+        status: dict[str, Any] = ready_status(key, services)
     else:
         job = job_request(key[0], key=key)
         status = job_status(key, PENDING, job=job)
@@ -127,7 +140,7 @@ def request_analysis_logic(services: Services, key: list[str] | None,
     if is_for(status, key) and status.get("state") in (READY, PENDING):
         raise PreventUpdate
     if services.view_ready(tuple(key)):
-        return ready_status(key), no_update
+        return ready_status(key, services), no_update
     job = job_request(key[0], key=list(key))
     return job_status(key, PENDING, job=job), job
 
@@ -158,7 +171,7 @@ def prepare_analysis_logic(services: Services, report: Callable[[Any], None],
     except ClassmapError as error:
         log.warning("model %s is not usable: %s", model, error)
         return job_status(key, ERROR, str(error))
-    return ready_status(key)
+    return ready_status(key, services)
 
 
 def settle_selection_logic(services: Services, status: dict | None,
@@ -193,9 +206,16 @@ def register(app: Any, services: Services) -> None:
                Input({"type": ids.PAGE_QUERY, "page": ALL}, "data"))
 
     # A new analysis key asks the server (ready at once, or a job); a key the status
-    # already answers (ready or being prepared) costs no request.
-    clientside(app, "analysisKey", Output(ids.ANALYSIS_KEY, "data"), Input(ids.SELECTION, "data"),
-               State(ids.STATUS, "data"), State(ids.ANALYSIS_KEY, "data"))
+    # already answers (ready or being prepared) costs no request, and neither does one
+    # the status lists as held in memory (its ``ready``): the status becomes ready for it
+    # in the browser, so the views redraw in one round trip.
+    clientside(app, "analysisKey", Output(ids.ANALYSIS_KEY, "data"),
+               Output(ids.STATUS, "data", allow_duplicate=True),
+               Output(model_busy.MODEL_BUSY, "hidden", allow_duplicate=True),
+               Output(model_busy.MODEL_BUSY_TEXT, "children", allow_duplicate=True),
+               Input(ids.SELECTION, "data"), State(ids.STATUS, "data"),
+               State(ids.ANALYSIS_KEY, "data"), model_busy.PAGES_STATE,
+               prevent_initial_call=True)
 
     # The header's busy note (app/shell/model_busy.py) follows each new analysis.
     busy = (Output(model_busy.MODEL_BUSY, "hidden", allow_duplicate=True),

@@ -65,11 +65,15 @@ def clientside(app: Any, function: str, *dependencies: Any,
 
 
 def browser_config(app: Any) -> dict[str, Any]:
-    """What ``assets/classmap.js`` reads: the selection schema, the callbacks' constants and
-    each graph's download view and name fields (:func:`name_downloads`)."""
+    """What ``assets/classmap.js`` reads: the selection schema, the callbacks' constants,
+    each graph's download view and name fields (:func:`name_downloads`) and the pages
+    that say when their views are drawn (``model_busy.register_views_drawn``)."""
+    from classmap.app.shell.model_busy import pages_with_drawn
+
     return {"selection": selection_schema(),
             "callbacks": dict(app.__dict__.get("_classmap_constants", {})),
-            "downloads": dict(app.__dict__.get("_classmap_downloads", {}))}
+            "downloads": dict(app.__dict__.get("_classmap_downloads", {})),
+            "viewsDrawn": sorted(pages_with_drawn(app))}
 
 
 def config_script(app: Any) -> str:

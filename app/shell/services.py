@@ -382,6 +382,11 @@ class Services:
         with self._lock:
             return key in self._views
 
+    def views_in_memory(self) -> list[AnalysisKey]:
+        """The analyses :meth:`view` answers from memory now (at most MAX_VIEWS)."""
+        with self._lock:
+            return list(self._views)
+
     def check_key(self, key: Any) -> AnalysisKey:
         """``key`` as (model id, metric, linkage) if the server offers each, else raises
         ClassmapError — before anything is loaded, allocated or keyed by it."""

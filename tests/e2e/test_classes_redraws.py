@@ -148,6 +148,12 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     # the metric) only gets its new colours.
     for metric in ("Euclidean", "cosine", "Euclidean"):
         calls.clear()
+        page.evaluate("""() => {
+          window.__busySeen = [];
+          const note = document.getElementById('shell-model-busy');
+          new MutationObserver(() => { if (!note.hidden) { window.__busySeen.push(note.innerText); } })
+            .observe(note, {attributes: true, childList: true, subtree: true, characterData: true});
+        }""")
         page.locator("#shell-metric label", has_text=metric).first.click()
         page.wait_for_function(f"location.search.includes('metric={metric.lower()}')",
                                timeout=TIMEOUT)
@@ -158,6 +164,16 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
         idle(page, calls)
     outputs = [(c["output"][:60], list(c["response"])) for c in calls.calls]
     assert calls.sent("classes-heatmap-figure", "data"), outputs
+    # The analysis is held in memory, and the last ready status said so: the browser made
+    # the status ready itself (no response carries one), and the heatmap and the tree
+    # came in one response — not a first one discarded when the status arrived.
+    assert not calls.sent("analysis-status", "data"), outputs
+    # The header's busy note showed for the switch and went once the views were drawn.
+    assert any("Drawing the views of lite0-imagenet (euclidean, ward)" in text
+               for text in page.evaluate("window.__busySeen"))
+    page.wait_for_selector("#shell-model-busy", state="hidden", timeout=TIMEOUT)
+    assert len([c for c in calls.calls if "classes-heatmap-figure" in c["response"]]) == 1, \
+        outputs
     assert calls.sent("classes-class-map-colours", "data"), outputs
     assert not calls.sent("classes-class-map-figure", "data"), "the class map was re-sent"
     # The class picker keeps its options (the model's classes, ≈ 80 kB).

@@ -953,7 +953,9 @@ def status_behind(services: Services, selection: dict | None, status: dict | Non
     """Whether the shell's status still answers another analysis than the selection's: a
     model, metric or linkage switch whose answer is on its way (one request, or a job).
     The views keep what they show until it comes — and it fires them again — instead of
-    drawing "Preparing the analysis…" and then everything anew."""
+    drawing "Preparing the analysis…" and then everything anew. (A switch among the
+    analyses the server holds has its status made in the browser with the selection:
+    ``classmap.js``'s ``analysisKey``.)"""
     if not isinstance(selection, dict) or not isinstance(status, dict) or not status.get("key"):
         return False
     sel = Selection.from_store(selection, services.settings.default_model)
@@ -1076,11 +1078,12 @@ def register(app: Any, services: Services) -> None:
                             (ids.CLASS_MAP_FIGURE, ids.CLASS_MAP)):
         clientside(app, "decodeFigure", Output(graph_id, "figure"), Input(store, "data"),
                    constants={"graph": graph_id}, prevent_initial_call=True)
-    # The class map's new colours (a restyle of a few ms, with the tree's) are drawn at once.
+    # The class map's new colours (a restyle of its points, ≈ 40–55 ms at 1,000 classes)
+    # are drawn right after the heatmap and tree that came in the same response.
     for overlay, graph_id, deferred in ((ids.HEATMAP_OVERLAY, ids.HEATMAP, False),
                                         (ids.DENDROGRAM_OVERLAY, ids.DENDROGRAM, False),
                                         (ids.CLASS_MAP_OVERLAY, ids.CLASS_MAP, True),
-                                        (ids.CLASS_MAP_COLOURS, ids.CLASS_MAP, False)):
+                                        (ids.CLASS_MAP_COLOURS, ids.CLASS_MAP, "soon")):
         clientside(app, "applyOverlay", Output(overlay, "modified_timestamp"),
                    Input(overlay, "data"), State(graph_id, "figure"),
                    constants={"graph": graph_id, "deferred": deferred}, prevent_initial_call=True)

@@ -38,7 +38,9 @@ def test_page_query_resolves_against_the_model(services, lite0_view):
     resolved = shared.resolve_page_query(services, selection(focal="Dungeness crab", node=1990), [])
     sel = resolved["selection"]
     assert sel["focal"] == DUNGENESS_ID and sel["node"] == 1990
-    assert resolved["status"] == READY and resolved["job"] is None
+    status = dict(resolved["status"])
+    assert KEY in status.pop("ready")  # the analyses held in memory (the browser's shortcut)
+    assert status == READY and resolved["job"] is None
     assert resolved["notice"] == ["", shared.NOTICE_HIDDEN]
     json.dumps(resolved)  # it travels in a dcc.Store
 
@@ -72,6 +74,9 @@ def test_request_and_settle(services, lite0_view):
     with pytest.raises(PreventUpdate):
         shared.request_analysis_logic(services, KEY, READY)
     status, job = shared.request_analysis_logic(services, KEY, None)
+    held = status.pop("ready")  # every analysis this process holds, for the browser
+    assert KEY in held and held == [list(key) for key in services.views_in_memory()
+                                    if key[0] == KEY[0]]  # the same model's analyses
     assert status == READY and job is no_update
     stale = selection(focal="n99999999")
     sel, text, css = shared.settle_selection_logic(services, READY, stale)
