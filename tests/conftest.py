@@ -7,6 +7,7 @@ which is why it is set here at import time rather than in a fixture.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -76,3 +77,12 @@ def browser():
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def sleeper():
+    """A live ``sleep 60`` process (a running job's pid), killed afterwards."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()

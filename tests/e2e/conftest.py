@@ -66,7 +66,9 @@ def dash_server(session_cache, tmp_path_factory, artifacts_dir):
            "CLASSMAP_MODELS": json.dumps([{"id": "broken", "head": str(broken)}])}
     command = [sys.executable, "-m", "classmap.app.cli", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--cache-dir", str(session_cache.directory)]
-    yield from serve_until_done(command, ROOT, env, artifacts_dir / "e2e-server.log", port)
+    # One log per test process (pytest-xdist runs one server in each).
+    log = artifacts_dir / f"e2e-server-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
+    yield from serve_until_done(command, ROOT, env, log, port)
 
 
 def serve_until_done(command: list[str], cwd: Path, env: dict[str, str], log_path: Path,

@@ -40,15 +40,6 @@ pytestmark = [pytest.mark.service, pytest.mark.timeout(120)]
 MODEL = "lenet-digits"  # one of the default settings' model_ids
 
 
-@pytest.fixture
-def sleeper():
-    """A live process, for the single-process manager's records of running jobs."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
-
-
 def settings_with(tmp_path, jobs_per_user: int | None = None) -> Settings:
     return Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
                            environ={}, warm_default=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 
 import diskcache
 import pytest
@@ -14,11 +13,3 @@ def store(tmp_path):
     with diskcache.Cache(str(tmp_path / "jobs")) as cache:
         yield cache
 
-
-@pytest.fixture
-def sleeper():
-    """A live ``sleep 60`` process (a running job's pid), killed afterwards."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
