@@ -224,3 +224,33 @@ def test_how_to_read_is_collapsed_and_the_tsne_note_does_not_contradict_the_metr
     page.wait_for_selector("#class-map-graph .scatterlayer .trace .point", timeout=RENDER_TIMEOUT)
     assert page.evaluate("() => document.querySelector('details.cm-how-to-read').open") is False
     assert "(cosine)" not in page.inner_text("#classes-embedding-note")
+
+
+# Text and background colour of a segmented control's option, the background taken from
+# the nearest ancestor that paints an opaque one (a faint hover tint is looked through).
+OPTION_COLOURS = """(label) => {
+  let background = 'rgb(255, 255, 255)';
+  for (let e = label; e; e = e.parentElement) {
+    const b = getComputedStyle(e).backgroundColor;
+    if (b && b.startsWith('rgb(')) { background = b; break; }
+  }
+  return [label.innerText, getComputedStyle(label).color, background];
+}"""
+
+
+def test_segmented_options_stay_readable_under_the_pointer(dash_server, new_page):
+    """Dash's own stylesheet paints a hovered option's text purple: on the header's dark
+    controls (and on any chosen option) that was ≈ 1.1:1, the chosen metric unreadable
+    while the pointer rests on it after a click."""
+    page = small_page(new_page)
+    page.goto(dash_server + "/")
+    page.wait_for_selector(PAGES[0][2], timeout=RENDER_TIMEOUT)
+    labels = page.locator(".cm-segmented label")
+    assert labels.count() >= 6
+    for index in range(labels.count()):
+        label = labels.nth(index)
+        if not label.is_visible():
+            continue
+        label.hover()
+        text, colour, background = label.evaluate(OPTION_COLOURS)
+        assert contrast(colour, background) >= 4.5, (text, colour, background)
