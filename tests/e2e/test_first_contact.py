@@ -254,3 +254,26 @@ def test_segmented_options_stay_readable_under_the_pointer(dash_server, new_page
         label.hover()
         text, colour, background = label.evaluate(OPTION_COLOURS)
         assert contrast(colour, background) >= 4.5, (text, colour, background)
+
+
+# Each segmented control's options that lie (even in part) outside the control's box,
+# where its overflow: hidden cuts them off.
+CLIPPED_OPTIONS = """() => Array.from(document.querySelectorAll('.cm-segmented')).flatMap(c => {
+  const box = c.getBoundingClientRect();
+  if (!box.width) { return []; }
+  return Array.from(c.querySelectorAll('label')).filter(l => {
+    const r = l.getBoundingClientRect();
+    return r.right > box.right + 1 || r.bottom > box.bottom + 1;
+  }).map(l => (c.id || '?') + ': ' + l.innerText);
+})"""
+
+
+@pytest.mark.parametrize("name,path,ready", PAGES + [
+    ("compare", "/compare", "#compare-run")], ids=[p[0] for p in PAGES] + ["compare"])
+def test_no_segmented_option_is_cut_off_at_1280(dash_server, new_page, name, path, ready):
+    """At 1280 px the Compare page's six relations overflowed their control: "Grad-CAM
+    weight means (images)" could not be seen or picked."""
+    page = small_page(new_page)
+    page.goto(dash_server + path)
+    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
+    assert page.evaluate(CLIPPED_OPTIONS) == []

@@ -33,7 +33,8 @@ def source_picker(side: str, models: tuple[str, ...], model: str, relation: str,
                                     options=list(models), clearable=False)),
         field("Relation", dcc.RadioItems(id=ids.source_control(side, "relation"),
                                          value=relation, options=RELATION_OPTIONS, inline=True,
-                                         className="cm-segmented cm-segmented-small")),
+                                         className="cm-segmented cm-segmented-small "
+                                                   "cm-segmented-grid")),
         field("Linkage", dcc.Dropdown(id=ids.source_control(side, "linkage"), value=linkage,
                                       options=list(LINKAGES), clearable=False)),
         field("Data set (image relations)", dcc.Dropdown(
