@@ -124,16 +124,22 @@ def test_cut_slider_stops_one_below_the_class_count(dash_server, new_page, artif
     page.screenshot(path=str(artifacts_dir / "e2e-1280-lenet-classes.png"))
 
 
-def test_euclidean_neighbours_read_forward_with_numbers_clear_of_names(
-        dash_server, new_page, artifacts_dir):
-    """Issue 14 #4: with Euclidean distances the nearest-classes chart's axis runs left to
-    right, a longer bar is a nearer class, and no number is written over a class name."""
+@pytest.mark.parametrize("name,query", [
+    ("euclidean", "?metric=euclidean&focal=n01981276"),
+    # LeNet's ten digits: cosines down to −0.4 (the bars grew leftwards over the names)
+    ("negative-cosine", "?model=lenet-digits&focal=3"),
+], ids=["euclidean", "negative-cosine"])
+def test_neighbours_read_forward_with_numbers_clear_of_names(
+        dash_server, new_page, artifacts_dir, name, query):
+    """Issue 14 #4: with Euclidean distances — and with negative similarities — the
+    nearest-classes chart's axis runs left to right, a longer bar is a nearer class, and
+    no number is written over a class name."""
     page = small_page(new_page)
-    page.goto(dash_server + "/?metric=euclidean&focal=n01981276")
+    page.goto(dash_server + "/" + query)
     page.wait_for_selector("#neighbours-graph .bartext", timeout=RENDER_TIMEOUT)
     page.wait_for_timeout(300)
-    page.locator("#neighbours-graph").screenshot(path=str(artifacts_dir / "e2e-1280-euclidean-"
-                                                                         "neighbours.png"))
+    page.locator("#neighbours-graph").screenshot(
+        path=str(artifacts_dir / f"e2e-1280-{name}-neighbours.png"))
     drawn = page.evaluate("""() => {
       const root = document.querySelector('#neighbours-graph');
       const box = e => e.getBoundingClientRect();

@@ -523,10 +523,15 @@ def neighbours_figure(
     # A left margin sized from the labels: plotly's automargin would measure them and
     # draw the chart a second time (≈ 40 ms of a page load).
     left = int(12 + TICK_CHAR_PX * max((len(label) for label in labels), default=0))
+    floor = 0.0  # where the bars start, in the axis's units
     if higher_is_closer:
-        lengths = scores
+        # Negative similarities (a small head's standardised rows): the bars start at −1,
+        # the lowest cosine, so a longer bar is still a closer class and every number
+        # lies right of its bar, clear of the class names.
+        floor = -1.0 if k and float(scores.min()) < 0 else 0.0
+        lengths = scores - floor
         axis_title = score_label
-        hover = "%{hovertext}<br>" + score_label + " %{x:.4f}<extra></extra>"
+        hover = "%{hovertext}<br>" + score_label + " %{text}<extra></extra>"
     else:
         reference = unrelated_distance(num_features or 0)
         lengths = reference - scores
@@ -534,10 +539,11 @@ def neighbours_figure(
                       "numbers: distance")
         hover = ("%{hovertext}<br>" + score_label + " %{text}"
                  "<br>closeness %{x:.3f} (longer bar = closer)<extra></extra>")
-    low = min(0.0, float(lengths.min())) if k else 0.0
+    low = floor + (min(0.0, float(lengths.min())) if k else 0.0)  # closeness may be < 0
     high = float(lengths.max()) if k else 1.0
     bars = dict(
         type="bar", x=lengths.astype(np.float32), y=ranks, orientation="h",
+        **({"base": floor} if floor else {}),
         marker=dict(color=bar_colours, line=dict(width=0)),
         customdata=np.array(list(ids), dtype=object),
         text=[f"{s:.3f}" for s in scores], textposition="outside", constraintext="none",
@@ -552,7 +558,8 @@ def neighbours_figure(
                    tickfont=dict(size=11), automargin=False),
         xaxis=dict(title=dict(text=axis_title, font=dict(size=11, color=MUTED)),
                    showgrid=True, gridcolor=GRID, zeroline=True, zerolinecolor=MUTED,
-                   range=[low, high * 1.02 if high > 0 else 1.0], autorange=False),
+                   range=[low, floor + (high * 1.02 if high > 0 else 1.0)],
+                   autorange=False),
     ))
 
 

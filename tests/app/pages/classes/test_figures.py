@@ -132,6 +132,25 @@ def test_neighbours_nearest_on_top_with_ids_for_clicks():
     assert list(figure.layout.yaxis.ticktext) == ["king crab", "rock crab"]
 
 
+def test_negative_similarities_keep_longer_bars_closer_and_numbers_right_of_them():
+    """A small head's cosines can be negative (LeNet's ten digits: 0.005 … −0.40): the
+    bars used to grow leftwards from 0, the least similar class had the longest bar and
+    its number was written over the class names. The bars now start at −1."""
+    scores = np.array([0.005, -0.001, -0.039, -0.134, -0.401])
+    figure = figures.neighbours_figure([f"c{i}" for i in range(5)], [f"n{i}" for i in range(5)],
+                                       scores, score_label="cosine similarity")
+    bar = figure.data[0]
+    assert bar.base == -1.0
+    assert np.allclose(bar.base + np.asarray(bar.x), scores, atol=1e-6)  # each bar ends at its score
+    assert list(bar.x) == sorted(bar.x, reverse=True) and min(bar.x) > 0  # nearest = longest
+    assert figure.layout.xaxis.range[0] == -1.0 and figure.layout.xaxis.range[1] > scores.max()
+    assert bar.textposition == "outside" and list(bar.text) == [f"{v:.3f}" for v in scores]
+    # All similarities ≥ 0 (ImageNet's): bars from 0, as before.
+    plain = figures.neighbours_figure(["a", "b"], ["n1", "n2"], np.array([0.39, 0.30]),
+                                      score_label="cosine similarity").data[0]
+    assert plain.base is None and np.allclose(plain.x, [0.39, 0.30])
+
+
 def test_class_map_marks_selection_and_focal():
     coords = np.random.default_rng(2).normal(size=(50, 2)).astype(np.float32)
     figure = figures.class_map_figure(coords, [f"c{i}" for i in range(50)],
