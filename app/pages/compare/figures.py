@@ -22,11 +22,16 @@ def bk_figure(levels: np.ndarray, bk: np.ndarray, expected: np.ndarray) -> go.Fi
         go.Scatter(x=levels, y=expected, mode="lines", name="E[B_k] (unrelated trees)",
                    line=dict(color=MUTED, width=1, dash="dash"),
                    hovertemplate="k = %{x}<br>E[B_k] %{y:.3f}<extra></extra>"),
-    ], layout=dict(template=TEMPLATE, height=300, margin=dict(l=56, r=16, t=16, b=48),
-                   legend=dict(orientation="h", y=1.08, x=0)))
+    ], layout=dict(template=TEMPLATE, height=300, margin=dict(l=56, r=16, t=30, b=48),
+                   legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0)))
+    # A little room left of the first k and below 0, so the axes' first labels ("2" and
+    # "0") do not meet in the corner; the legend sits above the plot, clear of the "1".
+    x_range = None
+    if len(levels):
+        x_range = [float(np.log10(np.min(levels) * 0.85)), float(np.log10(np.max(levels) * 1.05))]
     figure.update_xaxes(type="log", title="clusters k (both trees cut into k)",
-                        gridcolor=GRID)
-    figure.update_yaxes(range=[0, 1.02], title="B_k", gridcolor=GRID)
+                        gridcolor=GRID, range=x_range)
+    figure.update_yaxes(range=[-0.04, 1.04], title="B_k", gridcolor=GRID)
     return figure
 
 

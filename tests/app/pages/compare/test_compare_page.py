@@ -203,3 +203,16 @@ def test_a_bad_choice_is_refused_before_any_job(services):
         services, ("lite0-imagenet", "wordnet", "ward"), LITE_B, 9)
     assert "ward needs Euclidean geometry" in str(summary)
     assert status is page.no_update and job is page.no_update
+
+
+def test_bk_axes_leave_their_corner_and_the_legend_clear():
+    """The B_k chart's first labels ("2" on k, "0" on B_k) met in the corner at 1280 px,
+    and the legend sat on the "1": the axes now start just before k = 2 and below 0, and
+    the legend stands above the plot."""
+    levels = np.array([2, 3, 5, 10, 100, 999])
+    figure = figures.bk_figure(levels, np.linspace(0.9, 0.0, 6), np.linspace(0.7, 0.0, 6))
+    low, high = figure.layout.xaxis.range
+    assert figure.layout.xaxis.type == "log"
+    assert low < np.log10(2) and high > np.log10(999)
+    assert figure.layout.yaxis.range[0] < 0 < 1 < figure.layout.yaxis.range[1]
+    assert figure.layout.legend.yanchor == "bottom" and figure.layout.legend.y >= 1
