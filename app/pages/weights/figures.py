@@ -99,9 +99,14 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
             if value is not None and math.isfinite(value):
                 figure.add_vline(x=value, line=dict(color=colour, dash="dot", width=1.5),
                                  row=1, col=1)
+    # The label goes on the side of the κ = 1 line with more of the axis: left of it
+    # when the κs lie below 1 (ImageNet's), right of it when most lie above (LeNet's),
+    # where on the left it ran over the axis's tick labels.
+    low, high = (min(float(kap.min()), 1.0), max(float(kap.max()), 1.0)) if kap.size else (0, 1)
     figure.add_vline(x=1.0, line=dict(color=MUTED, dash="dash", width=1), row=1, col=2,
                      annotation_text="κ = 1 (symmetric)", annotation_font_color=MUTED,
-                     annotation_position="top left")
+                     annotation_position="top left" if 1.0 - low >= (high - low) / 2
+                     else "top right")
     figure.update_layout(**_layout(height=height, barmode="overlay",
                                    # below the R² axis title, not on it
                                    legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"),

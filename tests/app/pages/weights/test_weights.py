@@ -456,3 +456,17 @@ def test_icicle_labels_are_readable_and_only_where_they_can_fit(services, lite0)
         assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (text_colour, fill)
     # colours are strings (numbers make plotly.js warn once per bar on every draw)
     assert all(isinstance(c, str) for c in bar.marker.color)
+
+
+@pytest.mark.parametrize("kappas,anchor", [
+    ([0.63, 0.8, 0.97], "right"),  # ImageNet's κs, below 1: the label left of the line
+    ([0.2, 0.36, 2.6, 4.0, 11.0], "left"),  # LeNet's, mostly above: right of it
+])
+def test_the_kappa_line_label_sits_on_the_side_with_room(kappas, anchor):
+    """On LeNet's ten classes the "κ = 1 (symmetric)" label ran left over the κ axis's
+    tick labels: it now goes on the side of the line with more of the axis."""
+    columns = {"r2_pos": np.array([0.8, 0.9]), "r2_neg": np.array([0.7, 0.8]),
+               "kappa_mle": np.array(kappas)}
+    label = next(a for a in wfig.overview_figure(columns).layout.annotations
+                 if "symmetric" in a.text)
+    assert label.x == 1.0 and label.xanchor == anchor
