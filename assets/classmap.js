@@ -720,8 +720,8 @@
     },
 
     /* A new analysis key asks the server; a key the status already answers (ready or
-       being prepared) costs no request. */
-    /* → [the analysis key to request, a status set here, the header's busy note
+       being prepared) costs no request.
+       → [the analysis key to request, a status set here, the header's busy note
        (hidden, text)]. A metric or linkage the server listed as held in memory (a ready
        status's ``ready``: the same model's analyses) is ready at once, with no request;
        the busy note shows here, as request_analysis would show it, on a page that says

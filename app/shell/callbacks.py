@@ -23,8 +23,7 @@ the browser (:func:`relay_selection_requests`), because Dash ignores
 Output lives outside it.
 
 Views read ``SELECTION`` and ``STATUS``; they draw only when ``STATUS`` says the
-selection's analysis is ready, or when their own process holds it in memory
-(``app/shell/analysis.py``'s ``drawing_status``). A page control joins the selection with
+selection's analysis is ready. A page control joins the selection with
 :func:`bind_field` (two-way, in the browser, one callback so there is no cycle).
 
 The ``*_logic`` functions are plain functions of their inputs (tested without Dash);
