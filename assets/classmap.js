@@ -742,10 +742,11 @@
         var watched = (pages || []).some(function (id) {
           return id && drawn.indexOf(id.page) >= 0;
         });
+        var text = constants().busyText.replace(/\{(\d)\}/g, function (_, i) {
+          return key[Number(i)];
+        });
         return [noUpdate(), {key: key, state: "ready", message: "", ready: status.ready},
-                watched ? false : noUpdate(),
-                watched ? "Drawing the views of " + key[0] + " (" + key[1] + ", " + key[2] +
-                          ")…" : noUpdate()];
+                watched ? false : noUpdate(), watched ? text : noUpdate()];
       }
       return same2(key, previous) ? nothing : [key, noUpdate(), noUpdate(), noUpdate()];
     },

@@ -214,7 +214,7 @@ def register(app: Any, services: Services) -> None:
                Output(model_busy.MODEL_BUSY_TEXT, "children", allow_duplicate=True),
                Input(ids.SELECTION, "data"), State(ids.STATUS, "data"),
                State(ids.ANALYSIS_KEY, "data"), model_busy.PAGES_STATE,
-               prevent_initial_call=True)
+               constants={"busyText": model_busy.BUSY_TEXT}, prevent_initial_call=True)
 
     # The header's busy note (app/shell/model_busy.py) follows each new analysis.
     busy = (Output(model_busy.MODEL_BUSY, "hidden", allow_duplicate=True),

@@ -69,8 +69,15 @@ def busy_logic(status: Mapping[str, Any] | None, job: Any, pages: Sequence[Any] 
     if status.get("state") != "ready" or not set(current_pages(pages)) & watched:
         return True, no_update
     key = status.get("key") or ["?", "?", "?"]
-    model, metric, linkage = (list(key) + ["?", "?", "?"])[:3]
-    return False, f"Drawing the views of {model} ({metric}, {linkage})…"
+    return False, busy_text((list(key) + ["?", "?", "?"])[:3])
+
+
+BUSY_TEXT = "Drawing the views of {0} ({1}, {2})…"  # also filled in by classmap.js
+
+
+def busy_text(key: Sequence[str]) -> str:
+    """The note for analysis ``key`` = [model, metric, linkage]."""
+    return BUSY_TEXT.format(*key)
 
 
 def views_drawn_logic(drawn: Any, selection: Any) -> Any:

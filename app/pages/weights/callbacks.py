@@ -168,7 +168,7 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     axes = axes if isinstance(axes, str) and axes in wfig.SCATTER_AXES else "kappa-ks"
     sel, view, message = ready_view(services, key, status)
     if view is None:
-        return message_figure(message, height=380)
+        return _sized_by_graph(message_figure(message, height=380))
     columns = ald_analysis(services, sel.model).table.columns()
     if triggered == {ids.WEIGHTS_FOCAL_KEY} and drawn:
         mark = wfig.scatter_focal_mark(columns, axes, view.short_names, _focal(view, sel))
@@ -176,8 +176,16 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
         patch["layout"]["shapes"] = mark["shapes"]
         patch["layout"]["annotations"] = mark["annotations"]
         return patch
-    return wfig.classes_scatter_figure(columns, axes, view.ids, view.short_names,
-                                       _focal(view, sel))
+    return _sized_by_graph(wfig.classes_scatter_figure(columns, axes, view.ids,
+                                                       view.short_names, _focal(view, sel)))
+
+
+def _sized_by_graph(figure: Any) -> Any:
+    """``figure`` without a layout height: the graph's own height (its style) sizes it.
+    plotly.js drops a layout height at its first resize, so a figure that kept one would
+    differ from what the graph holds, and the next patch would redraw it in full."""
+    figure.layout.height, figure.layout.autosize = None, True
+    return figure
 
 
 def fit_table(fit: dict[str, Any]) -> html.Table:
@@ -608,11 +616,6 @@ def register(app: Any, services: Services) -> None:
         figure = scatter_update_logic(services, selection, status, axes, triggered,
                                       drawn=drawn == token)
         full = isinstance(figure, Patch) or ready_view(services, selection, status)[1] is not None
-        if not isinstance(figure, Patch):
-            # The graph's own height (its style) sizes it: plotly.js drops a layout height
-            # at its first resize, so a patched figure that still had one would differ from
-            # what the graph holds and be redrawn in full (issue 14).
-            figure.layout.height, figure.layout.autosize = None, True
         return figure, (token if full else None)
 
     @app.callback(
