@@ -691,6 +691,33 @@
 
   var same2 = function (a, b) { return JSON.stringify(a) === JSON.stringify(b); };
 
+  /* The ready status for the selection's analysis when the status is ready for another
+     analysis of the same model and lists the selection's as held in memory (its
+     ``ready``, app/shell/callbacks.py ready_status), else null. */
+  var heldStatus = function (sel, status) {
+    if (!sel || !status || status.state !== "ready" || !Array.isArray(status.ready)) {
+      return null;
+    }
+    var key = [sel.model, sel.metric, sel.linkage];
+    if (same2(status.key, key)) { return null; }
+    var held = status.ready.some(function (k) { return same2(k, key); });
+    return held ? {key: key, state: "ready", message: "", ready: status.ready} : null;
+  };
+
+  /* A switch to an analysis the status lists as held → [its ready status, the busy
+     note's hidden, its text] (the note shows on a page that says when its views are
+     drawn, which hides it), else null. */
+  var heldSwitch = function (sel, status, pages, busyText) {
+    var held = heldStatus(sel, status);
+    if (!held) { return null; }
+    var drawn = config().viewsDrawn || [];
+    var watched = (pages || []).some(function (id) {
+      return id && drawn.indexOf(id.page) >= 0;
+    });
+    var text = busyText.replace(/\{(\d)\}/g, function (_, i) { return held.key[Number(i)]; });
+    return [held, watched ? false : noUpdate(), watched ? text : noUpdate()];
+  };
+
   /* Changes a click makes to the selection (select_on's ``change``), or null. */
   var CHANGES = {
     /* A click on a dendrogram node marker selects its subtree (again: deselects). */
@@ -735,20 +762,35 @@
       var known = status && same2(status.key, key) &&
         (status.state === "ready" || status.state === "pending");
       if (known) { return nothing; }
-      var held = status && status.state === "ready" && Array.isArray(status.ready) &&
-        status.ready.some(function (k) { return same2(k, key); });
-      if (held) {
-        var drawn = config().viewsDrawn || [];
-        var watched = (pages || []).some(function (id) {
-          return id && drawn.indexOf(id.page) >= 0;
-        });
-        var text = constants().busyText.replace(/\{(\d)\}/g, function (_, i) {
-          return key[Number(i)];
-        });
-        return [noUpdate(), {key: key, state: "ready", message: "", ready: status.ready},
-                watched ? false : noUpdate(), watched ? text : noUpdate()];
-      }
+      var held = heldSwitch(sel, status, pages, constants().busyText);
+      if (held) { return [noUpdate()].concat(held); }
       return same2(key, previous) ? nothing : [key, noUpdate(), noUpdate(), noUpdate()];
+    },
+
+    /* A job status store (app/shell/jobs.py) → [its watchdog disabled, its failure bar
+       hidden, the failure's text]: the watchdog ticks only while a job is pending; the
+       bar shows an error's message (a text node, never markup). */
+    failureControls: function (status) {
+      var s = status && typeof status === "object" && !Array.isArray(status) ? status : {};
+      var failed = s.state === "error";
+      return [s.state !== "pending", !failed,
+              failed && typeof s.message === "string" ? s.message : ""];
+    },
+
+    /* The header's busy note hides when the analysis fails or is cancelled (the failure
+       bar or the notice says why). */
+    hideOnFailure: function (status) {
+      var state = status && typeof status === "object" ? status.state : null;
+      return state === "error" || state === "cancelled" ? true : noUpdate();
+    },
+
+    /* A page drew its views for an analysis (its drawn store's ``key``) → the busy note
+       hides if that is the selection's analysis; an older analysis' views leave it. */
+    viewsDrawn: function (drawn, sel) {
+      if (!drawn || typeof drawn !== "object" || !sel || typeof sel !== "object") {
+        return noUpdate();
+      }
+      return same2(drawn.key, [sel.model, sel.metric, sel.linkage]) ? true : noUpdate();
     },
 
     hideNotice: function (clicks) {
@@ -780,10 +822,17 @@
        selection (bind_field). The selection wins when both changed (a page being
        inserted). A picker's value that none of its options has comes with a provisional
        option (Dash 4's dropdown clears a value that is not among its options; the
-       server's options, with the class's full name, replace it). Returns
-       [value(s), (options,) selection]. */
-    bind: function (value, sel, options) {
+       server's options, with the class's full name, replace it). An analysis control
+       (model, metric, linkage: constants.analysis) switching to an analysis the status
+       lists as held makes its ready status and busy note here, with the selection, a
+       round before analysisKey would: the page's views then ask the server a round
+       sooner. Returns [value(s), (options,) selection, (status, note hidden, note
+       text)]; the states after the selection are the picker's options, or the
+       analysis control's status and page stores. */
+    bind: function (value, sel, options, pages) {
       var c = constants();
+      var status = c.analysis ? options : undefined;
+      if (c.analysis) { options = undefined; }
       var ctx = window.dash_clientside.callback_context;
       var listed = ctx.inputs_list[0];
       var many = Array.isArray(listed);
@@ -794,6 +843,11 @@
         var out = [many ? shown : shown[0]];
         if (c.picker) { out.push(noUpdate()); }
         out.push(selection);
+        if (c.analysis) {
+          var held = selection === noUpdate() ? null :
+            heldSwitch(selection, status, pages, c.busyText);
+          out = out.concat(held || [noUpdate(), noUpdate(), noUpdate()]);
+        }
         if (c.picker && !many) {
           var wanted = shown[0];
           var known = (options || []).some(function (o) { return o && o.value === wanted; });
@@ -839,6 +893,15 @@
         picked[name] = sel[name] === undefined ? null : sel[name];
       });
       return same2(picked, previous) ? noUpdate() : picked;
+    },
+
+    /* A status store's model and state, updated only when they change: what a view of
+       the model alone listens to (a metric or linkage switch costs it no request). */
+    modelStatus: function (status, previous) {
+      if (!status || typeof status !== "object") { return noUpdate(); }
+      var key = Array.isArray(status.key) ? status.key : [];
+      var value = {model: key[0] === undefined ? null : key[0], state: status.state || null};
+      return same2(value, previous) ? noUpdate() : value;
     },
 
     decodeFigure: function (figure) {

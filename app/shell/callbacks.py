@@ -288,9 +288,12 @@ def register(app: Any, services: Services) -> None:
     export_view.register(app, services)
     model_busy.register(app)
 
+    # The analysis key's controls: a switch among the analyses the server holds is made
+    # ready with the selection itself (one round sooner than analysisKey).
+    switch = {"busy": busy, "pages": model_busy.PAGES_STATE, "busy_text": model_busy.BUSY_TEXT}
     for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
                            (ids.LINKAGE_PICKER, "linkage")):
-        bind_field(app, control, field)
+        bind_field(app, control, field, analysis=switch)
 
 
 def report_callback_error(error: Exception) -> None:

@@ -101,7 +101,7 @@ def mirror_shared_state(app: Any, selection_store: str | None, status_store: str
 
 def bind_field(app: Any, component_id: Any, field: str | None,
                selection_store: str = ids.SELECTION, *, prop: str = "value",
-               picker: bool = False) -> None:
+               picker: bool = False, analysis: dict[str, Any] | None = None) -> None:
     """Two-way binding of ``component_id.prop`` and the selection's ``field``, in the browser.
 
     The control shows the selection's value; changing the control updates the selection
@@ -119,15 +119,28 @@ def bind_field(app: Any, component_id: Any, field: str | None,
     ``picker``: a ``dcc.Dropdown`` — a value the selection sets that is not among its
     options comes with a provisional option in the same update (Dash 4's dropdown clears
     a value it has no option for, which would clear the selection's field too).
+
+    ``analysis``: a shell control of the analysis key (model, metric, linkage), given as
+    ``{"busy": (note Output, text Output), "pages": the page stores' State, "busy_text":
+    the note's sentence}``. A switch to an analysis the status lists as held in memory
+    then makes its ready status and the header's busy note in the same callback as the
+    selection, a round before ``analysisKey`` would (see app/shell/callbacks.py).
     """
     outputs = [Output(component_id, prop, allow_duplicate=True)]
     states = []
+    after: list[Any] = []
     if picker:
         outputs.append(Output(component_id, "options", allow_duplicate=True))
         states.append(State(component_id, "options"))
+    if analysis is not None:
+        after = [Output(ids.STATUS, "data", allow_duplicate=True), *analysis["busy"]]
+        states += [State(ids.STATUS, "data"), analysis["pages"]]
     clientside(app, "bind", *outputs, Output(ids.SELECTION, "data", allow_duplicate=True),
-               Input(component_id, prop), Input(selection_store, "data"), *states,
-               constants={"field": field, "picker": picker}, prevent_initial_call=True)
+               *after, Input(component_id, prop), Input(selection_store, "data"), *states,
+               constants={"field": field, "picker": picker,
+                          **({"analysis": True, "busyText": analysis["busy_text"]}
+                             if analysis is not None else {})},
+               prevent_initial_call=True)
 
 
 def name_downloads(app: Any, graphs: Mapping[str, Sequence[str]] | Sequence[str]) -> None:
@@ -183,11 +196,24 @@ def project_selection(app: Any, store_id: str, fields: Sequence[str],
 
     A view that depends on a few fields listens to this store instead of the whole
     selection, so other changes (a click in the tree) cost it no request and no redraw.
+    Pages project the shell's selection (the default), not their copy of it: the
+    projection then comes in the same round as the page's copies of the selection and
+    the status (:func:`mirror_shared_state`), and the views it fires ask the server a
+    round sooner. Its one Input is the shell's store, so no callback mixes the two.
     """
     clientside(app, "project", Output(store_id, "data"), Input(selection_store, "data"),
                State(store_id, "data"), constants={"fields": list(fields)})
 
 
+def project_model_status(app: Any, store_id: str, status_store: str) -> None:
+    """Keep ``store_id`` equal to ``{"model", "state"}`` of the status in ``status_store``,
+    updated only when they change: views of the model alone (the class picker's options,
+    the cut slider's range) listen to it, so a metric or linkage switch costs them no
+    request."""
+    clientside(app, "modelStatus", Output(store_id, "data"), Input(status_store, "data"),
+               State(store_id, "data"))
+
+
 __all__ = ["ALL", "bind_field", "browser_config", "callback_key", "clientside", "config_script",
-           "mirror_shared_state", "name_downloads", "project_selection",
+           "mirror_shared_state", "name_downloads", "project_model_status", "project_selection",
            "relay_selection_requests", "select_on"]

@@ -29,6 +29,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from classmap.analysis.progress import CallbackProgress
+from classmap.app.shell.clientside import clientside
 from classmap.app.shell.widgets import button
 
 PENDING, READY, ERROR, CANCELLED = "pending", "ready", "error", "cancelled"
@@ -110,15 +111,6 @@ def watch_status(verdict: Any, status: dict | None) -> tuple[Any, Any]:
     return no_update, (verdict.message or no_update)
 
 
-def failure_controls(status: dict | None) -> tuple[bool, bool, str]:
-    """A status → (watchdog disabled, failure bar hidden, failure text)."""
-    status = as_status(status) or {}
-    state = status.get("state")
-    failed = state == ERROR
-    message = status.get("message", "")
-    return state != PENDING, not failed, message if failed and isinstance(message, str) else ""
-
-
 def retry_status(n_clicks: int | None, status: dict | None,
                  make_request: Callable[[list], dict[str, Any]]) -> tuple:
     """Retry after a failed (or cancelled) job → (pending status, a new job request);
@@ -140,10 +132,10 @@ def watch_jobs(app: Any, status_id: str, request_id: str, label_id: str, interva
     :func:`watchdog_interval` and :func:`failure_bar`; ``label_id``: the job's label,
     where "Queued…" is shown). The app's job manager is ``app._classmap_jobs``."""
 
-    @app.callback(Output(interval_id, "disabled"), Output(bar_id, "hidden"),
-                  Output(text_id, "children"), Input(status_id, "data"))
-    def show_failure(status):
-        return failure_controls(status)
+    # The watchdog runs only while a job is pending; an error shows in the bar. In the
+    # browser (classmap.js failureControls): a status change costs no request.
+    clientside(app, "failureControls", Output(interval_id, "disabled"), Output(bar_id, "hidden"),
+               Output(text_id, "children"), Input(status_id, "data"))
 
     @app.callback(Output(status_id, "data", allow_duplicate=True),
                   Output(label_id, "children", allow_duplicate=True),

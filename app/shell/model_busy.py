@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dash import ALL, Input, Output, State, html, no_update
-from dash.exceptions import PreventUpdate
 
 from classmap.app.shell import ids
+from classmap.app.shell.clientside import clientside
 
 # Component ids (the shell's; tests rely on them).
 MODEL_BUSY = "shell-model-busy"  # the note: spinner + text, hidden unless busy
@@ -43,11 +43,10 @@ def register_views_drawn(app: Any, page: str, store_id: str) -> None:
     ``store_id``'s ``data["key"]`` is the analysis key it last drew."""
     app.__dict__.setdefault("_classmap_views_drawn", {})[page] = store_id
 
-    @app.callback(Output(MODEL_BUSY, "hidden", allow_duplicate=True),
-                  Input(store_id, "data"), State(ids.SELECTION, "data"),
-                  prevent_initial_call=True)
-    def views_drawn(drawn, selection):
-        return views_drawn_logic(drawn, selection)
+    # In the browser (classmap.js viewsDrawn): the views' new key costs no request while
+    # they are being drawn.
+    clientside(app, "viewsDrawn", Output(MODEL_BUSY, "hidden", allow_duplicate=True),
+               Input(store_id, "data"), State(ids.SELECTION, "data"), prevent_initial_call=True)
 
 
 def pages_with_drawn(app: Any) -> frozenset[str]:
@@ -80,24 +79,12 @@ def busy_text(key: Sequence[str]) -> str:
     return BUSY_TEXT.format(*key)
 
 
-def views_drawn_logic(drawn: Any, selection: Any) -> Any:
-    """The page drew its views for an analysis → hide the note if it is the selection's."""
-    if not isinstance(drawn, Mapping) or not isinstance(selection, Mapping):
-        raise PreventUpdate
-    wanted = [selection.get("model"), selection.get("metric"), selection.get("linkage")]
-    return True if drawn.get("key") == wanted else no_update
-
-
 def register(app: Any) -> None:
     """Hide the note when the analysis fails or is cancelled (the shell's other callbacks
     show it: app/shell/callbacks.py)."""
 
-    @app.callback(Output(MODEL_BUSY, "hidden", allow_duplicate=True),
-                  Input(ids.STATUS, "data"), prevent_initial_call=True)
-    def hide_on_failure(status):
-        if isinstance(status, Mapping) and status.get("state") in ("error", "cancelled"):
-            return True
-        raise PreventUpdate
+    clientside(app, "hideOnFailure", Output(MODEL_BUSY, "hidden", allow_duplicate=True),
+               Input(ids.STATUS, "data"), prevent_initial_call=True)
 
 
 PAGES_STATE = State({"type": ids.PAGE_QUERY, "page": ALL}, "id")

@@ -41,8 +41,9 @@ from classmap.app.pages.classes import ids
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.classes.layout import cut_limit, cut_marks
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
-                                          name_downloads, project_selection,
-                                          relay_selection_requests, select_on)
+                                          name_downloads, project_model_status,
+                                          project_selection, relay_selection_requests,
+                                          select_on)
 from classmap.app.shell.jobs import job_request
 from classmap.app.shell.widgets import provisional_options
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
@@ -1066,9 +1067,14 @@ def register(app: Any, services: Services) -> None:
     def model_summary(status, selection):
         return model_summary_logic(services, status, selection)
 
+    # Views of the model alone listen to its {model, state}: a metric or linkage switch
+    # costs them no request.
+    project_model_status(app, ids.CLASSES_MODEL_STATUS, ids.CLASSES_STATUS)
+    model_status_in = Input(ids.CLASSES_MODEL_STATUS, "data")
+
     @app.callback(Output(ids.CUT_SLIDER, "max"), Output(ids.CUT_SLIDER, "marks"),
-                  status_in, selection_state)
-    def cut_range(status, selection):
+                  model_status_in, status_state, selection_state)
+    def cut_range(_model_status, status, selection):
         return cut_range_logic(services, status, selection)
 
     # The class map is a secondary view: its overlays are drawn when the page is idle,
@@ -1105,7 +1111,7 @@ def register(app: Any, services: Services) -> None:
     for store, fields in ((ids.MATRIX_SELECTION, MATRIX_FIELDS),
                           (ids.PANEL_SELECTION, PANEL_FIELDS),
                           (ids.CLASS_MAP_SELECTION, CLASS_MAP_FIELDS)):
-        project_selection(app, store, fields, ids.CLASSES_SELECTION)
+        project_selection(app, store, fields)
 
     from classmap.app.server import report_callback_error
 
@@ -1177,7 +1183,7 @@ def register(app: Any, services: Services) -> None:
                   ids.CLEAR_SELECTION: clear_clicks}.get(ctx.triggered_id)
         return zoom_logic(ctx.triggered_id, clicks, selection)
 
-    project_selection(app, ids.NEIGHBOURS_KEY, NEIGHBOURS_FIELDS, ids.CLASSES_SELECTION)
+    project_selection(app, ids.NEIGHBOURS_KEY, NEIGHBOURS_FIELDS)
 
     @app.callback(
         *(Output(component, prop) for component, prop in NEIGHBOURS_OUTPUTS),
@@ -1200,10 +1206,10 @@ def register(app: Any, services: Services) -> None:
     @app.callback(
         Output(ids.FOCAL, "options"), Output(ids.FOCAL_ALL, "data"),
         Output(ids.FOCAL_ALL_MODEL, "data"),
-        Input(ids.FOCAL, "search_value"), status_in,
+        Input(ids.FOCAL, "search_value"), model_status_in, status_state,
         State(ids.FOCAL, "value"), selection_state, State(ids.FOCAL_ALL_MODEL, "data"),
     )
-    def focal_options(search, status, value, selection, sent):
+    def focal_options(search, _model_status, status, value, selection, sent):
         return focal_options_view_logic(services, search, value, selection, status,
                                          ctx.triggered_id, sent)
 

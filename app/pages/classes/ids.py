@@ -9,6 +9,7 @@ from __future__ import annotations
 # -- classes page (weight similarity) ------------------------------------------------
 CLASSES_SELECTION = "classes-selection"  # page-local copies of the shared stores
 CLASSES_STATUS = "classes-status"
+CLASSES_MODEL_STATUS = "classes-model-status"  # {model, state} of the status (see clientside)
 CLASSES_SELECT = "classes-select-request"  # server clicks' new selection (relayed in the browser)
 HEATMAP = "similarity-heatmap"
 HEATMAP_KEY = "classes-heatmap-key"  # what the heatmap figure was last fully drawn for

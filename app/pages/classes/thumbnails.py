@@ -131,7 +131,7 @@ def register(app: Any, services: Services) -> None:
 
     register_thumbnail_route(app, services)
     images = image_services_for(services)
-    project_selection(app, THUMBS_KEY, STRIP_FIELDS, ids.CLASSES_SELECTION)
+    project_selection(app, THUMBS_KEY, STRIP_FIELDS)
 
     def url(model: str, data: str) -> str:
         return thumbnail_url(app, model, data, "image")

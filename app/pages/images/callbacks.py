@@ -625,7 +625,7 @@ def register(app: Any, services: Services) -> None:
     status_in = Input(ids.IMAGE_STATUS, "data")
     mirror_shared_state(app, ids.IMAGE_SELECTION)
     for store, fields in VIEW_FIELDS.items():
-        project_selection(app, store, fields, ids.IMAGE_SELECTION)
+        project_selection(app, store, fields)
 
     def key_in(store: str) -> Input:
         return Input(store, "data")

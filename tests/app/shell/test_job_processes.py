@@ -26,7 +26,7 @@ from classmap.app.shell.job_processes import (DONE, FAILED, QUEUED, RUNNING, STA
                                               JobManager, JobVerdict, _recording_failures,
                                               _wait_for_slot, check_job, find_request,
                                               process_alive, records, write_record)
-from classmap.app.shell.jobs import (ERROR, PENDING, failure_controls, job_request, job_status,
+from classmap.app.shell.jobs import (ERROR, PENDING, job_request, job_status,
                                      watch_status)
 
 LIMITS = JobLimits(per_model=1, per_session=1, queued=1, time_limit=60, heartbeat_timeout=5)
@@ -137,8 +137,6 @@ def test_the_watchdog_turns_a_pending_status_into_its_error():
     for verdict, status in ((None, pending), (JobVerdict(ERROR, "x"), job_status(["k"], "ready"))):
         with pytest.raises(PreventUpdate):
             watch_status(verdict, status)
-    assert failure_controls(pending) == (False, True, "")
-    assert failure_controls(job_status(["k"], ERROR, "why")) == (True, False, "why")
 
 
 def test_retry_of_a_failed_analysis_starts_a_new_job():

@@ -17,6 +17,7 @@ import pytest
 
 from classmap.app.pages.classes import callbacks as page
 from classmap.app.pages.classes import ids
+from classmap.app.shell import ids as shell_ids
 from classmap.app.shell.selection import FIELDS, default_selection, update_selection
 
 KEY = ["lite0-imagenet", "cosine", "ward"]
@@ -173,7 +174,8 @@ def test_each_view_callback_listens_to_the_projection_of_its_fields(app_settings
             (ids.MATRIX_SELECTION, page.MATRIX_FIELDS, ids.HEATMAP_FIGURE),
             (ids.PANEL_SELECTION, page.PANEL_FIELDS, ids.SUBTREE_TITLE),
             (ids.CLASS_MAP_SELECTION, page.CLASS_MAP_FIELDS, ids.CLASS_MAP_FIGURE)):
-        projection = constants[f"{store}.data|{ids.CLASSES_SELECTION}.data"]
+        # projected from the shell's selection: in the same round as the page's copies
+        projection = constants[f"{store}.data|{shell_ids.SELECTION}.data"]
         assert projection["fields"] == list(fields)
         listened = callback_of(output)
         assert f"{store}.data" in listened
