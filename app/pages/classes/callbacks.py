@@ -413,8 +413,7 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
     nodes = np.r_[drawn, collapsed]
     overlays = dendrogram_overlays_for(services, view, sel, span)
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        link_x, link_y = (np.r_[a, b] for a, b in zip(layout.link_paths(drawn),
-                                                      layout.clade_shapes(collapsed)))
+        link_x, link_y = layout.link_walk(drawn, collapsed)
         sizes = layout.last[nodes] - layout.first[nodes] + 1
         positions = np.arange(span[0], span[1] + 1)
         wordnet = wordnet_for(services, view)

@@ -327,7 +327,7 @@ def heatmap_shapes(
 
 # -- dendrogram ---------------------------------------------------------------------------
 
-DENDRO_LINKS, DENDRO_NODES = range(2)
+DENDRO_LINKS, DENDRO_NODES, DENDRO_LABELS = range(3)
 FOCAL_STRIP = 0.12  # fraction of the tree's height drawn below the leaves
 
 
@@ -350,11 +350,13 @@ def dendrogram_figure(
     node_labels: Sequence[str] | None = None,
     leaf_labels: Sequence[str] | None = None,
 ) -> go.Figure:
-    """A dendrogram as one line trace plus one clickable marker per internal node.
+    """A dendrogram as one line trace, one clickable marker per internal node and, when
+    nodes are named, a text trace of their names.
 
     Parameters
     ----------
-    link_x, link_y : ndarrays of shape (5m,) — NaN-separated ⊓ links (TreeLayout.link_paths)
+    link_x, link_y : ndarrays of shape (P,) — the links as polylines (TreeLayout.link_walk:
+        one per tree, so the browser draws one SVG path instead of one per link)
     node_x, node_y, node_ids, node_sizes : ndarrays of shape (m,) — internal nodes
     x_range : leaf positions shown (aligned with the heatmap's columns)
     top : height of the highest node shown
@@ -384,14 +386,22 @@ def dendrogram_figure(
     )
     if wordnet_names is not None:
         nodes.update(hovertext=list(wordnet_names))
-    if node_labels is not None and any(node_labels):
-        nodes.update(mode="markers+text", text=list(node_labels), textposition="top center",
-                     textfont=dict(size=10, color=MUTED), cliponaxis=False)
     traces = [
-        dict(type="scatter", x=link_x, y=link_y, mode="lines", line=dict(color=TREE, width=1),
-             hoverinfo="skip", name="links", connectgaps=False),
+        # The walk retraces links: plotly's line simplification is not asked to judge that.
+        dict(type="scatter", x=link_x, y=link_y, mode="lines",
+             line=dict(color=TREE, width=1, simplify=False), hoverinfo="skip", name="links",
+             connectgaps=False),
         nodes,
     ]
+    if node_labels is not None and any(node_labels):
+        # Their own trace of the few named nodes: as the markers' text, plotly made an
+        # (empty) text element for every node — a thousand more elements to redraw.
+        named_nodes = [i for i, label in enumerate(node_labels) if label]
+        traces.append(dict(
+            type="scatter", mode="text", name="labels", x=np.asarray(node_x)[named_nodes],
+            y=np.asarray(node_y)[named_nodes], text=[node_labels[i] for i in named_nodes],
+            textposition="top center", textfont=dict(size=10, color=MUTED), cliponaxis=False,
+            hoverinfo="skip", showlegend=False))
     margin = matrix_margins(named)
     xaxis: dict[str, Any] = dict(range=list(x_range), showticklabels=False, automargin=False)
     if leaf_labels is not None and any(leaf_labels):

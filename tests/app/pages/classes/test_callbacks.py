@@ -134,7 +134,8 @@ def test_wide_heatmap_overview_and_zoomed_region(services):
 
 def test_dendrogram_patch_carries_the_highlight(services, lite0_view):
     figure, _, key = page.update_dendrogram_logic(services, selection(), READY, None)
-    assert len(figure.data) == 2 and len(figure.data[1].x) == 999
+    # links, one marker per internal node and the named nodes' labels (WordNet ids)
+    assert len(figure.data) == 3 and len(figure.data[1].x) == 999
     full, overlay, again = page.update_dendrogram_logic(services, selection(node=1990, cut=6),
                                                         READY, key)
     assert full is no_update

@@ -83,12 +83,12 @@ def test_heatmap_shapes_outline_selection_focal_and_clusters():
 
 
 def random_tree(leaves: int):
-    """(tree layout, its node numbers, their link paths' xs and ys) of a random Ward tree."""
+    """(tree layout, its node numbers, their links' walk xs and ys) of a random Ward tree."""
     rng = np.random.default_rng(1)
     linkage = hierarchy.linkage(rng.normal(size=(leaves, 6)), "ward")
     layout = compute_tree_layout(linkage, hierarchy.leaves_list(linkage))
     nodes = np.arange(layout.num_leaves, layout.root + 1)
-    return (layout, nodes, *layout.link_paths(nodes))
+    return (layout, nodes, *layout.link_walk(nodes))
 
 
 def test_dendrogram_is_one_line_trace_whatever_the_size():
@@ -103,7 +103,8 @@ def test_dendrogram_is_one_line_trace_whatever_the_size():
                                        overlays=overlays)
     assert len(figure.data) == 2  # the tree (one line trace) and one marker per node
     assert figure.data[figures.DENDRO_LINKS].mode == "lines"
-    assert len(figure.data[figures.DENDRO_LINKS].x) == 5 * len(nodes)
+    assert len(figure.data[figures.DENDRO_LINKS].x) == len(xs)  # one polyline: no breaks
+    assert not np.isnan(np.asarray(figure.data[figures.DENDRO_LINKS].x, dtype=float)).any()
     assert len(figure.data[figures.DENDRO_NODES].x) == len(nodes)
     assert figure.data[figures.DENDRO_NODES].customdata[0][0] == nodes[0]
     # plain JSON (not a typed array), or Dash leaves it out of click events

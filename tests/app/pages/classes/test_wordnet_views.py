@@ -30,11 +30,14 @@ def test_tree_nodes_carry_their_wordnet_name_on_hover(services, lite0_view):
 
 def test_large_nodes_are_labelled_and_small_ones_are_not(services, lite0_view):
     figure, _, _ = page.update_dendrogram_logic(services, selection(), READY, None)
-    nodes = figure.data[1]
-    labelled = [(t, int(size)) for t, (_n, size) in zip(nodes.text, nodes.customdata) if t]
-    assert 0 < len(labelled) <= page.NODE_LABELS
+    nodes, labels = figure.data[page.figures.DENDRO_NODES], figure.data[page.figures.DENDRO_LABELS]
+    assert nodes.mode == "markers" and labels.mode == "text"
+    # each label sits on its node's marker: the node's size from the marker there
+    at = {(float(x), float(y)): int(size)
+          for x, y, (_n, size) in zip(nodes.x, nodes.y, nodes.customdata)}
+    labelled = [(t, at[(float(x), float(y))]) for t, x, y in zip(labels.text, labels.x, labels.y)]
+    assert 0 < len(labelled) <= page.NODE_LABELS and all(labelled)
     assert all(size >= 50 for _t, size in labelled)  # 1/20 of the 1,000 classes shown
-    assert nodes.mode == "markers+text"
     assert {"dog", "bird"} <= {t for t, _ in labelled}  # chains of one name labelled once
 
 
