@@ -822,17 +822,10 @@
        selection (bind_field). The selection wins when both changed (a page being
        inserted). A picker's value that none of its options has comes with a provisional
        option (Dash 4's dropdown clears a value that is not among its options; the
-       server's options, with the class's full name, replace it). An analysis control
-       (model, metric, linkage: constants.analysis) switching to an analysis the status
-       lists as held makes its ready status and busy note here, with the selection, a
-       round before analysisKey would: the page's views then ask the server a round
-       sooner. Returns [value(s), (options,) selection, (status, note hidden, note
-       text)]; the states after the selection are the picker's options, or the
-       analysis control's status and page stores. */
-    bind: function (value, sel, options, pages) {
+       server's options, with the class's full name, replace it). Returns
+       [value(s), (options,) selection]. */
+    bind: function (value, sel, options) {
       var c = constants();
-      var status = c.analysis ? options : undefined;
-      if (c.analysis) { options = undefined; }
       var ctx = window.dash_clientside.callback_context;
       var listed = ctx.inputs_list[0];
       var many = Array.isArray(listed);
@@ -843,11 +836,6 @@
         var out = [many ? shown : shown[0]];
         if (c.picker) { out.push(noUpdate()); }
         out.push(selection);
-        if (c.analysis) {
-          var held = selection === noUpdate() ? null :
-            heldSwitch(selection, status, pages, c.busyText);
-          out = out.concat(held || [noUpdate(), noUpdate(), noUpdate()]);
-        }
         if (c.picker && !many) {
           var wanted = shown[0];
           var known = (options || []).some(function (o) { return o && o.value === wanted; });
@@ -874,6 +862,50 @@
       }
       return finish(controls.map(function (control, i) {
         var field = fieldOf(control);
+        var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
+        return same(wanted, values[i]) ? noUpdate() : wanted;
+      }), noUpdate());
+    },
+
+    /* bind for several controls in one callback (bind_fields): a selection change then
+       costs dash-renderer one callback's work instead of one per control (it follows
+       every callback that writes the selection through all that depends on it).
+       Arguments: each control's value (constants.fields name their fields), the
+       selection, then an analysis control's status and page stores. A control that
+       fired updates the selection (the selection wins when it changed too); a changed
+       selection updates the controls that differ. Returns [each control's value,
+       selection, (status, note hidden, note text)]. */
+    bindAll: function () {
+      var c = constants();
+      var n = c.fields.length;
+      var values = Array.prototype.slice.call(arguments, 0, n);
+      var sel = arguments[n], status = arguments[n + 1], pages = arguments[n + 2];
+      var ctx = window.dash_clientside.callback_context;
+      var fired = (ctx.triggered || []).map(function (t) { return t.prop_id; });
+      var keys = ctx.inputs_list.map(dependencyKey);
+      var nothing = values.map(noUpdate);
+      var finish = function (shown, selection) {
+        var out = shown.concat([selection]);
+        if (c.analysis) {
+          var held = selection === noUpdate() ? null :
+            heldSwitch(selection, status, pages, c.busyText);
+          out = out.concat(held || [noUpdate(), noUpdate(), noUpdate()]);
+        }
+        return out;
+      };
+      if (!sel) { return finish(nothing, noUpdate()); }
+      if (fired.indexOf(keys[n]) < 0) {
+        var changes = {}, any = false;
+        c.fields.forEach(function (field, i) {
+          var v = values[i];
+          if (fired.indexOf(keys[i]) >= 0 && v !== undefined && !same(v, sel[field])) {
+            changes[field] = v; any = true;
+          }
+        });
+        return finish(nothing, any ? window.classmap.update(sel, changes) : noUpdate());
+      }
+      var rules = schema();
+      return finish(c.fields.map(function (field, i) {
         var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
         return same(wanted, values[i]) ? noUpdate() : wanted;
       }), noUpdate());

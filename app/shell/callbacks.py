@@ -42,7 +42,7 @@ from dash.exceptions import PreventUpdate
 from classmap.analysis.errors import ClassmapError
 from classmap.app.hosting.redact import redact_paths
 from classmap.app.shell import export_view, ids, model_busy
-from classmap.app.shell.clientside import bind_field, clientside
+from classmap.app.shell.clientside import bind_fields, clientside
 from classmap.app.shell.jobs import (ERROR, PENDING, READY, cancelled_status, is_for,
                                      is_ready_for, job_request, job_status, progress_reporter,
                                      retry_status, watch_jobs)
@@ -291,9 +291,8 @@ def register(app: Any, services: Services) -> None:
     # The analysis key's controls: a switch among the analyses the server holds is made
     # ready with the selection itself (one round sooner than analysisKey).
     switch = {"busy": busy, "pages": model_busy.PAGES_STATE, "busy_text": model_busy.BUSY_TEXT}
-    for control, field in ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
-                           (ids.LINKAGE_PICKER, "linkage")):
-        bind_field(app, control, field, analysis=switch)
+    bind_fields(app, ((ids.MODEL_PICKER, "model"), (ids.METRIC_PICKER, "metric"),
+                      (ids.LINKAGE_PICKER, "linkage")), analysis=switch)
 
 
 def report_callback_error(error: Exception) -> None:

@@ -101,7 +101,7 @@ def mirror_shared_state(app: Any, selection_store: str | None, status_store: str
 
 def bind_field(app: Any, component_id: Any, field: str | None,
                selection_store: str = ids.SELECTION, *, prop: str = "value",
-               picker: bool = False, analysis: dict[str, Any] | None = None) -> None:
+               picker: bool = False) -> None:
     """Two-way binding of ``component_id.prop`` and the selection's ``field``, in the browser.
 
     The control shows the selection's value; changing the control updates the selection
@@ -119,28 +119,15 @@ def bind_field(app: Any, component_id: Any, field: str | None,
     ``picker``: a ``dcc.Dropdown`` — a value the selection sets that is not among its
     options comes with a provisional option in the same update (Dash 4's dropdown clears
     a value it has no option for, which would clear the selection's field too).
-
-    ``analysis``: a shell control of the analysis key (model, metric, linkage), given as
-    ``{"busy": (note Output, text Output), "pages": the page stores' State, "busy_text":
-    the note's sentence}``. A switch to an analysis the status lists as held in memory
-    then makes its ready status and the header's busy note in the same callback as the
-    selection, a round before ``analysisKey`` would (see app/shell/callbacks.py).
     """
     outputs = [Output(component_id, prop, allow_duplicate=True)]
     states = []
-    after: list[Any] = []
     if picker:
         outputs.append(Output(component_id, "options", allow_duplicate=True))
         states.append(State(component_id, "options"))
-    if analysis is not None:
-        after = [Output(ids.STATUS, "data", allow_duplicate=True), *analysis["busy"]]
-        states += [State(ids.STATUS, "data"), analysis["pages"]]
     clientside(app, "bind", *outputs, Output(ids.SELECTION, "data", allow_duplicate=True),
-               *after, Input(component_id, prop), Input(selection_store, "data"), *states,
-               constants={"field": field, "picker": picker,
-                          **({"analysis": True, "busyText": analysis["busy_text"]}
-                             if analysis is not None else {})},
-               prevent_initial_call=True)
+               Input(component_id, prop), Input(selection_store, "data"), *states,
+               constants={"field": field, "picker": picker}, prevent_initial_call=True)
 
 
 def name_downloads(app: Any, graphs: Mapping[str, Sequence[str]] | Sequence[str]) -> None:
@@ -176,6 +163,40 @@ def relay_selection_requests(app: Any, request_store: str) -> None:
     """
     clientside(app, "relay", Output(ids.SELECTION, "data", allow_duplicate=True),
                Input(request_store, "data"), prevent_initial_call=True)
+
+
+def bind_fields(app: Any, controls: Sequence[tuple[str, str]],
+                selection_store: str = ids.SELECTION, *,
+                analysis: dict[str, Any] | None = None) -> None:
+    """:func:`bind_field` for several plain controls (``(component id, field)`` pairs,
+    each bound by its ``value``) in one callback (``bindAll`` in classmap.js).
+
+    dash-renderer follows every callback a change fires through everything downstream of
+    its outputs before it runs any; a callback that writes the selection reaches the whole
+    page, so each bound control cost every selection change ≈ 5 ms of the browser's time
+    before the views could ask the server. One callback for a panel's controls costs that
+    once.
+
+    ``analysis``: the controls are the analysis key's (the shell's model, metric and
+    linkage), given as ``{"busy": (note Output, text Output), "pages": the page stores'
+    State, "busy_text": the note's sentence}``. A switch to an analysis the status lists
+    as held in memory then makes its ready status and the header's busy note in the same
+    callback as the selection, a round before ``analysisKey`` would
+    (app/shell/callbacks.py): the page's views ask the server a round sooner.
+    """
+    outputs = [Output(control, "value", allow_duplicate=True) for control, _ in controls]
+    after: list[Any] = []
+    states: list[Any] = []
+    if analysis is not None:
+        after = [Output(ids.STATUS, "data", allow_duplicate=True), *analysis["busy"]]
+        states = [State(ids.STATUS, "data"), analysis["pages"]]
+    clientside(app, "bindAll", *outputs, Output(ids.SELECTION, "data", allow_duplicate=True),
+               *after, *(Input(control, "value") for control, _ in controls),
+               Input(selection_store, "data"), *states,
+               constants={"fields": [field for _, field in controls],
+                          **({"analysis": True, "busyText": analysis["busy_text"]}
+                             if analysis is not None else {})},
+               prevent_initial_call=True)
 
 
 def select_on(app: Any, trigger: Input, change: str, selection_store: str = ids.SELECTION,
@@ -214,6 +235,6 @@ def project_model_status(app: Any, store_id: str, status_store: str) -> None:
                State(store_id, "data"))
 
 
-__all__ = ["ALL", "bind_field", "browser_config", "callback_key", "clientside", "config_script",
+__all__ = ["ALL", "bind_field", "bind_fields", "browser_config", "callback_key", "clientside", "config_script",
            "mirror_shared_state", "name_downloads", "project_model_status", "project_selection",
            "relay_selection_requests", "select_on"]

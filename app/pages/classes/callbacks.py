@@ -40,7 +40,8 @@ from classmap.app.pages.classes import figures
 from classmap.app.pages.classes import ids
 from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.classes.layout import cut_limit, cut_marks
-from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
+from classmap.app.shell.clientside import (bind_field, bind_fields, clientside,
+                                          mirror_shared_state,
                                           name_downloads, project_model_status,
                                           project_selection, relay_selection_requests,
                                           select_on)
@@ -1223,9 +1224,8 @@ def register(app: Any, services: Services) -> None:
                prevent_initial_call=True)
 
     bind_field(app, ids.FOCAL, "focal", ids.CLASSES_SELECTION, picker=True)
-    for control, field in ((ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
-                           (ids.EMBEDDING_PICKER, "embedding")):
-        bind_field(app, control, field, ids.CLASSES_SELECTION)
+    bind_fields(app, ((ids.CUT_SLIDER, "cut"), (ids.TOP_K, "k"),
+                      (ids.EMBEDDING_PICKER, "embedding")), ids.CLASSES_SELECTION)
 
     # A finished background embedding redraws the map. Its own callback: with EMBED_DONE
     # as an Input of ``views`` (which requests the job), dash-renderer held the views'
