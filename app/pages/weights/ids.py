@@ -12,6 +12,7 @@ WEIGHTS_TREE_KEY = "weights-tree-key"  # dcc.Store: the fields the split icicle 
 WEIGHTS_MODEL_KEY = "weights-model-key"  # dcc.Store: model, metric, linkage (the overview)
 WEIGHTS_FOCAL_KEY = "weights-focal-key"  # dcc.Store: … and the focal class (scatter, histogram)
 WEIGHTS_STATUS = "weights-status"  # dcc.Store: the page's copy of the analysis status
+WEIGHTS_SELECTION = "weights-selection"  # dcc.Store: the page's copy of the selection
 WEIGHTS_SELECT = "weights-select-request"  # server clicks' new selection (relayed in the browser)
 WEIGHTS_SUMMARY = "weights-summary"
 WEIGHTS_OVERVIEW = "weights-overview-graph"

@@ -142,7 +142,8 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
         dcc.Store(id=ids.WEIGHTS_MODEL_KEY), dcc.Store(id=ids.WEIGHTS_FOCAL_KEY),
         dcc.Store(id=ids.WEIGHTS_SCATTER_DRAWN),
-        dcc.Store(id=ids.WEIGHTS_STATUS), dcc.Store(id=ids.WEIGHTS_SELECT),
+        dcc.Store(id=ids.WEIGHTS_STATUS), dcc.Store(id=ids.WEIGHTS_SELECTION),
+        dcc.Store(id=ids.WEIGHTS_SELECT),
         dcc.Store(id=ids.WEIGHTS_CAM_STATUS), dcc.Store(id=ids.WEIGHTS_CAM_JOB),
     ], className="cm-page cm-page-weights")
 
