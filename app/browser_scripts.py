@@ -75,7 +75,14 @@ PLOTLY_TRACES = ("scatter", "bar", "heatmap", "histogram", "image")
 NPM_DIR = ASSETS_DIR / "npm"
 LOCKFILE = NPM_DIR / "package-lock.json"
 HEADER = re.compile(r"plotly\.js v(?P<version>[^,\s]+), partial bundle for Classmap: "
-                    r"traces (?P<traces>[a-z, ]+)")
+                    r"traces (?P<traces>[a-z, ]+); (?P<build>[^\n*]+)")
+# What the bundle changes in plotly.js, named in its header (an older bundle is rebuilt):
+# the image trace reads an image's size from the first bytes of its data URI instead of
+# decoding all of it (plotly.js decodes the whole base64 string in JavaScript on every
+# draw: ≈ 40 % of redrawing the Classes page's 1,000 × 1,000 heatmap).
+BUNDLE_BUILD = "image size read from the data URI's first bytes"
+IMAGE_SIZE_MODULE = NPM_DIR / "image-size-from-head.js"  # the entry requires it first
+
 RUNTIME_VERSION = "0.14.1"
 RUNTIME_SHA256 = "7beda998b3fd277f3548e12b277bafc3037d243421f007032d38dffee412224c"
 
@@ -89,19 +96,22 @@ def plotlyjs_version() -> str:
 
 def bundle_header(version: str, traces: tuple[str, ...] = PLOTLY_TRACES) -> str:
     """The comment that opens the partial bundle: plotly.js version and trace list."""
-    return f"/**\n* plotly.js v{version}, partial bundle for Classmap: traces {', '.join(traces)}\n*/"
+    return (f"/**\n* plotly.js v{version}, partial bundle for Classmap: traces "
+            f"{', '.join(traces)}; {BUNDLE_BUILD}\n*/")
 
 
 def bundle_version(path: Path = BUNDLE_PATH) -> str | None:
     """The plotly.js version named in the partial bundle's header, or None if absent,
-    unreadable, or built for other traces than :data:`PLOTLY_TRACES`."""
+    unreadable, or built for other traces than :data:`PLOTLY_TRACES` or without
+    :data:`BUNDLE_BUILD`'s change."""
     try:
         with path.open("r", encoding="utf-8", errors="replace") as handle:
             head = handle.read(400)
     except OSError:
         return None
     match = HEADER.search(head)
-    if match is None or tuple(t.strip() for t in match["traces"].split(",")) != PLOTLY_TRACES:
+    if match is None or tuple(t.strip() for t in match["traces"].split(",")) != PLOTLY_TRACES \
+            or match["build"].strip() != BUNDLE_BUILD:
         return None
     return match["version"]
 
@@ -197,8 +207,10 @@ def build_partial_bundle(staged: Path, node_modules: Path) -> None:
     """Build plotly.js's partial bundle of :data:`PLOTLY_TRACES` into ``staged``.
 
     esbuild bundles an entry that registers the traces with plotly.js's core — the
-    recipe of plotly.js's CUSTOM_BUNDLE.md, without cloning it. The plotly.js it
-    bundles is the lockfile's, which must be the Python package's plotly.js.
+    recipe of plotly.js's CUSTOM_BUNDLE.md, without cloning it — after giving the image
+    trace a getImageSize that reads the data URI's first bytes only (:data:`BUNDLE_BUILD`).
+    The plotly.js it bundles is the lockfile's, which must be the Python package's
+    plotly.js.
     """
     version = locked_versions()["plotly.js"]
     if version != plotlyjs_version():
@@ -208,7 +220,11 @@ def build_partial_bundle(staged: Path, node_modules: Path) -> None:
     work = node_modules.parent
     modules = ",\n    ".join(f"require('plotly.js/lib/{trace}')" for trace in PLOTLY_TRACES
                               if trace != "scatter")
+    # The image helpers' patch first: the image trace's calc module takes getImageSize
+    # from them when it loads (BUNDLE_BUILD).
+    shutil.copyfile(IMAGE_SIZE_MODULE, Path(work, IMAGE_SIZE_MODULE.name))
     Path(work, "entry.js").write_text(
+        f"require('./{IMAGE_SIZE_MODULE.name}');\n"
         f"var Plotly = require('plotly.js/lib/core');\nPlotly.register([\n    {modules}\n]);\n"
         "module.exports = Plotly;\n")
     # The settings of plotly.js's own build (esbuild-config.js) that these traces need;

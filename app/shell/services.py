@@ -59,6 +59,7 @@ from classmap.app.shell.tree_layout import TreeLayout, compute_tree_layout, cut_
 
 HEATMAP_IMAGES = 8  # heatmap PNGs kept per analysis (the whole matrix and zoomed regions)
 CLUSTER_CUTS = 16  # cluster labellings kept per analysis (each is C integers)
+VIEW_MEMOS = 16  # derived values kept per analysis (ModelView.memo: WordNet, zooms' links)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,6 +98,7 @@ class ModelView:
     _images: "OrderedDict[tuple, str]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _prefix: "Future[np.ndarray] | None" = field(default=None, repr=False)
+    _memo: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict, repr=False)
 
     @property
     def head(self) -> ClassifierHead:
@@ -217,6 +219,22 @@ class ModelView:
             if len(exact) >= limit:
                 break
         return (exact + prefix + inside)[:limit]
+
+    def memo(self, key: tuple, create: Callable[[], T]) -> T:
+        """``create()`` once per ``key`` for this view (the last VIEW_MEMOS kept): what
+        every redraw derives the same way from the analysis — its WordNet names (a cache
+        read), the dendrogram's walk of a zoom's links. Values are shared: never change
+        them."""
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = create()  # outside the lock: two threads may both make it, one is kept
+        with self._lock:
+            self._memo[key] = value
+            while len(self._memo) > VIEW_MEMOS:  # zooms come from the client
+                self._memo.popitem(last=False)
+        return value
 
     def clusters(self, num_clusters: int) -> np.ndarray | None:
         """Cluster label of each class for a cut into ``num_clusters``, shape (C,); None if off."""

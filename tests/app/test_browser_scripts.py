@@ -29,6 +29,10 @@ def test_the_bundle_is_chosen_only_when_installed_and_current(tmp_path):
     fewer = write_bundle(tmp_path / "fewer.js", current, ("scatter", "bar"))
     stock = tmp_path / "stock.js"
     stock.write_text(f"/**\n* plotly.js (cartesian - minified) v{current}\n*/\n")
+    # built before the image-size change (its header does not name it): rebuilt, not used
+    older = tmp_path / "older.js"
+    older.write_text(f"/**\n* plotly.js v{current}, partial bundle for Classmap: traces "
+                     f"{', '.join(scripts.PLOTLY_TRACES)}\n*/\nwindow.Plotly={{}};\n")
     missing = tmp_path / "missing.js"
     assert scripts.bundle_version(good) == current
     assert scripts.choose_bundle(None, good) == "partial"
@@ -36,7 +40,7 @@ def test_the_bundle_is_chosen_only_when_installed_and_current(tmp_path):
     assert scripts.choose_bundle("full", good) == "full"
     # stale, built for other traces, not ours, or missing: the full plotly.js, never a
     # mismatched one
-    for path in (stale, fewer, stock, missing):
+    for path in (stale, fewer, stock, older, missing):
         assert scripts.choose_bundle(None, path) == "full", path.name
     assert scripts.choose_bundle("partial", missing) == "full"
     with pytest.raises(ClassmapError, match="unknown plotly bundle 'gl'.*partial, full"):
@@ -149,6 +153,44 @@ def test_the_built_bundle_registers_exactly_its_traces(browser):
         page.close()
     assert registered == sorted(scripts.PLOTLY_TRACES)
     assert version == scripts.plotlyjs_version()
+
+
+def _data_uri(kind: str, size: tuple[int, int], **options) -> str:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=kind, **options)
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.mark.skipif(not scripts.partial_available(), reason="bundle not installed")
+def test_the_built_bundle_sizes_images_from_their_first_bytes_or_all_of_them(browser):
+    """BUNDLE_BUILD: an image trace of a large PNG is sized from its header; a JPEG whose
+    size comes after a 5 kB comment (past the bytes read first) is sized from all of it."""
+    page = browser.new_page()
+    try:
+        page.set_content("<div id=g style='width:600px;height:500px'></div>")
+        page.add_script_tag(content=scripts.BUNDLE_PATH.read_text())
+        sizes = {}
+        for name, uri, size in (
+                ("png", _data_uri("PNG", (700, 300)), (700, 300)),
+                ("late jpeg", _data_uri("JPEG", (90, 40), comment=b"x" * 5000), (90, 40))):
+            # the PNG's data runs far past the 4,096 characters read first (HEAD in
+            # assets/npm/image-size-from-head.js)
+            assert len(uri) > 100_000 or name == "late jpeg"
+            sizes[name] = (page.evaluate(
+                """uri => Plotly.newPlot('g', [{type: 'image', source: uri}]).then((gd) => {
+                     const trace = gd.calcdata[0][0]; return [trace.w, trace.h]; })""", uri),
+                size)
+    finally:
+        page.close()
+    for name, (found, expected) in sizes.items():
+        assert tuple(found) == expected, name
 
 
 def test_stale_vendor_files_are_removed(tmp_path):

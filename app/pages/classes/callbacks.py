@@ -289,11 +289,12 @@ def heatmap_click_logic(services: Services, click: dict | None, selection: dict 
 
 
 def wordnet_for(services: Services, view: ModelView) -> Any:
-    """The WordNet names and agreement of the view's tree (cached; unavailable for class
-    sets without WordNet ids)."""
+    """The WordNet names and agreement of the view's tree (cached, and kept with the view;
+    unavailable for class sets without WordNet ids)."""
     from classmap.analysis.pipelines.compare import wordnet_for_tree
 
-    return wordnet_for_tree(tuple(view.ids), view.analysis.linkage, services.cache)
+    return view.memo(("wordnet",), lambda: wordnet_for_tree(
+        tuple(view.ids), view.analysis.linkage, services.cache))
 
 
 def wordnet_node_text(wordnet: Any, view: ModelView, nodes: np.ndarray) -> list[str] | None:
@@ -414,7 +415,7 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
     nodes = np.r_[drawn, collapsed]
     overlays = dendrogram_overlays_for(services, view, sel, span)
     if not rendered or {k: rendered.get(k) for k in base} != base:
-        link_x, link_y = layout.link_walk(drawn, collapsed)
+        link_x, link_y = view.memo(("links", *span), lambda: layout.link_walk(drawn, collapsed))
         sizes = layout.last[nodes] - layout.first[nodes] + 1
         positions = np.arange(span[0], span[1] + 1)
         wordnet = wordnet_for(services, view)
