@@ -62,6 +62,10 @@ RUNTIME_PATH = VENDOR_DIR / "regenerator-runtime.js"
 # Regexes for Dash's ``assets_ignore``: leave a vendored script out of the page.
 BUNDLE_IGNORE = r"plotly-classmap\.min\.js$"
 RUNTIME_IGNORE = r"regenerator-runtime\.js$"
+# Dash's ``assets_path_ignore``: folders of assets/ whose scripts are never page scripts —
+# npm/ holds what builds the vendored ones (a CommonJS module there would run in the page
+# and fail on ``require``).
+ASSETS_PATH_IGNORE = [r"^npm$"]
 # Dash's babel polyfill in the page's script tags (dash/_dash_renderer.py: polyfill@7.x).
 POLYFILL_TAG = re.compile(r'<script src="[^"]*/polyfill@[^"]*"></script>\s*')
 CHOICES = ("partial", "full")

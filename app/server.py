@@ -17,7 +17,12 @@ from typing import Any
 import dash
 
 from classmap.analysis.errors import ClassmapError
-from classmap.app.browser_scripts import ASSETS_DIR, assets_ignore, without_polyfill
+from classmap.app.browser_scripts import (
+    ASSETS_DIR,
+    ASSETS_PATH_IGNORE,
+    assets_ignore,
+    without_polyfill,
+)
 from classmap.app.config import Settings
 from classmap.app.hosting.access import (HEALTH_ENDPOINT, check_exposure, install_access,
                                          limit_log_lines)
@@ -64,6 +69,7 @@ def create_app(settings: Settings, services: Services | None = None, *,
         assets_folder=str(ASSETS_DIR),
         # Vendored scripts (assets/vendor) are left out when Dash's stock ones are chosen.
         assets_ignore=assets_ignore(settings.plotly_bundle, settings.babel_polyfill),
+        assets_path_ignore=ASSETS_PATH_IGNORE,
         title="Classmap",
         update_title=None,
         background_callback_manager=manager,

@@ -24,7 +24,13 @@ import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from classmap.analysis.cache import ResultCache, digest_arrays, get_or_compute, make_key
+from classmap.analysis.cache import (
+    ResultCache,
+    digest_arrays,
+    get_or_compute,
+    make_key,
+    read_cached,
+)
 from classmap.analysis.errors import ClassmapError, check_choice
 from classmap.analysis.methods import compare as compare_methods
 from classmap.analysis.methods import wordnet_agreement as agreement_methods
@@ -38,6 +44,7 @@ from classmap.analysis.wordnet.graph import (
 )
 
 WORDNET_VERSION = "1"  # of how the view is computed; the data file's digest is keyed too
+COMPARISON_VERSION = "1"  # of compare_methods.compare and SourceComparison's packing
 IMAGE_RELATIONS = ("confidence", "features", "gradcam")
 RELATIONS = ("cosine", "euclidean", "wordnet", *IMAGE_RELATIONS)
 NON_EUCLIDEAN = ("wordnet", "confidence")
@@ -363,11 +370,83 @@ def compare_sources(
     a: SourceRelation, b: SourceRelation,
     permutations: int = compare_methods.DEFAULT_PERMUTATIONS,
     top_pairs: int = compare_methods.DEFAULT_TOP_PAIRS,
+    *, cache: ResultCache | None = None, key: str | None = None,
 ) -> SourceComparison:
-    """Every comparison measure over the classes both sources cover."""
-    a, b, coverage = shared_classes(a, b)
-    result = compare_methods.compare(a.relation, b.relation, permutations=permutations,
-                                     top_pairs=top_pairs)
-    return SourceComparison(result, a.class_ids, a.class_names, coverage,
-                            a.relation.linkage, b.relation.linkage)
+    """Every comparison measure over the classes both sources cover; with a ``cache`` and
+    the sources' :func:`comparison_key`, stored there (and read from there)."""
+    def compute() -> SourceComparison:
+        shared_a, shared_b, coverage = shared_classes(a, b)
+        result = compare_methods.compare(shared_a.relation, shared_b.relation,
+                                         permutations=permutations, top_pairs=top_pairs)
+        return SourceComparison(result, shared_a.class_ids, shared_a.class_names, coverage,
+                                shared_a.relation.linkage, shared_b.relation.linkage)
+
+    if cache is None or key is None:
+        return compute()
+    return get_or_compute(cache, key, compute, pack=_pack_comparison,
+                          unpack=_unpack_comparison)
+
+
+def head_source_fingerprint(head: Any, relation: str, linkage: str) -> str:
+    """What :func:`relation_from_head` computes the relation from, as a key: the weight
+    analysis' cache key (head digest, metric, linkage), or — for WordNet — the class ids,
+    the shipped WordNet file's digest and the linkage."""
+    from classmap.analysis.pipelines.weights import WeightParams, weight_analysis_key
+
+    if relation == "wordnet":
+        return make_key("wordnet-relation", WORDNET_VERSION, data=shipped_digest(),
+                        ids=digest_arrays(np.asarray(head.classes.ids)), linkage=linkage)
+    return weight_analysis_key(head, WeightParams(metric=relation, linkage=linkage,
+                                                  top_k=min(5, head.num_classes - 1)))
+
+
+def comparison_key(fingerprints: tuple[str, str], labels: tuple[str, str], permutations: int,
+                   top_pairs: int = compare_methods.DEFAULT_TOP_PAIRS) -> str:
+    """Cache key of the comparison of two sources (their fingerprints and labels — the
+    labels name the relations in the result), with its permutation count and seed 0:
+    the measures are deterministic, so a stored comparison is the one computed again."""
+    return make_key("comparison", COMPARISON_VERSION, sources=list(fingerprints),
+                    labels=list(labels), permutations=int(permutations),
+                    top_pairs=int(top_pairs), seed=0)
+
+
+def cached_comparison(cache: ResultCache | None, key: str) -> SourceComparison | None:
+    """The comparison stored under ``key`` (:func:`comparison_key`), or None."""
+    return read_cached(cache, key, _unpack_comparison)
+
+
+_COMPARISON_ARRAYS = ("cut_levels", "fowlkes_mallows", "expected_fowlkes_mallows", "pairs",
+                      "pair_ranks", "order_a", "order_b", "neighbour_overlap")
+_COMPARISON_SCALARS = ("a", "b", "spearman", "mantel_statistic", "mantel_p_value",
+                       "mantel_method", "permutations", "cophenetic_pearson",
+                       "cophenetic_spearman", "crossings", "crossings_before", "seconds")
+
+
+def _pack_comparison(compared: SourceComparison) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    result = compared.result
+    arrays = {name: np.asarray(getattr(result, name)) for name in _COMPARISON_ARRAYS}
+    arrays["linkage_a"] = np.asarray(compared.linkage_a, dtype=np.float64)
+    arrays["linkage_b"] = np.asarray(compared.linkage_b, dtype=np.float64)
+    def plain(value: Any) -> Any:  # numpy scalars as JSON numbers
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value.item() if isinstance(value, np.generic) else value
+
+    meta = {name: plain(getattr(result, name)) for name in _COMPARISON_SCALARS}
+    meta.update(class_ids=list(compared.class_ids), class_names=list(compared.class_names),
+                coverage=compared.coverage)
+    return arrays, meta
+
+
+def _unpack_comparison(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> SourceComparison:
+    count = len(meta["class_ids"])
+    if len(meta["class_names"]) != count or arrays["order_a"].shape != (count,) \
+            or arrays["linkage_a"].shape != (count - 1, 4) \
+            or arrays["linkage_b"].shape != (count - 1, 4):
+        raise ValueError("a stored comparison's arrays do not match its classes")
+    result = compare_methods.Comparison(
+        **{name: meta[name] for name in _COMPARISON_SCALARS},
+        **{name: arrays[name] for name in _COMPARISON_ARRAYS})
+    return SourceComparison(result, tuple(meta["class_ids"]), tuple(meta["class_names"]),
+                            meta["coverage"], arrays["linkage_a"], arrays["linkage_b"])
 

@@ -193,6 +193,15 @@ def test_the_built_bundle_sizes_images_from_their_first_bytes_or_all_of_them(bro
         assert tuple(found) == expected, name
 
 
+def test_the_bundles_build_inputs_are_never_page_scripts(tmp_path):
+    # assets/npm/*.js is CommonJS for esbuild: in the page it would fail on `require`
+    assert list((scripts.ASSETS_DIR / "npm").glob("*.js"))
+    settings = Settings.create(cache_dir=tmp_path / "cache", jobs_dir=tmp_path / "jobs",
+                               environ={}, warm_default=False)
+    html = create_app(settings).server.test_client().get("/").get_data(as_text=True)
+    assert "classmap.js" in html and "/npm/" not in html
+
+
 def test_stale_vendor_files_are_removed(tmp_path):
     (tmp_path / "plotly-cartesian.min.js").write_text("old")
     (tmp_path / scripts.RUNTIME_PATH.name).write_text("kept")

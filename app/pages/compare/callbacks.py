@@ -69,8 +69,42 @@ def run_comparison(services: Services, a: tuple, b: tuple, permutations: Any,
             sources.append(page_source(services, *source[:3], _data(source)))
             advance(1)
     with progress.step(f"the measures ({count} Mantel permutations)", total=1) as advance:
-        compared = compare_sources(sources[0], sources[1], permutations=count)
+        compared = compare_sources(sources[0], sources[1], permutations=count,
+                                   cache=services.cache, key=cache_key(services, a, b, count))
         advance(1)
+    return comparison_outputs(services, a, count, compared)
+
+
+def cache_key(services: Services, a: tuple, b: tuple, count: int) -> str | None:
+    """The result cache's key of the comparison of two checked sources, or None for an
+    image source (its relation comes from a data set's image analysis; not cached)."""
+    from classmap.analysis.pipelines.compare import (
+        IMAGE_RELATIONS,
+        comparison_key,
+        head_source_fingerprint,
+        source_label,
+    )
+
+    if a[1] in IMAGE_RELATIONS or b[1] in IMAGE_RELATIONS:
+        return None
+    return comparison_key(
+        tuple(head_source_fingerprint(services.head(s[0]), s[1], s[2]) for s in (a, b)),
+        tuple(source_label(s[0], s[1], s[2]) for s in (a, b)), count)
+
+
+def cached_outputs(services: Services, a: tuple, b: tuple, count: int) -> tuple | None:
+    """:func:`compare_logic`'s results when this comparison is in the result cache (no
+    source is built, nothing computed), else None."""
+    from classmap.analysis.pipelines.compare import cached_comparison
+
+    key = cache_key(services, a, b, count)
+    found = cached_comparison(services.cache, key) if key is not None else None
+    return None if found is None else comparison_outputs(services, a, count, found)
+
+
+def comparison_outputs(services: Services, a: tuple, count: int, compared: Any) -> tuple:
+    """(summary, B_k figure, tanglegram, tables) of a SourceComparison whose source A is
+    ``a``."""
     result = compared.result
     names = [short_name(n) for n in compared.class_names]
     position = {c: i for i, c in enumerate(services.head(a[0]).classes.ids)}
@@ -222,20 +256,26 @@ def compare_job(key: list) -> dict[str, Any]:
 
 
 def request_compare_logic(services: Services, a: tuple, b: tuple, permutations: Any) -> tuple:
-    """The Compare button → (summary, status, job request): a checked choice starts the
-    background job (operators only; the server refuses the job to viewers anyway); a bad
-    one says why in one line."""
+    """The Compare button → (summary, B_k figure, tanglegram, tables, status, job request):
+    a comparison in the result cache is answered at once (for viewers too: nothing is
+    computed); another checked choice starts the background job (operators only; the
+    server refuses the job to viewers anyway) and leaves the results as they are until it
+    ends; a bad choice says why in one line."""
+    unchanged = (no_update,) * 3
     try:
         count = check_sources(services, a, b, permutations)
+        cached = cached_outputs(services, a, b, count)
     except ClassmapError as error:
-        return failed_outputs(str(error))[0], no_update, no_update
+        return failed_outputs(str(error))[0], *unchanged, no_update, no_update
     key = compare_key(a, b, count)
+    if cached is not None:
+        return (*cached, job_status(key, READY), no_update)
     if not current_identity().is_operator:
         message = "comparing starts a computation, which needs the operator role; ask an operator"
-        return failed_outputs(message)[0], job_status(key, ERROR, message), no_update
+        return failed_outputs(message)[0], *unchanged, job_status(key, ERROR, message), no_update
     job = compare_job(key)
     return (html.Span("Comparing… (progress beside the button)", className="cm-compare-coverage"),
-            job_status(key, PENDING, job=job), job)
+            *unchanged, job_status(key, PENDING, job=job), job)
 
 
 def compare_job_logic(services: Services, report: Callable[[Any], None],
@@ -266,8 +306,8 @@ def register(app: Any, services: Services) -> None:
                Output(ids.COMPARE_PAIRS, "children", allow_duplicate=True)]
 
     @app.callback(
-        Output(ids.COMPARE_SUMMARY, "children"), Output(ids.COMPARE_STATUS, "data"),
-        Output(ids.COMPARE_JOB, "data"),
+        Output(ids.COMPARE_SUMMARY, "children"), *results[1:],
+        Output(ids.COMPARE_STATUS, "data"), Output(ids.COMPARE_JOB, "data"),
         Input(ids.COMPARE_RUN, "n_clicks"), *controls, State(ids.COMPARE_PERMUTATIONS, "value"),
         prevent_initial_call=True,
     )

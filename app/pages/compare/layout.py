@@ -3,6 +3,8 @@ most disagreeing pairs. Figures arrive from :mod:`classmap.app.pages.compare.cal
 
 from __future__ import annotations
 
+from typing import Any
+
 from dash import dcc, html
 
 from classmap.analysis.methods.compare import DEFAULT_PERMUTATIONS
@@ -43,17 +45,24 @@ def source_picker(side: str, models: tuple[str, ...], model: str, relation: str,
     ], className="cm-compare-source")
 
 
+def default_sources(settings: Any) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """The sources the page starts with: (model, relation, linkage) of A and B — the first
+    model's weight cosine / ward and WordNet / average."""
+    first = settings.model_ids[0]
+    return (first, "cosine", "ward"), (first, "wordnet", "average")
+
+
 def layout(**query: str) -> html.Div:
     """The page; both sources start on the default model (weight cosine / ward vs WordNet)."""
     services = current_services()
     models = services.settings.model_ids
-    first = models[0]
     data_sets = [{"label": entry.label, "value": entry.id}
                  for entry in image_services_for(services).data_sets]
+    a, b = default_sources(services.settings)
     sources = card(
         "Sources",
-        [html.Div([source_picker("a", models, first, "cosine", "ward", data_sets),
-                   source_picker("b", models, first, "wordnet", "average", data_sets)],
+        [html.Div([source_picker("a", models, *a, data_sets),
+                   source_picker("b", models, *b, data_sets)],
                   className="cm-grid"),
          html.Div([
              field("Mantel permutations", dcc.Input(

@@ -73,3 +73,71 @@ def test_bad_image_sources_are_refused_in_one_line(text, message):
     with pytest.raises(ClassmapError, match=message) as error:
         SourceSpec.parse(text)
     assert "\n" not in str(error.value)
+
+
+def _comparable(compared) -> dict:
+    """Every field of a SourceComparison as plain values (arrays as lists)."""
+    import dataclasses
+
+    fields = {f"result.{k}": v for k, v in dataclasses.asdict(compared.result).items()}
+    fields.update(class_ids=compared.class_ids, class_names=compared.class_names,
+                  coverage=compared.coverage, linkage_a=compared.linkage_a,
+                  linkage_b=compared.linkage_b)
+    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in fields.items() if k != "result.seconds"}
+
+
+def test_a_stored_comparison_reads_back_as_computed(tmp_path):
+    from classmap.analysis.cache import ResultCache
+    from classmap.analysis.pipelines.compare import cached_comparison, comparison_key
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(15, 5))
+    ids = [f"c{i}" for i in range(15)]
+    a = _source(points, ids, "a")
+    b = _source(points + rng.normal(scale=0.5, size=points.shape), ids[::-1][:12], "b")
+    cache = ResultCache(tmp_path / "cache")
+    key = comparison_key(("fa", "fb"), ("a", "b"), 19)
+    assert cached_comparison(cache, key) is None
+    computed = compare_sources(a, b, permutations=19, cache=cache, key=key)
+    stored = cached_comparison(cache, key)
+    assert stored is not None
+    assert _comparable(stored) == _comparable(computed)
+    # the same call again is answered from the cache: nothing is computed
+    again = compare_sources(_source(points * 0, ids, "x"), b, permutations=19, cache=cache,
+                            key=key)
+    assert _comparable(again) == _comparable(computed)
+
+
+def test_comparison_keys_name_what_changes_the_result():
+    from classmap.analysis.pipelines.compare import comparison_key
+
+    base = comparison_key(("fa", "fb"), ("a", "b"), 99)
+    assert base == comparison_key(("fa", "fb"), ("a", "b"), 99)
+    others = {comparison_key(("fa", "fc"), ("a", "b"), 99),
+              comparison_key(("fb", "fa"), ("a", "b"), 99),
+              comparison_key(("fa", "fb"), ("a", "c"), 99),
+              comparison_key(("fa", "fb"), ("a", "b"), 999),
+              comparison_key(("fa", "fb"), ("a", "b"), 99, top_pairs=5)}
+    assert base not in others and len(others) == 5
+
+
+def test_a_damaged_stored_comparison_is_a_miss(tmp_path):
+    from classmap.analysis.cache import ResultCache
+    from classmap.analysis.pipelines.compare import (
+        _pack_comparison,
+        cached_comparison,
+        comparison_key,
+    )
+
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(10, 3))
+    ids = [f"c{i}" for i in range(10)]
+    compared = compare_sources(_source(points, ids, "a"), _source(points[::-1], ids, "b"),
+                               permutations=0)
+    arrays, meta = _pack_comparison(compared)
+    arrays["linkage_b"] = arrays["linkage_b"][:-1]  # a tree one merge short
+    cache = ResultCache(tmp_path / "cache")
+    key = comparison_key(("fa", "fb"), ("a", "b"), 0)
+    cache.store(key, arrays, meta)
+    assert cached_comparison(cache, key) is None

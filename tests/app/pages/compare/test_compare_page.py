@@ -158,8 +158,15 @@ LITE_A = ("lite0-imagenet", "cosine", "ward", "digits")
 LITE_B = ("lite0-imagenet", "wordnet", "average", "digits")
 
 
+def forget(services, a, b, count):
+    """Drop the comparison from the session's result cache (an earlier test stored it)."""
+    services.cache.delete(page.cache_key(services, a, b, count))
+
+
 def test_compare_button_starts_a_job_that_reports_progress_and_its_result(services, lite0_view):
-    summary, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
+    forget(services, LITE_A, LITE_B, 9)
+    summary, *shown, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
+    assert shown == [page.no_update] * 3  # the results stay as they are until the job ends
     assert status["state"] == "pending" and status["job"] == job["id"]
     assert job["model"] == "lite0-imagenet" and job["permutations"] == 9
     # Retry rebuilds the same request (with a fresh id) from the status key alone.
@@ -178,8 +185,32 @@ def test_compare_button_starts_a_job_that_reports_progress_and_its_result(servic
     assert reports[-1][0] == 100
 
 
+def test_a_computed_comparison_is_answered_from_the_cache_the_next_time(services, lite0_view):
+    forget(services, LITE_A, LITE_B, 11)
+    *_, job = page.request_compare_logic(services, LITE_A, LITE_B, 11)
+    *results, done = page.compare_job_logic(services, lambda _r: None, job)
+    assert done["state"] == "ready"
+    *again, status, no_job = page.request_compare_logic(services, LITE_A, LITE_B, 11)
+    assert no_job is page.no_update  # no job: nothing is computed
+    assert status == {"key": done["key"], "state": "ready", "message": ""}
+    assert str(again[0]) == str(results[0]) and str(again[3]) == str(results[3])
+    assert again[1].to_json() == results[1].to_json()  # B_k
+    assert again[2].to_json() == results[2].to_json()  # tanglegram
+    # another permutation count is another comparison: a job
+    forget(services, LITE_A, LITE_B, 12)
+    *_, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 12)
+    assert status["state"] == "pending" and job["permutations"] == 12
+
+
+def test_image_sources_are_not_cached(services):
+    image = ("lenet-digits", "features", "average", "digits")
+    assert page.cache_key(services, image, ("lenet-digits", "cosine", "ward"), 9) is None
+    assert page.cache_key(services, ("lenet-digits", "cosine", "ward"),
+                          ("lenet-digits", "euclidean", "ward"), 9) is not None
+
+
 def test_a_source_that_fails_in_the_job_ends_it_with_its_error(services):
-    _summary, status, job = page.request_compare_logic(
+    *_, status, job = page.request_compare_logic(
         services, ("small", "cosine", "ward"), ("lite0-imagenet", "cosine", "ward"), 9)
     summary, bk, _tangle, table, done = page.compare_job_logic(services, lambda _r: None, job)
     assert done["state"] == "error" and "different class sets" in done["message"]
@@ -191,15 +222,29 @@ def test_a_viewer_is_told_to_ask_an_operator_and_no_job_starts(services):
 
     from classmap.app.hosting.identity import Identity
 
+    forget(services, LITE_A, LITE_B, 9)
     with flask.Flask(__name__).test_request_context("/"):
         flask.g.classmap_identity = Identity("vera", "viewer")
-        summary, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
+        summary, *_, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 9)
     assert status["state"] == "error" and "operator role" in status["message"]
     assert job is page.no_update and "operator role" in str(summary)
 
 
+def test_a_viewer_sees_a_comparison_the_cache_holds(services, lite0_view):
+    import flask
+
+    from classmap.app.hosting.identity import Identity
+
+    page.compare_logic(services, LITE_A, LITE_B, 13)  # computed (and stored) by an operator
+    with flask.Flask(__name__).test_request_context("/"):
+        flask.g.classmap_identity = Identity("vera", "viewer")
+        summary, *_, status, job = page.request_compare_logic(services, LITE_A, LITE_B, 13)
+    assert status["state"] == "ready" and job is page.no_update
+    assert "Spearman" in str(summary)
+
+
 def test_a_bad_choice_is_refused_before_any_job(services):
-    summary, status, job = page.request_compare_logic(
+    summary, *_, status, job = page.request_compare_logic(
         services, ("lite0-imagenet", "wordnet", "ward"), LITE_B, 9)
     assert "ward needs Euclidean geometry" in str(summary)
     assert status is page.no_update and job is page.no_update
