@@ -87,12 +87,41 @@ def test_hostile_values_give_one_line_without_repeating_them(services, a, permut
 
 
 def test_tree_coordinates_put_leaves_at_their_positions():
+    from tests.app.shell.test_tree_layout import coverage
+
     linkage = np.array([[0, 1, 1, 2], [2, 3, 2, 3]], dtype=float)
     xs, ys = figures.tree_coordinates(linkage, np.array([2, 0, 1]))
-    # first link joins leaves 0 (position 1) and 1 (position 2) at height 1/2
-    np.testing.assert_allclose(xs[:4], [0, 0.5, 0.5, 0])
-    np.testing.assert_allclose(ys[:4], [1, 1, 2, 2])
-    np.testing.assert_allclose(ys[5:9], [0, 0, 1.5, 1.5])  # leaf 2 with node 3 (mid 1.5)
+    assert not np.isnan(xs).any()  # one polyline
+    # by hand: leaves 0 (position 1) and 1 (position 2) join at height 1/2; leaf 2
+    # (position 0) joins their node (mid 1.5) at the top, height 1
+    by_hand_x = [0, 0.5, 0.5, 0, np.nan, 0, 1, 1, 0.5, np.nan]
+    by_hand_y = [1, 1, 2, 2, np.nan, 0, 0, 1.5, 1.5, np.nan]
+    assert coverage(xs, ys) == coverage(by_hand_x, by_hand_y)
+
+
+@pytest.mark.parametrize("method", ["ward", "average", "single"])
+def test_tree_coordinates_cover_scipys_links_in_any_order_the_tree_allows(method):
+    from tests.app.shell.test_tree_layout import coverage
+
+    rng = np.random.default_rng(5)
+    linkage = hierarchy.linkage(rng.normal(size=(30, 3)), method)
+    # another order of the same tree: its merges with the children turned
+    order = hierarchy.leaves_list(hierarchy.optimal_leaf_ordering(linkage, rng.normal(
+        size=(30, 3))))
+    xs, ys = figures.tree_coordinates(linkage, order)
+    # the ⊏ of each merge, by hand: leaves at their positions, a node at its children's mid
+    top = linkage[-1, 2]
+    ref_x, ref_y = [], []
+    position = np.empty(30)
+    position[order] = np.arange(30)
+    place = list(position) + [0.0] * 29
+    height = [0.0] * 30 + list(linkage[:, 2])
+    for r, (a, b, h, _n) in enumerate(linkage):
+        a, b = int(a), int(b)
+        place[30 + r] = (place[a] + place[b]) / 2
+        ref_x += [height[a] / top, h / top, h / top, height[b] / top, np.nan]
+        ref_y += [place[a], place[a], place[b], place[b], np.nan]
+    assert coverage(xs, ys) == coverage(ref_x, ref_y)
 
 
 def test_tanglegram_links_join_each_class_s_two_leaves():
