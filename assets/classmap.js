@@ -691,6 +691,13 @@
 
   var same2 = function (a, b) { return JSON.stringify(a) === JSON.stringify(b); };
 
+  /* What a control bound to ``field`` shows for selection ``sel``: the field's value (its
+     default when unset), or no update when ``shown`` is that already. */
+  var shownValue = function (sel, field, shown, rules) {
+    var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
+    return same(wanted, shown) ? noUpdate() : wanted;
+  };
+
   /* The ready status for the selection's analysis when the status is ready for another
      analysis of the same model and lists the selection's as held in memory (its
      ``ready``, app/shell/callbacks.py ready_status), else null. */
@@ -861,9 +868,7 @@
         return finish(nothing, any ? window.classmap.update(sel, changes) : noUpdate());
       }
       return finish(controls.map(function (control, i) {
-        var field = fieldOf(control);
-        var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
-        return same(wanted, values[i]) ? noUpdate() : wanted;
+        return shownValue(sel, fieldOf(control), values[i], rules);
       }), noUpdate());
     },
 
@@ -906,8 +911,7 @@
       }
       var rules = schema();
       return finish(c.fields.map(function (field, i) {
-        var wanted = sel[field] === undefined ? rules.fields[field].default : sel[field];
-        return same(wanted, values[i]) ? noUpdate() : wanted;
+        return shownValue(sel, field, values[i], rules);
       }), noUpdate());
     },
 

@@ -228,7 +228,6 @@ def relation_from_head(head: Any, relation: str, linkage: str,
     """The :class:`SourceRelation` of a loaded head (``ClassifierHead``)."""
     from classmap.analysis.pipelines.weights import (
         MAX_DENSE_CLASSES,
-        WeightParams,
         analyse_weights,
     )
 
@@ -249,9 +248,8 @@ def relation_from_head(head: Any, relation: str, linkage: str,
         distance = wordnet_distances(ancestor_table(load_wordnet(), ids)).astype(np.float64)
         tree = hierarchy.linkage(squareform(distance, checks=False), method=linkage)
         return SourceRelation(compare_methods.Relation(name, distance, tree), ids, names)
-    params = WeightParams(metric=relation, linkage=linkage,
-                          top_k=min(5, head.num_classes - 1))
-    result = analyse_weights(head, params, cache=cache, device=device)
+    result = analyse_weights(head, _weight_params(head, relation, linkage), cache=cache,
+                             device=device)
     similarity = np.asarray(result.similarity, dtype=np.float64)
     distance = 1.0 - similarity if relation == "cosine" else similarity
     np.fill_diagonal(distance, 0.0)
@@ -391,13 +389,20 @@ def head_source_fingerprint(head: Any, relation: str, linkage: str) -> str:
     """What :func:`relation_from_head` computes the relation from, as a key: the weight
     analysis' cache key (head digest, metric, linkage), or — for WordNet — the class ids,
     the shipped WordNet file's digest and the linkage."""
-    from classmap.analysis.pipelines.weights import WeightParams, weight_analysis_key
+    from classmap.analysis.pipelines.weights import weight_analysis_key
 
     if relation == "wordnet":
         return make_key("wordnet-relation", WORDNET_VERSION, data=shipped_digest(),
                         ids=digest_arrays(np.asarray(head.classes.ids)), linkage=linkage)
-    return weight_analysis_key(head, WeightParams(metric=relation, linkage=linkage,
-                                                  top_k=min(5, head.num_classes - 1)))
+    return weight_analysis_key(head, _weight_params(head, relation, linkage))
+
+
+def _weight_params(head: Any, relation: str, linkage: str) -> Any:
+    """The WeightParams of a head's weight relation: one definition for the relation
+    (relation_from_head) and the key of comparisons made from it."""
+    from classmap.analysis.pipelines.weights import WeightParams
+
+    return WeightParams(metric=relation, linkage=linkage, top_k=min(5, head.num_classes - 1))
 
 
 def comparison_key(fingerprints: tuple[str, str], labels: tuple[str, str], permutations: int,

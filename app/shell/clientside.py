@@ -235,6 +235,6 @@ def project_model_status(app: Any, store_id: str, status_store: str) -> None:
                State(store_id, "data"))
 
 
-__all__ = ["ALL", "bind_field", "bind_fields", "browser_config", "callback_key", "clientside", "config_script",
-           "mirror_shared_state", "name_downloads", "project_model_status", "project_selection",
-           "relay_selection_requests", "select_on"]
+__all__ = ["ALL", "bind_field", "bind_fields", "browser_config", "callback_key", "clientside",
+           "config_script", "mirror_shared_state", "name_downloads", "project_model_status",
+           "project_selection", "relay_selection_requests", "select_on"]

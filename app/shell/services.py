@@ -98,7 +98,7 @@ class ModelView:
     _images: "OrderedDict[tuple, str]" = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _prefix: "Future[np.ndarray] | None" = field(default=None, repr=False)
-    _memo: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict, repr=False)
+    _memo: "LruMemo[Any]" = field(default_factory=lambda: LruMemo(VIEW_MEMOS), repr=False)
 
     @property
     def head(self) -> ClassifierHead:
@@ -224,17 +224,8 @@ class ModelView:
         """``create()`` once per ``key`` for this view (the last VIEW_MEMOS kept): what
         every redraw derives the same way from the analysis — its WordNet names (a cache
         read), the dendrogram's walk of a zoom's links. Values are shared: never change
-        them."""
-        with self._lock:
-            if key in self._memo:
-                self._memo.move_to_end(key)
-                return self._memo[key]
-        value = create()  # outside the lock: two threads may both make it, one is kept
-        with self._lock:
-            self._memo[key] = value
-            while len(self._memo) > VIEW_MEMOS:  # zooms come from the client
-                self._memo.popitem(last=False)
-        return value
+        them (zooms come from the client, hence the bound)."""
+        return self._memo.get(key, create)
 
     def clusters(self, num_clusters: int) -> np.ndarray | None:
         """Cluster label of each class for a cut into ``num_clusters``, shape (C,); None if off."""
