@@ -21,15 +21,31 @@ TREE = "#52606d"
 # mid blue on white: unreadable).
 HOVERLABEL = dict(bgcolor="white", bordercolor=TREE, font=dict(family=FONT, size=12, color=INK),
                   align="left")
+# Tick labels past the graph's edge are left to the SVG's clip ("allow"). plotly's default
+# ("hide past div") measures every tick label's box after each draw to hide the ones
+# outside: a forced layout per label, ≈ 50 ms of a metric switch on the Classes page
+# (the dendrogram's and the nearest-classes chart's axes). The margins are sized from
+# the labels, so none is cut.
+TICK_LABEL_OVERFLOW = "allow"
 # A small template: plotly's default one adds ~10 kB of JSON to every figure.
 TEMPLATE = go.layout.Template(layout=dict(
     font=dict(family=FONT, size=12, color=INK),
     paper_bgcolor="white", plot_bgcolor="white",
     hoverlabel=HOVERLABEL,
-    xaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
-    yaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks=""),
+    xaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks="",
+               ticklabeloverflow=TICK_LABEL_OVERFLOW),
+    yaxis=dict(showgrid=False, zeroline=False, linecolor=GRID, ticks="",
+               ticklabeloverflow=TICK_LABEL_OVERFLOW),
 ))
 
+
+
+def allow_tick_label_overflow(figure: go.Figure) -> go.Figure:
+    """Set :data:`TICK_LABEL_OVERFLOW` on every axis of ``figure`` (for figures drawn
+    without :data:`TEMPLATE`, which sets it); returns ``figure``."""
+    figure.update_xaxes(ticklabeloverflow=TICK_LABEL_OVERFLOW)
+    figure.update_yaxes(ticklabeloverflow=TICK_LABEL_OVERFLOW)
+    return figure
 
 
 @functools.lru_cache(maxsize=256)

@@ -38,6 +38,14 @@ PICK_NODE = """() => {
 }"""
 
 
+# Every drawn axis with tick labels, as [graph, axis, ticklabeloverflow] (plotly's resolved
+# layout: the figure's own value, else the template's, else plotly's default).
+TICK_LABEL_OVERFLOW = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .flatMap((gd) => Object.keys(gd._fullLayout || {})
+    .filter((name) => /^[xy]axis\\d*$/.test(name) && gd._fullLayout[name].showticklabels)
+    .map((name) => [gd.parentElement.id, name, gd._fullLayout[name].ticklabeloverflow]))"""
+
+
 def wait_for_dashboard(page) -> None:
     """Until every graph of the Classes page has drawn its data."""
     for selector in ("#similarity-heatmap .imagelayer image",
@@ -66,6 +74,11 @@ def test_explore_and_share(dash_server, new_page, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "e2e-01-loaded.png"), full_page=True)
     assert "Nothing selected" in page.inner_text("#classes-subtree-title")
     assert not any(s["name"] == "selection" for s in page.evaluate(HEATMAP_SHAPES))
+    # No drawn axis has plotly measure each tick label after every draw to hide the ones
+    # past the graph's edge (≈ 50 ms of forced layouts on a metric switch): "allow".
+    axes = page.evaluate(TICK_LABEL_OVERFLOW)
+    assert "dendrogram-graph" in {graph for graph, _, _ in axes}, axes
+    assert all(overflow == "allow" for _, _, overflow in axes), axes
 
     # 1. Click a dendrogram node: the side panel lists its classes, the heatmap outlines it.
     node = page.evaluate(PICK_NODE)
@@ -99,6 +112,8 @@ def test_explore_and_share(dash_server, new_page, artifacts_dir):
         "(" + GRAPH.format(id="neighbours-graph") + "?.layout?.yaxis?.ticktext || [])[0] === 'king crab'",
         timeout=10_000)
     assert query_of(page.url)["focal"] == DUNGENESS_ID
+    neighbour_axes = [a for a in page.evaluate(TICK_LABEL_OVERFLOW) if a[0] == "neighbours-graph"]
+    assert neighbour_axes and all(overflow == "allow" for *_, overflow in neighbour_axes)
     page.screenshot(path=str(artifacts_dir / "e2e-03-dungeness-crab.png"), full_page=True)
 
     # 4. Click its first neighbour: king crab becomes the focal class.

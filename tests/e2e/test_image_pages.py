@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.e2e.test_dashboard import TICK_LABEL_OVERFLOW
+
 pytestmark = pytest.mark.e2e
 
 RENDER_TIMEOUT = 60_000
@@ -64,6 +66,9 @@ def test_confidence_heatmap_and_clustering_render(dash_server, new_page, artifac
     ticks = page.evaluate("(" + GRAPH.format(id="confidence-js-heatmap") +
                           ".layout.xaxis3.ticktext || [])")
     assert sorted(ticks) == [str(d) for d in range(10)]
+    axes = page.evaluate(TICK_LABEL_OVERFLOW)
+    assert {"confidence-js-heatmap", "confidence-confusion-graph"} <= {a[0] for a in axes}, axes
+    assert all(overflow == "allow" for *_, overflow in axes), axes
     assert "k = " in page.inner_text("#confidence-class-clusters")
     page.screenshot(path=str(artifacts_dir / "e2e-images-02-confidence.png"), full_page=True)
 

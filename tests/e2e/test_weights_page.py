@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.e2e.test_dashboard import TICK_LABEL_OVERFLOW
+
 pytestmark = pytest.mark.e2e
 
 RENDER_TIMEOUT = 45_000
@@ -68,6 +70,9 @@ def test_weights_page(dash_server, new_page, artifacts_dir):
                            timeout=RENDER_TIMEOUT)
     page.wait_for_selector("#weights-overview-graph .barlayer .point", timeout=RENDER_TIMEOUT)
     assert page.inner_text("#weights-focal-title") == "No focal class"
+    axes = page.evaluate(TICK_LABEL_OVERFLOW)
+    assert {"weights-overview-graph", "weights-scatter-graph"} <= {a[0] for a in axes}, axes
+    assert all(overflow == "allow" for *_, overflow in axes), axes
 
     # 1. Click a class in the scatter: it becomes the focal class, in the URL too.
     point = page.evaluate(PICK_POINT)

@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.cluster.hierarchy import dendrogram
 
-from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, TREE, message_figure
+from classmap.app.shell.figures import (
+    ACCENT, FONT, GRID, HOVERLABEL, INK, TREE, allow_tick_label_overflow, message_figure,
+)
 
 __all__ = ["message_figure", "class_palette", "sample_scatter", "js_heatmap", "confusion_figure",
            "js_focal_shapes", "confusion_focal_shapes", "selected_ring", "focal_overlay",
@@ -52,6 +54,7 @@ def _axes(figure: go.Figure, titles: tuple[str, str]) -> None:
                         linecolor=GRID)
     figure.update_yaxes(title=titles[1], gridcolor=GRID, zeroline=False, showline=True,
                         linecolor=GRID)
+    allow_tick_label_overflow(figure)
 
 
 def sample_scatter(
@@ -302,7 +305,7 @@ def js_heatmap(
     figure.update_xaxes(range=[-0.5, p - 0.5], **ticks, row=3, col=1, tickangle=0 if p <= 12
                         else -60, title="class (dendrogram order)")
     figure.update_yaxes(range=[p - 0.5, -0.5], **ticks, row=3, col=1, title="class")
-    return figure
+    return allow_tick_label_overflow(figure)
 
 
 def confusion_figure(
@@ -332,5 +335,5 @@ def confusion_figure(
     figure.update_xaxes(title="predicted class", **(ticks_x if q <= 60 else {}), side="bottom")
     figure.update_yaxes(title="true class", autorange="reversed", **(ticks_y if p <= 60 else {}))
     figure.update_layout(shapes=confusion_focal_shapes(p, q, focal_row))
-    return figure
+    return allow_tick_label_overflow(figure)
 

@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
-from classmap.app.shell.figures import ACCENT, FONT, GRID, HOVERLABEL, INK, MUTED, SELECT
+from classmap.app.shell.figures import (
+    ACCENT, FONT, GRID, HOVERLABEL, INK, MUTED, SELECT, allow_tick_label_overflow,
+)
 
 POS = "#c2410c"  # positive side / MLE curve
 NEG = "#1d4ed8"  # negative side
@@ -44,6 +46,7 @@ def _axes(figure: go.Figure) -> None:
     figure.update_xaxes(gridcolor=GRID, zeroline=False, linecolor=GRID, ticks="outside",
                         tickcolor=GRID)
     figure.update_yaxes(gridcolor=GRID, zeroline=False, linecolor=GRID)
+    allow_tick_label_overflow(figure)
 
 
 def format_number(value: Any, digits: int = 4) -> str:
