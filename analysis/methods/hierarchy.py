@@ -76,6 +76,13 @@ def check_linkage(method: str) -> str:
     return check_choice(method, LINKAGES, "linkage")
 
 
+def tree_metric(metric: str, method: str) -> str | None:
+    """The metric a ``method`` tree depends on: None for ``ward``, which clusters the
+    standardised rows in Euclidean space whatever the metric (so both metrics give the
+    same tree), else ``metric``."""
+    return None if check_linkage(method) == "ward" else metric
+
+
 @dataclass(frozen=True)
 class LinkagePlan:
     """The clustering routine chosen for a head, and the memory it needs.

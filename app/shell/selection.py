@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from classmap.analysis.errors import ClassmapError
-from classmap.analysis.methods.hierarchy import LINKAGES
+from classmap.analysis.methods.hierarchy import LINKAGES, tree_metric
 from classmap.analysis.methods.similarity import METRICS
 
 MAX_CUT = 60  # clusters the cut control offers at most
@@ -367,6 +367,12 @@ class Selection:
     def analysis_key(self) -> tuple[str, str, str]:
         """(model, metric, linkage): what the weight analysis depends on."""
         return (self.model, self.metric, self.linkage)
+
+    @property
+    def tree_key(self) -> tuple[str, str | None, str]:
+        """(model, metric or None, linkage): what the class tree depends on — Ward's tree
+        is the same for both metrics (``tree_metric``), so a metric switch leaves it be."""
+        return (self.model, tree_metric(self.metric, self.linkage), self.linkage)
 
 
 _CORE = ("model", "metric", "linkage", "focal", "node", "classes", "zoom", "cut", "embedding",

@@ -144,8 +144,8 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     assert not calls.asked(PANEL), [c["output"] for c in calls.calls]
 
     # Metric cosine → Euclidean (its analysis computed and in memory: once there and back
-    # first): the heatmap and tree are drawn anew; the class map (which does not depend on
-    # the metric) only gets its new colours.
+    # first): the heatmap is drawn anew; the tree (Ward's: the same for both metrics) and
+    # the class map (which does not depend on the metric) are left as drawn.
     for metric in ("Euclidean", "cosine", "Euclidean"):
         calls.clear()
         page.evaluate("""() => {
@@ -174,7 +174,8 @@ def test_top_k_cut_focal_and_metric_redraw_only_the_views_that_show_them(dash_se
     page.wait_for_selector("#shell-model-busy", state="hidden", timeout=TIMEOUT)
     assert len([c for c in calls.calls if "classes-heatmap-figure" in c["response"]]) == 1, \
         outputs
-    assert calls.sent("classes-class-map-colours", "data"), outputs
+    assert not calls.sent("classes-dendrogram-figure", "data"), "the same tree was re-sent"
+    assert not calls.sent("classes-class-map-colours", "data"), outputs  # the same clusters
     assert not calls.sent("classes-class-map-figure", "data"), "the class map was re-sent"
     # The class picker keeps its options (the model's classes, ≈ 80 kB).
     assert not calls.sent("classes-focal-all", "data"), "the picker's options were re-sent"

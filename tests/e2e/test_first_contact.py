@@ -144,7 +144,7 @@ def test_neighbours_read_forward_with_numbers_clear_of_names(
     no number is written over a class name."""
     page = small_page(new_page)
     page.goto(dash_server + "/" + query)
-    page.wait_for_selector("#neighbours-graph .bartext", timeout=render_timeout(query))
+    page.wait_for_selector("#neighbours-graph .textpoint text", timeout=render_timeout(query))
     page.wait_for_timeout(300)
     page.locator("#neighbours-graph").screenshot(
         path=str(artifacts_dir / f"e2e-1280-{name}-neighbours.png"))
@@ -153,14 +153,17 @@ def test_neighbours_read_forward_with_numbers_clear_of_names(
       const box = e => e.getBoundingClientRect();
       return {
         names: Array.from(root.querySelectorAll('.ytick text')).map(e => box(e).right),
-        numbers: Array.from(root.querySelectorAll('.bartext')).map(e => box(e).left),
+        numbers: Array.from(root.querySelectorAll('.textpoint text')).map(e => box(e).left),
         bars: Array.from(root.querySelectorAll('.bars .point path')).map(e => box(e).width),
+        barEnds: Array.from(root.querySelectorAll('.bars .point path')).map(e => box(e).right),
         ticks: Array.from(root.querySelectorAll('.xtick text'))
           .map(e => [box(e).left, parseFloat(e.textContent.replace('\u2212', '-'))]),
       };
     }""")
     assert drawn["numbers"] and drawn["names"]
     assert min(drawn["numbers"]) > max(drawn["names"]), drawn
+    assert len(drawn["numbers"]) == len(drawn["barEnds"])  # each number right of its bar
+    assert all(number >= end - 0.5 for number, end in zip(drawn["numbers"], drawn["barEnds"])), drawn
     ticks = sorted(drawn["ticks"])
     assert [value for _, value in ticks] == sorted(value for _, value in ticks), ticks
     assert drawn["bars"] == sorted(drawn["bars"], reverse=True), drawn["bars"]

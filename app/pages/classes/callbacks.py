@@ -114,8 +114,14 @@ def clipped_runs(view: ModelView, sel: Selection, span: tuple[int, int]) -> list
 
 
 def base_key(sel: Selection, view: ModelView) -> dict[str, Any]:
-    """What a full redraw depends on (the rest is overlays)."""
+    """What a full redraw of the heatmap depends on (the rest is overlays)."""
     return {"key": list(sel.analysis_key), "zoom": valid_node(view, sel.zoom)}
+
+
+def tree_base_key(sel: Selection, view: ModelView) -> dict[str, Any]:
+    """What a full redraw of the dendrogram depends on: the tree, not the metric when
+    the linkage ignores it (Ward) — a metric switch then redraws the heatmap alone."""
+    return {"tree": list(sel.tree_key), "zoom": valid_node(view, sel.zoom)}
 
 
 # -- heatmap ---------------------------------------------------------------------------------------
@@ -409,7 +415,7 @@ def update_dendrogram_logic(services: Services, selection: dict | None, status: 
         return figures.message_figure(message), no_update, None
     layout = view.layout
     span = extent(view, sel)
-    base = base_key(sel, view)
+    base = tree_base_key(sel, view)
     # Level of detail: clades narrower than a few pixels are one shape until zoomed into.
     drawn, collapsed = layout.detail_nodes(*span)
     nodes = np.r_[drawn, collapsed]

@@ -20,6 +20,7 @@ from classmap.analysis.methods.hierarchy import (
     plan_linkage,
     subtree_leaves,
     to_newick,
+    tree_metric,
     unique_leaf_labels,
     vectors_bytes,
 )
@@ -71,6 +72,22 @@ def test_ward_matches_scipy_on_the_standardised_vectors():
     np.testing.assert_allclose(
         hierarchy.cophenet(ours), hierarchy.cophenet(reference), rtol=1e-4
     )
+
+
+def test_only_ward_trees_do_not_depend_on_the_metric():
+    """The dashboard keeps the tree drawn across a metric switch when ``tree_metric`` says
+    the linkage ignores the metric: Ward's trees of both metrics are identical (scipy's
+    Ward on the standardised rows), an average-linkage tree is not."""
+    z = standardise_rows(np.random.default_rng(5).normal(size=(40, 12)).astype(np.float32))
+    assert tree_metric("cosine", "ward") is tree_metric("euclidean", "ward") is None
+    np.testing.assert_array_equal(linkage_matrix(z, "cosine", "ward"),
+                                  linkage_matrix(z, "euclidean", "ward"))
+    for method in ("average", "complete", "single"):
+        assert [tree_metric(m, method) for m in ("cosine", "euclidean")] == ["cosine", "euclidean"]
+    assert not np.array_equal(linkage_matrix(z, "cosine", "average"),
+                              linkage_matrix(z, "euclidean", "average"))
+    with pytest.raises(ClassmapError, match="linkage"):
+        tree_metric("cosine", "centroid")
 
 
 def test_ward_over_the_budget_uses_the_memory_saving_routine(monkeypatch):

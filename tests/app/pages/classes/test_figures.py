@@ -145,7 +145,10 @@ def test_negative_similarities_keep_longer_bars_closer_and_numbers_right_of_them
     assert np.allclose(bar.base + np.asarray(bar.x), scores, atol=1e-6)  # each bar ends at its score
     assert list(bar.x) == sorted(bar.x, reverse=True) and min(bar.x) > 0  # nearest = longest
     assert figure.layout.xaxis.range[0] == -1.0 and figure.layout.xaxis.range[1] > scores.max()
-    assert bar.textposition == "outside" and list(bar.text) == [f"{v:.3f}" for v in scores]
+    numbers = figure.data[1]  # drawn as text points at the bars' ends, not as bar text
+    assert bar.textposition == "none" and numbers.mode == "text"
+    assert [t.strip() for t in numbers.text] == [f"{v:.3f}" for v in scores] == list(bar.text)
+    assert np.allclose(numbers.x, scores, atol=1e-6) and set(numbers.textposition) == {"middle right"}
     # All similarities ≥ 0 (ImageNet's): bars from 0, as before.
     plain = figures.neighbours_figure(["a", "b"], ["n1", "n2"], np.array([0.39, 0.30]),
                                       score_label="cosine similarity").data[0]
@@ -251,5 +254,9 @@ def test_neighbours_by_distance_show_closeness_bars_on_a_forward_axis():
     assert bar.x[0] > 3 * abs(bar.x[-1])  # the planted neighbour stands out; unrelated ≈ 0
     assert figure.layout.xaxis.autorange is not True and figure.layout.xaxis.autorange != "reversed"
     assert figure.layout.xaxis.range[0] <= min(0.0, min(bar.x)) < figure.layout.xaxis.range[1]
-    assert bar.textposition == "outside" and list(bar.text) == [f"{v:.3f}" for v in distances[order]]
+    numbers = figure.data[1]
+    assert [t.strip() for t in numbers.text] == [f"{v:.3f}" for v in distances[order]]
+    assert np.allclose(numbers.x, bar.x, atol=1e-4)  # each number at its bar's end …
+    assert list(numbers.textposition) == ["middle right" if x >= 0 else "middle left"
+                                          for x in bar.x]  # … and outside it
     assert "nearer than an unrelated class" in figure.layout.xaxis.title.text

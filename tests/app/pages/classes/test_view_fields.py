@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import plotly.utils
 import pytest
 
@@ -117,22 +118,51 @@ def test_top_k_and_the_layout_redraw_only_their_own_view():
 
 def test_a_metric_change_recolours_the_class_map_without_redrawing_it(services, lite0_view):
     """The map's points depend on the model and the layout only: a new metric is an
-    overlay of the selection the metric reset, and its new cluster colours come with the
-    redrawn tree (the heatmap's and dendrogram's callback reads the cut and the analysis)."""
+    overlay of the selection the metric reset. With Ward (the default) both metrics give
+    the same tree, so the tree is not redrawn and the map keeps its cluster colours; with
+    a linkage that reads the metric (average), the tree is redrawn and the map's new
+    cluster colours come with it (the heatmap's and dendrogram's callback reads the cut
+    and the analysis)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     sel = base_selection()
     figure, _, key, _, _ = page.class_map_logic(services, sel, READY, None, None)
-    matrix_key = rendered_for(services, "heatmap and dendrogram")
     euclid = update_selection(sel, metric="euclidean")
     status = {"key": ["lite0-imagenet", "euclidean", "ward"], "state": "ready", "message": ""}
-    view = services.view(tuple(status["key"]))
     again, overlay, _, _, _ = page.class_map_logic(services, euclid, status, None, key)
     assert again is page.no_update
     assert overlay["traces"][page.figures.MAP_SELECTED] == {"x": [], "y": []}  # node reset
     assert page.figures.MAP_POINTS not in overlay["traces"]
+    # Ward: the heatmap is redrawn (new scores); the tree and the map's colours are not.
+    matrix_key = rendered_for(services, "heatmap and dendrogram")
     out = dict(zip(page.MATRIX_OUTPUTS, page.matrix_logic(services, euclid, status, None,
                                                           False, matrix_key)))
+    assert out[(ids.HEATMAP_FIGURE, "data")] is not page.no_update
+    assert out[(ids.DENDROGRAM_FIGURE, "data")] is page.no_update
+    assert out[(ids.DENDROGRAM_KEY, "data")] is page.no_update
+    assert out[(ids.CLASS_MAP_COLOURS, "data")] is page.no_update
+    view = services.view(tuple(status["key"]))
+    assert (view.clusters(6) == lite0_view.clusters(6)).all()  # the same tree: scipy's Ward
+    # Average linkage reads the metric: a new tree, and the map's colours with it.
+    average = update_selection(base_selection(), linkage="average")
+    cosine_average = {"key": ["lite0-imagenet", "cosine", "average"], "state": "ready",
+                      "message": ""}
+    first = page.matrix_logic(services, average, cosine_average, None, False, {})
+    rendered = {"heatmap": first[2], "dendrogram": first[6]}
+    switched = update_selection(average, metric="euclidean")
+    euclid_average = {**cosine_average, "key": ["lite0-imagenet", "euclidean", "average"]}
+    out = dict(zip(page.MATRIX_OUTPUTS, page.matrix_logic(services, switched, euclid_average,
+                                                          None, False, rendered)))
+    assert out[(ids.DENDROGRAM_FIGURE, "data")] is not page.no_update
+    view = services.view(tuple(euclid_average["key"]))
     colours = out[(ids.CLASS_MAP_COLOURS, "data")]["traces"][page.figures.MAP_POINTS]
     assert colours["marker.color"] == page.figures.cluster_codes(view.clusters(6)).tolist()
+    # … and they are the clusters of scipy's average-linkage tree on Euclidean distances
+    rows = np.asarray(view.head.weight, dtype=np.float64)
+    rows = (rows - rows.mean(1, keepdims=True)) / rows.std(1, ddof=1, keepdims=True)
+    reference = fcluster(linkage(rows, "average", metric="euclidean"), 6, "maxclust")
+    pairs = {(a, b) for a, b in zip(reference, view.clusters(6))}
+    assert len(pairs) == 6  # the same partition, whatever the cluster numbers
 
 
 def test_a_cut_recolours_the_class_map_with_the_tree(services, lite0_view):
