@@ -85,6 +85,21 @@ def test_weights_page(dash_server, new_page, artifacts_dir):
                            timeout=30_000)
     table = page.inner_text("#weights-fit-table")
     assert "MLE κ" in table and "status" in table and "nan" not in table.lower()
+    # The scatter marks the class — a ring labelled with its name on its point, drawn by a
+    # relayout of the scatter (the 1,000 points are not sent or drawn again).
+    page.wait_for_function(f"({SCATTER}._fullLayout.shapes || []).some(s => s.name === "
+                           f"'focal-mark' && s.label.text === {point['name']!r})",
+                           timeout=30_000)
+    ring = page.evaluate(f"""() => {{
+      const gd = {SCATTER}, s = gd._fullLayout.shapes.find(s => s.name === 'focal-mark');
+      const box = gd.getBoundingClientRect();
+      return {{px: box.left + gd._fullLayout._size.l + gd._fullLayout.xaxis.l2p(s.xanchor),
+               py: box.top + gd._fullLayout._size.t + gd._fullLayout.yaxis.l2p(s.yanchor),
+               label: Array.from(gd.querySelectorAll('.shapelayer text, .layer-above text'))
+                 .map(t => t.textContent)}};
+    }}""")
+    assert abs(ring["px"] - point["px"]) < 1 and abs(ring["py"] - point["py"]) < 1, (ring, point)
+    assert point["name"] in ring["label"], ring
 
     # 2. Click the "+" node of the split icicle (bars): it is outlined, its channels listed.
     page.wait_for_function(

@@ -156,13 +156,14 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     """→ the class scatter, or only its focal mark when nothing but the focal class changed.
 
     ``key``: the selection's ``FOCAL_FIELDS``. A new focal class (a scatter click, the
-    class picker, another page) gets a ``Patch`` of the mark (``layout.shapes`` and
-    ``layout.annotations``, which plotly.js redraws without recalculating the points)
-    instead of the figure with every class's point; the axes, the status or
-    the model redraw it in full. ``drawn``: the graph holds the full figure of this
-    model and axes (a full draw whose response Dash dropped for a newer request — a
-    focal class a cold link's settle dropped just as the analysis became ready — did
-    not: the patch would go to the "computing" message figure).
+    class picker, another page) gets an overlay of the mark, ``{"layout": {"shapes":
+    [ring]}}``, which the browser draws with ``Plotly.relayout`` (``applyOverlay``, a few
+    ms) instead of the figure with every class's point; the axes, the status or the model
+    redraw it in full. (A ``Patch`` of the figure made dcc.Graph recalculate and redraw
+    every point, ≈ 50 ms.) ``drawn``: the graph holds the full figure of this model and
+    axes (a full draw whose response Dash dropped for a newer request — a focal class a
+    cold link's settle dropped just as the analysis became ready — did not: the mark
+    would go to the "computing" message figure).
     """
     key, status = (value if isinstance(value, dict) else None for value in (key, status))
     axes = axes if isinstance(axes, str) and axes in wfig.SCATTER_AXES else "kappa-ks"
@@ -172,10 +173,7 @@ def scatter_update_logic(services: Services, key: dict | None, status: dict | No
     columns = ald_analysis(services, sel.model).table.columns()
     if triggered == {ids.WEIGHTS_FOCAL_KEY} and drawn:
         mark = wfig.scatter_focal_mark(columns, axes, view.short_names, _focal(view, sel))
-        patch = Patch()
-        patch["layout"]["shapes"] = mark["shapes"]
-        patch["layout"]["annotations"] = mark["annotations"]
-        return patch
+        return {"layout": {"shapes": mark["shapes"]}}
     return _sized_by_graph(wfig.classes_scatter_figure(columns, axes, view.ids,
                                                        view.short_names, _focal(view, sel)))
 
@@ -607,6 +605,7 @@ def register(app: Any, services: Services) -> None:
 
     @app.callback(
         Output(ids.WEIGHTS_SCATTER, "figure"), Output(ids.WEIGHTS_SCATTER_DRAWN, "data"),
+        Output(ids.WEIGHTS_SCATTER_OVERLAY, "data"),
         focal_in, status_in, Input(ids.WEIGHTS_SCATTER_AXES, "value"),
         State(ids.WEIGHTS_SCATTER_DRAWN, "data"),
     )
@@ -615,8 +614,16 @@ def register(app: Any, services: Services) -> None:
         token = [status.get("key") if isinstance(status, dict) else None, axes]
         figure = scatter_update_logic(services, selection, status, axes, triggered,
                                       drawn=drawn == token)
-        full = isinstance(figure, Patch) or ready_view(services, selection, status)[1] is not None
-        return figure, (token if full else None)
+        if isinstance(figure, dict):  # the focal mark alone
+            return no_update, no_update, figure
+        full = ready_view(services, selection, status)[1] is not None
+        return figure, (token if full else None), no_update
+
+    # The focal mark: a relayout of the scatter drawn (no new figure).
+    clientside(app, "applyOverlay", Output(ids.WEIGHTS_SCATTER_OVERLAY, "modified_timestamp"),
+               Input(ids.WEIGHTS_SCATTER_OVERLAY, "data"), State(ids.WEIGHTS_SCATTER, "figure"),
+               constants={"graph": ids.WEIGHTS_SCATTER, "deferred": False},
+               prevent_initial_call=True)
 
     @app.callback(
         Output(ids.WEIGHTS_FOCAL_TITLE, "children"), Output(ids.WEIGHTS_HISTOGRAM, "figure"),

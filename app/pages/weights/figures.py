@@ -122,32 +122,45 @@ def overview_figure(columns: Mapping[str, np.ndarray], pooled: Mapping[str, Any]
     return figure
 
 
+LABEL_EDGE_SHARE = 0.2  # the focal label turns inwards in the outer 20 % of the x range
+LABEL_EDGE_SHARE_TOP = 0.85  # and goes below the ring in the top 15 % of the y range
+
+
 def scatter_focal_mark(columns: Mapping[str, np.ndarray], axes: str, names: Sequence[str],
                        focal: int | None) -> dict[str, list[dict]]:
-    """The scatter's focal-class mark as ``layout`` items: ``{"shapes": [ring],
-    "annotations": [label]}`` at the class's point, or both empty when there is no focal
-    class or one of its coordinates is undefined.
+    """The scatter's focal-class mark as ``layout`` items: ``{"shapes": [ring]}`` at the
+    class's point, the class's name as the ring's label, or no shape when there is no
+    focal class or one of its coordinates is undefined.
 
-    Layout items, not a trace: a change of the focal class sends only these (a
-    ``dash.Patch`` of ``layout.shapes`` and ``layout.annotations``), which plotly.js draws
-    without recalculating or redrawing the 1,000 class points — a trace's data change makes
-    it recompute and redraw the whole plot (issue 14). The ring is 14 px across whatever
-    the zoom (``sizemode`` pixel); the axes' ranges are fixed (:func:`scatter_ranges`), so
-    the mark cannot change them either.
+    A shape, not a trace or an annotation: a change of the focal class sends only this (a
+    ``dash.Patch`` of ``layout.shapes``), which plotly.js draws without recalculating or
+    redrawing the 1,000 class points — a trace's data change makes it recompute and redraw
+    the whole plot, and so does an annotation (they may widen the axes: ≈ 50 ms of the
+    scatter click, issue 14). The ring is 14 px across whatever the zoom (``sizemode``
+    pixel); the axes' ranges are fixed (:func:`scatter_ranges`), so the mark cannot
+    change them either.
     """
     if focal is None:
-        return {"shapes": [], "annotations": []}
+        return {"shapes": []}
     (x_key, _), (y_key, _) = SCATTER_AXES[axes]
     x, y = float(columns[x_key][focal]), float(columns[y_key][focal])
     if not (math.isfinite(x) and math.isfinite(y)):
-        return {"shapes": [], "annotations": []}
+        return {"shapes": []}
+    # The label stays inside the plot (plotly clips a shape's label to it): below the ring
+    # near the top, towards the middle near the left and right edges.
+    xs, ys = np.asarray(columns[x_key], float), np.asarray(columns[y_key], float)
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    (x_lo, x_hi), (y_lo, y_hi) = scatter_ranges(xs[finite], ys[finite])
+    across, up = (x - x_lo) / (x_hi - x_lo), (y - y_lo) / (y_hi - y_lo)
+    vertical = "bottom" if up > LABEL_EDGE_SHARE_TOP else "top"
+    side = "left" if across < LABEL_EDGE_SHARE else "right" if across > 1 - LABEL_EDGE_SHARE else "center"
     ring = dict(type="circle", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
                 xanchor=x, yanchor=y, x0=-7, x1=7, y0=-7, y1=7, name=FOCAL_MARK,
-                line=dict(color=ACCENT, width=2.5), fillcolor="rgba(0,0,0,0)", layer="above")
-    label = dict(x=x, y=y, xref="x", yref="y", text=str(names[focal]), showarrow=False,
-                 yanchor="bottom", yshift=8, font=dict(color=ACCENT), name=FOCAL_MARK,
-                 captureevents=False)
-    return {"shapes": [ring], "annotations": [label]}
+                line=dict(color=ACCENT, width=2.5), fillcolor="rgba(0,0,0,0)", layer="above",
+                label=dict(text=str(names[focal]), textposition=f"{vertical} {side}",
+                           yanchor="top" if vertical == "bottom" else "bottom", xanchor=side,
+                           font=dict(color=ACCENT, size=12), padding=4))
+    return {"shapes": [ring]}
 
 
 def scatter_ranges(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:

@@ -19,6 +19,7 @@ WEIGHTS_OVERVIEW = "weights-overview-graph"
 WEIGHTS_SCATTER = "weights-scatter-graph"
 WEIGHTS_SCATTER_AXES = "weights-scatter-axes"
 WEIGHTS_SCATTER_DRAWN = "weights-scatter-drawn"  # dcc.Store: [analysis key, axes] the scatter holds
+WEIGHTS_SCATTER_OVERLAY = "weights-scatter-overlay"  # dcc.Store: the focal mark (a relayout)
 WEIGHTS_PROBLEMS = "weights-problems"
 WEIGHTS_CONTROL = "weights-control"  # pattern type: {"type": …, "field": selection field}
 WEIGHTS_FOCAL_TITLE = "weights-focal-title"

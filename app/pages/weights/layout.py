@@ -141,7 +141,7 @@ def build_weights_page(selection: Mapping[str, Any], problems: Sequence[str]) ->
         html.Div([cam], className="cm-grid-wide"),
         dcc.Store(id=ids.WEIGHTS_KEY), dcc.Store(id=ids.WEIGHTS_TREE_KEY),
         dcc.Store(id=ids.WEIGHTS_MODEL_KEY), dcc.Store(id=ids.WEIGHTS_FOCAL_KEY),
-        dcc.Store(id=ids.WEIGHTS_SCATTER_DRAWN),
+        dcc.Store(id=ids.WEIGHTS_SCATTER_DRAWN), dcc.Store(id=ids.WEIGHTS_SCATTER_OVERLAY),
         dcc.Store(id=ids.WEIGHTS_STATUS), dcc.Store(id=ids.WEIGHTS_SELECTION),
         dcc.Store(id=ids.WEIGHTS_SELECT),
         dcc.Store(id=ids.WEIGHTS_CAM_STATUS), dcc.Store(id=ids.WEIGHTS_CAM_JOB),

@@ -363,36 +363,34 @@ def test_overview_and_histogram_text_does_not_overlap():
 # -- issue 14: each view listens to the fields it shows; a focal change patches the mark --
 
 
-def test_focal_change_patches_only_the_scatter_focal_mark(services, lite0):
+def test_focal_change_sends_only_the_scatter_focal_mark(services, lite0):
     key = {field: selection(focal=KING_CRAB[0])[field] for field in cw.FOCAL_FIELDS}
     full = cw.scatter_update_logic(services, key, READY, "r2", set())
-    patch = cw.scatter_update_logic(services, key, READY, "r2", {ids.WEIGHTS_FOCAL_KEY})
-    operations = patch.to_plotly_json()["operations"]
-    # only the mark's layout items (a ring and a label), never the class points' trace
-    assert {tuple(op["location"]) for op in operations} == {("layout", "shapes"),
-                                                             ("layout", "annotations")}
-    values = {op["location"][1]: op["params"]["value"] for op in operations}
-    (ring,), (label,) = values["shapes"], values["annotations"]
+    overlay = cw.scatter_update_logic(services, key, READY, "r2", {ids.WEIGHTS_FOCAL_KEY})
+    # only the mark's layout shapes (a ring labelled with the class), never the class
+    # points' trace, nor an annotation (plotly recalculates the plot for one)
+    assert overlay == {"layout": {"shapes": overlay["layout"]["shapes"]}}
+    (ring,) = overlay["layout"]["shapes"]
     # the mark sits on the class's own point in the full figure (by its id in customdata)
     points = full.data[wfig.SCATTER_POINTS]
     row = [custom[0] for custom in points.customdata].index(KING_CRAB[0])
-    assert ring["xanchor"] == label["x"] == pytest.approx(points.x[row])
-    assert ring["yanchor"] == label["y"] == pytest.approx(points.y[row])
-    assert ring["xref"] == label["xref"] == "x" and ring["yref"] == label["yref"] == "y"
-    assert label["text"] == points.text[row]
+    assert ring["xanchor"] == pytest.approx(points.x[row])
+    assert ring["yanchor"] == pytest.approx(points.y[row])
+    assert ring["xref"] == "x" and ring["yref"] == "y"
+    assert ring["label"]["text"] == points.text[row]
     # and equals the full figure's own mark for that class
-    assert [shape.to_plotly_json() for shape in full.layout.shapes] == values["shapes"]
-    assert full.layout.annotations[0].text == label["text"]
+    assert [shape.to_plotly_json() for shape in full.layout.shapes] == [ring]
+    assert not full.layout.annotations
     # the mark cannot move the axes: their ranges are fixed, around every point
     for axis, coords in ((full.layout.xaxis, points.x), (full.layout.yaxis, points.y)):
         assert axis.range[0] < min(coords) and max(coords) < axis.range[1]
     # the points are lists, not base64 arrays (which plotly.js decodes afresh, so that a
-    # patched figure always recalculates)
+    # redrawn figure always recalculates)
     assert isinstance(full.to_plotly_json()["data"][0]["x"], list)
     # no focal class: the mark is emptied
     none = cw.scatter_update_logic(services, dict(key, focal=None), READY, "r2",
                                    {ids.WEIGHTS_FOCAL_KEY})
-    assert all(op["params"]["value"] == [] for op in none.to_plotly_json()["operations"])
+    assert none == {"layout": {"shapes": []}}
     # the axes (or the status) redraw the whole scatter
     assert cw.scatter_update_logic(services, key, READY, "kappa-ks",
                                    {ids.WEIGHTS_SCATTER_AXES}).data[0].x is not None
@@ -470,3 +468,18 @@ def test_the_kappa_line_label_sits_on_the_side_with_room(kappas, anchor):
     label = next(a for a in wfig.overview_figure(columns).layout.annotations
                  if "symmetric" in a.text)
     assert label.x == 1.0 and label.xanchor == anchor
+
+
+def test_the_focal_label_stays_inside_the_scatter():
+    """plotly clips a shape's label to the plot: the focal class's name goes below its ring
+    at the top of the y range and turns inwards near the left and right edges."""
+    rng = np.random.default_rng(2)
+    columns = {"kappa_mle": rng.uniform(0.5, 1.0, 50), "ks_mle": rng.uniform(0.02, 0.08, 50)}
+    columns["kappa_mle"][:3] = [0.75, 1.0, 0.5]  # middle, right edge, left edge
+    columns["ks_mle"][:3] = [0.05, 0.08, 0.02]  # middle, top, bottom
+    names = [f"c{i}" for i in range(50)]
+    positions = [wfig.scatter_focal_mark(columns, "kappa-ks", names, i)["shapes"][0]["label"]
+                 for i in range(3)]
+    assert [p["textposition"] for p in positions] == ["top center", "bottom right", "top left"]
+    assert [p["yanchor"] for p in positions] == ["bottom", "top", "bottom"]
+    assert [p["xanchor"] for p in positions] == ["center", "right", "left"]
