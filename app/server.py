@@ -84,6 +84,7 @@ def create_app(settings: Settings, services: Services | None = None, *,
     app._classmap_jobs = manager  # type: ignore[attr-defined]
     shell_callbacks.register(app, services)
     register_pages(app, services)
+    shell_callbacks.register_page_class(app)
     app.layout = build_shell(settings)  # after the pages: the header links to each
     install_access(app, settings)  # after every callback: the guard checks callback ids
     return app

@@ -933,6 +933,16 @@
 
     /* A status store's model and state, updated only when they change: what a view of
        the model alone listens to (a metric or linkage switch costs it no request). */
+    /* The app root's class for the page at ``pathname``: "cm-app cm-on-<page>" (the
+       page's path under the URL prefix → its name: the constants' ``pages``). */
+    pageClass: function (pathname) {
+      var pages = constants().pages || {};
+      var path = String(pathname || "/");
+      var trimmed = path.length > 1 ? path.replace(/\/+$/, "") : path;
+      var name = pages[path] || pages[trimmed] || pages[trimmed + "/"] || "";
+      return "cm-app" + (name ? " cm-on-" + name : "");
+    },
+
     modelStatus: function (status, previous) {
       if (!status || typeof status !== "object") { return noUpdate(); }
       var key = Array.isArray(status.key) ? status.key : [];

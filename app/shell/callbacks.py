@@ -193,6 +193,18 @@ def cancel_analysis_logic(n_clicks: int | None, status: dict | None) -> dict[str
 # -- wiring ----------------------------------------------------------------------------------
 
 
+def register_page_class(app: Any) -> None:
+    """The app root's class names the page shown (``cm-on-classes`` …): the header's
+    page-specific controls are hidden by it in CSS. (A ``:has(.cm-page-…)`` rule on the
+    root made every element inserted anywhere — each of plotly's text measurements —
+    restyle more of the page: ≈ 30 ms of drawing the split icicle.) After the pages are
+    registered: the browser gets their paths."""
+    from classmap.app.shell.layout import page_slugs
+
+    clientside(app, "pageClass", Output(ids.APP, "className"),
+               Input("_pages_location", "pathname"), constants={"pages": page_slugs()})
+
+
 def register(app: Any, services: Services) -> None:
     """Wire the shared selection, the analysis job and the URL for every page."""
 

@@ -36,5 +36,6 @@ JOB_RETRY = "shell-job-retry"
 # shell (kept for bookmarks and tests).
 FIGURE_FORMAT = "shell-figure-format"
 NAV = "shell-nav"
+APP = "shell-app"  # the app's root: its class names the page shown (``cm-on-<page>``)
 # pattern-matching type: {"type": NAV_LINK, "path": the page's path under the URL prefix}
 NAV_LINK = "shell-nav-link"

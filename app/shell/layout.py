@@ -27,6 +27,13 @@ LINKAGE_LABELS = {"ward": "Ward (on row vectors)", "average": "average", "comple
                   "single": "single"}
 
 
+def page_slugs() -> dict[str, str]:
+    """Each registered page's path under the URL prefix → its short name (the module's
+    last part: ``classes``, ``weights``, ``samples`` …), for the app root's class."""
+    return {page["relative_path"]: page["module"].rsplit(".", 1)[-1]
+            for page in dash.page_registry.values()}
+
+
 def build_shell(settings: Settings) -> html.Div:
     """The app layout: header, notice bar, page container, shared stores."""
     models = [{"label": entry.label, "value": entry.id} for entry in settings.models]
@@ -94,4 +101,4 @@ def build_shell(settings: Settings) -> html.Div:
         dcc.Store(id=ids.ANALYSIS_KEY, storage_type="memory"),
         dcc.Store(id=ids.URL_SYNC, storage_type="memory"),
         dcc.Store(id=ids.DOWNLOADS, storage_type="memory"),
-    ], className="cm-app")
+    ], id=ids.APP, className="cm-app")

@@ -137,3 +137,29 @@ def test_weights_page(dash_server, new_page, artifacts_dir):
     page.wait_for_function("location.pathname === '/'", timeout=30_000)
     page.wait_for_timeout(1500)
     assert query_of(page.url)["focal"] == point["id"]
+
+
+def test_the_icicle_label_width_estimate_is_a_lower_bound(browser):
+    """The icicle leaves out labels estimated wider than their bar (plotly would measure
+    each only to hide it): the estimate must never exceed the width Chromium draws at 10 px
+    in the figures' font, or a label that fits would be lost."""
+    from classmap.app.pages.weights.figures import label_min_px
+    from classmap.app.shell.figures import FONT
+
+    texts = ["+", "-", "+-", "++++", "--+-", "+-+-+-", "1,280 ch.", "45 ch.", "7 ch.",
+             "hair slide", "+-+- · 45 ch.", "Dungeness crab<br>1,280 ch.", "+<br>625 ch."]
+    page = browser.new_page()
+    drawn = page.evaluate("""([texts, font]) => {
+      const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+      document.body.appendChild(svg);
+      return texts.map((text) => Math.max(...text.split('<br>').map((line) => {
+        const node = document.createElementNS('http://www.w3.org/2000/svg', 'text');
+        node.setAttribute('style', 'font-family: ' + font + '; font-size: 10px');
+        node.textContent = line;
+        svg.appendChild(node);
+        return node.getComputedTextLength();
+      })));
+    }""", [texts, FONT])
+    page.close()
+    for text, width in zip(texts, drawn):
+        assert label_min_px(text) <= width, (text, label_min_px(text), width)

@@ -97,6 +97,9 @@ def test_a_prefixed_page_draws_its_analysis_in_the_browser(prefixed, new_page):
         raise AssertionError(f"the svc-small analysis was not drawn within 180 s: {state}") \
             from error
     assert page.url.startswith(url + "/?")
+    # The page is known under the prefix: the Classes page's own header controls show.
+    assert "cm-on-classes" in page.get_attribute("#shell-app", "class")
+    assert page.is_visible("#shell-metric") and page.is_visible("#shell-linkage")
 
 
 def test_gunicorn_refuses_to_listen_beyond_loopback_without_users(tmp_path):

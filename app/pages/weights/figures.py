@@ -294,6 +294,23 @@ def split_icicle_outline(icicle: Mapping[str, list], selected: int | None) -> li
 
 ICICLE_SCALE = get_colorscale("RdBu_r")  # the icicle's bar colours: mean weight, 0 centred
 ICICLE_MAX_LABELS = 60  # a bar narrower than 1/60 of the tree (≈ 28 px of 1,700) is unlabelled
+ICICLE_WIDEST_PX = 1700  # the icicle's plot width in a wide window
+# Advance widths at 10 px (the labels' smallest size, ``uniformtext.minsize``) of the
+# glyphs labels use, as Chromium draws them in the figures' font here (DejaVu Sans, the
+# fallback), and for any other glyph the narrowest letter's ("i"); the estimate takes
+# 15 % off. A label estimated wider than its bar on the widest plot cannot fit at any
+# width, and plotly would measure it only to hide it (a forced layout each, ≈ 1 ms in the
+# page). tests/e2e/test_weights_page.py checks it stays below what Chromium draws.
+_GLYPH_PX = {**dict.fromkeys("0123456789", 6.36), "+": 8.38, "-": 3.6, " ": 3.18, ".": 3.18,
+             ",": 3.18, "·": 3.18}
+_GLYPH_PX_OTHER = 2.78
+_LABEL_PAD_PX = 6  # plotly's padding inside a bar, both sides
+
+
+def label_min_px(text: str) -> float:
+    """A lower estimate of ``text``'s width at 10 px (its widest ``<br>`` line), in px."""
+    return 0.85 * max(sum(_GLYPH_PX.get(ch, _GLYPH_PX_OTHER) for ch in line)
+                      for line in text.split("<br>"))
 
 
 def _luminance(rgb: str) -> float:
@@ -346,14 +363,17 @@ def split_icicle_figure(icicle: Mapping[str, list], selected: int | None,
     sep = "<br>" if (height - margin["t"] - margin["b"]) / rows >= 34 else " · "
     hover = [f"<b>{path}</b><br>{int(size):,} channels<br>mean {format_number(float(mean))}"
              f"<br>{stop}" for path, size, mean, stop in zip(paths, sizes, means, icicle["stop"])]
-    # Bars too narrow for any label at 10 px on the widest plot carry none: plotly measures
-    # every label it is given (hundreds in "full" mode at a small min size), then hides them.
-    labelled = sizes >= total / ICICLE_MAX_LABELS
+    # Bars too narrow for their label at 10 px on the widest plot carry none: plotly
+    # measures every label it is given (hundreds in "full" mode at a small min size), in
+    # the page a forced layout each, then hides those that do not fit.
+    labels = [f"{label}{sep}{int(size):,} ch." for label, size in zip(icicle["labels"], sizes)]
+    bar_px = sizes / total * ICICLE_WIDEST_PX
+    labelled = [size >= total / ICICLE_MAX_LABELS and px >= label_min_px(text) + _LABEL_PAD_PX
+                for size, px, text in zip(sizes, bar_px, labels)]
     figure = go.Figure(go.Bar(
         x=left + sizes / 2, width=sizes, base=-(depth + 1.0), y=np.ones(sizes.size),
         customdata=paths, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-        text=[f"{label}{sep}{int(size):,} ch." if keep else ""
-              for label, size, keep in zip(icicle["labels"], sizes, labelled)],
+        text=[text if keep else "" for text, keep in zip(labels, labelled)],
         textposition="inside", insidetextanchor="middle", textangle=0,
         # The label colour is given (the more readable of black and white on each bar): left
         # to plotly it warns once per bar with a console trace on every draw (seconds).
