@@ -42,6 +42,23 @@ def test_compare_weights_with_wordnet_and_follow_a_pair(dash_server, new_page, a
         ".data.length")
     assert traces == 5
     page.screenshot(path=str(artifacts_dir / "compare-page.png"), full_page=True)
+    # A leaf of the left tree names its class on hover (its trace draws no marker).
+    page.locator("#compare-tanglegram-graph").scroll_into_view_if_needed()
+    leaf = page.evaluate("""() => {
+      const gd = document.querySelector('#compare-tanglegram-graph .js-plotly-plot');
+      const t = gd._fullData.find((trace) => trace.name === 'classes');
+      const i = Math.floor(t.y.length / 2), fl = gd._fullLayout;
+      const box = gd.getBoundingClientRect();
+      return {name: t.hovertext[i], mode: t.mode,
+              x: box.left + fl._size.l + fl.xaxis.l2p(t.x[i]),
+              y: box.top + fl._size.t + fl.yaxis.l2p(t.y[i])};
+    }""")
+    assert leaf["mode"] == "none"
+    page.mouse.move(leaf["x"] + 3, leaf["y"] + 3)
+    page.mouse.move(leaf["x"], leaf["y"])
+    page.wait_for_function("(name) => Array.from(document.querySelectorAll("
+                           "'#compare-tanglegram-graph .hovertext')).some(h => "
+                           "h.textContent.includes(name))", arg=leaf["name"], timeout=10_000)
     link = page.locator(".cm-compare-pair").first
     pair = link.inner_text().split(" — ")
     expected = parse_index_set(parse_qs(urlparse(link.get_attribute("href")).query)["classes"][0])
