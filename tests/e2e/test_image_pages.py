@@ -78,4 +78,15 @@ def test_confidence_heatmap_and_clustering_render(dash_server, new_page, artifac
     page.wait_for_selector("#clustering-cluster-graph .scatterlayer .trace .point",
                            timeout=RENDER_TIMEOUT)
     assert "mean over classes" in page.inner_text("#clustering-within-table")
+    # The scatters' legends fit in the room the figures give them (the margins do not
+    # grow after drawing: no second draw), long names ("cluster 10") included.
+    boxes = page.evaluate("""() => ['clustering-true-graph', 'clustering-cluster-graph']
+      .map((id) => {
+        const root = document.querySelector('#' + id + ' .js-plotly-plot');
+        const legend = root.querySelector('.legend').getBoundingClientRect();
+        const svg = root.querySelector('.main-svg').getBoundingClientRect();
+        return [legend.right, svg.right, root._fullLayout.margin.autoexpand];
+      })""")
+    for legend_right, svg_right, autoexpand in boxes:
+        assert legend_right <= svg_right and autoexpand is False, boxes
     page.screenshot(path=str(artifacts_dir / "e2e-images-03-clustering.png"), full_page=True)

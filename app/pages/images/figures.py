@@ -32,6 +32,7 @@ PALETTE = (
 )
 WEBGL_POINTS = 3000
 LEGEND_LIMIT = 40  # classes listed in a legend; above this one trace with a colour scale
+LEGEND_CHAR_PX = 7.4  # a 12 px legend label's character, on the wide side (sizes the margin)
 FADED = 0.18  # opacity of the classes that are not focal
 SHOWN = 0.85  # opacity of the class traces
 
@@ -140,6 +141,13 @@ def sample_scatter(
         marker=dict(symbol="circle-open", size=18, color=ACCENT, line=dict(width=3)),
     ))
     _axes(figure, axis_titles)
+    if show_legend:
+        # The legend's room is given: with the margin left to expand, plotly measured the
+        # legend after drawing and drew the whole scatter again (``doAutoMargin``, ≈ 35 ms
+        # a graph).
+        longest = max([len(str(group_names[g])) for g in present] + [len(legend_title)])
+        figure.update_layout(margin=dict(r=int(64 + LEGEND_CHAR_PX * longest),
+                                         autoexpand=False))
     return figure
 
 
