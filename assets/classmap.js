@@ -739,6 +739,13 @@
       var p = value && value.points && value.points[0];
       return p && p.customdata ? {focal: p.customdata} : null;
     },
+    /* A click on a point of trace ``c.curve`` whose customdata is [class id, …] makes
+       that class the focal class (the Weights scatter's classes). */
+    focalFromPoint: function (value, sel, c) {
+      var p = value && value.points && value.points[0];
+      if (!p || p.curveNumber !== c.curve || !Array.isArray(p.customdata)) { return null; }
+      return p.customdata[0] ? {focal: String(p.customdata[0])} : null;
+    },
   };
 
   window.dash_clientside = window.dash_clientside || {};
@@ -931,8 +938,6 @@
       return same2(picked, previous) ? noUpdate() : picked;
     },
 
-    /* A status store's model and state, updated only when they change: what a view of
-       the model alone listens to (a metric or linkage switch costs it no request). */
     /* The app root's class for the page at ``pathname``: "cm-app cm-on-<page>" (the
        page's path under the URL prefix → its name: the constants' ``pages``). */
     pageClass: function (pathname) {
@@ -943,6 +948,8 @@
       return "cm-app" + (name ? " cm-on-" + name : "");
     },
 
+    /* A status store's model and state, updated only when they change: what a view of
+       the model alone listens to (a metric or linkage switch costs it no request). */
     modelStatus: function (status, previous) {
       if (!status || typeof status !== "object") { return noUpdate(); }
       var key = Array.isArray(status.key) ? status.key : [];

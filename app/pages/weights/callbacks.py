@@ -36,7 +36,7 @@ from classmap.app.pages.weights import ids
 from classmap.app.shell.analysis import FOCAL_ALL_OPTIONS, focal_option, ready_view
 from classmap.app.shell.clientside import (bind_field, clientside, mirror_shared_state,
                                           name_downloads, project_selection,
-                                          relay_selection_requests)
+                                          relay_selection_requests, select_on)
 from classmap.app.shell.figures import message_figure
 from classmap.app.shell.services import ModelView, Services
 from classmap.app.shell.images import ImageServices, image_services_for
@@ -311,25 +311,6 @@ def node_logic(services: Services, selection: dict | None, status: dict | None) 
     order = channels[(-weights[channels]).argsort(kind="stable")][:CHANNEL_LIST_LIMIT]
     items = [f"channel {int(c)}  {float(weights[c]):+.4f}" for c in order]
     return title, items
-
-
-def scatter_click_logic(services: Services, click: dict | None, selection: dict | None,
-                        status: dict | None) -> dict:
-    """Click on a class in the scatter → it becomes the focal class (every page)."""
-    points = (click or {}).get("points") or []
-    if not points or points[0].get("curveNumber") != wfig.SCATTER_POINTS:
-        raise PreventUpdate
-    sel, view, _ = ready_view(services, selection, status)
-    if view is None:
-        raise PreventUpdate
-    custom = points[0].get("customdata") or []
-    index = view.find_class(str(custom[0])) if custom else None
-    if index is None:
-        raise PreventUpdate
-    focal = view.class_id(index)
-    if focal == sel.focal:
-        raise PreventUpdate
-    return update_selection(selection or {}, focal=focal)
 
 
 def icicle_click_logic(click: dict | None, selection: dict | None) -> dict:
@@ -653,13 +634,10 @@ def register(app: Any, services: Services) -> None:
                Input(ids.WEIGHTS_NODE_ITEMS, "data"),
                constants={"target": ids.WEIGHTS_NODE_CHANNELS}, prevent_initial_call=True)
 
-    @app.callback(
-        Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),
-        Input(ids.WEIGHTS_SCATTER, "clickData"), State(shell_ids.SELECTION, "data"),
-        State(shell_ids.STATUS, "data"), prevent_initial_call=True,
-    )
-    def weights_scatter_click(click, selection, status):
-        return scatter_click_logic(services, click, selection, status)
+    # A click on a class in the scatter makes it the focal class — in the browser (its
+    # customdata is the class id): no round trip before the views ask.
+    select_on(app, Input(ids.WEIGHTS_SCATTER, "clickData"), "focalFromPoint",
+              ids.WEIGHTS_SELECTION, curve=wfig.SCATTER_POINTS)
 
     @app.callback(
         Output(ids.WEIGHTS_SELECT, "data", allow_duplicate=True),

@@ -17,6 +17,7 @@ from dash.exceptions import PreventUpdate
 import classmap.app.pages.weights.callbacks as cw
 import classmap.app.pages.weights.figures as wfig
 from classmap.app.pages.weights import ids
+from classmap.app.shell import ids as shell_ids
 from classmap.app.pages.weights.services import (
     ald_analysis,
     ald_density,
@@ -31,6 +32,7 @@ from tests.app.test_layering import imported_modules
 ROOT = Path(__file__).resolve().parents[4]
 MODEL = "lite0-imagenet"
 DUNGENESS = ("n01978287", 118)
+ASSET_JS = Path(__file__).resolve().parents[4] / "assets" / "classmap.js"
 KING_CRAB = ("n01981276", 121)
 READY = {"key": [MODEL, "cosine", "ward"], "state": "ready", "message": ""}
 # Trace types of the partial plotly.js bundle the dashboard loads.
@@ -136,21 +138,22 @@ def test_scatter_leaves_out_undefined_points_and_says_so(services, lite0):
     assert not figure.layout.shapes and not figure.layout.annotations
 
 
-def test_clicking_a_scatter_point_makes_it_the_focal_class(services, lite0):
+def test_clicking_a_scatter_point_makes_it_the_focal_class_in_the_browser(
+        app_settings, services, lite0):
+    """The scatter's click sets the focal class in the browser (``focalFromPoint`` in
+    classmap.js, from the point's customdata = [class id, index]; the focal mark's trace
+    and others are ignored); tests/e2e/test_weights_page.py clicks a point."""
+    from classmap.app.server import create_app
+    from classmap.app.shell.clientside import browser_config
+
     columns = ald_analysis(services, MODEL).table.columns()
     figure = wfig.classes_scatter_figure(columns, "r2", lite0.ids, lite0.short_names, None)
-    custom = figure.data[0].customdata[KING_CRAB[1]]  # no NaNs: point i is class i
-    click = {"points": [{"curveNumber": 0, "pointIndex": KING_CRAB[1],
-                         "customdata": list(custom)}]}
-    before = selection(focal=DUNGENESS[0], snode="+-")
-    after = cw.scatter_click_logic(services, click, before, READY)
-    assert after["focal"] == KING_CRAB[0]
-    assert after["snode"] is None  # the split node belongs to the previous class
-    with pytest.raises(PreventUpdate):  # the focal mark is not a class point
-        cw.scatter_click_logic(services, {"points": [{"curveNumber": 1, "customdata": custom}]},
-                               before, READY)
-    with pytest.raises(PreventUpdate):  # clicking the focal class again changes nothing
-        cw.scatter_click_logic(services, click, after, READY)
+    custom = figure.data[wfig.SCATTER_POINTS].customdata[KING_CRAB[1]]  # point i is class i
+    assert custom[0] == KING_CRAB[0]
+    constants = browser_config(create_app(app_settings, services))["callbacks"]
+    key = f"{shell_ids.SELECTION}.data|{ids.WEIGHTS_SCATTER}.clickData"
+    assert constants[key] == {"change": "focalFromPoint", "curve": wfig.SCATTER_POINTS}
+    assert "focalFromPoint: function" in ASSET_JS.read_text()
 
 
 def test_focal_panel(services, lite0, lite0_head):
