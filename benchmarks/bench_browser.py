@@ -373,6 +373,21 @@ def classes_page(bench: Bench) -> None:
                            " || '').includes('cosine')")
     bench.idle(page)
 
+    # Linkage Ward → average (a new tree: its analysis computed in the warm-up, held in
+    # memory), and back, untimed.
+    before = page.evaluate("() => [window.__sig('similarity-heatmap'), "
+                           "window.__sig('dendrogram-graph')]")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    click = pick_option(page, "#shell-linkage", "average")
+    bench.step(page, name, "linkage Ward → average", CLICK_EVENTS, click,
+               f"location.search.includes('linkage=average') && "
+               f"window.__sig('similarity-heatmap') !== {json.dumps(before[0])} && "
+               f"window.__sig('dendrogram-graph') !== {json.dumps(before[1])}",
+               "heatmap and dendrogram redrawn in the average-linkage tree's order")
+    pick_option(page, "#shell-linkage", "Ward (on row vectors)")()
+    page.wait_for_function("location.search.includes('linkage=ward')")
+    bench.idle(page)
+
     # Class map: PCA → t-SNE (cached after the warm-up) → PCA.
     page.locator("#class-map-graph").scroll_into_view_if_needed()
     for method, label_text in (("tsne", "t-SNE"), ("pca", "PCA")):

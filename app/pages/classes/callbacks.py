@@ -566,23 +566,26 @@ def neighbours_view_logic(services: Services, selection: dict | None, status: di
     A change of the cut alone recolours the bars drawn (``rendered`` says for what): an
     overlay of their colours (≈ 0.3 kB, a restyle of k bars in the browser) instead of
     a new chart (≈ 4 kB, built, sent and drawn anew — ≈ 40–90 ms of the browser's time
-    under load). The rows are the same then."""
+    under load). The rows are the same then. So they are after a linkage switch (the
+    scores depend on the model and the metric): a new tree only recolours the bars of a
+    cut, and leaves them be without one."""
     sel, view, _message = ready_view(services, selection, status)
     focal = focal_index(view, sel) if view is not None else None
     if view is None or focal is None:
         figure, table = neighbours_logic(services, selection, status)
         return figure, table, no_update, None
-    key = {"key": list(sel.analysis_key), "focal": view.class_id(focal), "k": sel.k}
+    key = {"scores": [sel.model, sel.metric], "focal": view.class_id(focal), "k": sel.k}
+    drawn = {**key, "cut": sel.cut, "tree": list(sel.tree_key)}
     if isinstance(rendered, dict) and {k: rendered.get(k) for k in key} == key:
-        if rendered.get("cut") == sel.cut:
+        if rendered.get("cut") == sel.cut and (not sel.cut or rendered.get("tree") == drawn["tree"]):
             return no_update, no_update, no_update, no_update
         rows = services.neighbours(view, focal, sel.k)
         colours = neighbour_colours(view, sel, rows.indices)
         overlay = {"traces": {0: {"marker.color": colours if colours is not None
                                   else [figures.NEIGHBOUR_COLOUR] * len(rows.indices)}}}
-        return no_update, no_update, overlay, {**key, "cut": sel.cut}
+        return no_update, no_update, overlay, drawn
     figure, table = neighbours_logic(services, selection, status)
-    return figure, table, no_update, {**key, "cut": sel.cut}
+    return figure, table, no_update, drawn
 
 
 def picker_options(services: Services, resolved: dict[str, Any]) -> list[dict[str, str]]:

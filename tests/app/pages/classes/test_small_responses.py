@@ -64,6 +64,29 @@ def test_a_cut_recolours_the_nearest_classes_with_an_overlay_not_a_new_chart(ser
     assert len(json.dumps(out[OVERLAY])) * 5 < len(to_json_plotly(drawn))
 
 
+def test_a_linkage_switch_recolours_the_bars_of_a_cut_and_leaves_them_without_one(
+        services, lite0_view):
+    """The nearest classes' scores depend on the model and the metric, not the linkage:
+    a new tree sends no new chart — the bars of a cut get the new tree's cluster colours
+    (an overlay, as a fresh page draws them), plain bars nothing."""
+    average = {"key": ["lite0-imagenet", "cosine", "average"], "state": "ready", "message": ""}
+    plain = neighbours_outputs(services, selection(), None)
+    out = neighbours_outputs(services, selection(linkage="average"), plain[RENDERED], average)
+    assert all(value is page.no_update for value in out.values())
+    cut = neighbours_outputs(services, selection(cut=10), None)
+    out = neighbours_outputs(services, selection(cut=10, linkage="average"), cut[RENDERED],
+                             average)
+    assert out[FIGURE] is page.no_update and out[ROWS] is page.no_update
+    fresh = neighbours_outputs(services, selection(cut=10, linkage="average"), None, average)
+    assert out[OVERLAY]["traces"][0]["marker.color"] == bar_colours(fresh[FIGURE])
+    assert out[OVERLAY]["traces"][0]["marker.color"] != bar_colours(cut[FIGURE])  # new tree
+    assert out[RENDERED] == fresh[RENDERED]
+    # the metric still redraws the chart (new scores)
+    euclid = neighbours_outputs(services, selection(cut=10, metric="euclidean"), cut[RENDERED],
+                                EUCLID)
+    assert euclid[FIGURE] is not page.no_update
+
+
 def test_a_cut_turned_off_restores_the_plain_bars(services, lite0_view):
     cut = neighbours_outputs(services, selection(cut=10), None)
     out = neighbours_outputs(services, selection(cut=0), cut[RENDERED])
