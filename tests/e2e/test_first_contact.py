@@ -294,3 +294,27 @@ def test_no_segmented_option_is_cut_off_at_1280(dash_server, new_page, name, pat
     page.goto(dash_server + path)
     page.wait_for_selector(ready, timeout=render_timeout(path))
     assert page.evaluate(CLIPPED_OPTIONS) == []
+
+
+@pytest.mark.parametrize("width", [1101, 1280])
+@pytest.mark.parametrize("linkage", ["ward", "average"])
+def test_tree_node_names_do_not_overlap(dash_server, new_page, artifacts_dir, linkage, width):
+    """The WordNet names on the tree's large nodes never cover each other, at the
+    narrowest two-column window (1,101 px) and at 1,280 px. Average linkage merges most
+    nodes near the top (heights ≈ 1), where names drawn for every large node piled up."""
+    page = new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{dash_server}/?linkage={linkage}")
+    labels = "#dendrogram-graph .scatterlayer .trace:last-child .textpoint text"
+    page.wait_for_selector(labels, timeout=RENDER_TIMEOUT)
+    page.wait_for_timeout(300)
+    page.locator("#dendrogram-graph").screenshot(
+        path=str(artifacts_dir / f"e2e-{width}-tree-names-{linkage}.png"))
+    boxes = page.evaluate(f"""() => Array.from(document.querySelectorAll('{labels}'))
+      .map(e => {{ const r = e.getBoundingClientRect();
+                  return [e.textContent, r.left, r.right, r.top, r.bottom]; }})""")
+    assert len(boxes) >= 4, boxes
+    for k, (name, left, right, top, bottom) in enumerate(boxes):
+        for other, o_left, o_right, o_top, o_bottom in boxes[k + 1:]:
+            apart = right <= o_left or o_right <= left or bottom <= o_top or o_bottom <= top
+            assert apart, f"{name!r} overlaps {other!r}: {boxes}"

@@ -57,7 +57,6 @@ from classmap.app.shell.tree_layout import cluster_runs, cut_height, node_cluste
 log = logging.getLogger(__name__)
 
 SUBTREE_LIST_LIMIT = 2000  # classes listed in the side panel (the CSV has all)
-NODE_LABELS = 12  # the largest visible nodes labelled with their WordNet name (issue 13)
 
 
 # -- shared helpers -----------------------------------------------------------------------------
@@ -316,9 +315,10 @@ def wordnet_node_text(wordnet: Any, view: ModelView, nodes: np.ndarray) -> list[
 
 def wordnet_node_labels(wordnet: Any, view: ModelView, nodes: np.ndarray,
                         sizes: np.ndarray, visible: int) -> list[str] | None:
-    """Short WordNet names on the :data:`NODE_LABELS` largest nodes that hold at least
-    1/20 of the visible classes (and ≥ 4) and are named differently from their parent
-    (so a chain of "artifact" nodes is labelled once); "" elsewhere."""
+    """Short WordNet names on the nodes that hold at least 1/20 of the visible classes
+    (and ≥ 4) and are named differently from their parent (so a chain of "artifact"
+    nodes is labelled once); "" elsewhere. The figure draws the largest of them that fit
+    (``figures.NODE_LABELS``, none overlapping)."""
     if not wordnet.available or wordnet.names is None or len(nodes) == 0:
         return None
     count = view.num_classes
@@ -332,9 +332,7 @@ def wordnet_node_labels(wordnet: Any, view: ModelView, nodes: np.ndarray,
 
     labels = [""] * len(nodes)
     eligible = np.flatnonzero((sizes >= max(4, visible / 20)) & (nodes >= count))
-    chosen = [k for k in eligible[np.argsort(-sizes[eligible], kind="stable")]
-              if new_name(int(nodes[k]))][:NODE_LABELS]
-    for k in chosen:
+    for k in (k for k in eligible if new_name(int(nodes[k]))):
         labels[k] = short_name(names[int(nodes[k]) - count])
     return labels
 

@@ -329,6 +329,47 @@ def heatmap_shapes(
 
 DENDRO_LINKS, DENDRO_NODES, DENDRO_LABELS = range(3)
 FOCAL_STRIP = 0.12  # fraction of the tree's height drawn below the leaves
+DENDROGRAM_HEIGHT = 250  # px, the Classes page's tree (layout.py)
+NODE_LABELS = 12  # at most this many nodes carry their name (the largest first)
+# Node names are placed only where they cannot overlap. Their boxes are estimated in
+# pixels for the narrowest tree the page draws: 444 px of plot at a 1,101 px window (at
+# 1,100 px and below the cards stack and the tree is wider). A 10 px label character is
+# ≈ 5.1 px wide in DejaVu Sans ("instrumentality": 76 px), 6.3 in short words ("dog"),
+# so 5.6 per character plus a 4 px gap; a line is 11 px tall, drawn 3 px above its node.
+NARROWEST_TREE_PX = 440
+NODE_LABEL_CHAR_PX = 5.6
+NODE_LABEL_PAD_PX = 4
+NODE_LABEL_LINE_PX = 11
+NODE_LABEL_RAISE_PX = 3
+
+
+def apart_labels(x: np.ndarray, y: np.ndarray, texts: Sequence[str], *,
+                 x_range: tuple[float, float], y_range: tuple[float, float],
+                 plot_px: tuple[float, float], most: int = NODE_LABELS) -> list[int]:
+    """Which labels to draw so that none overlaps another: greedy, in the given order.
+
+    x, y : ndarrays of shape (n,) — each label's anchor (a node) in data coordinates;
+        the label is centred above it ("top center")
+    texts : the n labels, in order of priority
+    x_range, y_range : the axes' ranges; plot_px : (width, height) of the plot in px
+    Returns the indices of the kept labels (at most ``most``), in priority order.
+    """
+    sx = plot_px[0] / (x_range[1] - x_range[0])
+    sy = plot_px[1] / (y_range[1] - y_range[0])
+    kept: list[int] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    for k, text in enumerate(texts):
+        half = (NODE_LABEL_CHAR_PX * len(text) + NODE_LABEL_PAD_PX) / 2
+        cx, bottom = (float(x[k]) - x_range[0]) * sx, (float(y[k]) - y_range[0]) * sy
+        box = (cx - half, cx + half, bottom + NODE_LABEL_RAISE_PX,
+               bottom + NODE_LABEL_RAISE_PX + NODE_LABEL_LINE_PX)
+        if all(box[1] <= b[0] or b[1] <= box[0] or box[3] <= b[2] or b[3] <= box[2]
+               for b in boxes):
+            kept.append(k)
+            boxes.append(box)
+            if len(kept) == most:
+                break
+    return kept
 
 
 def dendrogram_figure(
@@ -365,7 +406,9 @@ def dendrogram_figure(
     overlays : layout parts from :func:`dendrogram_overlays` (selection, focal, clusters)
     wordnet_names : shape (m,) — each node's WordNet name ("crab (100 %)"), shown on
         hover; None when the classes have no WordNet ids
-    node_labels : shape (m,) — text drawn next to a node ("" for none: large nodes only)
+    node_labels : shape (m,) — a node's name to draw above it ("" for none); at most
+        :data:`NODE_LABELS` are drawn, the largest nodes first, and none where it would
+        overlap one already placed (:func:`apart_labels`, at the narrowest tree drawn)
     leaf_labels : one per leaf position of ``x_range`` ("" for none, :func:`thinned_labels`)
         — class names under the leaves (then the bottom margin grows to hold them)
 
@@ -393,16 +436,28 @@ def dendrogram_figure(
              connectgaps=False),
         nodes,
     ]
+    margin = matrix_margins(named)
+    if leaf_labels is not None and any(leaf_labels):
+        margin["b"] = int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)
+    y_range = (-FOCAL_STRIP * top, 1.04 * top)
     if node_labels is not None and any(node_labels):
         # Their own trace of the few named nodes: as the markers' text, plotly made an
         # (empty) text element for every node — a thousand more elements to redraw.
-        named_nodes = [i for i, label in enumerate(node_labels) if label]
+        # The 20 × NODE_LABELS largest named nodes are tried (a chained 21k-class tree
+        # has thousands of large nodes).
+        candidates = [i for i in np.argsort(-np.asarray(node_sizes), kind="stable")
+                      if node_labels[i]][:20 * NODE_LABELS]
+        plot_px = (NARROWEST_TREE_PX,
+                   (height or DENDROGRAM_HEIGHT) - margin["t"] - margin["b"])
+        named_nodes = [candidates[k] for k in apart_labels(
+            np.asarray(node_x)[candidates], np.asarray(node_y)[candidates],
+            [node_labels[i] for i in candidates], x_range=x_range, y_range=y_range,
+            plot_px=plot_px)]
         traces.append(dict(
             type="scatter", mode="text", name="labels", x=np.asarray(node_x)[named_nodes],
             y=np.asarray(node_y)[named_nodes], text=[node_labels[i] for i in named_nodes],
             textposition="top center", textfont=dict(size=10, color=MUTED), cliponaxis=False,
             hoverinfo="skip", showlegend=False))
-    margin = matrix_margins(named)
     xaxis: dict[str, Any] = dict(range=list(x_range), showticklabels=False, automargin=False)
     if leaf_labels is not None and any(leaf_labels):
         first = int(np.ceil(x_range[0]))
@@ -411,10 +466,9 @@ def dendrogram_figure(
         xaxis.update(showticklabels=True, tickvals=[p for p, _ in shown],
                      ticktext=[t for _, t in shown], tickangle=-60,
                      tickfont=dict(size=9, color=MUTED), ticks="")
-        margin["b"] = int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)
     # A strip below the leaves holds the focal marker and lasso bars.
     yaxis = dict(title=dict(text="merge height", font=dict(size=11, color=MUTED), standoff=4),
-                 range=[-FOCAL_STRIP * top, 1.04 * top], showgrid=True, gridcolor=GRID,
+                 range=list(y_range), showgrid=True, gridcolor=GRID,
                  tickfont=dict(size=10), automargin=False, zeroline=True, zerolinecolor=GRID)
     return _figure(traces, dict(
         template=_TEMPLATE_JSON, height=height, showlegend=False, uirevision=uirevision,

@@ -17,7 +17,7 @@ from classmap.app.shell.callbacks import page_query_store, resolve_page_query
 from classmap.app.shell.jobs import failure_bar, watchdog_interval
 from classmap.app.shell.services import current_services
 from classmap.app.shell.widgets import button, card, field, graph, how_to_read, job_progress
-from classmap.app.pages.classes.figures import message_figure
+from classmap.app.pages.classes.figures import DENDROGRAM_HEIGHT, message_figure
 from classmap.app.shell.selection import MAX_CUT, MAX_TOP_K, parse_query
 
 PAGE = "classes"
@@ -58,7 +58,7 @@ def build_classes_page(selection: Mapping[str, Any], problems: Sequence[str], *,
     matrix = card(
         "Similarity and hierarchy",
         [
-            graph(ids.DENDROGRAM, loading, class_name="cm-dendrogram", height=250),
+            graph(ids.DENDROGRAM, loading, class_name="cm-dendrogram", height=DENDROGRAM_HEIGHT),
             graph(ids.HEATMAP, loading, class_name="cm-heatmap", height=660,
                   clear_on_unhover=True),
             dcc.Tooltip(id=ids.HEATMAP_TOOLTIP, direction="right", className="cm-tooltip"),

@@ -3,6 +3,8 @@ nodes, the side panel's name and purity, and the agreement summary (or why none)
 
 from __future__ import annotations
 
+import numpy as np
+
 from classmap.app.pages.classes import callbacks as page
 from classmap.app.shell.selection import default_selection, update_selection
 
@@ -36,9 +38,43 @@ def test_large_nodes_are_labelled_and_small_ones_are_not(services, lite0_view):
     at = {(float(x), float(y)): int(size)
           for x, y, (_n, size) in zip(nodes.x, nodes.y, nodes.customdata)}
     labelled = [(t, at[(float(x), float(y))]) for t, x, y in zip(labels.text, labels.x, labels.y)]
-    assert 0 < len(labelled) <= page.NODE_LABELS and all(labelled)
+    assert 0 < len(labelled) <= page.figures.NODE_LABELS and all(labelled)
     assert all(size >= 50 for _t, size in labelled)  # 1/20 of the 1,000 classes shown
-    assert {"dog", "bird"} <= {t for t, _ in labelled}  # chains of one name labelled once
+    assert "dog" in {t for t, _ in labelled}  # the chain of "dog" nodes labelled once
+    assert [t for t, _ in labelled].count("dog") == 1
+
+
+def test_node_label_candidates_name_each_chain_once(services, lite0_view):
+    """Every node of ≥ 50 classes whose name differs from its parent's is a candidate;
+    a parent and child of the same name are not both."""
+    nodes = np.arange(lite0_view.num_classes, 2 * lite0_view.num_classes - 1)
+    layout = lite0_view.layout
+    sizes = layout.last[nodes] - layout.first[nodes] + 1
+    labels = page.wordnet_node_labels(page.wordnet_for(services, lite0_view), lite0_view,
+                                      nodes, sizes, lite0_view.num_classes)
+    named = {int(n): t for n, t in zip(nodes, labels) if t}
+    assert {"dog", "bird"} <= set(named.values())
+    for parent, pair in enumerate(layout.children, start=lite0_view.num_classes):
+        for child in map(int, pair):
+            assert not (child in named and parent in named and named[child] == named[parent])
+    assert all(sizes[n - lite0_view.num_classes] >= 50 for n in named)
+
+
+def test_apart_labels_keep_the_first_of_two_that_would_overlap():
+    from classmap.app.pages.classes.figures import NODE_LABEL_CHAR_PX, apart_labels
+
+    frame = dict(x_range=(0.0, 100.0), y_range=(0.0, 100.0), plot_px=(400.0, 200.0))
+    # "abcdef" is 6 × 5.6 + 4 ≈ 37.6 px wide: centres 8 px (2 units) apart overlap, 48 px don't
+    assert apart_labels(np.array([10, 12]), np.array([50, 50]), ["abcdef"] * 2, **frame) == [0]
+    assert apart_labels(np.array([10, 22]), np.array([50, 50]), ["abcdef"] * 2, **frame) == [0, 1]
+    # one line (11 px = 5.5 units) higher: no overlap whatever the x
+    assert apart_labels(np.array([10, 10]), np.array([50, 56]), ["abcdef"] * 2, **frame) == [0, 1]
+    assert apart_labels(np.array([10, 10]), np.array([50, 54]), ["abcdef"] * 2, **frame) == [0]
+    # the order is the priority: the later one gives way, and ``most`` caps the count
+    assert apart_labels(np.array([12, 10]), np.array([50, 50]), ["abcdef"] * 2, **frame) == [0]
+    spread = np.arange(0, 100, 20)
+    assert apart_labels(spread, np.full(5, 50), ["ab"] * 5, most=3, **frame) == [0, 1, 2]
+    assert NODE_LABEL_CHAR_PX * 6 + 4 < 48
 
 
 def test_side_panel_names_the_selected_subtree(services, lite0_view):
