@@ -575,7 +575,8 @@ def neighbours_view_logic(services: Services, selection: dict | None, status: di
     key = {"scores": [sel.model, sel.metric], "focal": view.class_id(focal), "k": sel.k}
     drawn = {**key, "cut": sel.cut, "tree": list(sel.tree_key)}
     if isinstance(rendered, dict) and {k: rendered.get(k) for k in key} == key:
-        if rendered.get("cut") == sel.cut and (not sel.cut or rendered.get("tree") == drawn["tree"]):
+        same_colours = not sel.cut or rendered.get("tree") == drawn["tree"]
+        if rendered.get("cut") == sel.cut and same_colours:
             return no_update, no_update, no_update, no_update
         rows = services.neighbours(view, focal, sel.k)
         colours = neighbour_colours(view, sel, rows.indices)

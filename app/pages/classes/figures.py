@@ -437,7 +437,8 @@ def dendrogram_figure(
         nodes,
     ]
     margin = matrix_margins(named)
-    if leaf_labels is not None and any(leaf_labels):
+    leaves_named = leaf_labels is not None and any(leaf_labels)
+    if leaves_named:
         margin["b"] = int(12 + TICK_CHAR_PX * LEAF_LABEL_CHARS * 0.8)
     y_range = (-FOCAL_STRIP * top, 1.04 * top)
     if node_labels is not None and any(node_labels):
@@ -459,7 +460,7 @@ def dendrogram_figure(
             textposition="top center", textfont=dict(size=10, color=MUTED), cliponaxis=False,
             hoverinfo="skip", showlegend=False))
     xaxis: dict[str, Any] = dict(range=list(x_range), showticklabels=False, automargin=False)
-    if leaf_labels is not None and any(leaf_labels):
+    if leaves_named:
         first = int(np.ceil(x_range[0]))
         shown = [(first + k, _shorten(t, LEAF_LABEL_CHARS))
                  for k, t in enumerate(leaf_labels) if t]
